@@ -1,0 +1,23 @@
+"""C++ code generation for the api/ protos with Debian's protoc."""
+
+def courier_cc_proto(name, srcs, visibility = None):
+    """Generates .pb.{h,cc} for all srcs in one protoc run and wraps them in a cc_library."""
+    pkg = native.package_name()
+    hdrs = [s[:-len(".proto")] + ".pb.h" for s in srcs]
+    ccs = [s[:-len(".proto")] + ".pb.cc" for s in srcs]
+    native.genrule(
+        name = name + "_gen",
+        srcs = srcs,
+        outs = hdrs + ccs,
+        cmd = "/usr/bin/protoc -I{pkg} -I/usr/include --cpp_out=$(GENDIR)/{pkg} $(SRCS)".format(pkg = pkg),
+        message = "protoc " + pkg,
+    )
+    native.cc_library(
+        name = name,
+        srcs = ccs,
+        hdrs = hdrs,
+        includes = ["."],
+        copts = ["-w"],
+        deps = ["@com_google_protobuf_system//:lib"],
+        visibility = visibility,
+    )
