@@ -9,15 +9,17 @@ def _system_library_impl(ctx):
 cc_library(
     name = "lib",
     linkopts = {linkopts},
+    defines = {defines},
     visibility = ["//visibility:public"],
 )
-""".format(linkopts = repr(ctx.attr.linkopts)))
+""".format(linkopts = repr(ctx.attr.linkopts), defines = repr(ctx.attr.defines)))
 
 system_library = repository_rule(
     implementation = _system_library_impl,
     attrs = {
         "headers": attr.string_list(doc = "headers under /usr/include whose presence proves the package is installed"),
         "linkopts": attr.string_list(),
+        "defines": attr.string_list(),
         "package": attr.string(doc = "the Debian package that provides it"),
     },
     local = True,
@@ -66,11 +68,19 @@ def courier_dependencies():
         "libevent_system": (["event2/event.h"], ["-levent", "-levent_pthreads"], "libevent-dev"),
         "yaml_cpp_system": (["yaml-cpp/yaml.h"], ["-lyaml-cpp"], "libyaml-cpp-dev"),
         "re2_system": (["re2/re2.h"], ["-lre2"], "libre2-dev"),
-        "spdlog_system": (["spdlog/spdlog.h"], ["-lspdlog", "-lfmt"], "libspdlog-dev"),
         "gtest_system": (["gtest/gtest.h", "gmock/gmock.h"], ["-lgmock", "-lgtest", "-lpthread"], "libgmock-dev"),
         "gtest_main_system": (["gtest/gtest.h"], ["-lgmock_main"], "libgmock-dev"),
         "benchmark_system": (["benchmark/benchmark.h"], ["-lbenchmark", "-lpthread"], "libbenchmark-dev"),
     }
     for name, (headers, linkopts, package) in libs.items():
         system_library(name = name, headers = headers, linkopts = linkopts, package = package)
+
+    # Debian builds spdlog as a shared library on the external fmt.
+    system_library(
+        name = "spdlog_system",
+        headers = ["spdlog/spdlog.h"],
+        linkopts = ["-lspdlog", "-lfmt", "-pthread"],
+        defines = ["SPDLOG_SHARED_LIB", "SPDLOG_COMPILED_LIB", "SPDLOG_FMT_EXTERNAL"],
+        package = "libspdlog-dev",
+    )
     llhttp_repository(name = "llhttp_system")
