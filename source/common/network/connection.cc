@@ -1,0 +1,246 @@
+#include "source/common/network/connection.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "source/common/stats/store.h"
+
+namespace courier::network {
+namespace {
+// Upper bound of one read event when no buffer limit is set, so that one busy
+// connection cannot starve the others on the loop.
+constexpr size_t kDefaultReadChunk = 64 * 1024;
+}  // namespace
+
+uint64_t Connection::next_id_ = 0;
+
+Connection::Connection(event::Dispatcher& dispatcher, SocketFd fd, Address remote, Address local)
+    : Connection(dispatcher, std::move(fd), std::move(remote), State::Open) {
+  local_ = std::move(local);
+}
+
+Connection::Connection(event::Dispatcher& dispatcher, SocketFd fd, Address remote, State state)
+    : dispatcher_(dispatcher), fd_(std::move(fd)), remote_(std::move(remote)), state_(state),
+      // Unique per process, for logs; taken once per connection.
+      id_(__atomic_fetch_add(&next_id_, 1, __ATOMIC_RELAXED)) {
+  file_event_ = dispatcher_.createFileEvent(fd_.get(), [this](uint32_t events) { onFileEvent(events); });
+}
+
+std::unique_ptr<Connection> Connection::connect(event::Dispatcher& dispatcher, const Address& remote) {
+  auto fd = connectTo(remote);
+  if (!fd.ok()) {
+    // Report the failure through the usual event path, after the caller has
+    // had a chance to add its callbacks.
+    int raw = ::socket(remote.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    auto conn = std::unique_ptr<Connection>(new Connection(dispatcher, SocketFd(raw), remote, State::Connecting));
+    conn->connect_failed_immediately_ = true;
+    conn->file_event_->activate(event::kWrite);
+    return conn;
+  }
+  return std::unique_ptr<Connection>(new Connection(dispatcher, std::move(*fd), remote, State::Connecting));
+}
+
+Connection::~Connection() {
+  file_event_.reset();
+}
+
+void Connection::removeConnectionCallbacks(ConnectionCallbacks& cb) {
+  callbacks_.erase(std::remove(callbacks_.begin(), callbacks_.end(), &cb), callbacks_.end());
+}
+
+void Connection::addReadFilter(std::unique_ptr<ReadFilter> filter) {
+  filter->initializeReadFilterCallbacks(*this);
+  filters_.push_back(std::move(filter));
+}
+
+bool Connection::initializeReadFilters() {
+  for (auto& f : filters_) {
+    if (f->onNewConnection() == FilterStatus::StopIteration) break;
+    if (state_ == State::Closed) return false;
+  }
+  return state_ != State::Closed;
+}
+
+void Connection::setBufferLimits(uint32_t limit) { buffer_limit_ = limit; }
+
+void Connection::onFileEvent(uint32_t events) {
+  if (state_ == State::Connecting) {
+    if (events & event::kWrite) onConnectComplete();
+    return;
+  }
+  if (state_ == State::Closed) return;
+  if (events & event::kWrite) onWriteReady();
+  if (state_ == State::Closed) return;
+  if (events & event::kRead) onReadReady();
+}
+
+void Connection::onConnectComplete() {
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (connect_failed_immediately_ || getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+    closeSocket(ConnectionEvent::RemoteClose);
+    return;
+  }
+  state_ = State::Open;
+  local_ = Address::localOf(fd_.get());
+  raise(ConnectionEvent::Connected);
+  if (state_ == State::Closed) return;
+  if (!write_buffer_.empty() || write_end_stream_) flush();
+  // Data may have arrived with the handshake; edge triggering won't repeat it.
+  if (state_ != State::Closed) file_event_->activate(event::kRead);
+}
+
+void Connection::onReadReady() {
+  if (!readEnabled() || read_end_stream_) return;
+  const size_t limit = buffer_limit_ > 0 ? buffer_limit_ : kDefaultReadChunk;
+  size_t got = 0;
+  bool eof = false;
+  while (got < limit) {
+    buffer::IoResult r = read_buffer_.readFromFd(fd_.get(), limit - got);
+    if (r.bytes > 0) {
+      got += static_cast<size_t>(r.bytes);
+      continue;
+    }
+    if (r.bytes == 0) {
+      eof = true;
+      break;
+    }
+    if (r.wouldBlock()) break;
+    if (r.err == EINTR) continue;
+    reset_ = r.err == ECONNRESET;
+    if (got > 0) dispatchRead(false);
+    closeSocket(ConnectionEvent::RemoteClose);
+    return;
+  }
+  bytes_read_ += got;
+  if (stats_.rx_total != nullptr && got > 0) stats_.rx_total->add(got);
+  if (eof) read_end_stream_ = true;
+  if (got > 0 || eof) dispatchRead(eof);
+  if (state_ == State::Closed) return;
+  if (eof && !half_close_) {
+    closeSocket(ConnectionEvent::RemoteClose);
+    return;
+  }
+  if (eof && write_shutdown_) {
+    // Both directions are finished.
+    closeSocket(ConnectionEvent::RemoteClose);
+    return;
+  }
+  // Hit the per-event limit: come back on the next iteration for the rest.
+  if (!eof && got >= limit && readEnabled()) file_event_->activate(event::kRead);
+}
+
+void Connection::dispatchRead(bool end_stream) {
+  if (filters_.empty()) return;
+  if (end_stream) read_end_delivered_ = true;
+  for (auto& f : filters_) {
+    if (f->onData(read_buffer_, end_stream) == FilterStatus::StopIteration) break;
+    if (state_ == State::Closed) return;
+  }
+}
+
+void Connection::readDisable(bool disable) {
+  if (disable) {
+    ++read_disable_count_;
+    return;
+  }
+  if (read_disable_count_ == 0) return;
+  if (--read_disable_count_ == 0 && state_ == State::Open) {
+    // Data may have arrived while disabled; edge triggering won't tell again.
+    file_event_->activate(event::kRead);
+  }
+}
+
+void Connection::write(buffer::Buffer& data, bool end_stream) {
+  if (state_ == State::Closed || write_end_stream_) {
+    data.drain(data.length());
+    return;
+  }
+  write_buffer_.move(data);
+  if (end_stream) write_end_stream_ = true;
+  if (state_ == State::Connecting) {
+    if (buffer_limit_ > 0 && !above_high_ && write_buffer_.length() > buffer_limit_) {
+      above_high_ = true;
+      for (auto* cb : std::vector<ConnectionCallbacks*>(callbacks_)) cb->onAboveWriteBufferHighWatermark();
+    }
+    return;
+  }
+  flush();
+}
+
+void Connection::onWriteReady() {
+  if (!write_buffer_.empty() || (write_end_stream_ && !write_shutdown_) || close_after_flush_) flush();
+}
+
+void Connection::flush() {
+  while (!write_buffer_.empty()) {
+    buffer::IoResult r = write_buffer_.writeToFd(fd_.get());
+    if (r.bytes > 0) {
+      bytes_written_ += static_cast<uint64_t>(r.bytes);
+      if (stats_.tx_total != nullptr) stats_.tx_total->add(static_cast<uint64_t>(r.bytes));
+      continue;
+    }
+    if (r.bytes < 0 && r.err == EINTR) continue;
+    if (r.bytes < 0 && r.wouldBlock()) break;
+    // EPIPE / ECONNRESET: the peer is gone.
+    reset_ = r.bytes < 0 && r.err == ECONNRESET;
+    write_buffer_.drain(write_buffer_.length());
+    closeSocket(ConnectionEvent::RemoteClose);
+    return;
+  }
+  checkWatermarksAfterWrite();
+  if (state_ == State::Closed || !write_buffer_.empty()) return;
+  if (close_after_flush_) {
+    closeSocket(ConnectionEvent::LocalClose);
+    return;
+  }
+  if (write_end_stream_ && !write_shutdown_) {
+    write_shutdown_ = true;
+    ::shutdown(fd_.get(), SHUT_WR);
+    if (read_end_stream_ && read_end_delivered_) closeSocket(ConnectionEvent::LocalClose);
+  }
+}
+
+void Connection::checkWatermarksAfterWrite() {
+  if (buffer_limit_ == 0) return;
+  const size_t len = write_buffer_.length();
+  if (!above_high_ && len > buffer_limit_) {
+    above_high_ = true;
+    for (auto* cb : std::vector<ConnectionCallbacks*>(callbacks_)) cb->onAboveWriteBufferHighWatermark();
+  } else if (above_high_ && len <= buffer_limit_ / 2) {
+    above_high_ = false;
+    for (auto* cb : std::vector<ConnectionCallbacks*>(callbacks_)) cb->onBelowWriteBufferLowWatermark();
+  }
+}
+
+void Connection::close(CloseType type) {
+  if (state_ == State::Closed) return;
+  if (type == CloseType::FlushWrite && state_ == State::Open && !write_buffer_.empty()) {
+    state_ = State::Closing;
+    close_after_flush_ = true;
+    // Nothing more is read; what is queued still goes out.
+    readDisable(true);
+    return;
+  }
+  closeSocket(ConnectionEvent::LocalClose);
+}
+
+void Connection::closeSocket(ConnectionEvent event) {
+  if (state_ == State::Closed) return;
+  state_ = State::Closed;
+  file_event_.reset();
+  fd_ = SocketFd();
+  raise(event);
+}
+
+void Connection::raise(ConnectionEvent event) {
+  // Callbacks may remove themselves (or others) while we iterate.
+  for (auto* cb : std::vector<ConnectionCallbacks*>(callbacks_)) {
+    if (std::find(callbacks_.begin(), callbacks_.end(), cb) != callbacks_.end()) cb->onEvent(event);
+  }
+}
+
+}  // namespace courier::network

@@ -1,0 +1,147 @@
+// A TCP connection owned by one worker's dispatcher: non-blocking reads into
+// and writes from chained buffers, read filters (the network filter chain),
+// half-close, flow control by write-buffer watermarks, and close events.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <vector>
+
+#include "source/common/buffer/buffer.h"
+#include "source/common/event/dispatcher.h"
+#include "source/common/network/address.h"
+#include "source/common/network/socket.h"
+
+namespace courier::stats {
+class Counter;
+class Gauge;
+}  // namespace courier::stats
+
+namespace courier::network {
+
+enum class ConnectionEvent { RemoteClose, LocalClose, Connected };
+enum class CloseType { FlushWrite, NoFlush };
+
+class Connection;
+
+class ConnectionCallbacks {
+ public:
+  virtual ~ConnectionCallbacks() = default;
+  virtual void onEvent(ConnectionEvent event) = 0;
+  // The write buffer went above its high watermark: stop feeding it.
+  virtual void onAboveWriteBufferHighWatermark() {}
+  // It drained below the low watermark: resume.
+  virtual void onBelowWriteBufferLowWatermark() {}
+};
+
+enum class FilterStatus { Continue, StopIteration };
+
+class ReadFilterCallbacks {
+ public:
+  virtual ~ReadFilterCallbacks() = default;
+  virtual Connection& connection() = 0;
+};
+
+// A network filter that sees bytes read from the downstream connection.
+class ReadFilter {
+ public:
+  virtual ~ReadFilter() = default;
+  virtual void initializeReadFilterCallbacks(ReadFilterCallbacks& callbacks) = 0;
+  virtual FilterStatus onNewConnection() { return FilterStatus::Continue; }
+  // data is the connection's read buffer; a filter drains what it consumes.
+  virtual FilterStatus onData(buffer::Buffer& data, bool end_stream) = 0;
+};
+
+// Counters a connection bumps as bytes move; any may be null.
+struct ConnectionStats {
+  stats::Counter* rx_total = nullptr;
+  stats::Counter* tx_total = nullptr;
+};
+
+class Connection : public event::DeferredDeletable, private ReadFilterCallbacks {
+ public:
+  enum class State { Connecting, Open, Closing, Closed };
+
+  // Server side: fd is already connected.
+  Connection(event::Dispatcher& dispatcher, SocketFd fd, Address remote, Address local);
+  // Client side: starts a non-blocking connect; Connected or RemoteClose follows.
+  static std::unique_ptr<Connection> connect(event::Dispatcher& dispatcher, const Address& remote);
+  ~Connection() override;
+
+  uint64_t id() const { return id_; }
+  event::Dispatcher& dispatcher() { return dispatcher_; }
+  const Address& remoteAddress() const { return remote_; }
+  const Address& localAddress() const { return local_; }
+  State state() const { return state_; }
+  int fd() const { return fd_.get(); }
+
+  void addConnectionCallbacks(ConnectionCallbacks& cb) { callbacks_.push_back(&cb); }
+  void removeConnectionCallbacks(ConnectionCallbacks& cb);
+  void addReadFilter(std::unique_ptr<ReadFilter> filter);
+  // Calls onNewConnection on each filter; false if the chain closed the connection.
+  bool initializeReadFilters();
+  void setConnectionStats(ConnectionStats stats) { stats_ = stats; }
+
+  // Appends data (drained from the argument) to the write buffer and writes
+  // what the socket takes. end_stream half-closes our side once flushed.
+  void write(buffer::Buffer& data, bool end_stream);
+  void close(CloseType type);
+  // Counted: every readDisable(true) needs a readDisable(false).
+  void readDisable(bool disable);
+  bool readEnabled() const { return read_disable_count_ == 0; }
+  // With half-close, a peer's FIN is delivered as end_stream and the
+  // connection stays open for writing; without it, FIN closes the connection.
+  void enableHalfClose(bool enabled) { half_close_ = enabled; }
+  // Bounds bytes read per event and sets the write watermarks (high = limit,
+  // low = limit / 2). 0 disables watermarks.
+  void setBufferLimits(uint32_t limit);
+  size_t writeBufferLength() const { return write_buffer_.length(); }
+  bool aboveHighWatermark() const { return above_high_; }
+  uint64_t bytesRead() const { return bytes_read_; }
+  uint64_t bytesWritten() const { return bytes_written_; }
+  // Why the connection closed (for access logs and stats).
+  bool closedByReset() const { return reset_; }
+
+ private:
+  Connection(event::Dispatcher& dispatcher, SocketFd fd, Address remote, State state);
+  Connection& connection() override { return *this; }
+  void onFileEvent(uint32_t events);
+  void onReadReady();
+  void onWriteReady();
+  void onConnectComplete();
+  void flush();
+  void dispatchRead(bool end_stream);
+  void closeSocket(ConnectionEvent event);
+  void raise(ConnectionEvent event);
+  void checkWatermarksAfterWrite();
+
+  static uint64_t next_id_;
+  event::Dispatcher& dispatcher_;
+  SocketFd fd_;
+  Address remote_;
+  Address local_;
+  State state_;
+  const uint64_t id_;
+  std::unique_ptr<event::FileEvent> file_event_;
+  std::vector<ConnectionCallbacks*> callbacks_;
+  std::vector<std::unique_ptr<ReadFilter>> filters_;
+  buffer::Buffer read_buffer_;
+  buffer::Buffer write_buffer_;
+  ConnectionStats stats_;
+  uint32_t buffer_limit_ = 0;
+  uint32_t read_disable_count_ = 0;
+  uint64_t bytes_read_ = 0;
+  uint64_t bytes_written_ = 0;
+  bool half_close_ = false;
+  bool read_end_stream_ = false;       // peer sent FIN
+  bool read_end_delivered_ = false;    // filters saw end_stream
+  bool write_end_stream_ = false;      // we were asked to half-close
+  bool write_shutdown_ = false;        // shutdown(SHUT_WR) done
+  bool close_after_flush_ = false;
+  bool above_high_ = false;
+  bool reset_ = false;
+  bool connect_failed_immediately_ = false;
+};
+
+}  // namespace courier::network

@@ -1,0 +1,67 @@
+// The immutable view of upstream clusters that workers route to: a cluster's
+// settings, its hosts and its stats. Built on the main thread from config and
+// shared with workers as a ClusterSet snapshot.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "source/common/network/address.h"
+#include "source/common/stats/store.h"
+
+namespace courier::upstream {
+
+struct Host {
+  network::Address address;
+  uint32_t weight = 1;
+  std::string hostname;
+};
+using HostConstSharedPtr = std::shared_ptr<const Host>;
+
+// Envoy's cluster.<name>.* stats that this engine maintains.
+struct ClusterStats {
+  explicit ClusterStats(stats::Store& store, const std::string& cluster_name);
+  stats::Counter& upstream_cx_total;
+  stats::Gauge& upstream_cx_active;
+  stats::Counter& upstream_cx_connect_fail;
+  stats::Counter& upstream_cx_connect_timeout;
+  stats::Counter& upstream_cx_destroy;
+  stats::Counter& upstream_cx_destroy_local;
+  stats::Counter& upstream_cx_destroy_remote;
+  stats::Counter& upstream_cx_rx_bytes_total;
+  stats::Counter& upstream_cx_tx_bytes_total;
+  stats::Counter& upstream_cx_none_healthy;
+  stats::Counter& upstream_flow_control_paused_reading_total;
+  stats::Counter& upstream_flow_control_resumed_reading_total;
+  stats::Gauge& membership_total;
+  stats::Gauge& membership_healthy;
+};
+
+enum class LbPolicy { RoundRobin, LeastRequest, Random, RingHash, Maglev };
+
+class Cluster {
+ public:
+  std::string name;
+  std::chrono::milliseconds connect_timeout{5000};
+  LbPolicy lb_policy = LbPolicy::RoundRobin;
+  uint32_t per_connection_buffer_limit_bytes = 1024 * 1024;
+  std::vector<HostConstSharedPtr> hosts;
+  // Shared by every version of the same-named cluster: stats outlive updates.
+  std::shared_ptr<ClusterStats> stats;
+};
+using ClusterConstSharedPtr = std::shared_ptr<const Cluster>;
+
+struct ClusterSet {
+  absl::flat_hash_map<std::string, ClusterConstSharedPtr> clusters;
+  const Cluster* find(const std::string& name) const {
+    auto it = clusters.find(name);
+    return it == clusters.end() ? nullptr : it->second.get();
+  }
+};
+using ClusterSetConstSharedPtr = std::shared_ptr<const ClusterSet>;
+
+}  // namespace courier::upstream

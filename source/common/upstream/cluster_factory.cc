@@ -1,0 +1,105 @@
+#include "source/common/upstream/cluster_factory.h"
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace courier::upstream {
+namespace {
+
+using ProtoCluster = envoy::config::cluster::v3::Cluster;
+
+absl::Status fieldError(const std::string& path, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
+}
+
+absl::StatusOr<LbPolicy> lbPolicy(const ProtoCluster& config, const std::string& path) {
+  switch (config.lb_policy()) {
+    case ProtoCluster::ROUND_ROBIN:
+      return LbPolicy::RoundRobin;
+    case ProtoCluster::LEAST_REQUEST:
+      return LbPolicy::LeastRequest;
+    case ProtoCluster::RANDOM:
+      return LbPolicy::Random;
+    case ProtoCluster::RING_HASH:
+      return LbPolicy::RingHash;
+    case ProtoCluster::MAGLEV:
+      return LbPolicy::Maglev;
+    default:
+      return fieldError(path + ".lb_policy",
+                        absl::StrCat("unsupported load balancing policy ", ProtoCluster::LbPolicy_Name(config.lb_policy())));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, const std::string& path,
+                                                     stats::Store& stats) {
+  if (config.name().empty()) return fieldError(path + ".name", "a cluster needs a non-empty name");
+  auto cluster = std::make_shared<Cluster>();
+  cluster->name = config.name();
+
+  const bool literal_only = config.type() == ProtoCluster::STRICT_DNS || config.type() == ProtoCluster::LOGICAL_DNS;
+  if (config.has_cluster_type()) {
+    return fieldError(path + ".cluster_type",
+                      absl::StrCat("custom cluster type \"", config.cluster_type().name(), "\" is not supported"));
+  }
+  if (config.type() != ProtoCluster::STATIC && !literal_only) {
+    return fieldError(path + ".type", absl::StrCat("cluster type ", ProtoCluster::DiscoveryType_Name(config.type()),
+                                                   " is not supported yet (STATIC is)"));
+  }
+
+  if (config.has_connect_timeout()) {
+    int64_t ms = google::protobuf::util::TimeUtil::DurationToMilliseconds(config.connect_timeout());
+    if (ms <= 0) return fieldError(path + ".connect_timeout", "must be greater than 0s");
+    cluster->connect_timeout = std::chrono::milliseconds(ms);
+  }
+  auto policy = lbPolicy(config, path);
+  if (!policy.ok()) return policy.status();
+  cluster->lb_policy = *policy;
+  if (config.has_per_connection_buffer_limit_bytes()) {
+    cluster->per_connection_buffer_limit_bytes = config.per_connection_buffer_limit_bytes().value();
+  }
+
+  const auto& cla = config.load_assignment();
+  // Priority levels arrive with the upstream issue; until then the lowest
+  // priority present serves, as it would when all its hosts are healthy.
+  uint32_t best_priority = UINT32_MAX;
+  for (const auto& locality : cla.endpoints()) best_priority = std::min(best_priority, locality.priority());
+  for (int i = 0; i < cla.endpoints_size(); ++i) {
+    const auto& locality = cla.endpoints(i);
+    const std::string lpath = absl::StrCat(path, ".load_assignment.endpoints[", i, "]");
+    for (int j = 0; j < locality.lb_endpoints_size(); ++j) {
+      const auto& lb = locality.lb_endpoints(j);
+      const std::string epath = absl::StrCat(lpath, ".lb_endpoints[", j, "]");
+      if (!lb.has_endpoint()) return fieldError(epath, "an lb_endpoint needs an endpoint (named endpoints are not supported)");
+      const auto& addr = lb.endpoint().address();
+      if (!addr.has_socket_address()) {
+        return fieldError(epath + ".endpoint.address", "a socket_address is required (pipe and internal addresses are not supported)");
+      }
+      const auto& sa = addr.socket_address();
+      if (sa.port_specifier_case() != envoy::config::core::v3::SocketAddress::kPortValue) {
+        return fieldError(epath + ".endpoint.address.socket_address", "port_value is required");
+      }
+      auto address = network::Address::fromIpPort(sa.address(), sa.port_value());
+      if (!address.ok()) {
+        std::string what(address.status().message());
+        if (literal_only) what += " (DNS resolution of cluster hosts is not supported yet; use an IP address)";
+        return fieldError(epath + ".endpoint.address.socket_address.address", what);
+      }
+      uint32_t weight = lb.has_load_balancing_weight() ? lb.load_balancing_weight().value() : 1;
+      if (weight == 0) return fieldError(epath + ".load_balancing_weight", "must be at least 1");
+      if (locality.priority() != best_priority) continue;
+      auto host = std::make_shared<Host>();
+      host->address = *address;
+      host->weight = weight;
+      host->hostname = lb.endpoint().hostname();
+      cluster->hosts.push_back(std::move(host));
+    }
+  }
+  cluster->stats = std::make_shared<ClusterStats>(stats, cluster->name);
+  cluster->stats->membership_total.set(cluster->hosts.size());
+  cluster->stats->membership_healthy.set(cluster->hosts.size());
+  return ClusterConstSharedPtr(std::move(cluster));
+}
+
+}  // namespace courier::upstream

@@ -1,0 +1,19 @@
+// Turns an Envoy v3 Cluster into the immutable upstream::Cluster the workers
+// use, checking what Envoy's validation would reject. Errors carry the field
+// path given by the caller (e.g. "static_resources.clusters[2]").
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "envoy/config/cluster/v3/cluster.pb.h"
+#include "source/common/stats/store.h"
+#include "source/common/upstream/cluster.h"
+
+namespace courier::upstream {
+
+absl::StatusOr<ClusterConstSharedPtr> createCluster(const envoy::config::cluster::v3::Cluster& config,
+                                                     const std::string& path, stats::Store& stats);
+
+}  // namespace courier::upstream

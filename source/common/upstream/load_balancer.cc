@@ -1,0 +1,35 @@
+#include "source/common/upstream/load_balancer.h"
+
+namespace courier::upstream {
+
+RoundRobinLoadBalancer::RoundRobinLoadBalancer(const Cluster& cluster) : cluster_(cluster) {
+  for (const auto& h : cluster.hosts) {
+    total_weight_ += h->weight;
+    if (h->weight != cluster.hosts.front()->weight) weighted_ = true;
+  }
+  if (weighted_) current_.assign(cluster.hosts.size(), 0);
+}
+
+const Host* RoundRobinLoadBalancer::chooseHost() {
+  const auto& hosts = cluster_.hosts;
+  if (hosts.empty()) return nullptr;
+  if (!weighted_) {
+    const Host* h = hosts[next_].get();
+    next_ = (next_ + 1) % hosts.size();
+    return h;
+  }
+  size_t best = 0;
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    current_[i] += hosts[i]->weight;
+    if (current_[i] > current_[best]) best = i;
+  }
+  current_[best] -= total_weight_;
+  return hosts[best].get();
+}
+
+std::unique_ptr<LoadBalancer> createLoadBalancer(const Cluster& cluster) {
+  // Other policies arrive with the upstream issue; round robin serves them until then.
+  return std::make_unique<RoundRobinLoadBalancer>(cluster);
+}
+
+}  // namespace courier::upstream

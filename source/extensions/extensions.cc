@@ -1,0 +1,30 @@
+#include "source/extensions/extensions.h"
+
+#include "source/extensions/filters/network/tcp_proxy/tcp_proxy.h"
+
+namespace courier::extensions {
+
+Registry::Registry() {
+  network_filters_.push_back(tcp_proxy::createTcpProxyConfigFactory());
+}
+
+const Registry& Registry::get() {
+  static const Registry* registry = new Registry();
+  return *registry;
+}
+
+server::NetworkFilterConfigFactory* Registry::networkFilter(const std::string& config_type,
+                                                            const std::string& name) const {
+  for (const auto& f : network_filters_) {
+    if (!config_type.empty() ? f->configType() == config_type : f->name() == name) return f.get();
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Registry::networkFilterNames() const {
+  std::vector<std::string> names;
+  for (const auto& f : network_filters_) names.push_back(f->name());
+  return names;
+}
+
+}  // namespace courier::extensions

@@ -1,0 +1,29 @@
+// The one list of extensions linked into Courier, keyed by Envoy extension
+// name and by typed_config type: no static registration, so this file and the
+// link line say exactly what is in the binary.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "source/server/filter_config.h"
+
+namespace courier::extensions {
+
+class Registry {
+ public:
+  static const Registry& get();
+
+  // By typed_config type (full message name, without the type URL prefix),
+  // falling back to the Envoy extension name. nullptr when not linked in.
+  server::NetworkFilterConfigFactory* networkFilter(const std::string& config_type,
+                                                    const std::string& name) const;
+  std::vector<std::string> networkFilterNames() const;
+
+ private:
+  Registry();
+  std::vector<std::unique_ptr<server::NetworkFilterConfigFactory>> network_filters_;
+};
+
+}  // namespace courier::extensions

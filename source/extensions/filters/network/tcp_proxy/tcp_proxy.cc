@@ -1,0 +1,208 @@
+#include "source/extensions/filters/network/tcp_proxy/tcp_proxy.h"
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
+namespace courier::extensions::tcp_proxy {
+
+TcpProxyStats::TcpProxyStats(stats::Store& store, const std::string& prefix)
+#define COURIER_TCP_COUNTER(n) n(store.counter(absl::StrCat("tcp.", prefix, "." #n)))
+    : COURIER_TCP_COUNTER(downstream_cx_total),
+      COURIER_TCP_COUNTER(downstream_cx_no_route),
+      COURIER_TCP_COUNTER(downstream_cx_tx_bytes_total),
+      COURIER_TCP_COUNTER(downstream_cx_rx_bytes_total),
+      COURIER_TCP_COUNTER(downstream_flow_control_paused_reading_total),
+      COURIER_TCP_COUNTER(downstream_flow_control_resumed_reading_total),
+      COURIER_TCP_COUNTER(idle_timeout) {
+}
+#undef COURIER_TCP_COUNTER
+
+const std::string& TcpProxyConfig::pickCluster(uint64_t random) const {
+  if (weighted_clusters.empty()) return cluster;
+  uint64_t point = random % total_weight;
+  for (const auto& wc : weighted_clusters) {
+    if (point < wc.weight) return wc.name;
+    point -= wc.weight;
+  }
+  return weighted_clusters.back().name;
+}
+
+TcpProxy::TcpProxy(std::shared_ptr<const TcpProxyConfig> config, server::WorkerContext& worker)
+    : config_(std::move(config)), worker_(worker), upstream_callbacks_(*this) {}
+
+TcpProxy::~TcpProxy() {
+  if (upstream_ != nullptr) {
+    upstream_->removeConnectionCallbacks(upstream_callbacks_);
+    upstream_->close(network::CloseType::NoFlush);
+    releaseUpstream(true);
+  }
+}
+
+void TcpProxy::initializeReadFilterCallbacks(network::ReadFilterCallbacks& callbacks) {
+  callbacks_ = &callbacks;
+  network::Connection& downstream = callbacks.connection();
+  downstream.addConnectionCallbacks(*this);
+  // FINs travel through the proxy in each direction on their own.
+  downstream.enableHalfClose(true);
+  downstream.setConnectionStats({&config_->stats->downstream_cx_rx_bytes_total,
+                                 &config_->stats->downstream_cx_tx_bytes_total});
+}
+
+network::FilterStatus TcpProxy::onNewConnection() {
+  config_->stats->downstream_cx_total.inc();
+  if (config_->idle_timeout.count() > 0) {
+    idle_timer_ = worker_.dispatcher.createTimer([this] { onIdleTimeout(); });
+    resetIdleTimer();
+  }
+  // Hold downstream bytes in the kernel until there is somewhere to send them.
+  callbacks_->connection().readDisable(true);
+  downstream_read_paused_for_connect_ = true;
+  connectUpstream();
+  return network::FilterStatus::StopIteration;
+}
+
+void TcpProxy::connectUpstream() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  const std::string& name = config_->pickCluster(rng());
+  upstream::ThreadLocalCluster* cluster = worker_.cluster_manager.get(name);
+  network::Connection& downstream = callbacks_->connection();
+  if (cluster == nullptr) {
+    config_->stats->downstream_cx_no_route.inc();
+    spdlog::debug("[C{}] tcp_proxy: no cluster named '{}'", downstream.id(), name);
+    downstream.close(network::CloseType::NoFlush);
+    return;
+  }
+  cluster_ = cluster->shared();
+  const upstream::Host* host = cluster->loadBalancer().chooseHost();
+  if (host == nullptr) {
+    cluster_->stats->upstream_cx_none_healthy.inc();
+    downstream.close(network::CloseType::NoFlush);
+    return;
+  }
+  ++connect_attempts_;
+  upstream_ = network::Connection::connect(worker_.dispatcher, host->address);
+  upstream_->addConnectionCallbacks(upstream_callbacks_);
+  upstream_->addReadFilter(std::make_unique<Upstream>(*this));
+  upstream_->enableHalfClose(true);
+  upstream_->setBufferLimits(cluster_->per_connection_buffer_limit_bytes);
+  upstream_->setConnectionStats({&cluster_->stats->upstream_cx_rx_bytes_total,
+                                 &cluster_->stats->upstream_cx_tx_bytes_total});
+  cluster_->stats->upstream_cx_total.inc();
+  cluster_->stats->upstream_cx_active.inc();
+  connect_timer_ = worker_.dispatcher.createTimer([this] { onConnectTimeout(); });
+  connect_timer_->enable(cluster_->connect_timeout);
+}
+
+network::FilterStatus TcpProxy::onData(buffer::Buffer& data, bool end_stream) {
+  resetIdleTimer();
+  if (upstream_ != nullptr) {
+    upstream_->write(data, end_stream);
+  } else {
+    data.drain(data.length());
+  }
+  return network::FilterStatus::StopIteration;
+}
+
+network::FilterStatus TcpProxy::Upstream::onData(buffer::Buffer& data, bool end_stream) {
+  parent.resetIdleTimer();
+  parent.callbacks_->connection().write(data, end_stream);
+  return network::FilterStatus::StopIteration;
+}
+
+void TcpProxy::onEvent(network::ConnectionEvent event) {
+  if (event == network::ConnectionEvent::Connected) return;
+  // The downstream side is gone for good (a FIN alone does not get here: it
+  // arrives as end_stream). Nothing can be answered any more, so the upstream
+  // is closed too; bytes it still had queued belong to a dead exchange.
+  if (idle_timer_) idle_timer_->disable();
+  if (connect_timer_) connect_timer_->disable();
+  if (upstream_ != nullptr) {
+    upstream_->removeConnectionCallbacks(upstream_callbacks_);
+    upstream_->close(network::CloseType::NoFlush);
+    releaseUpstream(true);
+  }
+}
+
+void TcpProxy::onUpstreamEvent(network::ConnectionEvent event) {
+  network::Connection& downstream = callbacks_->connection();
+  if (event == network::ConnectionEvent::Connected) {
+    upstream_connected_ = true;
+    connect_timer_->disable();
+    if (downstream_read_paused_for_connect_) {
+      downstream_read_paused_for_connect_ = false;
+      downstream.readDisable(false);
+    }
+    return;
+  }
+  if (!upstream_connected_) {
+    // RemoteClose before Connected is a failed connect (refused, unreachable).
+    if (event == network::ConnectionEvent::RemoteClose) cluster_->stats->upstream_cx_connect_fail.inc();
+    onConnectFailure();
+    return;
+  }
+  releaseUpstream(event == network::ConnectionEvent::LocalClose);
+  downstream.close(network::CloseType::FlushWrite);
+}
+
+void TcpProxy::onConnectTimeout() {
+  cluster_->stats->upstream_cx_connect_timeout.inc();
+  upstream_->removeConnectionCallbacks(upstream_callbacks_);
+  upstream_->close(network::CloseType::NoFlush);
+  onConnectFailure();
+}
+
+void TcpProxy::onConnectFailure() {
+  connect_timer_->disable();
+  releaseUpstream(false);
+  if (connect_attempts_ < config_->max_connect_attempts) {
+    connectUpstream();
+    return;
+  }
+  callbacks_->connection().close(network::CloseType::NoFlush);
+}
+
+void TcpProxy::releaseUpstream(bool local_close) {
+  if (upstream_ == nullptr) return;
+  cluster_->stats->upstream_cx_active.dec();
+  cluster_->stats->upstream_cx_destroy.inc();
+  (local_close ? cluster_->stats->upstream_cx_destroy_local : cluster_->stats->upstream_cx_destroy_remote).inc();
+  upstream_->removeConnectionCallbacks(upstream_callbacks_);
+  // We may be inside the upstream connection's own callback.
+  worker_.dispatcher.deferredDelete(std::move(upstream_));
+}
+
+void TcpProxy::onAboveWriteBufferHighWatermark() {
+  // Downstream can't keep up: stop reading the upstream.
+  if (upstream_ == nullptr) return;
+  cluster_->stats->upstream_flow_control_paused_reading_total.inc();
+  upstream_->readDisable(true);
+}
+
+void TcpProxy::onBelowWriteBufferLowWatermark() {
+  if (upstream_ == nullptr) return;
+  cluster_->stats->upstream_flow_control_resumed_reading_total.inc();
+  upstream_->readDisable(false);
+}
+
+void TcpProxy::Upstream::onAboveWriteBufferHighWatermark() {
+  parent.config_->stats->downstream_flow_control_paused_reading_total.inc();
+  parent.callbacks_->connection().readDisable(true);
+}
+
+void TcpProxy::Upstream::onBelowWriteBufferLowWatermark() {
+  parent.config_->stats->downstream_flow_control_resumed_reading_total.inc();
+  parent.callbacks_->connection().readDisable(false);
+}
+
+void TcpProxy::resetIdleTimer() {
+  if (idle_timer_) idle_timer_->enable(config_->idle_timeout);
+}
+
+void TcpProxy::onIdleTimeout() {
+  config_->stats->idle_timeout.inc();
+  callbacks_->connection().close(network::CloseType::NoFlush);
+}
+
+}  // namespace courier::extensions::tcp_proxy
