@@ -18,6 +18,9 @@ def courier_cc_proto(name, srcs, visibility = None):
         hdrs = hdrs,
         includes = ["."],
         copts = ["-w"],
+        # Types reached only through Any (typed_config, config_dump) must be
+        # in the binary even when no code names them.
+        alwayslink = True,
         deps = ["@com_google_protobuf_system//:lib"],
         visibility = visibility,
     )

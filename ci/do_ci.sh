@@ -17,7 +17,7 @@ PACKAGES=(
   libnghttp2-dev libc-ares-dev libssl-dev libevent-dev libyaml-cpp-dev libre2-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev node-llhttp
   # tests and benchmarks: real peers on loopback
-  curl nginx-light haproxy wrk nghttp2-client openssl util-linux procps
+  curl nginx-light haproxy wrk nghttp2-client openssl util-linux procps gdb
 )
 
 BAZEL_FLAGS=(--jobs=2)
@@ -43,15 +43,19 @@ build() {
   bazel build "${BAZEL_FLAGS[@]}" //source/exe:courier
 }
 
-# Counts GoogleTest cases from the XML reports Bazel leaves in bazel-testlogs.
+# Counts GoogleTest cases from the XML reports of the current test targets
+# (a test target without a report counts as one failure).
 summarize() {
-  python3 - "$ROOT/bazel-testlogs" <<'PY'
+  bazel query 'tests(//test/...)' 2>/dev/null | python3 - "$ROOT/bazel-testlogs" <<'PY'
 import sys, pathlib, xml.etree.ElementTree as ET
 passed = failed = skipped = 0
-for f in pathlib.Path(sys.argv[1]).rglob("test.xml"):
+logs = pathlib.Path(sys.argv[1])
+for label in sys.stdin.read().split():
+    pkg, name = label.lstrip("/").split(":")
+    f = logs / pkg / name / "test.xml"
     try:
         root = ET.parse(f).getroot()
-    except ET.ParseError:
+    except (OSError, ET.ParseError):
         failed += 1
         continue
     cases = list(root.iter("testcase"))
@@ -71,7 +75,6 @@ PY
 test_all() {
   setup
   build
-  rm -rf "$ROOT"/bazel-testlogs/ 2>/dev/null || true
   local rc=0
   bazel test "${BAZEL_FLAGS[@]}" --keep_going --test_output=errors //test/... || rc=$?
   # Bazel exit 3: some tests failed (they are counted below); anything else

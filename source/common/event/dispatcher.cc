@@ -94,12 +94,14 @@ void Dispatcher::run() {
   run_thread_ = std::this_thread::get_id();
   running_ = true;
   runPosted();
-  event_base_loop(base_, 0);
+  if (!exit_requested_.load()) event_base_loop(base_, 0);
   clearDeferred();
   running_ = false;
+  exit_requested_ = false;
 }
 
 void Dispatcher::exit() {
+  exit_requested_ = true;
   post([this] { event_base_loopbreak(base_); });
 }
 

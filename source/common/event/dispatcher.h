@@ -3,6 +3,7 @@
 // on the dispatcher of the thread that owns it; other threads only post().
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -109,6 +110,9 @@ class Dispatcher {
   std::unique_ptr<Timer> deferred_timer_;
   std::thread::id run_thread_;
   bool running_ = false;
+  // exit() before the loop starts must still stop it: libevent forgets a
+  // loopbreak issued before event_base_loop begins.
+  std::atomic<bool> exit_requested_{false};
 };
 
 }  // namespace courier::event

@@ -91,5 +91,15 @@ TEST(DispatcherTest, IsThreadSafeOnlyOnTheLoopThread) {
   EXPECT_FALSE(other_thread_safe);
 }
 
+TEST(DispatcherTest, ExitRequestedBeforeRunStillStopsTheLoop) {
+  Dispatcher d("test");
+  bool ran = false;
+  d.post([&] { ran = true; });
+  d.exit();
+  // Would block forever if the early exit were lost.
+  d.run();
+  EXPECT_TRUE(ran);
+}
+
 }  // namespace
 }  // namespace courier::event

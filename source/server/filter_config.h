@@ -1,0 +1,52 @@
+// The seam between the server and network filter extensions: a factory turns
+// a filter's typed_config into a callback that installs the filter on each new
+// connection of a worker.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "google/protobuf/any.pb.h"
+#include "source/common/event/dispatcher.h"
+#include "source/common/network/connection.h"
+#include "source/common/stats/store.h"
+#include "source/common/upstream/cluster.h"
+#include "source/common/upstream/thread_local_cluster_manager.h"
+
+namespace courier::server {
+
+// What a filter sees of the worker it runs on.
+struct WorkerContext {
+  event::Dispatcher& dispatcher;
+  upstream::ThreadLocalClusterManager& cluster_manager;
+  size_t index;
+};
+
+// Runs on a worker for every accepted connection of a filter chain.
+using NetworkFilterFactoryCb = std::function<void(network::Connection&, WorkerContext&)>;
+
+// Main-thread context for building filter factories from config.
+struct FactoryContext {
+  stats::Store& stats;
+  // The clusters known when the listener is built (static ones), for
+  // validating cluster names as Envoy does; null when not checked.
+  const upstream::ClusterSet* clusters = nullptr;
+};
+
+class NetworkFilterConfigFactory {
+ public:
+  virtual ~NetworkFilterConfigFactory() = default;
+  // Envoy's extension name, e.g. "envoy.filters.network.tcp_proxy".
+  virtual std::string name() const = 0;
+  // Full name of the typed_config message, e.g. "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy".
+  virtual std::string configType() const = 0;
+  // field_path prefixes error messages (".../filters[0].typed_config").
+  virtual absl::StatusOr<NetworkFilterFactoryCb> createFilterFactory(const google::protobuf::Any& typed_config,
+                                                                     FactoryContext& context,
+                                                                     const std::string& field_path) = 0;
+};
+
+}  // namespace courier::server

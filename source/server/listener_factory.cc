@@ -1,0 +1,100 @@
+#include "source/server/listener_factory.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "source/extensions/extensions.h"
+
+namespace courier::server {
+namespace {
+
+using envoy::config::listener::v3::Listener;
+
+absl::Status fieldError(const std::string& path, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
+}
+
+std::string typeOf(const google::protobuf::Any& any) {
+  const std::string& url = any.type_url();
+  auto slash = url.rfind('/');
+  return slash == std::string::npos ? url : url.substr(slash + 1);
+}
+
+absl::StatusOr<std::shared_ptr<const FilterChain>> createFilterChain(
+    const envoy::config::listener::v3::FilterChain& config, const std::string& path, FactoryContext& context) {
+  auto chain = std::make_shared<FilterChain>();
+  chain->name = config.name();
+  if (config.has_transport_socket()) {
+    return fieldError(path + ".transport_socket",
+                      absl::StrCat("transport socket \"", config.transport_socket().name(),
+                                   "\" is not supported yet (plaintext only)"));
+  }
+  if (config.filters_size() == 0) return fieldError(path + ".filters", "a filter chain needs at least one filter");
+  const auto& registry = extensions::Registry::get();
+  for (int i = 0; i < config.filters_size(); ++i) {
+    const auto& filter = config.filters(i);
+    const std::string fpath = absl::StrCat(path, ".filters[", i, "]");
+    const std::string type = filter.has_typed_config() ? typeOf(filter.typed_config()) : "";
+    NetworkFilterConfigFactory* factory = registry.networkFilter(type, filter.name());
+    if (factory == nullptr) {
+      return fieldError(filter.has_typed_config() ? fpath + ".typed_config" : fpath + ".name",
+                        absl::StrCat("no network filter for ",
+                                     type.empty() ? absl::StrCat("name \"", filter.name(), "\"")
+                                                  : absl::StrCat("type \"", type, "\""),
+                                     " (available: ", absl::StrJoin(registry.networkFilterNames(), ", "), ")"));
+    }
+    auto cb = factory->createFilterFactory(filter.typed_config(), context, fpath + ".typed_config");
+    if (!cb.ok()) return cb.status();
+    chain->filter_factories.push_back(std::move(*cb));
+  }
+  return std::shared_ptr<const FilterChain>(std::move(chain));
+}
+
+}  // namespace
+
+absl::StatusOr<ListenerConfigConstSharedPtr> createListener(const Listener& config, const std::string& path,
+                                                            FactoryContext& context) {
+  auto listener = std::make_shared<ListenerConfig>();
+  listener->name = config.name();
+  if (!config.has_address() || !config.address().has_socket_address()) {
+    return fieldError(path + ".address", "a listener needs a socket_address");
+  }
+  const auto& sa = config.address().socket_address();
+  auto address = network::Address::fromIpPort(sa.address(), sa.port_value());
+  if (!address.ok()) return fieldError(path + ".address.socket_address", std::string(address.status().message()));
+  listener->address = *address;
+  if (listener->name.empty()) listener->name = address->asString();
+  if (config.listener_filters_size() > 0) {
+    return fieldError(path + ".listener_filters", absl::StrCat("listener filter \"", config.listener_filters(0).name(),
+                                                               "\" is not supported yet"));
+  }
+  if (config.has_enable_reuse_port()) listener->reuse_port = config.enable_reuse_port().value();
+  if (config.has_per_connection_buffer_limit_bytes()) {
+    listener->per_connection_buffer_limit_bytes = config.per_connection_buffer_limit_bytes().value();
+  }
+  if (config.filter_chains_size() > 1) {
+    return fieldError(path + ".filter_chains",
+                      "more than one filter chain needs filter_chain_match, which is not supported yet");
+  }
+  for (int i = 0; i < config.filter_chains_size(); ++i) {
+    const std::string cpath = absl::StrCat(path, ".filter_chains[", i, "]");
+    if (config.filter_chains(i).has_filter_chain_match()) {
+      return fieldError(cpath + ".filter_chain_match", "filter chain matching is not supported yet");
+    }
+    auto chain = createFilterChain(config.filter_chains(i), cpath, context);
+    if (!chain.ok()) return chain.status();
+    listener->filter_chains.push_back(std::move(*chain));
+  }
+  if (config.has_default_filter_chain()) {
+    auto chain = createFilterChain(config.default_filter_chain(), path + ".default_filter_chain", context);
+    if (!chain.ok()) return chain.status();
+    listener->default_filter_chain = std::move(*chain);
+  }
+  if (listener->filter_chains.empty() && listener->default_filter_chain == nullptr) {
+    return fieldError(path + ".filter_chains", "a listener needs a filter chain or a default_filter_chain");
+  }
+  listener->stats =
+      std::make_shared<ListenerStats>(context.stats, listenerStatPrefix(listener->address, config.stat_prefix()));
+  return ListenerConfigConstSharedPtr(std::move(listener));
+}
+
+}  // namespace courier::server

@@ -1,0 +1,86 @@
+// The server instance: owns the main dispatcher, stats, admin, the workers,
+// the static clusters and listeners, and the life cycle (initialize, serve,
+// drain on SIGTERM, exit).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "envoy/config/bootstrap/v3/bootstrap.pb.h"
+#include "source/common/event/dispatcher.h"
+#include "source/common/stats/store.h"
+#include "source/common/thread_local/snapshot_slot.h"
+#include "source/common/upstream/cluster.h"
+#include "source/server/listener_config.h"
+#include "source/server/options.h"
+#include "source/server/worker.h"
+
+struct event;
+
+namespace courier::server {
+
+class AdminServer;
+
+// Envoy's server.state values.
+enum class ServerState { Live = 0, Draining = 1, PreInitializing = 2, Initializing = 3 };
+
+class Server {
+ public:
+  Server(Options options, envoy::config::bootstrap::v3::Bootstrap bootstrap);
+  ~Server();
+
+  // Builds clusters and listeners, binds every socket and starts admin.
+  // Nothing serves unless all of it succeeded.
+  absl::Status initialize();
+  // --mode validate: builds every cluster and listener as initialize() would,
+  // but binds nothing and starts nothing.
+  absl::Status validate();
+  // Serves until shutdown; returns the process exit code.
+  int run();
+  // Thread-safe: stop accepting, drain for --drain-time-s, then exit.
+  void shutdown();
+
+  stats::Store& stats() { return stats_; }
+  event::Dispatcher& dispatcher() { return main_; }
+  ServerState state() const { return state_; }
+
+ private:
+  absl::Status createClusters();
+  absl::Status createListeners(bool bind);
+  absl::Status startAdmin();
+  void registerAdminHandlers();
+  void startDrain();
+  void checkDrained();
+  std::string serverInfoJson() const;
+  std::string configDumpJson(const std::string& resource) const;
+  std::string listenersText(bool json) const;
+  std::string clustersText(bool json) const;
+
+  const Options options_;
+  const envoy::config::bootstrap::v3::Bootstrap bootstrap_;
+  const std::chrono::steady_clock::time_point start_time_;
+  event::Dispatcher main_;
+  stats::Store stats_;
+  std::atomic<int64_t> total_connections_{0};
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<thread_local_::SnapshotSlot<upstream::ClusterSet>> clusters_;
+  struct BoundListener {
+    ListenerConfigConstSharedPtr config;
+    network::Address bound_address;
+  };
+  std::vector<BoundListener> listeners_;
+  std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<event::Timer> stats_timer_;
+  std::unique_ptr<event::Timer> flush_timer_;
+  std::unique_ptr<event::Timer> drain_timer_;
+  std::chrono::steady_clock::time_point drain_deadline_;
+  std::vector<struct event*> signal_events_;
+  std::atomic<ServerState> state_{ServerState::Initializing};
+  bool workers_started_ = false;
+};
+
+}  // namespace courier::server

@@ -1,0 +1,87 @@
+// A worker thread: its own event loop, its own SO_REUSEPORT listen sockets,
+// the connections it accepted, and its thread-local view of the clusters.
+// The main thread talks to it only by posting to its dispatcher.
+#pragma once
+
+#include <atomic>
+#include <list>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "source/common/event/dispatcher.h"
+#include "source/common/network/connection.h"
+#include "source/common/network/socket.h"
+#include "source/common/upstream/thread_local_cluster_manager.h"
+#include "source/server/filter_config.h"
+#include "source/server/listener_config.h"
+
+namespace courier::server {
+
+class Worker;
+
+// One listener on one worker: accepts and owns the connections it accepted.
+class ActiveListener {
+ public:
+  ActiveListener(Worker& worker, ListenerConfigConstSharedPtr config, network::SocketFd fd);
+  ~ActiveListener();
+
+  // Stop accepting; existing connections go on.
+  void stopAccepting();
+  size_t connectionCount() const { return connections_.size(); }
+  const ListenerConfig& config() const { return *config_; }
+
+ private:
+  class ActiveConnection : public network::ConnectionCallbacks {
+   public:
+    ActiveConnection(ActiveListener& listener, std::unique_ptr<network::Connection> conn);
+    void onEvent(network::ConnectionEvent event) override;
+    ActiveListener& listener;
+    std::unique_ptr<network::Connection> connection;
+    std::list<std::unique_ptr<ActiveConnection>>::iterator self;
+  };
+
+  void onAccept();
+  void newConnection(network::SocketFd fd, network::Address remote);
+  void removeConnection(ActiveConnection& conn);
+
+  Worker& worker_;
+  ListenerConfigConstSharedPtr config_;
+  network::SocketFd fd_;
+  std::unique_ptr<event::FileEvent> accept_event_;
+  std::list<std::unique_ptr<ActiveConnection>> connections_;
+};
+
+class Worker {
+ public:
+  // total_connections counts downstream connections across all workers.
+  Worker(size_t index, std::atomic<int64_t>& total_connections);
+  ~Worker();
+
+  size_t index() const { return index_; }
+  event::Dispatcher& dispatcher() { return dispatcher_; }
+  WorkerContext& context() { return context_; }
+  upstream::ThreadLocalClusterManager& clusterManager() { return cluster_manager_; }
+  std::atomic<int64_t>& totalConnections() { return total_connections_; }
+
+  void start();
+  // Stops the loop and joins; connections still open are closed.
+  void stop();
+
+  // Worker thread (post these from main).
+  void addListener(ListenerConfigConstSharedPtr config, network::SocketFd fd);
+  void removeListener(const std::string& name);
+  void stopAcceptingAll();
+
+ private:
+  const size_t index_;
+  std::atomic<int64_t>& total_connections_;
+  event::Dispatcher dispatcher_;
+  upstream::ThreadLocalClusterManager cluster_manager_;
+  WorkerContext context_;
+  absl::flat_hash_map<std::string, std::unique_ptr<ActiveListener>> listeners_;
+  std::thread thread_;
+};
+
+}  // namespace courier::server

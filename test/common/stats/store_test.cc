@@ -1,0 +1,99 @@
+#include "source/common/stats/store.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace courier::stats {
+namespace {
+
+TEST(StoreTest, SameNameReturnsSameStat) {
+  Store store;
+  Counter& a = store.counter("server.a");
+  Counter& b = store.counter("server.a");
+  EXPECT_EQ(&a, &b);
+  EXPECT_EQ(&store.gauge("server.g"), &store.gauge("server.g"));
+  EXPECT_EQ(&store.histogram("server.h"), &store.histogram("server.h"));
+}
+
+TEST(StoreTest, ReferencesStayValidWhileStoreGrows) {
+  Store store;
+  Counter& first = store.counter("a.first");
+  first.inc();
+  for (int i = 0; i < 1000; ++i) store.counter("a.n" + std::to_string(i));
+  first.inc();
+  EXPECT_EQ(store.counter("a.first").value(), 2u);
+}
+
+TEST(StoreTest, StatsCarryTagsFromCreation) {
+  Store store;
+  Counter& c = store.counter("cluster.backend.upstream_cx_total");
+  EXPECT_EQ(c.tagExtractedName(), "cluster.upstream_cx_total");
+  EXPECT_EQ(c.tags(), (std::vector<Tag>{{"envoy.cluster_name", "backend"}}));
+}
+
+TEST(StoreTest, SnapshotsAreSortedByName) {
+  Store store;
+  store.counter("b");
+  store.counter("a");
+  store.counter("c");
+  std::vector<Counter*> counters = store.counters();
+  ASSERT_EQ(counters.size(), 3u);
+  EXPECT_EQ(counters[0]->name(), "a");
+  EXPECT_EQ(counters[1]->name(), "b");
+  EXPECT_EQ(counters[2]->name(), "c");
+}
+
+TEST(StoreTest, HistogramKeepsItsFirstUnit) {
+  Store store;
+  EXPECT_EQ(store.histogram("h").unit(), Histogram::Unit::Milliseconds);
+  EXPECT_EQ(store.histogram("b", Histogram::Unit::Bytes).unit(), Histogram::Unit::Bytes);
+  EXPECT_EQ(store.histogram("b", Histogram::Unit::Percent).unit(), Histogram::Unit::Bytes);
+}
+
+TEST(StoreTest, ResetCountersZeroesCountersOnly) {
+  Store store;
+  store.counter("c").add(3);
+  store.gauge("g").set(4);
+  store.resetCounters();
+  EXPECT_EQ(store.counter("c").value(), 0u);
+  EXPECT_EQ(store.gauge("g").value(), 4u);
+}
+
+TEST(StoreTest, MergeHistogramsMergesAll) {
+  Store store;
+  store.histogram("a").recordValue(5);
+  store.histogram("b").recordValue(6);
+  store.mergeHistograms();
+  EXPECT_TRUE(store.histogram("a").usedSinceMerge());
+  EXPECT_TRUE(store.histogram("b").usedSinceMerge());
+}
+
+TEST(ScopeTest, BuildsEnvoyStyleNames) {
+  Store store;
+  Scope cluster(store, "cluster.backend");
+  EXPECT_EQ(cluster.prefix(), "cluster.backend.");
+  EXPECT_EQ(cluster.counter("upstream_cx_total").name(), "cluster.backend.upstream_cx_total");
+  EXPECT_EQ(&cluster.counter("upstream_cx_total"),
+            &store.counter("cluster.backend.upstream_cx_total"));
+  EXPECT_EQ(cluster.createScope("circuit_breakers.default").gauge("cx_open").name(),
+            "cluster.backend.circuit_breakers.default.cx_open");
+}
+
+TEST(ScopeTest, TrailingDotIsNotDoubled) {
+  Store store;
+  EXPECT_EQ(Scope(store, "http.ingress.").statName("downstream_rq_total"),
+            "http.ingress.downstream_rq_total");
+  EXPECT_EQ(Scope(store, "").statName("server.live"), "server.live");
+}
+
+TEST(ScopeTest, ColonsAreSanitizedAsEnvoy) {
+  Store store;
+  Scope listener(store, "listener.0.0.0.0:80");
+  EXPECT_EQ(listener.counter("downstream_cx_total").name(),
+            "listener.0.0.0.0_80.downstream_cx_total");
+  EXPECT_EQ(sanitizeStatName("listener.[::1]:80"), "listener.[__1]_80");
+}
+
+}  // namespace
+}  // namespace courier::stats
