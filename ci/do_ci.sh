@@ -46,11 +46,14 @@ build() {
 # Counts GoogleTest cases from the XML reports of the current test targets
 # (a test target without a report counts as one failure).
 summarize() {
-  bazel query 'tests(//test/...)' 2>/dev/null | python3 - "$ROOT/bazel-testlogs" <<'PY'
+  local labels
+  labels=$(bazel query --noshow_progress 'tests(//test/...)' 2>/dev/null | grep '^//' || true)
+  # shellcheck disable=SC2086
+  python3 - "$ROOT/bazel-testlogs" $labels <<'PY'
 import sys, pathlib, xml.etree.ElementTree as ET
 passed = failed = skipped = 0
 logs = pathlib.Path(sys.argv[1])
-for label in sys.stdin.read().split():
+for label in sys.argv[2:]:
     pkg, name = label.lstrip("/").split(":")
     f = logs / pkg / name / "test.xml"
     try:
