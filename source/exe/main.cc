@@ -1,6 +1,7 @@
 // courier: Envoy's command line, start-up and exit codes.
 #include <cstdio>
 #include <iostream>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
@@ -16,7 +17,8 @@ namespace {
 
 using envoy::config::bootstrap::v3::Bootstrap;
 
-absl::StatusOr<Bootstrap> loadBootstrap(const server::Options& options, uint64_t& deprecated_uses) {
+absl::StatusOr<Bootstrap> loadBootstrap(const server::Options& options, uint64_t& deprecated_uses,
+                                        std::map<std::string, int>& field_lines) {
   if (options.config_path.empty() && options.config_yaml.empty()) {
     return absl::InvalidArgumentError(
         "At least one of --config-path or --config-yaml or Options::configProto() should be non-empty");
@@ -30,12 +32,15 @@ absl::StatusOr<Bootstrap> loadBootstrap(const server::Options& options, uint64_t
   Bootstrap bootstrap;
   if (!options.config_path.empty()) {
     load_options.source_name = options.config_path;
+    load_options.field_lines = &field_lines;
     if (auto s = protobuf::loadFromFile(options.config_path, bootstrap, load_options); !s.ok()) return s;
   }
   if (!options.config_yaml.empty()) {
     // Envoy merges --config-yaml over the file, field by field.
     Bootstrap overlay;
     load_options.source_name = "--config-yaml";
+    // Merged repeated fields shift indices; lines only describe the file.
+    load_options.field_lines = nullptr;
     if (auto s = protobuf::loadFromYamlString(options.config_yaml, overlay, load_options); !s.ok()) return s;
     bootstrap.MergeFrom(overlay);
   }
@@ -43,6 +48,14 @@ absl::StatusOr<Bootstrap> loadBootstrap(const server::Options& options, uint64_t
   if (!options.service_cluster.empty()) bootstrap.mutable_node()->set_cluster(options.service_cluster);
   if (!options.service_zone.empty()) bootstrap.mutable_node()->mutable_locality()->set_zone(options.service_zone);
   return bootstrap;
+}
+
+// Validation errors start with the field path; point them at the file's line.
+std::string withLocation(const server::Options& options, const std::map<std::string, int>& field_lines,
+                         const absl::Status& status) {
+  std::string message(status.message());
+  if (options.config_path.empty()) return message;
+  return protobuf::locate(options.config_path, field_lines, message.substr(0, message.find(": "))) + message;
 }
 
 int runMain(int argc, char** argv) {
@@ -65,7 +78,8 @@ int runMain(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(options->log_level == "warning" ? "warn" : options->log_level));
 
   uint64_t deprecated_uses = 0;
-  auto bootstrap = loadBootstrap(*options, deprecated_uses);
+  std::map<std::string, int> field_lines;
+  auto bootstrap = loadBootstrap(*options, deprecated_uses, field_lines);
   if (!bootstrap.ok()) {
     std::cerr << "error initializing configuration '" << options->config_path << "': " << bootstrap.status().message()
               << "\n";
@@ -74,14 +88,16 @@ int runMain(int argc, char** argv) {
   server::Server server(*options, std::move(*bootstrap));
   if (options->mode == server::Mode::Validate) {
     if (auto s = server.validate(); !s.ok()) {
-      std::cerr << "error initializing configuration '" << options->config_path << "': " << s.message() << "\n";
+      std::cerr << "error initializing configuration '" << options->config_path
+                << "': " << withLocation(*options, field_lines, s) << "\n";
       return 1;
     }
     std::cout << "configuration '" << options->config_path << "' OK\n";
     return 0;
   }
   if (auto s = server.initialize(); !s.ok()) {
-    std::cerr << "error initializing configuration '" << options->config_path << "': " << s.message() << "\n";
+    std::cerr << "error initializing configuration '" << options->config_path
+              << "': " << withLocation(*options, field_lines, s) << "\n";
     return 1;
   }
   server.stats().counter("runtime.deprecated_feature_use").add(deprecated_uses);

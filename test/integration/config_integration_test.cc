@@ -1,5 +1,6 @@
 // Configuration loading through the binary: --mode validate, --config-yaml
 // merging, and the exact errors for each class of bad config.
+#include <algorithm>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -75,7 +76,10 @@ TEST(ConfigIntegrationTest, DuplicateClusterNameIsAnError) {
   std::string path = writeConfig("bad.yaml", config + cluster);
   std::string out;
   EXPECT_EQ(CourierProcess::runToExit({"--mode", "validate", "-c", path}, &out), 1);
-  EXPECT_THAT(out, HasSubstr("static_resources.clusters[1].name: duplicate cluster name \"backend\""));
+  // Found after loading, yet still pointed at the line of the second cluster.
+  const int line = 1 + static_cast<int>(std::count(config.begin(), config.end(), '\n'));
+  EXPECT_THAT(out, HasSubstr("bad.yaml:" + std::to_string(line) +
+                             ": static_resources.clusters[1].name: duplicate cluster name \"backend\""));
 }
 
 TEST(ConfigIntegrationTest, BadEndpointAddressNamesThePath) {

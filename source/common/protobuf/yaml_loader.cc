@@ -249,6 +249,10 @@ class Loader {
   const std::vector<std::pair<std::string, std::string>>& deprecations() const { return deprecations_; }
 
  private:
+  void recordLine(const YAML::Node& node, const std::string& path) {
+    if (opts_.field_lines != nullptr && node.Mark().line >= 0) (*opts_.field_lines)[path] = node.Mark().line + 1;
+  }
+
   absl::Status error(const YAML::Node& node, const std::string& path, absl::string_view what) const {
     const int line = node.Mark().line;
     return absl::InvalidArgumentError(absl::StrCat(source_, line >= 0 ? absl::StrCat(":", line + 1) : "", ": ",
@@ -268,6 +272,7 @@ class Loader {
       const std::string& name = key.Scalar();
       if (skip_type_key && name == "@type") continue;
       const std::string child = childPath(path, name);
+      recordLine(key, child);
       const FieldDescriptor* f = findField(d, name);
       if (f == nullptr) {
         if (opts_.allow_unknown_fields) continue;
@@ -301,6 +306,7 @@ class Loader {
     for (size_t i = 0; i < value.size(); ++i) {
       const YAML::Node element = value[i];
       const std::string element_path = absl::StrCat(path, "[", i, "]");
+      recordLine(element, element_path);
       if (element.IsNull() &&
           !(f->message_type() != nullptr && f->message_type()->full_name() == "google.protobuf.Value")) {
         return error(element, element_path, "null is not allowed in a list");
@@ -744,6 +750,20 @@ absl::Status loadFromFile(const std::string& path, Message& out, const LoadOptio
   LoadOptions file_opts = opts;
   if (file_opts.source_name.empty()) file_opts.source_name = path;
   return loadFromYamlString(text, out, file_opts);
+}
+
+std::string locate(const std::string& source, const std::map<std::string, int>& field_lines,
+                   const std::string& field_path) {
+  // Walk back from the full path to shorter prefixes ("a.b[2].c" -> "a.b[2]" -> "a.b" -> "a").
+  std::string prefix = field_path;
+  while (!prefix.empty()) {
+    auto it = field_lines.find(prefix);
+    if (it != field_lines.end()) return absl::StrCat(source, ":", it->second, ": ");
+    size_t cut = prefix.find_last_of(".[");
+    if (cut == std::string::npos) break;
+    prefix.resize(cut);
+  }
+  return absl::StrCat(source, ": ");
 }
 
 std::string toJson(const Message& m, bool pretty, bool print_defaults) {

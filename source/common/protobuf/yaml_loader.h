@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include <map>
+
 #include "absl/status/status.h"
 #include "google/protobuf/message.h"
 
@@ -22,7 +24,15 @@ struct LoadOptions {
   // whole input loaded without error, so the caller can warn and count
   // runtime.deprecated_feature_use.
   std::function<void(const std::string& field_path, const std::string& message)> on_deprecated;
+  // When set, receives the 1-based line of every field and list element by
+  // its path ("static_resources.clusters[1].name"), so errors found after
+  // loading (validation) can still point at the line.
+  std::map<std::string, int>* field_lines = nullptr;
 };
+
+// "file:LINE: " for the longest known prefix of `field_path`, or "file: ".
+std::string locate(const std::string& source, const std::map<std::string, int>& field_lines,
+                   const std::string& field_path);
 
 // Replaces `out` with the message described by `text` (YAML, or JSON, which
 // is YAML too). Errors are InvalidArgument and read

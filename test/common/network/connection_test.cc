@@ -146,6 +146,15 @@ TEST_F(ConnectionTest, ByteCountersAdvance) {
   EXPECT_EQ(store.counter("tx").value(), 5u);
 }
 
+// Runs the loop in 1 ms turns until cond holds (bounded).
+void turnUntil(event::Dispatcher& d, const std::function<bool()>& cond) {
+  for (int i = 0; i < 1000 && !cond(); ++i) {
+    auto t = d.createTimer([&] { d.exit(); });
+    t->enable(std::chrono::milliseconds(1));
+    d.run();
+  }
+}
+
 TEST(ClientConnectionTest, ConnectToAClosedPortReportsRemoteClose) {
   event::Dispatcher d("test");
   // Bind then close to get a port with no listener.
@@ -156,11 +165,7 @@ TEST(ClientConnectionTest, ConnectToAClosedPortReportsRemoteClose) {
   auto conn = Connection::connect(d, target);
   Recorder rec;
   conn->addConnectionCallbacks(rec);
-  for (int i = 0; i < 1000 && rec.events.empty(); ++i) {
-    auto t = d.createTimer([&] { d.exit(); });
-    t->enable(std::chrono::milliseconds(1));
-    d.run();
-  }
+  turnUntil(d, [&] { return !rec.events.empty(); });
   ASSERT_EQ(rec.events.size(), 1u);
   EXPECT_EQ(rec.events.front(), ConnectionEvent::RemoteClose);
 }
@@ -172,11 +177,7 @@ TEST(ClientConnectionTest, ConnectToAListenerReportsConnected) {
   auto conn = Connection::connect(d, Address::localOf(listener->get()));
   Recorder rec;
   conn->addConnectionCallbacks(rec);
-  for (int i = 0; i < 1000 && rec.events.empty(); ++i) {
-    auto t = d.createTimer([&] { d.exit(); });
-    t->enable(std::chrono::milliseconds(1));
-    d.run();
-  }
+  turnUntil(d, [&] { return !rec.events.empty(); });
   ASSERT_EQ(rec.events.size(), 1u);
   EXPECT_EQ(rec.events.front(), ConnectionEvent::Connected);
   EXPECT_EQ(conn->localAddress().ip(), "127.0.0.1");
