@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -113,12 +114,13 @@ bool CourierProcess::start(const std::string& config_yaml, std::vector<std::stri
   dir_ = tempDir();
   writeFile(dir_ + "/courier.yaml", config_yaml);
   std::vector<std::string> args = {runfile("source/exe/courier"), "-c", dir_ + "/courier.yaml",
-                                   "--admin-address-path", dir_ + "/admin_address", "--log-level", "info"};
-  bool has_concurrency = false;
-  for (const auto& a : extra_args) has_concurrency |= a == "--concurrency";
-  if (!has_concurrency) {
-    args.push_back("--concurrency");
-    args.push_back("2");
+                                   "--admin-address-path", dir_ + "/admin_address"};
+  // Defaults unless the caller chose (a flag given twice is an error, as in Envoy).
+  for (const auto& [flag, value] : {std::pair<std::string, std::string>{"--concurrency", "2"}, {"--log-level", "info"}}) {
+    if (std::find(extra_args.begin(), extra_args.end(), flag) == extra_args.end()) {
+      args.push_back(flag);
+      args.push_back(value);
+    }
   }
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   pid_ = spawn(args, dir_ + "/courier.log");
