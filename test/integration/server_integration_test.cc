@@ -102,6 +102,9 @@ TEST_F(ServerIntegrationTest, SigtermStopsAcceptingLetsOpenConnectionsFinishThen
   ASSERT_TRUE(open.write("before"));
   ASSERT_EQ(open.readExactly(6), "before");
   courier_.signal(SIGTERM);
+  // Admin keeps answering and says the server is no longer live.
+  ASSERT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 503; }));
+  EXPECT_EQ(courier_.admin("/ready").body, "DRAINING\n");
   // New connections are refused once the listeners stop...
   ASSERT_TRUE(waitFor([&] { return !TcpClient(port_, std::chrono::milliseconds(500)).connected(); }));
   // ...while the open one keeps working.
@@ -110,6 +113,17 @@ TEST_F(ServerIntegrationTest, SigtermStopsAcceptingLetsOpenConnectionsFinishThen
   EXPECT_EQ(courier_.waitForExit(std::chrono::milliseconds(200)), -1) << "exited before its connection closed";
   open.close();
   EXPECT_EQ(courier_.waitForExit(std::chrono::milliseconds(10000)), 0);
+}
+
+TEST(DeprecatedFieldTest, DeprecatedFieldIsAcceptedWarnedAndCounted) {
+  TcpServer upstream(TcpServer::echo());
+  std::string config = tcpProxyConfig({upstream.port()});
+  // Cluster.max_requests_per_connection is deprecated in v3 but still accepted.
+  config.replace(config.find("    type: STATIC"), 0, "    max_requests_per_connection: 100\n");
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config)) << courier.log();
+  EXPECT_EQ(courier.stat("runtime.deprecated_feature_use"), 1u);
+  EXPECT_THAT(courier.log(), HasSubstr("static_resources.clusters[0].max_requests_per_connection"));
 }
 
 TEST(ServerDrainTimeoutTest, SigtermExitsAfterDrainTimeEvenWithConnectionsOpen) {
