@@ -59,8 +59,11 @@ absl::Status Server::initialize() {
     workers_.push_back(std::make_unique<Worker>(i, total_connections_));
     dispatchers.push_back(&workers_.back()->dispatcher());
   }
-  clusters_ = std::make_unique<thread_local_::SnapshotSlot<upstream::ClusterSet>>(main_, dispatchers);
-  // Each worker keeps its load-balancer state across swaps; hook the swap.
+  // Each worker keeps its load-balancer state across swaps of the cluster set.
+  clusters_ = std::make_unique<thread_local_::SnapshotSlot<upstream::ClusterSet>>(
+      main_, dispatchers, [this](size_t worker, const upstream::ClusterSetConstSharedPtr& set) {
+        workers_[worker]->clusterManager().update(set);
+      });
   if (auto s = createClusters(); !s.ok()) return s;
   if (auto s = createListeners(true); !s.ok()) return s;
   if (auto s = startAdmin(); !s.ok()) return s;
@@ -97,13 +100,7 @@ absl::Status Server::createClusters() {
   }
   stats_.gauge("cluster_manager.active_clusters").set(set->clusters.size());
   stats_.gauge("cluster_manager.warming_clusters").set(0);
-  upstream::ClusterSetConstSharedPtr shared = std::move(set);
-  clusters_->publish(shared);
-  // The slot swaps each worker's pointer; the worker's LB state follows it.
-  for (auto& w : workers_) {
-    Worker* worker = w.get();
-    worker->dispatcher().post([worker, shared] { worker->clusterManager().update(shared); });
-  }
+  clusters_->publish(std::move(set));
   return absl::OkStatus();
 }
 

@@ -17,9 +17,13 @@ namespace courier::thread_local_ {
 template <class T>
 class SnapshotSlot {
  public:
+  // Runs on worker i's thread right after it swapped, so per-worker state
+  // derived from the snapshot (load-balancer state, say) follows it.
+  using OnSwap = std::function<void(size_t worker, const std::shared_ptr<const T>& snapshot)>;
+
   // workers[i] is the dispatcher of worker i; main runs the completion callbacks.
-  SnapshotSlot(event::Dispatcher& main, std::vector<event::Dispatcher*> workers)
-      : main_(main), workers_(std::move(workers)), per_worker_(workers_.size()) {}
+  SnapshotSlot(event::Dispatcher& main, std::vector<event::Dispatcher*> workers, OnSwap on_swap = nullptr)
+      : main_(main), workers_(std::move(workers)), per_worker_(workers_.size()), on_swap_(std::move(on_swap)) {}
 
   // Main thread. After every worker has swapped, on_applied runs on main.
   void publish(std::shared_ptr<const T> snapshot, std::function<void()> on_applied = nullptr) {
@@ -30,6 +34,7 @@ class SnapshotSlot {
     for (size_t i = 0; i < workers_.size(); ++i) {
       workers_[i]->post([this, i, snapshot, remaining, done] {
         per_worker_[i].current = snapshot;
+        if (on_swap_) on_swap_(i, snapshot);
         if (remaining->fetch_sub(1) == 1 && *done) main_.post([done] { (*done)(); });
       });
     }
@@ -50,6 +55,7 @@ class SnapshotSlot {
   std::vector<event::Dispatcher*> workers_;
   std::vector<PerWorker> per_worker_;
   std::shared_ptr<const T> latest_;
+  OnSwap on_swap_;
 };
 
 }  // namespace courier::thread_local_

@@ -71,6 +71,26 @@ TEST(SnapshotSlotTest, EveryWorkerSeesThePublishedSnapshotAndMainIsToldOnce) {
   workers.stop();
 }
 
+TEST(SnapshotSlotTest, SwapHookRunsOnEachWorkerWithTheNewSnapshot) {
+  event::Dispatcher main("main");
+  Workers workers(2);
+  std::atomic<int> live{0};
+  std::atomic<int> hooked{0};
+  std::vector<std::thread::id> hook_threads(2);
+  std::vector<std::thread::id> worker_threads(2);
+  SnapshotSlot<Pair> slot(main, workers.pointers(), [&](size_t w, const std::shared_ptr<const Pair>& snap) {
+    if (snap->a == 3) hooked.fetch_add(1);
+    hook_threads[w] = std::this_thread::get_id();
+  });
+  workers.start();
+  for (size_t i = 0; i < 2; ++i) workers.at(i).post([&, i] { worker_threads[i] = std::this_thread::get_id(); });
+  slot.publish(std::make_shared<const Pair>(3, live), [&] { main.exit(); });
+  main.run();
+  workers.stop();
+  EXPECT_EQ(hooked.load(), 2);
+  EXPECT_EQ(hook_threads, worker_threads);
+}
+
 TEST(SnapshotSlotTest, ReadersUnderConcurrentSwapsNeverSeeATornSnapshotAndOldOnesAreFreed) {
   event::Dispatcher main("main");
   Workers workers(2);
