@@ -1,6 +1,7 @@
 #include "source/server/worker.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "absl/strings/str_cat.h"
@@ -35,6 +36,7 @@ ActiveListener::~ActiveListener() {
 }
 
 void ActiveListener::stopAccepting() {
+  accept_retry_timer_.reset();
   accept_event_.reset();
   fd_ = network::SocketFd();
 }
@@ -47,8 +49,17 @@ void ActiveListener::onAccept() {
     int fd = ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        spdlog::warn("listener '{}': accept failed: {}", config_->name, std::strerror(errno));
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      spdlog::warn("listener '{}': accept failed: {}", config_->name, std::strerror(errno));
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // The queued connections stay queued and edge triggering will not
+        // report them again: come back once descriptors may have been freed.
+        if (!accept_retry_timer_) {
+          accept_retry_timer_ = worker_.dispatcher().createTimer([this] {
+            if (accept_event_) accept_event_->activate(event::kRead);
+          });
+        }
+        accept_retry_timer_->enable(std::chrono::milliseconds(100));
       }
       return;
     }

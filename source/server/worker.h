@@ -50,6 +50,7 @@ class ActiveListener {
   ListenerConfigConstSharedPtr config_;
   network::SocketFd fd_;
   std::unique_ptr<event::FileEvent> accept_event_;
+  std::unique_ptr<event::Timer> accept_retry_timer_;
   std::list<std::unique_ptr<ActiveConnection>> connections_;
 };
 

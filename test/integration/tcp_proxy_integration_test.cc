@@ -144,6 +144,31 @@ TEST(TcpProxyConnectAttemptsTest, MaxConnectAttemptsRetriesTheNextHost) {
   EXPECT_TRUE(courier.waitForStat("cluster.backend.upstream_cx_connect_fail", 1));
 }
 
+TEST(TcpProxyFileLimitTest, AcceptResumesAfterDescriptorsRunOut) {
+  TcpServer upstream(TcpServer::echo());
+  CourierProcess courier;
+  // Enough for start-up and a few proxied connections (two descriptors each).
+  courier.setFileLimit(40);
+  ASSERT_TRUE(courier.start(tcpProxyConfig({upstream.port()}), {"--concurrency", "1"})) << courier.log();
+  const uint16_t port = courier.listenerPort("tcp");
+  // Hold connections until the proxy runs out of descriptors; the rest wait
+  // in the kernel's accept queue.
+  std::vector<std::unique_ptr<TcpClient>> held;
+  for (int i = 0; i < 30; ++i) {
+    held.push_back(std::make_unique<TcpClient>(port, std::chrono::milliseconds(3000)));
+    ASSERT_TRUE(held.back()->connected());
+  }
+  const std::string last_word = "queued";
+  ASSERT_TRUE(held.back()->write(last_word));
+  ASSERT_TRUE(waitFor([&] { return courier.log().find("Too many open files") != std::string::npos; }))
+      << courier.log();
+  // Free descriptors: the queued connection must be accepted without any new
+  // connection arriving to wake the listener.
+  for (size_t i = 0; i + 1 < held.size(); ++i) held[i].reset();
+  EXPECT_EQ(held.back()->readExactly(last_word.size()), last_word);
+  EXPECT_EQ(courier.admin("/ready").status, 200);
+}
+
 TEST_F(TcpProxyIntegrationTest, ClientGoneMidStreamReleasesTheUpstream) {
   std::atomic<bool> upstream_saw_close{false};
   TcpServer upstream([&](int fd) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -86,9 +87,13 @@ std::string readFile(const std::string& path) {
   return ss.str();
 }
 
-pid_t spawn(const std::vector<std::string>& args, const std::string& log_path) {
+pid_t spawn(const std::vector<std::string>& args, const std::string& log_path, int file_limit = 0) {
   pid_t pid = fork();
   if (pid == 0) {
+    if (file_limit > 0) {
+      rlimit rl{static_cast<rlim_t>(file_limit), static_cast<rlim_t>(file_limit)};
+      setrlimit(RLIMIT_NOFILE, &rl);
+    }
     int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
@@ -123,7 +128,7 @@ bool CourierProcess::start(const std::string& config_yaml, std::vector<std::stri
     }
   }
   args.insert(args.end(), extra_args.begin(), extra_args.end());
-  pid_ = spawn(args, dir_ + "/courier.log");
+  pid_ = spawn(args, dir_ + "/courier.log", file_limit_);
   bool up = waitFor([&] {
     int status;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {

@@ -41,6 +41,9 @@ class CourierProcess {
   // Runs courier to completion (e.g. --mode validate) and returns its exit code.
   static int runToExit(const std::vector<std::string>& args, std::string* output);
 
+  // Limits the child's open descriptors (RLIMIT_NOFILE) when non-zero; set before start().
+  void setFileLimit(int limit) { file_limit_ = limit; }
+
   uint16_t adminPort() const { return admin_port_; }
   HttpResponse admin(const std::string& path, const std::string& method = "GET") const {
     return httpRequest(admin_port_, method, path);
@@ -67,6 +70,7 @@ class CourierProcess {
   uint16_t admin_port_ = 0;
   std::string dir_;
   int exit_code_ = -1;
+  int file_limit_ = 0;
 };
 
 }  // namespace courier::test
