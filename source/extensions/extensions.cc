@@ -1,10 +1,12 @@
 #include "source/extensions/extensions.h"
 
+#include "source/extensions/filters/network/http_connection_manager/connection_manager.h"
 #include "source/extensions/filters/network/tcp_proxy/tcp_proxy.h"
 
 namespace courier::extensions {
 
 Registry::Registry() {
+  network_filters_.push_back(http_connection_manager::createHttpConnectionManagerConfigFactory());
   network_filters_.push_back(tcp_proxy::createTcpProxyConfigFactory());
 }
 

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "google/protobuf/any.pb.h"
 #include "source/common/event/dispatcher.h"
+#include "source/common/http/pool/conn_pool.h"
 #include "source/common/network/connection.h"
 #include "source/common/stats/store.h"
 #include "source/common/upstream/cluster.h"
@@ -22,6 +23,7 @@ namespace courier::server {
 struct WorkerContext {
   event::Dispatcher& dispatcher;
   upstream::ThreadLocalClusterManager& cluster_manager;
+  http::pool::ConnPoolManager& http_pools;
   size_t index;
 };
 

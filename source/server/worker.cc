@@ -116,7 +116,7 @@ Worker::Worker(size_t index, std::atomic<int64_t>& total_connections)
     : index_(index),
       total_connections_(total_connections),
       dispatcher_(absl::StrCat("worker_", index)),
-      context_{dispatcher_, cluster_manager_, index} {}
+      context_{dispatcher_, cluster_manager_, http_pools_, index} {}
 
 Worker::~Worker() { stop(); }
 

@@ -80,6 +80,7 @@ class Worker {
   std::atomic<int64_t>& total_connections_;
   event::Dispatcher dispatcher_;
   upstream::ThreadLocalClusterManager cluster_manager_;
+  http::pool::ConnPoolManager http_pools_{dispatcher_};
   WorkerContext context_;
   absl::flat_hash_map<std::string, std::unique_ptr<ActiveListener>> listeners_;
   std::thread thread_;

@@ -1,0 +1,183 @@
+#include "source/common/http/pool/conn_pool.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace courier::http::pool {
+
+PooledConnection::PooledConnection(ConnPool& pool, std::unique_ptr<network::Connection> connection)
+    : pool_(pool), connection_(std::move(connection)), codec_(std::make_unique<http1::ClientConnection>(output_)) {
+  connection_->addConnectionCallbacks(*this);
+}
+
+PooledConnection::~PooledConnection() {
+  if (connection_ != nullptr) {
+    connection_->removeConnectionCallbacks(*this);
+    connection_->close(network::CloseType::NoFlush);
+  }
+}
+
+void PooledConnection::flush() {
+  if (!output_.empty()) connection_->write(output_, false);
+}
+
+void PooledConnection::onEvent(network::ConnectionEvent event) {
+  if (event == network::ConnectionEvent::Connected) {
+    pool_.onConnected(*this);
+    return;
+  }
+  pool_.onClosed(*this);
+}
+
+network::FilterStatus PooledConnection::onData(buffer::Buffer& data, bool) {
+  pool_.onData(*this, data);
+  return network::FilterStatus::StopIteration;
+}
+
+ConnPool::ConnPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster, const upstream::Host& host)
+    : dispatcher_(dispatcher), cluster_(std::move(cluster)), address_(host.address) {}
+
+ConnPool::~ConnPool() {
+  waiting_.clear();
+  owners_.clear();
+  connections_.clear();
+}
+
+void ConnPool::newStream(PoolCallbacks& callbacks) {
+  for (auto& c : connections_) {
+    if (c->connected_ && !c->busy_ && c->codec_->idle()) {
+      c->busy_ = true;
+      owners_[c.get()] = &callbacks;
+      callbacks.onPoolReady(*c);
+      return;
+    }
+  }
+  waiting_.push_back(&callbacks);
+  createConnection();
+}
+
+void ConnPool::cancel(PoolCallbacks& callbacks) {
+  waiting_.remove(&callbacks);
+  for (auto it = owners_.begin(); it != owners_.end(); ++it) {
+    if (it->second == &callbacks) {
+      // Mid-request: the connection's state is unknown, so it is not reused.
+      PooledConnection* c = it->first;
+      owners_.erase(it);
+      erase(*c);
+      return;
+    }
+  }
+}
+
+void ConnPool::release(PooledConnection& c, bool reusable) {
+  owners_.erase(&c);
+  c.busy_ = false;
+  if (!reusable) {
+    erase(c);
+    return;
+  }
+  // Someone may be waiting for exactly this.
+  if (!waiting_.empty()) {
+    PoolCallbacks* next = waiting_.front();
+    waiting_.pop_front();
+    c.busy_ = true;
+    owners_[&c] = next;
+    next->onPoolReady(c);
+  }
+}
+
+void ConnPool::createConnection() {
+  auto conn = network::Connection::connect(dispatcher_, address_);
+  conn->setBufferLimits(cluster_->per_connection_buffer_limit_bytes);
+  conn->setConnectionStats({&cluster_->stats->upstream_cx_rx_bytes_total, &cluster_->stats->upstream_cx_tx_bytes_total});
+  cluster_->stats->upstream_cx_total.inc();
+  cluster_->stats->upstream_cx_active.inc();
+  auto pooled = std::make_unique<PooledConnection>(*this, std::move(conn));
+  PooledConnection* raw = pooled.get();
+  // The connection's read filter is the pooled connection itself; ownership of
+  // the filter object stays with the pool, so add a forwarding shim.
+  struct Shim : network::ReadFilter {
+    explicit Shim(PooledConnection& c) : c(c) {}
+    void initializeReadFilterCallbacks(network::ReadFilterCallbacks&) override {}
+    network::FilterStatus onData(buffer::Buffer& data, bool end_stream) override { return c.onData(data, end_stream); }
+    PooledConnection& c;
+  };
+  raw->connection_->addReadFilter(std::make_unique<Shim>(*raw));
+  raw->connect_timer_ = dispatcher_.createTimer([this, raw] {
+    cluster_->stats->upstream_cx_connect_timeout.inc();
+    raw->connection_->removeConnectionCallbacks(*raw);
+    raw->connection_->close(network::CloseType::NoFlush);
+    onClosed(*raw);
+  });
+  raw->connect_timer_->enable(cluster_->connect_timeout);
+  connections_.push_front(std::move(pooled));
+  raw->self_ = connections_.begin();
+}
+
+void ConnPool::onConnected(PooledConnection& c) {
+  c.connected_ = true;
+  c.connect_timer_->disable();
+  if (waiting_.empty()) return;
+  PoolCallbacks* next = waiting_.front();
+  waiting_.pop_front();
+  c.busy_ = true;
+  owners_[&c] = next;
+  next->onPoolReady(c);
+}
+
+void ConnPool::onClosed(PooledConnection& c) {
+  const bool was_connected = c.connected_;
+  if (c.connect_timer_) c.connect_timer_->disable();
+  auto owner = owners_.find(&c);
+  PoolCallbacks* callbacks = owner == owners_.end() ? nullptr : owner->second;
+  if (owner != owners_.end()) owners_.erase(owner);
+  if (!was_connected) cluster_->stats->upstream_cx_connect_fail.inc();
+  erase(c);
+  if (callbacks != nullptr) {
+    callbacks->onUpstreamClosed();
+  } else if (!was_connected && !waiting_.empty()) {
+    // The connect that was meant for the first waiter failed.
+    PoolCallbacks* next = waiting_.front();
+    waiting_.pop_front();
+    next->onPoolFailure(PoolCallbacks::Failure::ConnectFailure);
+  }
+}
+
+void ConnPool::onData(PooledConnection& c, buffer::Buffer& data) {
+  auto owner = owners_.find(&c);
+  if (owner == owners_.end()) {
+    // Bytes on an idle connection: nothing can be waiting for them.
+    data.drain(data.length());
+    erase(c);
+    return;
+  }
+  owner->second->onUpstreamData(data);
+}
+
+void ConnPool::erase(PooledConnection& c) {
+  cluster_->stats->upstream_cx_active.dec();
+  cluster_->stats->upstream_cx_destroy.inc();
+  auto it = c.self_;
+  std::unique_ptr<PooledConnection> doomed = std::move(*it);
+  connections_.erase(it);
+  if (doomed->connection_ != nullptr) {
+    doomed->connection_->removeConnectionCallbacks(*doomed);
+    doomed->connection_->close(network::CloseType::NoFlush);
+    // We may be inside this connection's callback: delete later.
+    dispatcher_.deferredDelete(std::move(doomed->connection_));
+  }
+  struct Holder : event::DeferredDeletable {
+    std::unique_ptr<PooledConnection> c;
+  };
+  auto holder = std::make_unique<Holder>();
+  holder->c = std::move(doomed);
+  dispatcher_.deferredDelete(std::move(holder));
+}
+
+ConnPool& ConnPoolManager::pool(const upstream::ClusterConstSharedPtr& cluster, const upstream::Host& host) {
+  std::string key = absl::StrCat(cluster->name, "|", host.address.asString());
+  auto it = pools_.find(key);
+  if (it == pools_.end()) it = pools_.emplace(key, std::make_unique<ConnPool>(dispatcher_, cluster, host)).first;
+  return *it->second;
+}
+
+}  // namespace courier::http::pool

@@ -1,0 +1,105 @@
+// Per-worker HTTP/1.1 connection pools to upstream hosts: keep-alive reuse of
+// idle connections, a new connection when none is idle, and connect
+// timeouts. One request at a time per connection (no upstream pipelining).
+#pragma once
+
+#include <chrono>
+#include <list>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "source/common/buffer/buffer.h"
+#include "source/common/event/dispatcher.h"
+#include "source/common/http/codec.h"
+#include "source/common/http/http1/client_codec.h"
+#include "source/common/network/connection.h"
+#include "source/common/upstream/cluster.h"
+
+namespace courier::http::pool {
+
+class ConnPool;
+
+// An upstream connection with its codec; handed to one request at a time.
+class PooledConnection : public network::ConnectionCallbacks, public network::ReadFilter {
+ public:
+  PooledConnection(ConnPool& pool, std::unique_ptr<network::Connection> connection);
+  ~PooledConnection() override;
+
+  http1::ClientConnection& codec() { return *codec_; }
+  // Writes what the codec encoded so far.
+  void flush();
+  network::Connection& connection() { return *connection_; }
+
+  // ConnectionCallbacks
+  void onEvent(network::ConnectionEvent event) override;
+  // ReadFilter
+  void initializeReadFilterCallbacks(network::ReadFilterCallbacks&) override {}
+  network::FilterStatus onData(buffer::Buffer& data, bool end_stream) override;
+
+ private:
+  friend class ConnPool;
+  ConnPool& pool_;
+  std::unique_ptr<network::Connection> connection_;
+  buffer::Buffer output_;
+  std::unique_ptr<http1::ClientConnection> codec_;
+  std::unique_ptr<event::Timer> connect_timer_;
+  bool connected_ = false;
+  bool busy_ = false;
+  std::list<std::unique_ptr<PooledConnection>>::iterator self_;
+};
+
+// What a request waiting for a connection is told.
+class PoolCallbacks {
+ public:
+  virtual ~PoolCallbacks() = default;
+  virtual void onPoolReady(PooledConnection& connection) = 0;
+  enum class Failure { ConnectFailure, Timeout };
+  virtual void onPoolFailure(Failure reason) = 0;
+  // The connection handed out was closed by the peer or failed while in use.
+  virtual void onUpstreamClosed() = 0;
+  // Bytes arrived for the request (the codec is fed; decoders are called).
+  virtual void onUpstreamData(buffer::Buffer& data) = 0;
+};
+
+class ConnPool {
+ public:
+  ConnPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster, const upstream::Host& host);
+  ~ConnPool();
+
+  // Ready now (an idle connection) or later (a new one connecting). Returns a
+  // handle to cancel while waiting; null if ready already called back.
+  void newStream(PoolCallbacks& callbacks);
+  // The caller no longer waits (downstream gone).
+  void cancel(PoolCallbacks& callbacks);
+  // The request on this connection finished: keep it for reuse or close it.
+  void release(PooledConnection& connection, bool reusable);
+
+ private:
+  friend class PooledConnection;
+  void onConnected(PooledConnection& c);
+  void onClosed(PooledConnection& c);
+  void onData(PooledConnection& c, buffer::Buffer& data);
+  void createConnection();
+  void erase(PooledConnection& c);
+
+  event::Dispatcher& dispatcher_;
+  upstream::ClusterConstSharedPtr cluster_;
+  const network::Address address_;
+  std::list<std::unique_ptr<PooledConnection>> connections_;
+  std::list<PoolCallbacks*> waiting_;
+  absl::flat_hash_map<PooledConnection*, PoolCallbacks*> owners_;
+};
+
+// The pools of one worker, by cluster and host address.
+class ConnPoolManager {
+ public:
+  explicit ConnPoolManager(event::Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
+  ConnPool& pool(const upstream::ClusterConstSharedPtr& cluster, const upstream::Host& host);
+
+ private:
+  event::Dispatcher& dispatcher_;
+  absl::flat_hash_map<std::string, std::unique_ptr<ConnPool>> pools_;
+};
+
+}  // namespace courier::http::pool

@@ -1,0 +1,93 @@
+// Builds the HTTP connection manager from
+// envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.
+#include "absl/strings/str_cat.h"
+#include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
+#include "google/protobuf/util/time_util.h"
+#include "source/extensions/filters/network/http_connection_manager/connection_manager.h"
+#include "spdlog/spdlog.h"
+
+namespace courier::extensions::http_connection_manager {
+namespace {
+
+using ProtoHcm = envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+using google::protobuf::util::TimeUtil;
+
+absl::Status fieldError(const std::string& path, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
+}
+
+std::chrono::milliseconds ms(const google::protobuf::Duration& d) {
+  return std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(d));
+}
+
+class HttpConnectionManagerConfigFactory : public server::NetworkFilterConfigFactory {
+ public:
+  std::string name() const override { return "envoy.filters.network.http_connection_manager"; }
+  std::string configType() const override { return ProtoHcm::descriptor()->full_name(); }
+
+  absl::StatusOr<server::NetworkFilterFactoryCb> createFilterFactory(const google::protobuf::Any& typed_config,
+                                                                     server::FactoryContext& context,
+                                                                     const std::string& path) override {
+    ProtoHcm proto;
+    if (!typed_config.UnpackTo(&proto)) return fieldError(path, absl::StrCat("cannot decode ", configType()));
+    auto config = std::make_shared<HcmConfig>();
+    if (proto.stat_prefix().empty()) return fieldError(path + ".stat_prefix", "must not be empty");
+    config->stat_prefix = proto.stat_prefix();
+    if (proto.codec_type() != ProtoHcm::AUTO && proto.codec_type() != ProtoHcm::HTTP1) {
+      return fieldError(path + ".codec_type",
+                        absl::StrCat("codec type ", ProtoHcm::CodecType_Name(proto.codec_type()),
+                                     " is not supported yet (AUTO and HTTP1 are)"));
+    }
+    if (proto.route_specifier_case() != ProtoHcm::kRouteConfig) {
+      return fieldError(path, "only an inline route_config is supported yet (rds and scoped_routes are not)");
+    }
+    std::unique_ptr<router::ClusterNameChecker> checker;
+    // Envoy validates cluster names of inline route tables by default.
+    const bool validate = !proto.route_config().has_validate_clusters() || proto.route_config().validate_clusters().value();
+    if (validate && context.clusters != nullptr) {
+      const upstream::ClusterSet* clusters = context.clusters;
+      checker = std::make_unique<router::ClusterNameChecker>(
+          [clusters](std::string_view name) { return clusters->find(std::string(name)) != nullptr; });
+    }
+    auto table = router::RouteTable::create(proto.route_config(), path + ".route_config", checker.get());
+    if (!table.ok()) return table.status();
+    config->route_table = *table;
+    for (int i = 0; i < proto.http_filters_size(); ++i) {
+      const auto& f = proto.http_filters(i);
+      const bool is_router =
+          f.name() == "envoy.filters.http.router" ||
+          f.typed_config().type_url() == "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+      if (!is_router) {
+        return fieldError(absl::StrCat(path, ".http_filters[", i, "]"),
+                          absl::StrCat("HTTP filter \"", f.name(), "\" is not supported yet (only the router is)"));
+      }
+    }
+    if (proto.http_filters_size() == 0) {
+      spdlog::info("{}: no http_filters given; using the router filter", path);
+    }
+    if (proto.has_max_request_headers_kb()) config->http1.max_request_headers_kb = proto.max_request_headers_kb().value();
+    const auto& common = proto.common_http_protocol_options();
+    if (common.has_max_headers_count()) config->http1.max_headers_count = common.max_headers_count().value();
+    if (common.has_idle_timeout()) config->idle_timeout = ms(common.idle_timeout());
+    if (proto.has_stream_idle_timeout()) config->stream_idle_timeout = ms(proto.stream_idle_timeout());
+    if (proto.has_request_timeout()) config->request_timeout = ms(proto.request_timeout());
+    if (proto.http_protocol_options().accept_http_10()) config->http1.accept_http_10 = true;
+    config->http1.allow_chunked_length = proto.http_protocol_options().allow_chunked_length();
+    if (!proto.server_name().empty()) config->server_name = proto.server_name();
+    if (proto.has_generate_request_id()) config->generate_request_id = proto.generate_request_id().value();
+    if (proto.has_use_remote_address()) config->use_remote_address = proto.use_remote_address().value();
+    config->stats = std::make_unique<HcmStats>(context.stats, config->stat_prefix);
+    std::shared_ptr<const HcmConfig> shared = std::move(config);
+    return server::NetworkFilterFactoryCb([shared](network::Connection& connection, server::WorkerContext& worker) {
+      connection.addReadFilter(std::make_unique<ConnectionManager>(shared, worker));
+    });
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<server::NetworkFilterConfigFactory> createHttpConnectionManagerConfigFactory() {
+  return std::make_unique<HttpConnectionManagerConfigFactory>();
+}
+
+}  // namespace courier::extensions::http_connection_manager

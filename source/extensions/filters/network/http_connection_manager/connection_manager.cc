@@ -1,0 +1,515 @@
+#include "source/extensions/filters/network/http_connection_manager/connection_manager.h"
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
+namespace courier::extensions::http_connection_manager {
+namespace {
+
+std::mt19937_64& rng() {
+  static thread_local std::mt19937_64 r{std::random_device{}()};
+  return r;
+}
+
+std::string requestId() {
+  // A v4 UUID, as Envoy's x-request-id.
+  uint64_t a = rng()(), b = rng()();
+  a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
+  b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+  char out[37];
+  snprintf(out, sizeof(out), "%08x-%04x-%04x-%04x-%012llx", static_cast<uint32_t>(a >> 32),
+           static_cast<uint32_t>((a >> 16) & 0xffff), static_cast<uint32_t>(a & 0xffff),
+           static_cast<uint32_t>(b >> 48), static_cast<unsigned long long>(b & 0xffffffffffffULL));
+  return out;
+}
+
+}  // namespace
+
+HcmStats::HcmStats(stats::Store& store, const std::string& prefix)
+#define COURIER_HCM_COUNTER(n) n(store.counter(absl::StrCat("http.", prefix, "." #n)))
+#define COURIER_HCM_GAUGE(n) n(store.gauge(absl::StrCat("http.", prefix, "." #n)))
+    : COURIER_HCM_COUNTER(downstream_cx_total),
+      COURIER_HCM_GAUGE(downstream_cx_active),
+      COURIER_HCM_COUNTER(downstream_cx_protocol_error),
+      COURIER_HCM_COUNTER(downstream_rq_total),
+      COURIER_HCM_GAUGE(downstream_rq_active),
+      COURIER_HCM_COUNTER(downstream_rq_1xx),
+      COURIER_HCM_COUNTER(downstream_rq_2xx),
+      COURIER_HCM_COUNTER(downstream_rq_3xx),
+      COURIER_HCM_COUNTER(downstream_rq_4xx),
+      COURIER_HCM_COUNTER(downstream_rq_5xx),
+      COURIER_HCM_COUNTER(downstream_rq_timeout),
+      COURIER_HCM_COUNTER(no_route),
+      COURIER_HCM_COUNTER(no_cluster),
+      COURIER_HCM_COUNTER(rq_direct_response),
+      COURIER_HCM_COUNTER(rq_redirect),
+      downstream_rq_time(store.histogram(absl::StrCat("http.", prefix, ".downstream_rq_time"))) {
+}
+#undef COURIER_HCM_COUNTER
+#undef COURIER_HCM_GAUGE
+
+// One request/response exchange: decodes the request, routes it, and relays
+// the upstream response (the router filter's job, inline until the HTTP
+// filter chain exists).
+class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbacks {
+ public:
+  ActiveStream(ConnectionManager& parent, http::ResponseEncoder& encoder)
+      : parent_(parent), encoder_(encoder), start_(std::chrono::steady_clock::now()) {
+    stats().downstream_rq_total.inc();
+    stats().downstream_rq_active.inc();
+  }
+  ~ActiveStream() override {
+    if (pool_ != nullptr) pool_->cancel(*this);
+    stats().downstream_rq_active.dec();
+  }
+
+  // RequestDecoder (downstream request).
+  void decodeHeaders(http::HeaderMapPtr headers, bool end_stream) override;
+  void decodeData(buffer::Buffer& data, bool end_stream) override;
+  void decodeTrailers(http::HeaderMapPtr trailers) override;
+
+
+  // PoolCallbacks
+  void onPoolReady(http::pool::PooledConnection& connection) override;
+  void onPoolFailure(Failure reason) override;
+  void onUpstreamClosed() override;
+  void onUpstreamData(buffer::Buffer& data) override;
+
+  bool complete() const { return response_complete_; }
+  bool requestComplete() const { return request_complete_; }
+
+ private:
+  struct UpstreamDecoder : http::ResponseDecoder {
+    explicit UpstreamDecoder(ActiveStream& s) : s(s) {}
+    void decodeHeaders(http::HeaderMapPtr headers, bool end_stream) override { s.onUpstreamHeaders(std::move(headers), end_stream); }
+    void decodeData(buffer::Buffer& data, bool end_stream) override { s.onUpstreamBody(data, end_stream); }
+    void decodeTrailers(http::HeaderMapPtr trailers) override { s.onUpstreamTrailers(std::move(trailers)); }
+    void decode1xxHeaders(http::HeaderMapPtr) override {}
+    ActiveStream& s;
+  };
+
+  HcmStats& stats() { return *parent_.config().stats; }
+  void route();
+  void sendLocalReply(int status, std::string body, std::string_view flags);
+  void onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream);
+  void onUpstreamBody(buffer::Buffer& data, bool end_stream);
+  void onUpstreamTrailers(http::HeaderMapPtr trailers);
+  void onUpstreamComplete();
+  void onResponseTimeout();
+  void countResponse(int status);
+  void finishResponse();
+  void releaseUpstream(bool reusable);
+
+  ConnectionManager& parent_;
+  http::ResponseEncoder& encoder_;
+  const std::chrono::steady_clock::time_point start_;
+  http::HeaderMapPtr request_headers_;
+  buffer::Buffer request_body_;
+  http::HeaderMapPtr request_trailers_;
+  bool request_complete_ = false;
+  bool response_started_ = false;
+  bool response_complete_ = false;
+  const router::RouteEntry* route_ = nullptr;
+  upstream::ClusterConstSharedPtr cluster_;
+  http::pool::ConnPool* pool_ = nullptr;
+  http::pool::PooledConnection* upstream_ = nullptr;
+  http::RequestEncoder* upstream_encoder_ = nullptr;
+  UpstreamDecoder upstream_decoder_{*this};
+  std::unique_ptr<event::Timer> response_timer_;
+  std::chrono::steady_clock::time_point upstream_start_;
+  bool upstream_request_complete_ = false;
+};
+
+void ActiveStream::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
+  request_headers_ = std::move(headers);
+  request_complete_ = end_stream;
+  const auto& config = parent_.config();
+  if (config.generate_request_id && !request_headers_->has("x-request-id")) {
+    request_headers_->add("x-request-id", requestId());
+  }
+  if (config.use_remote_address) {
+    const std::string remote = parent_.connection().remoteAddress().ip();
+    const std::string_view existing = request_headers_->getValue("x-forwarded-for");
+    request_headers_->set("x-forwarded-for", existing.empty() ? remote : absl::StrCat(std::string(existing), ",", remote));
+  }
+  if (!request_headers_->has("x-forwarded-proto")) request_headers_->add("x-forwarded-proto", "http");
+  route();
+}
+
+void ActiveStream::route() {
+  const uint64_t random = rng()();
+  route_ = parent_.config().route_table->route(*request_headers_, random);
+  if (route_ == nullptr) {
+    stats().no_route.inc();
+    sendLocalReply(404, "", "NR");
+    return;
+  }
+  if (route_->action == router::RouteEntry::ActionKind::DirectResponse) {
+    stats().rq_direct_response.inc();
+    sendLocalReply(static_cast<int>(route_->direct_response.status), route_->direct_response.body, "");
+    return;
+  }
+  if (route_->action == router::RouteEntry::ActionKind::Redirect) {
+    stats().rq_redirect.inc();
+    const auto& r = route_->redirect;
+    std::string path(request_headers_->path());
+    if (!r.path.empty()) path = r.path;
+    if (r.strip_query) path = path.substr(0, path.find('?'));
+    std::string host = r.host.empty() ? std::string(request_headers_->host()) : r.host;
+    if (r.port != 0) host = absl::StrCat(host.substr(0, host.rfind(':')), ":", r.port);
+    http::ResponseHeaderMap reply;
+    reply.setStatus(static_cast<int>(r.response_code));
+    reply.add("location", absl::StrCat(r.scheme.empty() ? "http" : r.scheme, "://", host, path));
+    reply.add("server", parent_.config().server_name);
+    countResponse(static_cast<int>(r.response_code));
+    encoder_.encodeHeaders(reply, true);
+    finishResponse();
+    return;
+  }
+  std::string cluster_name = route_->cluster;
+  if (!route_->weighted_clusters.empty()) {
+    if (const auto* wc = route_->pickWeightedCluster(random)) cluster_name = wc->name;
+  } else if (!route_->cluster_header.empty()) {
+    cluster_name = std::string(request_headers_->getValue(route_->cluster_header));
+  }
+  upstream::ThreadLocalCluster* cluster = parent_.worker().cluster_manager.get(cluster_name);
+  if (cluster == nullptr) {
+    stats().no_cluster.inc();
+    sendLocalReply(503, "", "NC");
+    return;
+  }
+  cluster_ = cluster->shared();
+  const upstream::Host* host = cluster->loadBalancer().chooseHost();
+  if (host == nullptr) {
+    cluster_->stats->upstream_cx_none_healthy.inc();
+    sendLocalReply(503, "no healthy upstream", "UH");
+    return;
+  }
+  // Rewrites and headers the upstream sees.
+  if (!route_->prefix_rewrite.empty() || route_->regex_rewrite != nullptr) {
+    request_headers_->set(":path", router::rewritePath(*route_, request_headers_->path()));
+  }
+  if (!route_->host_rewrite_literal.empty()) request_headers_->set(":authority", route_->host_rewrite_literal);
+  for (const auto& name : route_->header_mutations.request_headers_to_remove) request_headers_->remove(name);
+  for (const auto& h : route_->header_mutations.request_headers_to_add) {
+    if (h.action == router::AppendAction::AddIfAbsent && request_headers_->has(h.key)) continue;
+    if (h.action == router::AppendAction::OverwriteIfExists && !request_headers_->has(h.key)) continue;
+    if (h.action == router::AppendAction::AppendIfExistsOrAdd) {
+      request_headers_->add(h.key, h.value);
+    } else {
+      request_headers_->set(h.key, h.value);
+    }
+  }
+  if (route_->timeout.count() > 0) {
+    request_headers_->set("x-envoy-expected-rq-timeout-ms", std::to_string(route_->timeout.count()));
+    response_timer_ = parent_.worker().dispatcher.createTimer([this] { onResponseTimeout(); });
+    response_timer_->enable(route_->timeout);
+  }
+  upstream_start_ = std::chrono::steady_clock::now();
+  pool_ = &parent_.worker().http_pools.pool(cluster_, *host);
+  pool_->newStream(*this);
+}
+
+void ActiveStream::onPoolReady(http::pool::PooledConnection& connection) {
+  upstream_ = &connection;
+  upstream_encoder_ = &connection.codec().newStream(upstream_decoder_);
+  upstream_encoder_->encodeHeaders(*request_headers_, request_complete_ && request_body_.empty() && !request_trailers_);
+  if (!request_body_.empty()) {
+    upstream_encoder_->encodeData(request_body_, request_complete_ && !request_trailers_);
+  }
+  if (request_trailers_) upstream_encoder_->encodeTrailers(*request_trailers_);
+  upstream_request_complete_ = request_complete_;
+  connection.flush();
+}
+
+void ActiveStream::decodeData(buffer::Buffer& data, bool end_stream) {
+  request_complete_ = end_stream;
+  if (upstream_encoder_ != nullptr) {
+    upstream_encoder_->encodeData(data, end_stream);
+    upstream_request_complete_ = end_stream;
+    upstream_->flush();
+  } else {
+    request_body_.move(data);
+  }
+}
+
+void ActiveStream::decodeTrailers(http::HeaderMapPtr trailers) {
+  request_complete_ = true;
+  if (upstream_encoder_ != nullptr) {
+    upstream_encoder_->encodeTrailers(*trailers);
+    upstream_request_complete_ = true;
+    upstream_->flush();
+  } else {
+    request_trailers_ = std::move(trailers);
+  }
+}
+
+void ActiveStream::onPoolFailure(Failure) {
+  pool_ = nullptr;
+  sendLocalReply(503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+                 "UF");
+}
+
+void ActiveStream::onUpstreamData(buffer::Buffer& data) {
+  auto err = upstream_->codec().dispatch(data);
+  if (err.has_value() && !response_complete_) {
+    releaseUpstream(false);
+    if (!response_started_) {
+      sendLocalReply(503, "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
+                     "UPE");
+    } else {
+      parent_.connection().close(network::CloseType::NoFlush);
+    }
+  }
+}
+
+void ActiveStream::onUpstreamClosed() {
+  // The pool has dropped the connection; a close-delimited body ends here.
+  http::pool::PooledConnection* conn = upstream_;
+  upstream_ = nullptr;
+  pool_ = nullptr;
+  if (response_complete_) return;
+  if (conn != nullptr && response_started_) {
+    auto err = conn->codec().onConnectionClosed();
+    if (!err.has_value() && response_complete_) return;
+  }
+  if (!response_started_) {
+    sendLocalReply(503, "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+                   "UC");
+  } else {
+    // Mid-body: the client must see the response was cut short.
+    parent_.connection().close(network::CloseType::NoFlush);
+  }
+}
+
+void ActiveStream::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream) {
+  if (response_timer_ && end_stream) response_timer_->disable();
+  response_started_ = true;
+  const int status = headers->status();
+  headers->set("x-envoy-upstream-service-time",
+               std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::steady_clock::now() - upstream_start_)
+                                  .count()));
+  headers->set("server", parent_.config().server_name);
+  for (const auto& name : route_->header_mutations.response_headers_to_remove) headers->remove(name);
+  for (const auto& h : route_->header_mutations.response_headers_to_add) {
+    if (h.action == router::AppendAction::AppendIfExistsOrAdd) {
+      headers->add(h.key, h.value);
+    } else if (!(h.action == router::AppendAction::AddIfAbsent && headers->has(h.key))) {
+      headers->set(h.key, h.value);
+    }
+  }
+  // Hop-by-hop headers are the codec's business on each side.
+  headers->remove("connection");
+  headers->remove("transfer-encoding");
+  headers->remove("keep-alive");
+  countResponse(status);
+  encoder_.encodeHeaders(*headers, end_stream);
+  if (end_stream) onUpstreamComplete();
+  parent_.flushOutput();
+}
+
+void ActiveStream::onUpstreamBody(buffer::Buffer& data, bool end_stream) {
+  encoder_.encodeData(data, end_stream);
+  if (end_stream) onUpstreamComplete();
+  parent_.flushOutput();
+}
+
+void ActiveStream::onUpstreamTrailers(http::HeaderMapPtr trailers) {
+  encoder_.encodeTrailers(*trailers);
+  onUpstreamComplete();
+  parent_.flushOutput();
+}
+
+void ActiveStream::onUpstreamComplete() {
+  if (response_timer_) response_timer_->disable();
+  // Reusable only if the whole request went out and the upstream keeps it open.
+  const bool reusable = upstream_request_complete_ && upstream_ != nullptr && !upstream_->codec().shouldClose();
+  releaseUpstream(reusable);
+  finishResponse();
+}
+
+void ActiveStream::releaseUpstream(bool reusable) {
+  if (pool_ != nullptr && upstream_ != nullptr) pool_->release(*upstream_, reusable);
+  upstream_ = nullptr;
+  upstream_encoder_ = nullptr;
+  pool_ = nullptr;
+}
+
+void ActiveStream::onResponseTimeout() {
+  stats().downstream_rq_timeout.inc();
+  if (pool_ != nullptr) {
+    if (upstream_ != nullptr) {
+      releaseUpstream(false);
+    } else {
+      pool_->cancel(*this);
+      pool_ = nullptr;
+    }
+  }
+  if (!response_started_) {
+    sendLocalReply(504, "upstream request timeout", "UT");
+  } else {
+    parent_.connection().close(network::CloseType::NoFlush);
+  }
+}
+
+void ActiveStream::sendLocalReply(int status, std::string body, std::string_view) {
+  if (response_timer_) response_timer_->disable();
+  http::ResponseHeaderMap reply;
+  reply.setStatus(status);
+  if (!body.empty()) {
+    reply.add("content-length", std::to_string(body.size()));
+    reply.add("content-type", "text/plain");
+  }
+  reply.add("server", parent_.config().server_name);
+  countResponse(status);
+  response_started_ = true;
+  encoder_.encodeHeaders(reply, body.empty());
+  if (!body.empty()) {
+    buffer::Buffer b;
+    b.add(body);
+    encoder_.encodeData(b, true);
+  }
+  finishResponse();
+  parent_.flushOutput();
+}
+
+void ActiveStream::countResponse(int status) {
+  auto& s = stats();
+  switch (status / 100) {
+    case 1:
+      s.downstream_rq_1xx.inc();
+      break;
+    case 2:
+      s.downstream_rq_2xx.inc();
+      break;
+    case 3:
+      s.downstream_rq_3xx.inc();
+      break;
+    case 4:
+      s.downstream_rq_4xx.inc();
+      break;
+    default:
+      s.downstream_rq_5xx.inc();
+      break;
+  }
+}
+
+void ActiveStream::finishResponse() {
+  response_complete_ = true;
+  stats().downstream_rq_time.recordValue(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_).count()));
+  parent_.onStreamComplete(*this);
+}
+
+ConnectionManager::ConnectionManager(std::shared_ptr<const HcmConfig> config, server::WorkerContext& worker)
+    : config_(std::move(config)), worker_(worker) {}
+
+ConnectionManager::~ConnectionManager() {
+  // The stream may hold a pooled upstream connection; release it first.
+  stream_.reset();
+  config_->stats->downstream_cx_active.dec();
+}
+
+void ConnectionManager::initializeReadFilterCallbacks(network::ReadFilterCallbacks& callbacks) {
+  callbacks_ = &callbacks;
+  callbacks.connection().addConnectionCallbacks(*this);
+}
+
+network::FilterStatus ConnectionManager::onNewConnection() {
+  config_->stats->downstream_cx_total.inc();
+  config_->stats->downstream_cx_active.inc();
+  codec_ = std::make_unique<http::http1::ServerConnection>(*this, output_, config_->http1);
+  if (config_->idle_timeout.count() > 0) {
+    idle_timer_ = worker_.dispatcher.createTimer([this] { connection().close(network::CloseType::FlushWrite); });
+    idle_timer_->enable(config_->idle_timeout);
+  }
+  return network::FilterStatus::Continue;
+}
+
+network::FilterStatus ConnectionManager::onData(buffer::Buffer& data, bool end_stream) {
+  input_.move(data);
+  dispatch();
+  if (end_stream && !closing_ && stream_ == nullptr) connection().close(network::CloseType::FlushWrite);
+  return network::FilterStatus::StopIteration;
+}
+
+void ConnectionManager::dispatch() {
+  if (closing_) return;
+  // A stream can finish inside the codec's own callback (a local reply);
+  // the codec must not be re-entered then: the outer call goes round again.
+  if (dispatching_) {
+    redispatch_ = true;
+    return;
+  }
+  if (idle_timer_) idle_timer_->enable(config_->idle_timeout);
+  dispatching_ = true;
+  do {
+    redispatch_ = false;
+    auto err = codec_->dispatch(input_);
+    if (err.has_value()) {
+      dispatching_ = false;
+      onCodecError(*err);
+      return;
+    }
+  } while (redispatch_ && !closing_ && !input_.empty());
+  dispatching_ = false;
+  flushOutput();
+}
+
+void ConnectionManager::onCodecError(const http::CodecError& error) {
+  config_->stats->downstream_cx_protocol_error.inc();
+  spdlog::debug("[C{}] http1 codec error: {} ({})", connection().id(), error.details, error.message);
+  if (stream_ == nullptr || !stream_->complete()) {
+    if (codec_->sendErrorResponse(error)) {
+      config_->stats->downstream_rq_total.inc();
+      (error.http_status >= 500 ? config_->stats->downstream_rq_5xx : config_->stats->downstream_rq_4xx).inc();
+    }
+  }
+  closing_ = true;
+  flushOutput();
+  connection().close(network::CloseType::FlushWrite);
+}
+
+http::RequestDecoder& ConnectionManager::newStream(http::ResponseEncoder& encoder) {
+  stream_ = std::make_unique<ActiveStream>(*this, encoder);
+  return *stream_;
+}
+
+void ConnectionManager::flushOutput() {
+  if (!output_.empty()) connection().write(output_, false);
+}
+
+void ConnectionManager::onStreamComplete(ActiveStream& stream) {
+  flushOutput();
+  // The stream may be deep in its own call stack: delete it after this turn.
+  if (stream_.get() == &stream) {
+    struct Holder : event::DeferredDeletable {
+      std::unique_ptr<ActiveStream> s;
+    };
+    auto holder = std::make_unique<Holder>();
+    holder->s = std::move(stream_);
+    worker_.dispatcher.deferredDelete(std::move(holder));
+  }
+  // A response that finished before its request did (a local reply to an
+  // upload, say) leaves the rest of the request unread: close, as Envoy does
+  // for HTTP/1.
+  if (codec_->shouldClose() || !stream.requestComplete()) {
+    closing_ = true;
+    connection().close(network::CloseType::FlushWrite);
+    return;
+  }
+  // Pipelined requests waited in input_ until this response finished.
+  if (!input_.empty()) dispatch();
+}
+
+void ConnectionManager::onEvent(network::ConnectionEvent event) {
+  if (event == network::ConnectionEvent::Connected) return;
+  closing_ = true;
+  if (idle_timer_) idle_timer_->disable();
+  stream_.reset();
+}
+
+}  // namespace courier::extensions::http_connection_manager

@@ -1,0 +1,102 @@
+// envoy.filters.network.http_connection_manager: turns a downstream
+// connection's bytes into HTTP streams (HTTP/1.1 codec), routes each request
+// with the route table and proxies it to an upstream host through the
+// worker's connection pools, answering locally (404, 503, 504, direct
+// responses, redirects) as Envoy does.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "source/common/http/codec.h"
+#include "source/common/http/http1/codec.h"
+#include "source/common/http/pool/conn_pool.h"
+#include "source/common/network/connection.h"
+#include "source/common/router/route_table.h"
+#include "source/common/stats/store.h"
+#include "source/server/filter_config.h"
+
+namespace courier::extensions::http_connection_manager {
+
+// http.<stat_prefix>.* as Envoy names them.
+struct HcmStats {
+  HcmStats(stats::Store& store, const std::string& prefix);
+  stats::Counter& downstream_cx_total;
+  stats::Gauge& downstream_cx_active;
+  stats::Counter& downstream_cx_protocol_error;
+  stats::Counter& downstream_rq_total;
+  stats::Gauge& downstream_rq_active;
+  stats::Counter& downstream_rq_1xx;
+  stats::Counter& downstream_rq_2xx;
+  stats::Counter& downstream_rq_3xx;
+  stats::Counter& downstream_rq_4xx;
+  stats::Counter& downstream_rq_5xx;
+  stats::Counter& downstream_rq_timeout;
+  stats::Counter& no_route;
+  stats::Counter& no_cluster;
+  stats::Counter& rq_direct_response;
+  stats::Counter& rq_redirect;
+  stats::Histogram& downstream_rq_time;
+};
+
+struct HcmConfig {
+  std::string stat_prefix;
+  std::shared_ptr<const router::RouteTable> route_table;
+  http::http1::Http1Settings http1;
+  std::string server_name = "envoy";
+  bool generate_request_id = true;
+  bool use_remote_address = false;
+  std::chrono::milliseconds stream_idle_timeout{300000};
+  std::chrono::milliseconds request_timeout{0};
+  std::chrono::milliseconds idle_timeout{3600000};
+  std::unique_ptr<HcmStats> stats;
+};
+
+class ActiveStream;
+
+class ConnectionManager : public network::ReadFilter,
+                          public network::ConnectionCallbacks,
+                          public http::ServerConnectionCallbacks {
+ public:
+  ConnectionManager(std::shared_ptr<const HcmConfig> config, server::WorkerContext& worker);
+  ~ConnectionManager() override;
+
+  // ReadFilter
+  void initializeReadFilterCallbacks(network::ReadFilterCallbacks& callbacks) override;
+  network::FilterStatus onNewConnection() override;
+  network::FilterStatus onData(buffer::Buffer& data, bool end_stream) override;
+  // ConnectionCallbacks
+  void onEvent(network::ConnectionEvent event) override;
+  // ServerConnectionCallbacks
+  http::RequestDecoder& newStream(http::ResponseEncoder& encoder) override;
+
+  // Called by the stream.
+  void flushOutput();
+  void onStreamComplete(ActiveStream& stream);
+  network::Connection& connection() { return callbacks_->connection(); }
+  const HcmConfig& config() const { return *config_; }
+  server::WorkerContext& worker() { return worker_; }
+  http::http1::ServerConnection& codec() { return *codec_; }
+
+ private:
+  void dispatch();
+  void onCodecError(const http::CodecError& error);
+
+  std::shared_ptr<const HcmConfig> config_;
+  server::WorkerContext& worker_;
+  network::ReadFilterCallbacks* callbacks_ = nullptr;
+  buffer::Buffer input_;
+  buffer::Buffer output_;
+  std::unique_ptr<http::http1::ServerConnection> codec_;
+  std::unique_ptr<ActiveStream> stream_;
+  std::unique_ptr<event::Timer> idle_timer_;
+  bool closing_ = false;
+  bool dispatching_ = false;
+  bool redispatch_ = false;
+};
+
+// Registered under "envoy.filters.network.http_connection_manager".
+std::unique_ptr<server::NetworkFilterConfigFactory> createHttpConnectionManagerConfigFactory();
+
+}  // namespace courier::extensions::http_connection_manager

@@ -1,0 +1,307 @@
+// HTTP/1.1 proxying end to end: the real courier binary with an HTTP
+// connection manager in front of real upstream HTTP servers on loopback.
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "test/test_common/courier_process.h"
+#include "test/test_common/net.h"
+
+namespace courier::test {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// Reads one request (headers + content-length body) from fd; false on EOF.
+bool readRequest(int fd, std::string& buffered, std::string& request) {
+  char buf[8192];
+  while (true) {
+    size_t end = buffered.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      size_t body = 0;
+      size_t cl = buffered.find("content-length: ");
+      if (cl == std::string::npos) cl = buffered.find("Content-Length: ");
+      if (cl != std::string::npos && cl < end) body = std::stoul(buffered.substr(cl + 16));
+      if (buffered.size() >= end + 4 + body) {
+        request = buffered.substr(0, end + 4 + body);
+        buffered.erase(0, end + 4 + body);
+        return true;
+      }
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 10000) <= 0) return false;
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) return false;
+    buffered.append(buf, static_cast<size_t>(n));
+  }
+}
+
+void sendAll(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return;
+    off += static_cast<size_t>(n);
+  }
+}
+
+// An upstream answering every request with "<name> <request line>" plus the
+// request body length, keep-alive.
+TcpServer::Handler namedUpstream(std::string name) {
+  return [name](int fd) {
+    std::string buffered, request;
+    while (readRequest(fd, buffered, request)) {
+      std::string line = request.substr(0, request.find("\r\n"));
+      size_t head = request.find("\r\n\r\n") + 4;
+      std::string body = name + " " + line + " body=" + std::to_string(request.size() - head);
+      if (request.find("x-request-id: ") != std::string::npos) body += " rid";
+      sendAll(fd, "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+    }
+  };
+}
+
+std::string config(uint16_t primary, uint16_t canary, const std::string& timeout = "5s") {
+  auto cluster = [](const std::string& name, uint16_t port) {
+    return "  - name: " + name + R"(
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment:
+      cluster_name: )" + name + R"(
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
+           std::to_string(port) + "}}}\n";
+  };
+  return R"(admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: http
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            name: local
+            virtual_hosts:
+            - name: orders
+              domains: ["orders.example.com"]
+              routes:
+              - match:
+                  prefix: "/"
+                  headers:
+                  - name: x-canary-version
+                    string_match: {exact: v2}
+                route: {cluster: canary, timeout: )" +
+         timeout + R"(}
+              - match: {prefix: "/"}
+                route: {cluster: primary, timeout: )" +
+         timeout + R"(}
+            - name: misc
+              domains: ["*"]
+              routes:
+              - match: {path: "/direct"}
+                direct_response: {status: 200, body: {inline_string: "hello"}}
+              - match: {path: "/old"}
+                redirect: {path_redirect: "/new"}
+              - match: {prefix: "/rewrite/"}
+                route: {cluster: primary, prefix_rewrite: "/"}
+              - match: {prefix: "/missing-cluster"}
+                route: {cluster: primary}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+)" + cluster("primary", primary) +
+         cluster("canary", canary);
+}
+
+struct Raw {
+  explicit Raw(uint16_t port) : client(port) {}
+  // Sends request bytes and reads one response (headers + content-length body).
+  std::string roundTrip(const std::string& request) {
+    client.write(request);
+    return readResponse();
+  }
+  std::string readResponse() {
+    std::string got;
+    while (true) {
+      size_t end = got.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        size_t cl = got.find("content-length: ");
+        size_t body = (cl != std::string::npos && cl < end) ? std::stoul(got.substr(cl + 16)) : 0;
+        if (got.size() >= end + 4 + body) return got;
+      }
+      std::string more = client.readExactly(1);
+      if (more.empty()) return got;
+      got += more;
+    }
+  }
+  TcpClient client;
+};
+
+std::string get(const std::string& host, const std::string& path, const std::string& extra = "") {
+  return "GET " + path + " HTTP/1.1\r\nhost: " + host + "\r\n" + extra + "\r\n";
+}
+
+class HttpIntegrationTest : public ::testing::Test {
+ protected:
+  void start(const std::string& timeout = "5s") {
+    ASSERT_TRUE(courier_.start(config(primary_.port(), canary_.port(), timeout))) << courier_.log();
+    port_ = courier_.listenerPort("http");
+    ASSERT_NE(port_, 0);
+  }
+  TcpServer primary_{namedUpstream("primary")};
+  TcpServer canary_{namedUpstream("canary")};
+  CourierProcess courier_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(HttpIntegrationTest, CanaryHeaderSelectsTheCanaryCluster) {
+  start();
+  Raw c(port_);
+  std::string r = c.roundTrip(get("orders.example.com", "/", "x-canary-version: v2\r\n"));
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(r, HasSubstr("canary GET / HTTP/1.1"));
+}
+
+TEST_F(HttpIntegrationTest, WithoutTheHeaderThePrimaryAnswers) {
+  start();
+  Raw c(port_);
+  std::string r = c.roundTrip(get("orders.example.com", "/orders/7", "x-canary-version: v1\r\n"));
+  EXPECT_THAT(r, HasSubstr("primary GET /orders/7 HTTP/1.1"));
+  EXPECT_THAT(r, HasSubstr("x-envoy-upstream-service-time: "));
+  EXPECT_THAT(r, HasSubstr("server: envoy"));
+  // Courier adds x-request-id on the way up.
+  EXPECT_THAT(r, HasSubstr(" rid"));
+}
+
+TEST_F(HttpIntegrationTest, KeepAliveReusesOneUpstreamConnection) {
+  start();
+  Raw c(port_);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_THAT(c.roundTrip(get("orders.example.com", "/k")), HasSubstr("primary GET /k"));
+  }
+  EXPECT_EQ(courier_.stat("cluster.primary.upstream_cx_total"), 1u);
+  EXPECT_EQ(courier_.stat("http.ingress.downstream_rq_2xx"), 5u);
+}
+
+TEST_F(HttpIntegrationTest, PostBodyIsForwarded) {
+  start();
+  Raw c(port_);
+  std::string r = c.roundTrip("POST /submit HTTP/1.1\r\nhost: orders.example.com\r\ncontent-length: 11\r\n\r\nhello world");
+  EXPECT_THAT(r, HasSubstr("primary POST /submit HTTP/1.1 body=11"));
+}
+
+TEST_F(HttpIntegrationTest, UnknownRouteIs404) {
+  start();
+  Raw c(port_);
+  // "misc" catches every other host, but nothing there matches this path.
+  std::string r = c.roundTrip(get("other.example.com", "/nothing"));
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 404"));
+  EXPECT_TRUE(courier_.waitForStat("http.ingress.no_route", 1));
+}
+
+TEST_F(HttpIntegrationTest, DirectResponseAndRedirectAreAnsweredLocally) {
+  start();
+  Raw c(port_);
+  std::string direct = c.roundTrip(get("x", "/direct"));
+  EXPECT_THAT(direct, StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(direct, HasSubstr("\r\n\r\nhello"));
+  std::string redirect = c.roundTrip(get("x", "/old"));
+  EXPECT_THAT(redirect, StartsWith("HTTP/1.1 301"));
+  EXPECT_THAT(redirect, HasSubstr("location: http://x/new"));
+  EXPECT_EQ(primary_.acceptedCount(), 0);
+}
+
+TEST_F(HttpIntegrationTest, PrefixRewriteChangesTheUpstreamPath) {
+  start();
+  Raw c(port_);
+  EXPECT_THAT(c.roundTrip(get("x", "/rewrite/a/b")), HasSubstr("primary GET /a/b HTTP/1.1"));
+}
+
+TEST_F(HttpIntegrationTest, PipelinedRequestsAreAnsweredInOrder) {
+  start();
+  Raw c(port_);
+  c.client.write(get("orders.example.com", "/first") + get("orders.example.com", "/second"));
+  EXPECT_THAT(c.readResponse(), HasSubstr("/first"));
+  EXPECT_THAT(c.readResponse(), HasSubstr("/second"));
+}
+
+TEST_F(HttpIntegrationTest, ContentLengthWithChunkedIsRejectedAndTheConnectionClosed) {
+  start();
+  Raw c(port_);
+  c.client.write(
+      "POST / HTTP/1.1\r\nhost: orders.example.com\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n"
+      "0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: orders.example.com\r\n\r\n");
+  std::string r = c.client.readToEof();
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 400"));
+  EXPECT_EQ(r.find("smuggled"), std::string::npos);
+  EXPECT_EQ(primary_.acceptedCount(), 0);
+}
+
+TEST_F(HttpIntegrationTest, OversizedHeadersGet431) {
+  start();
+  Raw c(port_);
+  c.client.write(get("orders.example.com", "/", "x-big: " + std::string(70 * 1024, 'a') + "\r\n"));
+  EXPECT_THAT(c.client.readToEof(), StartsWith("HTTP/1.1 431"));
+}
+
+TEST(HttpUpstreamFailureTest, RefusedUpstreamGives503) {
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config(unusedPort(), unusedPort()))) << courier.log();
+  Raw c(courier.listenerPort("http"));
+  std::string r = c.roundTrip(get("orders.example.com", "/"));
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 503"));
+  EXPECT_THAT(r, HasSubstr("upstream connect error"));
+  EXPECT_TRUE(courier.waitForStat("cluster.primary.upstream_cx_connect_fail", 1));
+}
+
+TEST(HttpUpstreamFailureTest, SilentUpstreamGives504AfterTheRouteTimeout) {
+  std::atomic<bool> stop{false};
+  TcpServer silent([&](int fd) {
+    std::string buffered, request;
+    readRequest(fd, buffered, request);
+    // Hold the connection without answering until the test ends.
+    pollfd p{fd, POLLIN, 0};
+    while (!stop && ::poll(&p, 1, 50) == 0) {
+    }
+  });
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config(silent.port(), silent.port(), "0.2s"))) << courier.log();
+  Raw c(courier.listenerPort("http"));
+  std::string r = c.roundTrip(get("orders.example.com", "/"));
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 504"));
+  EXPECT_THAT(r, HasSubstr("upstream request timeout"));
+  stop = true;
+}
+
+TEST(HttpUpstreamFailureTest, UpstreamDyingMidBodyClosesTheClientWithoutAFullBody) {
+  TcpServer dying([](int fd) {
+    std::string buffered, request;
+    readRequest(fd, buffered, request);
+    sendAll(fd, "HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n" + std::string(1000, 'd'));
+  });
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config(dying.port(), dying.port()))) << courier.log();
+  TcpClient c(courier.listenerPort("http"));
+  c.write(get("orders.example.com", "/"));
+  std::string r = c.readToEof();
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 200"));
+  EXPECT_LT(r.size(), 100000u);
+  // Other clients are unaffected.
+  EXPECT_EQ(courier.admin("/ready").status, 200);
+}
+
+}  // namespace
+}  // namespace courier::test
