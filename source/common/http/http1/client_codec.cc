@@ -1,5 +1,7 @@
 #include "source/common/http/http1/client_codec.h"
 
+#include "source/common/http/http1/wire_format.h"
+
 #include <cstdio>
 #include <cstring>
 
@@ -8,53 +10,6 @@ namespace courier::http::http1 {
 namespace {
 
 constexpr int kClientErrorStatus = 503;
-
-std::string_view trimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// True if the comma-separated list value contains token (case-insensitive).
-bool hasToken(std::string_view value, std::string_view token) {
-  while (!value.empty()) {
-    size_t comma = value.find(',');
-    std::string_view item = trimOws(value.substr(0, comma));
-    if (equalsIgnoreCase(item, token)) return true;
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
-bool headersHaveToken(const HeaderMap& h, std::string_view key, std::string_view token) {
-  for (const auto& e : h) {
-    if (equalsIgnoreCase(e.key(), key) && hasToken(e.value(), token)) return true;
-  }
-  return false;
-}
-
-void appendHex(buffer::Buffer& out, uint64_t v) {
-  char buf[24];
-  int n = std::snprintf(buf, sizeof(buf), "%llx", static_cast<unsigned long long>(v));
-  out.add(buf, n);
-}
-
-// Regular headers; skips pseudo-headers, transfer-encoding (the codec frames),
-// and host when :authority supplies it.
-void appendHeaders(buffer::Buffer& out, const HeaderMap& headers, bool skip_framing,
-                   bool skip_host) {
-  for (const auto& e : headers) {
-    std::string_view k = e.key();
-    if (!k.empty() && k[0] == ':') continue;
-    if (skip_framing && k == "transfer-encoding") continue;
-    if (skip_host && k == "host") continue;
-    out.add(k);
-    out.add(": ", 2);
-    out.add(e.value());
-    out.add("\r\n", 2);
-  }
-}
 
 // Methods that carry no body by definition (Envoy's requestShouldHaveNoBody):
 // a headers-only request of these gets no "content-length: 0".

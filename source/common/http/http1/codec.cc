@@ -1,36 +1,13 @@
 #include "source/common/http/http1/codec.h"
 
+#include "source/common/http/http1/wire_format.h"
+
 #include <cstdio>
 #include <cstring>
 
 namespace courier::http::http1 {
 
 namespace {
-
-std::string_view trimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// True if the comma-separated list value contains token (case-insensitive).
-bool hasToken(std::string_view value, std::string_view token) {
-  while (!value.empty()) {
-    size_t comma = value.find(',');
-    std::string_view item = trimOws(value.substr(0, comma));
-    if (equalsIgnoreCase(item, token)) return true;
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
-bool headersHaveToken(const HeaderMap& h, std::string_view key, std::string_view token) {
-  for (const auto& e : h) {
-    if (e.key() == key && hasToken(e.value(), token)) return true;
-  }
-  return false;
-}
 
 // Removes the listed tokens from every "connection" header; drops emptied ones.
 void removeConnectionTokens(HeaderMap& h, std::initializer_list<std::string_view> tokens) {
@@ -59,24 +36,6 @@ void appendDecimal(buffer::Buffer& out, uint64_t v) {
   char buf[24];
   int n = std::snprintf(buf, sizeof(buf), "%llu", static_cast<unsigned long long>(v));
   out.add(buf, n);
-}
-
-void appendHex(buffer::Buffer& out, uint64_t v) {
-  char buf[24];
-  int n = std::snprintf(buf, sizeof(buf), "%llx", static_cast<unsigned long long>(v));
-  out.add(buf, n);
-}
-
-void appendHeaders(buffer::Buffer& out, const HeaderMap& headers, bool skip_framing) {
-  for (const auto& e : headers) {
-    std::string_view k = e.key();
-    if (!k.empty() && k[0] == ':') continue;
-    if (skip_framing && k == "transfer-encoding") continue;
-    out.add(k);
-    out.add(": ", 2);
-    out.add(e.value());
-    out.add("\r\n", 2);
-  }
 }
 
 }  // namespace
