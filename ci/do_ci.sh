@@ -95,7 +95,7 @@ test_all() {
 run() {
   setup
   build
-  local config=${1:-examples/default/courier.yaml}
+  local config=${1:-examples/canary/bootstrap.yaml}
   exec "$ROOT/bazel-bin/source/exe/courier" -c "$config" "${@:2}"
 }
 

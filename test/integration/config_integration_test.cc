@@ -26,6 +26,14 @@ TEST(ConfigIntegrationTest, ValidateModeAcceptsAGoodConfig) {
   EXPECT_THAT(out, HasSubstr("configuration '" + path + "' OK"));
 }
 
+TEST(ConfigIntegrationTest, ExampleBootstrapsValidate) {
+  for (const char* example : {"examples/default/courier.yaml", "examples/canary/bootstrap.yaml"}) {
+    std::string out;
+    EXPECT_EQ(CourierProcess::runToExit({"--mode", "validate", "-c", runfile(example)}, &out), 0) << example << ": " << out;
+    EXPECT_THAT(out, HasSubstr("OK")) << example;
+  }
+}
+
 TEST(ConfigIntegrationTest, JsonConfigIsAccepted) {
   std::string path = writeConfig("good.json", R"({"static_resources": {"clusters": [{"name": "c",
       "connect_timeout": "0.25s", "type": "STATIC", "load_assignment": {"cluster_name": "c", "endpoints": [
