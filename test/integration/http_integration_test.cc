@@ -303,5 +303,110 @@ TEST(HttpUpstreamFailureTest, UpstreamDyingMidBodyClosesTheClientWithoutAFullBod
   EXPECT_EQ(courier.admin("/ready").status, 200);
 }
 
+// One route with a retry policy to cluster "flaky" (the given ports).
+std::string retryConfig(const std::vector<uint16_t>& ports, const std::string& retry_on) {
+  std::string endpoints;
+  for (uint16_t p : ports) {
+    endpoints += "        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: " +
+                 std::to_string(p) + "}}}\n";
+  }
+  std::string policy = retry_on.empty() ? "" : ", retry_policy: {retry_on: \"" + retry_on + "\", num_retries: 2}";
+  return R"(admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: http
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: "/"}
+                route: {cluster: flaky)" +
+         policy + R"(}
+  clusters:
+  - name: flaky
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment:
+      cluster_name: flaky
+      endpoints:
+      - lb_endpoints:
+)" + endpoints;
+}
+
+// Answers the first `failures` requests with 503, then 200.
+TcpServer::Handler failingThenOk(std::atomic<int>& seen, int failures) {
+  return [&seen, failures](int fd) {
+    std::string buffered, request;
+    while (readRequest(fd, buffered, request)) {
+      int n = seen.fetch_add(1);
+      if (n < failures) {
+        sendAll(fd, "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy");
+      } else {
+        sendAll(fd, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+      }
+    }
+  };
+}
+
+TEST(HttpRetryTest, A5xxIsRetriedAndTheClientSeesTheSuccess) {
+  std::atomic<int> seen{0};
+  TcpServer upstream(failingThenOk(seen, 1));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(retryConfig({upstream.port()}, "5xx"))) << courier.log();
+  Raw c(courier.listenerPort("http"));
+  std::string r = c.roundTrip("POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabc");
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(seen.load(), 2);
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_retry"), 1u);
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_retry_success"), 1u);
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_total"), 2u);
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_5xx"), 1u);
+}
+
+TEST(HttpRetryTest, RetriesStopAtNumRetriesAndTheLastResponseIsReturned) {
+  std::atomic<int> seen{0};
+  TcpServer upstream(failingThenOk(seen, 100));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(retryConfig({upstream.port()}, "gateway-error"))) << courier.log();
+  Raw c(courier.listenerPort("http"));
+  std::string r = c.roundTrip(get("x", "/"));
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 503"));
+  EXPECT_THAT(r, HasSubstr("busy"));
+  EXPECT_EQ(seen.load(), 3);  // the first try and two retries
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_retry_limit_exceeded"), 1u);
+}
+
+TEST(HttpRetryTest, WithoutAPolicyA5xxIsPassedThroughOnce) {
+  std::atomic<int> seen{0};
+  TcpServer upstream(failingThenOk(seen, 1));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(retryConfig({upstream.port()}, ""))) << courier.log();
+  Raw c(courier.listenerPort("http"));
+  EXPECT_THAT(c.roundTrip(get("x", "/")), StartsWith("HTTP/1.1 503"));
+  EXPECT_EQ(seen.load(), 1);
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_retry"), 0u);
+}
+
+TEST(HttpRetryTest, ConnectFailureIsRetriedOnTheNextHost) {
+  std::atomic<int> seen{0};
+  TcpServer upstream(failingThenOk(seen, 0));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(retryConfig({unusedPort(), upstream.port()}, "connect-failure"), {"--concurrency", "1"}))
+      << courier.log();
+  Raw c(courier.listenerPort("http"));
+  EXPECT_THAT(c.roundTrip(get("x", "/")), StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_cx_connect_fail"), 1u);
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_retry"), 1u);
+}
+
 }  // namespace
 }  // namespace courier::test

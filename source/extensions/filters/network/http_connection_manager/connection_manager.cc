@@ -3,6 +3,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "source/common/stream_info/stream_info.h"
 #include "spdlog/spdlog.h"
 
 namespace courier::extensions::http_connection_manager {
@@ -51,17 +52,22 @@ HcmStats::HcmStats(stats::Store& store, const std::string& prefix)
 #undef COURIER_HCM_GAUGE
 
 // One request/response exchange: decodes the request, routes it, and relays
-// the upstream response (the router filter's job, inline until the HTTP
-// filter chain exists).
+// the upstream response, retrying per the route's retry policy (the router
+// filter's job, inline until the HTTP filter chain exists).
 class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbacks {
  public:
-  ActiveStream(ConnectionManager& parent, http::ResponseEncoder& encoder)
-      : parent_(parent), encoder_(encoder), start_(std::chrono::steady_clock::now()) {
+  ActiveStream(ConnectionManager& parent, http::ResponseEncoder& encoder) : parent_(parent), encoder_(encoder) {
+    info_.start_time = std::chrono::system_clock::now();
+    info_.start_mono = std::chrono::steady_clock::now();
+    info_.protocol = "HTTP/1.1";
+    info_.downstream_remote_address = parent.connection().remoteAddress();
+    info_.downstream_local_address = parent.connection().localAddress();
     stats().downstream_rq_total.inc();
     stats().downstream_rq_active.inc();
   }
   ~ActiveStream() override {
     if (pool_ != nullptr) pool_->cancel(*this);
+    endUpstreamAttempt();
     stats().downstream_rq_active.dec();
   }
 
@@ -69,7 +75,6 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
   void decodeHeaders(http::HeaderMapPtr headers, bool end_stream) override;
   void decodeData(buffer::Buffer& data, bool end_stream) override;
   void decodeTrailers(http::HeaderMapPtr trailers) override;
-
 
   // PoolCallbacks
   void onPoolReady(http::pool::PooledConnection& connection) override;
@@ -79,20 +84,35 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
 
   bool complete() const { return response_complete_; }
   bool requestComplete() const { return request_complete_; }
+  const stream_info::StreamInfo& info() const { return info_; }
 
  private:
+  // Upstream response callbacks; ignored once their attempt was abandoned.
   struct UpstreamDecoder : http::ResponseDecoder {
     explicit UpstreamDecoder(ActiveStream& s) : s(s) {}
-    void decodeHeaders(http::HeaderMapPtr headers, bool end_stream) override { s.onUpstreamHeaders(std::move(headers), end_stream); }
-    void decodeData(buffer::Buffer& data, bool end_stream) override { s.onUpstreamBody(data, end_stream); }
-    void decodeTrailers(http::HeaderMapPtr trailers) override { s.onUpstreamTrailers(std::move(trailers)); }
+    void decodeHeaders(http::HeaderMapPtr headers, bool end_stream) override {
+      if (s.upstream_ != nullptr) s.onUpstreamHeaders(std::move(headers), end_stream);
+    }
+    void decodeData(buffer::Buffer& data, bool end_stream) override {
+      if (s.upstream_ != nullptr) s.onUpstreamBody(data, end_stream);
+    }
+    void decodeTrailers(http::HeaderMapPtr trailers) override {
+      if (s.upstream_ != nullptr) s.onUpstreamTrailers(std::move(trailers));
+    }
     void decode1xxHeaders(http::HeaderMapPtr) override {}
     ActiveStream& s;
   };
 
+  // Request bodies up to this size are kept for retries; larger ones are not retried.
+  static constexpr size_t kMaxRetainedBody = 1 << 20;
+
   HcmStats& stats() { return *parent_.config().stats; }
   void route();
-  void sendLocalReply(int status, std::string body, std::string_view flags);
+  void startUpstreamAttempt();
+  void endUpstreamAttempt();
+  bool retryOn(uint32_t conditions);
+  bool maybeRetry(uint32_t conditions);
+  void sendLocalReply(int status, std::string body, stream_info::ResponseFlag flag, std::string_view details);
   void onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream);
   void onUpstreamBody(buffer::Buffer& data, bool end_stream);
   void onUpstreamTrailers(http::HeaderMapPtr trailers);
@@ -101,29 +121,39 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
   void countResponse(int status);
   void finishResponse();
   void releaseUpstream(bool reusable);
+  std::chrono::nanoseconds sinceStart() const { return std::chrono::steady_clock::now() - info_.start_mono; }
 
   ConnectionManager& parent_;
   http::ResponseEncoder& encoder_;
-  const std::chrono::steady_clock::time_point start_;
+  stream_info::StreamInfo info_;
   http::HeaderMapPtr request_headers_;
-  buffer::Buffer request_body_;
+  http::HeaderMapPtr response_headers_;
+  buffer::Buffer request_body_;  // arrived before the upstream was ready
+  std::string retained_body_;    // the whole body, for retries
+  bool body_retained_ = true;
   http::HeaderMapPtr request_trailers_;
   bool request_complete_ = false;
   bool response_started_ = false;
   bool response_complete_ = false;
   const router::RouteEntry* route_ = nullptr;
   upstream::ClusterConstSharedPtr cluster_;
+  upstream::ThreadLocalCluster* tl_cluster_ = nullptr;
   http::pool::ConnPool* pool_ = nullptr;
   http::pool::PooledConnection* upstream_ = nullptr;
   http::RequestEncoder* upstream_encoder_ = nullptr;
   UpstreamDecoder upstream_decoder_{*this};
   std::unique_ptr<event::Timer> response_timer_;
+  std::unique_ptr<event::Timer> retry_timer_;
   std::chrono::steady_clock::time_point upstream_start_;
   bool upstream_request_complete_ = false;
+  bool attempt_active_ = false;
+  uint32_t retries_left_ = 0;
+  uint32_t retries_done_ = 0;
 };
 
 void ActiveStream::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
   request_headers_ = std::move(headers);
+  info_.request_headers = request_headers_.get();
   request_complete_ = end_stream;
   const auto& config = parent_.config();
   if (config.generate_request_id && !request_headers_->has("x-request-id")) {
@@ -143,12 +173,14 @@ void ActiveStream::route() {
   route_ = parent_.config().route_table->route(*request_headers_, random);
   if (route_ == nullptr) {
     stats().no_route.inc();
-    sendLocalReply(404, "", "NR");
+    sendLocalReply(404, "", stream_info::kNoRouteFound, "route_not_found");
     return;
   }
+  info_.route_name = route_->name;
   if (route_->action == router::RouteEntry::ActionKind::DirectResponse) {
     stats().rq_direct_response.inc();
-    sendLocalReply(static_cast<int>(route_->direct_response.status), route_->direct_response.body, "");
+    sendLocalReply(static_cast<int>(route_->direct_response.status), route_->direct_response.body,
+                   static_cast<stream_info::ResponseFlag>(0), "direct_response");
     return;
   }
   if (route_->action == router::RouteEntry::ActionKind::Redirect) {
@@ -164,6 +196,7 @@ void ActiveStream::route() {
     reply.add("location", absl::StrCat(r.scheme.empty() ? "http" : r.scheme, "://", host, path));
     reply.add("server", parent_.config().server_name);
     countResponse(static_cast<int>(r.response_code));
+    info_.response_code_details = "direct_response";
     encoder_.encodeHeaders(reply, true);
     finishResponse();
     return;
@@ -174,19 +207,14 @@ void ActiveStream::route() {
   } else if (!route_->cluster_header.empty()) {
     cluster_name = std::string(request_headers_->getValue(route_->cluster_header));
   }
-  upstream::ThreadLocalCluster* cluster = parent_.worker().cluster_manager.get(cluster_name);
-  if (cluster == nullptr) {
+  info_.upstream_cluster = cluster_name;
+  tl_cluster_ = parent_.worker().cluster_manager.get(cluster_name);
+  if (tl_cluster_ == nullptr) {
     stats().no_cluster.inc();
-    sendLocalReply(503, "", "NC");
+    sendLocalReply(503, "", stream_info::kNoClusterFound, "cluster_not_found");
     return;
   }
-  cluster_ = cluster->shared();
-  const upstream::Host* host = cluster->loadBalancer().chooseHost();
-  if (host == nullptr) {
-    cluster_->stats->upstream_cx_none_healthy.inc();
-    sendLocalReply(503, "no healthy upstream", "UH");
-    return;
-  }
+  cluster_ = tl_cluster_->shared();
   // Rewrites and headers the upstream sees.
   if (!route_->prefix_rewrite.empty() || route_->regex_rewrite != nullptr) {
     request_headers_->set(":path", router::rewritePath(*route_, request_headers_->path()));
@@ -202,30 +230,72 @@ void ActiveStream::route() {
       request_headers_->set(h.key, h.value);
     }
   }
+  if (route_->retry_policy.has_value()) retries_left_ = route_->retry_policy->num_retries;
   if (route_->timeout.count() > 0) {
     request_headers_->set("x-envoy-expected-rq-timeout-ms", std::to_string(route_->timeout.count()));
+    // The route timeout covers every attempt, as Envoy's global timeout does.
     response_timer_ = parent_.worker().dispatcher.createTimer([this] { onResponseTimeout(); });
     response_timer_->enable(route_->timeout);
   }
+  startUpstreamAttempt();
+}
+
+void ActiveStream::startUpstreamAttempt() {
+  const upstream::Host* host = tl_cluster_->loadBalancer().chooseHost();
+  if (host == nullptr) {
+    cluster_->stats->upstream_cx_none_healthy.inc();
+    sendLocalReply(503, "no healthy upstream", stream_info::kNoHealthyUpstream, "no_healthy_upstream");
+    return;
+  }
+  info_.upstream_host = host->address;
+  cluster_->stats->upstream_rq_total.inc();
+  cluster_->stats->upstream_rq_active.inc();
+  attempt_active_ = true;
   upstream_start_ = std::chrono::steady_clock::now();
+  upstream_request_complete_ = false;
   pool_ = &parent_.worker().http_pools.pool(cluster_, *host);
   pool_->newStream(*this);
+}
+
+void ActiveStream::endUpstreamAttempt() {
+  if (!attempt_active_) return;
+  attempt_active_ = false;
+  cluster_->stats->upstream_rq_active.dec();
 }
 
 void ActiveStream::onPoolReady(http::pool::PooledConnection& connection) {
   upstream_ = &connection;
   upstream_encoder_ = &connection.codec().newStream(upstream_decoder_);
-  upstream_encoder_->encodeHeaders(*request_headers_, request_complete_ && request_body_.empty() && !request_trailers_);
-  if (!request_body_.empty()) {
-    upstream_encoder_->encodeData(request_body_, request_complete_ && !request_trailers_);
+  if (retries_done_ > 0) {
+    // A retry replays the whole request, which is complete by now.
+    buffer::Buffer body;
+    body.add(retained_body_);
+    const bool has_body = !body.empty();
+    upstream_encoder_->encodeHeaders(*request_headers_, !has_body && !request_trailers_);
+    if (has_body) upstream_encoder_->encodeData(body, !request_trailers_);
+  } else {
+    const bool has_body = !request_body_.empty();
+    upstream_encoder_->encodeHeaders(*request_headers_, request_complete_ && !has_body && !request_trailers_);
+    if (has_body) upstream_encoder_->encodeData(request_body_, request_complete_ && !request_trailers_);
   }
   if (request_trailers_) upstream_encoder_->encodeTrailers(*request_trailers_);
   upstream_request_complete_ = request_complete_;
+  info_.first_upstream_tx_byte_sent = sinceStart();
   connection.flush();
 }
 
 void ActiveStream::decodeData(buffer::Buffer& data, bool end_stream) {
   request_complete_ = end_stream;
+  info_.bytes_received += data.length();
+  if (body_retained_ && retries_left_ > 0) {
+    if (retained_body_.size() + data.length() > kMaxRetainedBody) {
+      body_retained_ = false;
+      retained_body_.clear();
+    } else {
+      retained_body_ += data.toString();
+    }
+  }
+  if (end_stream) info_.last_downstream_rx_byte_received = sinceStart();
   if (upstream_encoder_ != nullptr) {
     upstream_encoder_->encodeData(data, end_stream);
     upstream_request_complete_ = end_stream;
@@ -237,29 +307,67 @@ void ActiveStream::decodeData(buffer::Buffer& data, bool end_stream) {
 
 void ActiveStream::decodeTrailers(http::HeaderMapPtr trailers) {
   request_complete_ = true;
+  info_.last_downstream_rx_byte_received = sinceStart();
   if (upstream_encoder_ != nullptr) {
     upstream_encoder_->encodeTrailers(*trailers);
     upstream_request_complete_ = true;
     upstream_->flush();
-  } else {
-    request_trailers_ = std::move(trailers);
   }
+  request_trailers_ = std::move(trailers);
+}
+
+bool ActiveStream::retryOn(uint32_t conditions) {
+  return route_ != nullptr && route_->retry_policy.has_value() && (route_->retry_policy->retry_on & conditions) != 0;
+}
+
+bool ActiveStream::maybeRetry(uint32_t conditions) {
+  if (!retryOn(conditions)) return false;
+  if (retries_left_ == 0) {
+    cluster_->stats->upstream_rq_retry_limit_exceeded.inc();
+    info_.setResponseFlag(stream_info::kUpstreamRetryLimitExceeded);
+    return false;
+  }
+  // Only a request known in full can be replayed, and only before the client
+  // has seen anything of a response.
+  if (!request_complete_ || !body_retained_ || response_started_) return false;
+  --retries_left_;
+  ++retries_done_;
+  cluster_->stats->upstream_rq_retry.inc();
+  releaseUpstream(false);
+  endUpstreamAttempt();
+  // Fully jittered exponential back-off, as Envoy's.
+  const auto& policy = *route_->retry_policy;
+  uint64_t ceiling = static_cast<uint64_t>(policy.base_interval.count()) << std::min<uint32_t>(retries_done_ - 1, 10);
+  ceiling = std::min<uint64_t>(ceiling, static_cast<uint64_t>(policy.max_interval.count()));
+  const auto delay = std::chrono::milliseconds(ceiling == 0 ? 0 : rng()() % (ceiling + 1));
+  retry_timer_ = parent_.worker().dispatcher.createTimer([this] { startUpstreamAttempt(); });
+  retry_timer_->enable(delay);
+  return true;
 }
 
 void ActiveStream::onPoolFailure(Failure) {
   pool_ = nullptr;
+  endUpstreamAttempt();
+  if (maybeRetry(router::retry_on::kConnectFailure | router::retry_on::k5xx | router::retry_on::kGatewayError |
+                 router::retry_on::kReset)) {
+    return;
+  }
+  info_.upstream_transport_failure_reason = "connection failure";
   sendLocalReply(503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
-                 "UF");
+                 stream_info::kUpstreamConnectionFailure, "upstream_reset_before_response_started{connection_failure}");
 }
 
 void ActiveStream::onUpstreamData(buffer::Buffer& data) {
-  auto err = upstream_->codec().dispatch(data);
-  if (err.has_value() && !response_complete_) {
+  http::pool::PooledConnection* conn = upstream_;
+  auto err = conn->codec().dispatch(data);
+  if (err.has_value() && !response_complete_ && upstream_ == conn) {
     releaseUpstream(false);
+    endUpstreamAttempt();
     if (!response_started_) {
       sendLocalReply(503, "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
-                     "UPE");
+                     stream_info::kUpstreamProtocolError, "upstream_reset_before_response_started{protocol_error}");
     } else {
+      info_.setResponseFlag(stream_info::kUpstreamProtocolError);
       parent_.connection().close(network::CloseType::NoFlush);
     }
   }
@@ -269,25 +377,50 @@ void ActiveStream::onUpstreamClosed() {
   // The pool has dropped the connection; a close-delimited body ends here.
   http::pool::PooledConnection* conn = upstream_;
   upstream_ = nullptr;
+  upstream_encoder_ = nullptr;
   pool_ = nullptr;
   if (response_complete_) return;
   if (conn != nullptr && response_started_) {
+    upstream_ = conn;  // let the decoder callbacks through for the final bytes
     auto err = conn->codec().onConnectionClosed();
+    upstream_ = nullptr;
     if (!err.has_value() && response_complete_) return;
   }
+  endUpstreamAttempt();
   if (!response_started_) {
+    if (maybeRetry(router::retry_on::kReset | router::retry_on::k5xx | router::retry_on::kGatewayError)) return;
     sendLocalReply(503, "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
-                   "UC");
+                   stream_info::kUpstreamConnectionTermination,
+                   "upstream_reset_before_response_started{connection_termination}");
   } else {
     // Mid-body: the client must see the response was cut short.
+    info_.setResponseFlag(stream_info::kUpstreamConnectionTermination);
     parent_.connection().close(network::CloseType::NoFlush);
   }
 }
 
 void ActiveStream::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream) {
+  const int status = headers->status();
+  switch (status / 100) {
+    case 1: cluster_->stats->upstream_rq_1xx.inc(); break;
+    case 2: cluster_->stats->upstream_rq_2xx.inc(); break;
+    case 3: cluster_->stats->upstream_rq_3xx.inc(); break;
+    case 4: cluster_->stats->upstream_rq_4xx.inc(); break;
+    default: cluster_->stats->upstream_rq_5xx.inc(); break;
+  }
+  if (route_->retry_policy.has_value()) {
+    uint32_t conditions = 0;
+    if (status >= 500) conditions |= router::retry_on::k5xx;
+    if (status == 502 || status == 503 || status == 504) conditions |= router::retry_on::kGatewayError;
+    if (status == 409) conditions |= router::retry_on::kRetriable4xx;
+    for (uint32_t code : route_->retry_policy->retriable_status_codes) {
+      if (code == static_cast<uint32_t>(status)) conditions |= router::retry_on::kRetriableStatusCodes;
+    }
+    if (conditions != 0 && maybeRetry(conditions)) return;
+  }
+  if (retries_done_ > 0 && status < 500) cluster_->stats->upstream_rq_retry_success.inc();
   if (response_timer_ && end_stream) response_timer_->disable();
   response_started_ = true;
-  const int status = headers->status();
   headers->set("x-envoy-upstream-service-time",
                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                                   std::chrono::steady_clock::now() - upstream_start_)
@@ -306,12 +439,17 @@ void ActiveStream::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream
   headers->remove("transfer-encoding");
   headers->remove("keep-alive");
   countResponse(status);
-  encoder_.encodeHeaders(*headers, end_stream);
+  info_.response_code_details = "via_upstream";
+  info_.first_downstream_tx_byte_sent = sinceStart();
+  response_headers_ = std::move(headers);
+  info_.response_headers = response_headers_.get();
+  encoder_.encodeHeaders(*response_headers_, end_stream);
   if (end_stream) onUpstreamComplete();
   parent_.flushOutput();
 }
 
 void ActiveStream::onUpstreamBody(buffer::Buffer& data, bool end_stream) {
+  info_.bytes_sent += data.length();
   encoder_.encodeData(data, end_stream);
   if (end_stream) onUpstreamComplete();
   parent_.flushOutput();
@@ -325,9 +463,13 @@ void ActiveStream::onUpstreamTrailers(http::HeaderMapPtr trailers) {
 
 void ActiveStream::onUpstreamComplete() {
   if (response_timer_) response_timer_->disable();
+  info_.last_upstream_rx_byte_received = sinceStart();
+  cluster_->stats->upstream_rq_time.recordValue(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - upstream_start_).count()));
   // Reusable only if the whole request went out and the upstream keeps it open.
   const bool reusable = upstream_request_complete_ && upstream_ != nullptr && !upstream_->codec().shouldClose();
   releaseUpstream(reusable);
+  endUpstreamAttempt();
   finishResponse();
 }
 
@@ -340,6 +482,8 @@ void ActiveStream::releaseUpstream(bool reusable) {
 
 void ActiveStream::onResponseTimeout() {
   stats().downstream_rq_timeout.inc();
+  if (cluster_ != nullptr) cluster_->stats->upstream_rq_timeout.inc();
+  if (retry_timer_) retry_timer_->disable();
   if (pool_ != nullptr) {
     if (upstream_ != nullptr) {
       releaseUpstream(false);
@@ -348,26 +492,35 @@ void ActiveStream::onResponseTimeout() {
       pool_ = nullptr;
     }
   }
+  endUpstreamAttempt();
   if (!response_started_) {
-    sendLocalReply(504, "upstream request timeout", "UT");
+    sendLocalReply(504, "upstream request timeout", stream_info::kUpstreamRequestTimeout, "upstream_response_timeout");
   } else {
+    info_.setResponseFlag(stream_info::kUpstreamRequestTimeout);
     parent_.connection().close(network::CloseType::NoFlush);
   }
 }
 
-void ActiveStream::sendLocalReply(int status, std::string body, std::string_view) {
+void ActiveStream::sendLocalReply(int status, std::string body, stream_info::ResponseFlag flag,
+                                  std::string_view details) {
   if (response_timer_) response_timer_->disable();
-  http::ResponseHeaderMap reply;
-  reply.setStatus(status);
+  if (flag != 0) info_.setResponseFlag(flag);
+  info_.response_code_details = std::string(details);
+  auto reply = std::make_unique<http::ResponseHeaderMap>();
+  reply->setStatus(status);
   if (!body.empty()) {
-    reply.add("content-length", std::to_string(body.size()));
-    reply.add("content-type", "text/plain");
+    reply->add("content-length", std::to_string(body.size()));
+    reply->add("content-type", "text/plain");
   }
-  reply.add("server", parent_.config().server_name);
+  reply->add("server", parent_.config().server_name);
   countResponse(status);
   response_started_ = true;
-  encoder_.encodeHeaders(reply, body.empty());
+  info_.first_downstream_tx_byte_sent = sinceStart();
+  response_headers_ = std::move(reply);
+  info_.response_headers = response_headers_.get();
+  encoder_.encodeHeaders(*response_headers_, body.empty());
   if (!body.empty()) {
+    info_.bytes_sent += body.size();
     buffer::Buffer b;
     b.add(body);
     encoder_.encodeData(b, true);
@@ -377,6 +530,7 @@ void ActiveStream::sendLocalReply(int status, std::string body, std::string_view
 }
 
 void ActiveStream::countResponse(int status) {
+  info_.response_code = static_cast<uint32_t>(status);
   auto& s = stats();
   switch (status / 100) {
     case 1:
@@ -399,8 +553,9 @@ void ActiveStream::countResponse(int status) {
 
 void ActiveStream::finishResponse() {
   response_complete_ = true;
+  info_.last_downstream_tx_byte_sent = sinceStart();
   stats().downstream_rq_time.recordValue(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start_).count()));
+      std::chrono::duration_cast<std::chrono::milliseconds>(*info_.last_downstream_tx_byte_sent).count()));
   parent_.onStreamComplete(*this);
 }
 
