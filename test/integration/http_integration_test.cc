@@ -61,12 +61,14 @@ TcpServer::Handler namedUpstream(std::string name) {
       size_t head = request.find("\r\n\r\n") + 4;
       std::string body = name + " " + line + " body=" + std::to_string(request.size() - head);
       if (request.find("x-request-id: ") != std::string::npos) body += " rid";
+      if (request.find("expect: ") != std::string::npos) body += " expect";
       sendAll(fd, "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
     }
   };
 }
 
-std::string config(uint16_t primary, uint16_t canary, const std::string& timeout = "5s") {
+std::string config(uint16_t primary, uint16_t canary, const std::string& timeout = "5s",
+                   const std::string& hcm_extra = "") {
   auto cluster = [](const std::string& name, uint16_t port) {
     return "  - name: " + name + R"(
     connect_timeout: 1s
@@ -90,7 +92,7 @@ static_resources:
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: ingress
-          route_config:
+)" + hcm_extra + R"(          route_config:
             name: local
             virtual_hosts:
             - name: orders
@@ -255,6 +257,28 @@ TEST_F(HttpIntegrationTest, OversizedHeadersGet431) {
   Raw c(port_);
   c.client.write(get("orders.example.com", "/", "x-big: " + std::string(70 * 1024, 'a') + "\r\n"));
   EXPECT_THAT(c.client.readToEof(), StartsWith("HTTP/1.1 431"));
+}
+
+TEST_F(HttpIntegrationTest, ExpectContinueIsAnsweredLocallyAndNotForwarded) {
+  start();
+  Raw c(port_);
+  c.client.write("POST /up HTTP/1.1\r\nhost: orders.example.com\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n");
+  EXPECT_EQ(c.client.readExactly(25), "HTTP/1.1 100 Continue\r\n\r\n");
+  std::string r = c.roundTrip("hello");
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(r, HasSubstr("body=5"));
+  EXPECT_EQ(r.find(" expect"), std::string::npos);
+}
+
+TEST(HttpTimeoutTest, IncompleteHeadersGet408AfterRequestHeadersTimeout) {
+  TcpServer upstream(namedUpstream("primary"));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config(upstream.port(), upstream.port(), "5s", "          request_headers_timeout: 0.2s\n")))
+      << courier.log();
+  TcpClient c(courier.listenerPort("http"));
+  c.write("GET / HTTP/1.1\r\nhost: orders.example.com\r\n");  // never finished
+  EXPECT_THAT(c.readToEof(), StartsWith("HTTP/1.1 408"));
+  EXPECT_EQ(upstream.acceptedCount(), 0);
 }
 
 TEST(HttpUpstreamFailureTest, RefusedUpstreamGives503) {

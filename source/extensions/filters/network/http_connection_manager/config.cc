@@ -71,6 +71,7 @@ class HttpConnectionManagerConfigFactory : public server::NetworkFilterConfigFac
     if (common.has_idle_timeout()) config->idle_timeout = ms(common.idle_timeout());
     if (proto.has_stream_idle_timeout()) config->stream_idle_timeout = ms(proto.stream_idle_timeout());
     if (proto.has_request_timeout()) config->request_timeout = ms(proto.request_timeout());
+    if (proto.has_request_headers_timeout()) config->request_headers_timeout = ms(proto.request_headers_timeout());
     if (proto.http_protocol_options().accept_http_10()) config->http1.accept_http_10 = true;
     config->http1.allow_chunked_length = proto.http_protocol_options().allow_chunked_length();
     if (!proto.server_name().empty()) config->server_name = proto.server_name();

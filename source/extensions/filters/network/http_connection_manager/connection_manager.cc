@@ -144,6 +144,7 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
   UpstreamDecoder upstream_decoder_{*this};
   std::unique_ptr<event::Timer> response_timer_;
   std::unique_ptr<event::Timer> retry_timer_;
+  std::unique_ptr<event::Timer> request_timer_;
   std::chrono::steady_clock::time_point upstream_start_;
   bool upstream_request_complete_ = false;
   bool attempt_active_ = false;
@@ -165,6 +166,25 @@ void ActiveStream::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
     request_headers_->set("x-forwarded-for", existing.empty() ? remote : absl::StrCat(std::string(existing), ",", remote));
   }
   if (!request_headers_->has("x-forwarded-proto")) request_headers_->add("x-forwarded-proto", "http");
+  // Envoy answers "100 Continue" itself (proxy_100_continue off) and does not
+  // pass the expectation on.
+  if (parent_.codec().expect100Continue()) {
+    encoder_.encode100ContinueHeaders();
+    parent_.flushOutput();
+    request_headers_->remove("expect");
+  }
+  if (!request_complete_ && parent_.config().request_timeout.count() > 0) {
+    request_timer_ = parent_.worker().dispatcher.createTimer([this] {
+      if (response_started_) return;
+      stats().downstream_rq_timeout.inc();
+      if (pool_ != nullptr) pool_->cancel(*this);
+      pool_ = nullptr;
+      releaseUpstream(false);
+      endUpstreamAttempt();
+      sendLocalReply(408, "request timeout", static_cast<stream_info::ResponseFlag>(0), "request_overall_timeout");
+    });
+    request_timer_->enable(parent_.config().request_timeout);
+  }
   route();
 }
 
@@ -286,6 +306,7 @@ void ActiveStream::onPoolReady(http::pool::PooledConnection& connection) {
 
 void ActiveStream::decodeData(buffer::Buffer& data, bool end_stream) {
   request_complete_ = end_stream;
+  if (end_stream && request_timer_) request_timer_->disable();
   info_.bytes_received += data.length();
   if (body_retained_ && retries_left_ > 0) {
     if (retained_body_.size() + data.length() > kMaxRetainedBody) {
@@ -307,6 +328,7 @@ void ActiveStream::decodeData(buffer::Buffer& data, bool end_stream) {
 
 void ActiveStream::decodeTrailers(http::HeaderMapPtr trailers) {
   request_complete_ = true;
+  if (request_timer_) request_timer_->disable();
   info_.last_downstream_rx_byte_received = sinceStart();
   if (upstream_encoder_ != nullptr) {
     upstream_encoder_->encodeTrailers(*trailers);
@@ -577,6 +599,18 @@ network::FilterStatus ConnectionManager::onNewConnection() {
   config_->stats->downstream_cx_total.inc();
   config_->stats->downstream_cx_active.inc();
   codec_ = std::make_unique<http::http1::ServerConnection>(*this, output_, config_->http1);
+  if (config_->request_headers_timeout.count() > 0) {
+    // A client that never finishes its headers (slowloris) is cut off with 408.
+    headers_timer_ = worker_.dispatcher.createTimer([this] {
+      if (stream_ != nullptr) return;
+      config_->stats->downstream_rq_timeout.inc();
+      // Armed only once request bytes arrived, so there is a client to answer.
+      output_.add("HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+      closing_ = true;
+      flushOutput();
+      connection().close(network::CloseType::FlushWrite);
+    });
+  }
   if (config_->idle_timeout.count() > 0) {
     idle_timer_ = worker_.dispatcher.createTimer([this] { connection().close(network::CloseType::FlushWrite); });
     idle_timer_->enable(config_->idle_timeout);
@@ -585,6 +619,10 @@ network::FilterStatus ConnectionManager::onNewConnection() {
 }
 
 network::FilterStatus ConnectionManager::onData(buffer::Buffer& data, bool end_stream) {
+  // Envoy's request_headers_timeout runs from a request's first byte.
+  if (headers_timer_ && stream_ == nullptr && !headers_timer_->enabled() && input_.empty() && !data.empty()) {
+    headers_timer_->enable(config_->request_headers_timeout);
+  }
   input_.move(data);
   dispatch();
   if (end_stream && !closing_ && stream_ == nullptr) connection().close(network::CloseType::FlushWrite);
@@ -629,6 +667,7 @@ void ConnectionManager::onCodecError(const http::CodecError& error) {
 }
 
 http::RequestDecoder& ConnectionManager::newStream(http::ResponseEncoder& encoder) {
+  if (headers_timer_) headers_timer_->disable();
   stream_ = std::make_unique<ActiveStream>(*this, encoder);
   return *stream_;
 }
@@ -663,6 +702,7 @@ void ConnectionManager::onStreamComplete(ActiveStream& stream) {
 void ConnectionManager::onEvent(network::ConnectionEvent event) {
   if (event == network::ConnectionEvent::Connected) return;
   closing_ = true;
+  if (headers_timer_) headers_timer_->disable();
   if (idle_timer_) idle_timer_->disable();
   stream_.reset();
 }

@@ -49,6 +49,7 @@ struct HcmConfig {
   bool use_remote_address = false;
   std::chrono::milliseconds stream_idle_timeout{300000};
   std::chrono::milliseconds request_timeout{0};
+  std::chrono::milliseconds request_headers_timeout{0};
   std::chrono::milliseconds idle_timeout{3600000};
   std::unique_ptr<HcmStats> stats;
 };
@@ -91,6 +92,7 @@ class ConnectionManager : public network::ReadFilter,
   std::unique_ptr<http::http1::ServerConnection> codec_;
   std::unique_ptr<ActiveStream> stream_;
   std::unique_ptr<event::Timer> idle_timer_;
+  std::unique_ptr<event::Timer> headers_timer_;
   bool closing_ = false;
   bool dispatching_ = false;
   bool redispatch_ = false;
