@@ -270,6 +270,42 @@ TEST_F(HttpIntegrationTest, ExpectContinueIsAnsweredLocallyAndNotForwarded) {
   EXPECT_EQ(r.find(" expect"), std::string::npos);
 }
 
+TEST(HttpFlowControlTest, SlowClientPausesTheUpstreamInsteadOfBufferingTheBody) {
+  constexpr size_t kBody = 64 << 20;
+  std::atomic<size_t> sent{0};
+  TcpServer upstream([&](int fd) {
+    std::string buffered, request;
+    if (!readRequest(fd, buffered, request)) return;
+    sendAll(fd, "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(kBody) + "\r\n\r\n");
+    std::string chunk(64 * 1024, 'b');
+    while (sent < kBody) {
+      ssize_t w = ::send(fd, chunk.data(), std::min(chunk.size(), kBody - sent.load()), MSG_NOSIGNAL);
+      if (w <= 0) return;
+      sent += static_cast<size_t>(w);
+    }
+  });
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config(upstream.port(), upstream.port(), "60s"))) << courier.log();
+  TcpClient c(courier.listenerPort("http"), std::chrono::milliseconds(30000));
+  c.write(get("orders.example.com", "/big"));
+  size_t last = 0;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        size_t now = sent.load();
+        bool stalled = now > 0 && now == last;
+        last = now;
+        return stalled;
+      },
+      std::chrono::milliseconds(20000)));
+  // Socket buffers on both legs plus the 1 MiB connection limits, not 64 MiB.
+  EXPECT_LT(sent.load(), 24u << 20);
+  std::string head = c.readExactly(100);
+  ASSERT_THAT(head, StartsWith("HTTP/1.1 200"));
+  size_t header_end = head.find("\r\n\r\n") + 4;
+  std::string rest = c.readExactly(kBody - (head.size() - header_end));
+  EXPECT_EQ(rest.size() + head.size() - header_end, kBody);
+}
+
 TEST(HttpTimeoutTest, IncompleteHeadersGet408AfterRequestHeadersTimeout) {
   TcpServer upstream(namedUpstream("primary"));
   CourierProcess courier;

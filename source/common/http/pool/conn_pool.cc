@@ -28,6 +28,10 @@ void PooledConnection::onEvent(network::ConnectionEvent event) {
   pool_.onClosed(*this);
 }
 
+void PooledConnection::onAboveWriteBufferHighWatermark() { pool_.onWatermark(*this, true); }
+
+void PooledConnection::onBelowWriteBufferLowWatermark() { pool_.onWatermark(*this, false); }
+
 network::FilterStatus PooledConnection::onData(buffer::Buffer& data, bool) {
   pool_.onData(*this, data);
   return network::FilterStatus::StopIteration;
@@ -151,6 +155,11 @@ void ConnPool::onData(PooledConnection& c, buffer::Buffer& data) {
     return;
   }
   owner->second->onUpstreamData(data);
+}
+
+void ConnPool::onWatermark(PooledConnection& c, bool above) {
+  auto owner = owners_.find(&c);
+  if (owner != owners_.end()) owner->second->onUpstreamWatermark(above);
 }
 
 void ConnPool::erase(PooledConnection& c) {

@@ -33,6 +33,8 @@ class PooledConnection : public network::ConnectionCallbacks, public network::Re
 
   // ConnectionCallbacks
   void onEvent(network::ConnectionEvent event) override;
+  void onAboveWriteBufferHighWatermark() override;
+  void onBelowWriteBufferLowWatermark() override;
   // ReadFilter
   void initializeReadFilterCallbacks(network::ReadFilterCallbacks&) override {}
   network::FilterStatus onData(buffer::Buffer& data, bool end_stream) override;
@@ -60,6 +62,9 @@ class PoolCallbacks {
   virtual void onUpstreamClosed() = 0;
   // Bytes arrived for the request (the codec is fed; decoders are called).
   virtual void onUpstreamData(buffer::Buffer& data) = 0;
+  // The upstream connection's write buffer crossed its high (true) or low
+  // (false) watermark: pause or resume whatever feeds it.
+  virtual void onUpstreamWatermark(bool above) { (void)above; }
 };
 
 class ConnPool {
@@ -80,6 +85,7 @@ class ConnPool {
   void onConnected(PooledConnection& c);
   void onClosed(PooledConnection& c);
   void onData(PooledConnection& c, buffer::Buffer& data);
+  void onWatermark(PooledConnection& c, bool above);
   void createConnection();
   void erase(PooledConnection& c);
 

@@ -66,6 +66,7 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
     stats().downstream_rq_active.inc();
   }
   ~ActiveStream() override {
+    pauseDownstream(false);
     if (pool_ != nullptr) pool_->cancel(*this);
     endUpstreamAttempt();
     stats().downstream_rq_active.dec();
@@ -81,6 +82,14 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
   void onPoolFailure(Failure reason) override;
   void onUpstreamClosed() override;
   void onUpstreamData(buffer::Buffer& data) override;
+  // Upstream can't take the request body as fast as the client sends it.
+  void onUpstreamWatermark(bool above) override { pauseDownstream(above); }
+  // Downstream can't take the response as fast as the upstream sends it.
+  void onDownstreamWatermark(bool above) {
+    if (upstream_ == nullptr || above == upstream_paused_) return;
+    upstream_paused_ = above;
+    upstream_->connection().readDisable(above);
+  }
 
   bool complete() const { return response_complete_; }
   bool requestComplete() const { return request_complete_; }
@@ -107,6 +116,11 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
   static constexpr size_t kMaxRetainedBody = 1 << 20;
 
   HcmStats& stats() { return *parent_.config().stats; }
+  void pauseDownstream(bool pause) {
+    if (pause == downstream_paused_) return;
+    downstream_paused_ = pause;
+    parent_.connection().readDisable(pause);
+  }
   void route();
   void startUpstreamAttempt();
   void endUpstreamAttempt();
@@ -150,6 +164,8 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
   bool attempt_active_ = false;
   uint32_t retries_left_ = 0;
   uint32_t retries_done_ = 0;
+  bool downstream_paused_ = false;
+  bool upstream_paused_ = false;
 };
 
 void ActiveStream::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
@@ -496,6 +512,9 @@ void ActiveStream::onUpstreamComplete() {
 }
 
 void ActiveStream::releaseUpstream(bool reusable) {
+  pauseDownstream(false);
+  if (upstream_paused_ && upstream_ != nullptr) upstream_->connection().readDisable(false);
+  upstream_paused_ = false;
   if (pool_ != nullptr && upstream_ != nullptr) pool_->release(*upstream_, reusable);
   upstream_ = nullptr;
   upstream_encoder_ = nullptr;
@@ -697,6 +716,14 @@ void ConnectionManager::onStreamComplete(ActiveStream& stream) {
   }
   // Pipelined requests waited in input_ until this response finished.
   if (!input_.empty()) dispatch();
+}
+
+void ConnectionManager::onAboveWriteBufferHighWatermark() {
+  if (stream_ != nullptr) stream_->onDownstreamWatermark(true);
+}
+
+void ConnectionManager::onBelowWriteBufferLowWatermark() {
+  if (stream_ != nullptr) stream_->onDownstreamWatermark(false);
 }
 
 void ConnectionManager::onEvent(network::ConnectionEvent event) {

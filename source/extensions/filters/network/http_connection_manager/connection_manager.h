@@ -69,6 +69,8 @@ class ConnectionManager : public network::ReadFilter,
   network::FilterStatus onData(buffer::Buffer& data, bool end_stream) override;
   // ConnectionCallbacks
   void onEvent(network::ConnectionEvent event) override;
+  void onAboveWriteBufferHighWatermark() override;
+  void onBelowWriteBufferLowWatermark() override;
   // ServerConnectionCallbacks
   http::RequestDecoder& newStream(http::ResponseEncoder& encoder) override;
 
