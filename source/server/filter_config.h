@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "google/protobuf/any.pb.h"
+#include "source/common/access_log/log_file.h"
 #include "source/common/event/dispatcher.h"
 #include "source/common/http/pool/conn_pool.h"
 #include "source/common/network/connection.h"
@@ -36,6 +37,8 @@ struct FactoryContext {
   // The clusters known when the listener is built (static ones), for
   // validating cluster names as Envoy does; null when not checked.
   const upstream::ClusterSet* clusters = nullptr;
+  // Where access loggers get their shared, buffered log files.
+  access_log::AccessLogManager* access_logs = nullptr;
 };
 
 class NetworkFilterConfigFactory {

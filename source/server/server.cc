@@ -105,7 +105,11 @@ absl::Status Server::createClusters() {
 }
 
 absl::Status Server::createListeners(bool bind) {
-  FactoryContext context{stats_, clusters_->latest().get()};
+  if (!access_logs_) {
+    access_logs_ = std::make_unique<access_log::AccessLogManager>(
+        std::chrono::milliseconds(options_.file_flush_interval_msec));
+  }
+  FactoryContext context{stats_, clusters_->latest().get(), access_logs_.get()};
   const auto& listeners = bootstrap_.static_resources().listeners();
   std::vector<std::string> names;
   for (int i = 0; i < listeners.size(); ++i) {

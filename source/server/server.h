@@ -65,6 +65,7 @@ class Server {
   const std::chrono::steady_clock::time_point start_time_;
   event::Dispatcher main_;
   stats::Store stats_;
+  std::unique_ptr<access_log::AccessLogManager> access_logs_;
   std::atomic<int64_t> total_connections_{0};
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<thread_local_::SnapshotSlot<upstream::ClusterSet>> clusters_;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -304,6 +305,35 @@ TEST(HttpFlowControlTest, SlowClientPausesTheUpstreamInsteadOfBufferingTheBody) 
   size_t header_end = head.find("\r\n\r\n") + 4;
   std::string rest = c.readExactly(kBody - (head.size() - header_end));
   EXPECT_EQ(rest.size() + head.size() - header_end, kBody);
+}
+
+std::string readFileText(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST(HttpAccessLogTest, EachRequestIsLoggedWithEnvoysOperators) {
+  TcpServer upstream(namedUpstream("primary"));
+  const std::string log_path = tempDir() + "/access.log";
+  const std::string access_log = R"(          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: )" + log_path + R"(
+              log_format:
+                text_format_source:
+                  inline_string: "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_CLUSTER%\n"
+)";
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config(upstream.port(), upstream.port(), "5s", access_log),
+                            {"--file-flush-interval-msec", "20"}))
+      << courier.log();
+  Raw c(courier.listenerPort("http"));
+  c.roundTrip(get("orders.example.com", "/logged"));
+  c.roundTrip(get("elsewhere", "/nothing"));
+  EXPECT_TRUE(waitFor([&] { return readFileText(log_path).find("/nothing") != std::string::npos; }))
+      << readFileText(log_path);
+  EXPECT_EQ(readFileText(log_path), "GET /logged 200 - primary\nGET /nothing 404 NR -\n");
 }
 
 TEST(HttpTimeoutTest, IncompleteHeadersGet408AfterRequestHeadersTimeout) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <random>
 #include <string>
 
@@ -167,6 +168,34 @@ TEST(TcpProxyFileLimitTest, AcceptResumesAfterDescriptorsRunOut) {
   for (size_t i = 0; i + 1 < held.size(); ++i) held[i].reset();
   EXPECT_EQ(held.back()->readExactly(last_word.size()), last_word);
   EXPECT_EQ(courier.admin("/ready").status, 200);
+}
+
+TEST(TcpProxyAccessLogTest, ConnectionIsLoggedWithBytesAndUpstream) {
+  TcpServer upstream(TcpServer::echo());
+  const std::string log_path = tempDir() + "/tcp.log";
+  const std::string extra = R"(          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: )" + log_path + R"(
+              log_format:
+                text_format_source:
+                  inline_string: "%BYTES_RECEIVED% %BYTES_SENT% %UPSTREAM_HOST% %UPSTREAM_CLUSTER% %RESPONSE_FLAGS%\n"
+)";
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(tcpProxyConfig({upstream.port()}, extra), {"--file-flush-interval-msec", "20"}))
+      << courier.log();
+  {
+    TcpClient c(courier.listenerPort("tcp"));
+    c.write("twelve bytes");
+    EXPECT_EQ(c.readExactly(12), "twelve bytes");
+  }
+  auto text = [&] {
+    std::ifstream in(log_path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  EXPECT_TRUE(waitFor([&] { return !text().empty(); }));
+  EXPECT_EQ(text(), "12 12 127.0.0.1:" + std::to_string(upstream.port()) + " backend -\n");
 }
 
 TEST_F(TcpProxyIntegrationTest, ClientGoneMidStreamReleasesTheUpstream) {

@@ -77,6 +77,13 @@ class HttpConnectionManagerConfigFactory : public server::NetworkFilterConfigFac
     if (!proto.server_name().empty()) config->server_name = proto.server_name();
     if (proto.has_generate_request_id()) config->generate_request_id = proto.generate_request_id().value();
     if (proto.has_use_remote_address()) config->use_remote_address = proto.use_remote_address().value();
+    for (int i = 0; i < proto.access_log_size(); ++i) {
+      if (context.access_logs == nullptr) break;
+      auto log = access_log::createAccessLog(proto.access_log(i), absl::StrCat(path, ".access_log[", i, "]"),
+                                             *context.access_logs);
+      if (!log.ok()) return log.status();
+      config->access_logs.push_back(std::move(*log));
+    }
     config->stats = std::make_unique<HcmStats>(context.stats, config->stat_prefix);
     std::shared_ptr<const HcmConfig> shared = std::move(config);
     return server::NetworkFilterFactoryCb([shared](network::Connection& connection, server::WorkerContext& worker) {

@@ -70,6 +70,9 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
     if (pool_ != nullptr) pool_->cancel(*this);
     endUpstreamAttempt();
     stats().downstream_rq_active.dec();
+    // Ended without a complete response: the client went away.
+    if (!response_complete_) info_.setResponseFlag(stream_info::kDownstreamConnectionTermination);
+    for (const auto& log : parent_.config().access_logs) log->log(info_);
   }
 
   // RequestDecoder (downstream request).

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "source/common/access_log/access_log.h"
 #include "source/common/http/codec.h"
 #include "source/common/http/http1/codec.h"
 #include "source/common/http/pool/conn_pool.h"
@@ -52,6 +53,7 @@ struct HcmConfig {
   std::chrono::milliseconds request_headers_timeout{0};
   std::chrono::milliseconds idle_timeout{3600000};
   std::unique_ptr<HcmStats> stats;
+  std::vector<std::unique_ptr<access_log::AccessLog>> access_logs;
 };
 
 class ActiveStream;

@@ -58,6 +58,13 @@ class TcpProxyConfigFactory : public server::NetworkFilterConfigFactory {
       }
       config->max_connect_attempts = proto.max_connect_attempts().value();
     }
+    for (int i = 0; i < proto.access_log_size(); ++i) {
+      if (context.access_logs == nullptr) break;
+      auto log = access_log::createAccessLog(proto.access_log(i), absl::StrCat(path, ".access_log[", i, "]"),
+                                             *context.access_logs);
+      if (!log.ok()) return log.status();
+      config->access_logs.push_back(std::move(*log));
+    }
     config->stats = std::make_unique<TcpProxyStats>(context.stats, config->stat_prefix);
     std::shared_ptr<const TcpProxyConfig> shared = std::move(config);
     return server::NetworkFilterFactoryCb(

@@ -38,6 +38,12 @@ TcpProxy::~TcpProxy() {
     upstream_->close(network::CloseType::NoFlush);
     releaseUpstream(true);
   }
+  if (callbacks_ != nullptr && !config_->access_logs.empty()) {
+    if (!info_.last_downstream_tx_byte_sent) {
+      info_.last_downstream_tx_byte_sent = std::chrono::steady_clock::now() - info_.start_mono;
+    }
+    for (const auto& log : config_->access_logs) log->log(info_);
+  }
 }
 
 void TcpProxy::initializeReadFilterCallbacks(network::ReadFilterCallbacks& callbacks) {
@@ -52,6 +58,10 @@ void TcpProxy::initializeReadFilterCallbacks(network::ReadFilterCallbacks& callb
 
 network::FilterStatus TcpProxy::onNewConnection() {
   config_->stats->downstream_cx_total.inc();
+  info_.start_time = std::chrono::system_clock::now();
+  info_.start_mono = std::chrono::steady_clock::now();
+  info_.downstream_remote_address = callbacks_->connection().remoteAddress();
+  info_.downstream_local_address = callbacks_->connection().localAddress();
   if (config_->idle_timeout.count() > 0) {
     idle_timer_ = worker_.dispatcher.createTimer([this] { onIdleTimeout(); });
     resetIdleTimer();
@@ -68,7 +78,9 @@ void TcpProxy::connectUpstream() {
   const std::string& name = config_->pickCluster(rng());
   upstream::ThreadLocalCluster* cluster = worker_.cluster_manager.get(name);
   network::Connection& downstream = callbacks_->connection();
+  info_.upstream_cluster = name;
   if (cluster == nullptr) {
+    info_.setResponseFlag(stream_info::kNoClusterFound);
     config_->stats->downstream_cx_no_route.inc();
     spdlog::debug("[C{}] tcp_proxy: no cluster named '{}'", downstream.id(), name);
     downstream.close(network::CloseType::NoFlush);
@@ -77,11 +89,13 @@ void TcpProxy::connectUpstream() {
   cluster_ = cluster->shared();
   const upstream::Host* host = cluster->loadBalancer().chooseHost();
   if (host == nullptr) {
+    info_.setResponseFlag(stream_info::kNoHealthyUpstream);
     cluster_->stats->upstream_cx_none_healthy.inc();
     downstream.close(network::CloseType::NoFlush);
     return;
   }
   ++connect_attempts_;
+  info_.upstream_host = host->address;
   upstream_ = network::Connection::connect(worker_.dispatcher, host->address);
   upstream_->addConnectionCallbacks(upstream_callbacks_);
   upstream_->addReadFilter(std::make_unique<Upstream>(*this));
@@ -113,6 +127,11 @@ network::FilterStatus TcpProxy::Upstream::onData(buffer::Buffer& data, bool end_
 
 void TcpProxy::onEvent(network::ConnectionEvent event) {
   if (event == network::ConnectionEvent::Connected) return;
+  // The connection is still whole here; the destructor runs while it is torn down.
+  const network::Connection& downstream = callbacks_->connection();
+  info_.bytes_received = downstream.bytesRead();
+  info_.bytes_sent = downstream.bytesWritten();
+  info_.last_downstream_tx_byte_sent = std::chrono::steady_clock::now() - info_.start_mono;
   // The downstream side is gone for good (a FIN alone does not get here: it
   // arrives as end_stream). Nothing can be answered any more, so the upstream
   // is closed too; bytes it still had queued belong to a dead exchange.
@@ -160,6 +179,7 @@ void TcpProxy::onConnectFailure() {
     connectUpstream();
     return;
   }
+  info_.setResponseFlag(stream_info::kUpstreamConnectionFailure);
   callbacks_->connection().close(network::CloseType::NoFlush);
 }
 

@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "source/common/access_log/access_log.h"
 #include "source/common/network/connection.h"
+#include "source/common/stream_info/stream_info.h"
 #include "source/common/stats/store.h"
 #include "source/server/filter_config.h"
 
@@ -40,6 +42,7 @@ struct TcpProxyConfig {
   std::chrono::milliseconds idle_timeout{3600 * 1000};  // Envoy's default: 1h; 0 disables
   uint32_t max_connect_attempts = 1;
   std::unique_ptr<TcpProxyStats> stats;
+  std::vector<std::unique_ptr<access_log::AccessLog>> access_logs;
 
   const std::string& pickCluster(uint64_t random) const;
 };
@@ -88,6 +91,7 @@ class TcpProxy : public network::ReadFilter, public network::ConnectionCallbacks
   std::unique_ptr<event::Timer> idle_timer_;
   uint32_t connect_attempts_ = 0;
   bool upstream_connected_ = false;
+  stream_info::StreamInfo info_;
   bool downstream_read_paused_for_connect_ = false;
 };
 
