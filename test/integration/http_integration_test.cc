@@ -347,6 +347,24 @@ TEST(HttpTimeoutTest, IncompleteHeadersGet408AfterRequestHeadersTimeout) {
   EXPECT_EQ(upstream.acceptedCount(), 0);
 }
 
+TEST(HttpUpstreamFailureTest, PooledConnectionClosedByTheUpstreamIsReplayedOnAFreshOne) {
+  // Each upstream connection answers one request (claiming keep-alive), then
+  // closes on the next without answering, as an upstream whose keep-alive
+  // timeout fires just as the request arrives.
+  TcpServer upstream([](int fd) {
+    std::string buffered, request;
+    if (!readRequest(fd, buffered, request)) return;
+    sendAll(fd, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    readRequest(fd, buffered, request);
+  });
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config(upstream.port(), upstream.port()), {"--concurrency", "1"})) << courier.log();
+  Raw c(courier.listenerPort("http"));
+  EXPECT_THAT(c.roundTrip(get("orders.example.com", "/one")), StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(c.roundTrip(get("orders.example.com", "/two")), StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(courier.stat("cluster.primary.upstream_cx_total"), 2u);
+}
+
 TEST(HttpUpstreamFailureTest, RefusedUpstreamGives503) {
   CourierProcess courier;
   ASSERT_TRUE(courier.start(config(unusedPort(), unusedPort()))) << courier.log();

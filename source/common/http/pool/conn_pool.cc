@@ -50,6 +50,7 @@ void ConnPool::newStream(PoolCallbacks& callbacks) {
   for (auto& c : connections_) {
     if (c->connected_ && !c->busy_ && c->codec_->idle()) {
       c->busy_ = true;
+      ++c->requests_;
       owners_[c.get()] = &callbacks;
       callbacks.onPoolReady(*c);
       return;
@@ -84,6 +85,7 @@ void ConnPool::release(PooledConnection& c, bool reusable) {
     PoolCallbacks* next = waiting_.front();
     waiting_.pop_front();
     c.busy_ = true;
+    ++c.requests_;
     owners_[&c] = next;
     next->onPoolReady(c);
   }
@@ -124,6 +126,7 @@ void ConnPool::onConnected(PooledConnection& c) {
   PoolCallbacks* next = waiting_.front();
   waiting_.pop_front();
   c.busy_ = true;
+  ++c.requests_;
   owners_[&c] = next;
   next->onPoolReady(c);
 }

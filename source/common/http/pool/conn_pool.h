@@ -30,6 +30,8 @@ class PooledConnection : public network::ConnectionCallbacks, public network::Re
   // Writes what the codec encoded so far.
   void flush();
   network::Connection& connection() { return *connection_; }
+  // How many requests this connection has been handed (1 for a fresh one).
+  uint32_t requestCount() const { return requests_; }
 
   // ConnectionCallbacks
   void onEvent(network::ConnectionEvent event) override;
@@ -48,6 +50,7 @@ class PooledConnection : public network::ConnectionCallbacks, public network::Re
   std::unique_ptr<event::Timer> connect_timer_;
   bool connected_ = false;
   bool busy_ = false;
+  uint32_t requests_ = 0;
   std::list<std::unique_ptr<PooledConnection>>::iterator self_;
 };
 

@@ -169,6 +169,8 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
   uint32_t retries_done_ = 0;
   bool downstream_paused_ = false;
   bool upstream_paused_ = false;
+  bool on_reused_connection_ = false;
+  bool replayed_on_fresh_ = false;
 };
 
 void ActiveStream::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
@@ -304,6 +306,7 @@ void ActiveStream::endUpstreamAttempt() {
 
 void ActiveStream::onPoolReady(http::pool::PooledConnection& connection) {
   upstream_ = &connection;
+  on_reused_connection_ = connection.requestCount() > 1;
   upstream_encoder_ = &connection.codec().newStream(upstream_decoder_);
   if (retries_done_ > 0) {
     // A retry replays the whole request, which is complete by now.
@@ -429,6 +432,17 @@ void ActiveStream::onUpstreamClosed() {
   }
   endUpstreamAttempt();
   if (!response_started_) {
+    // A kept-alive connection the upstream closed as we reused it: the
+    // request never reached it. Replay a complete, bodyless, idempotent
+    // request once on a fresh connection, whatever the retry policy.
+    const std::string_view method = request_headers_->method();
+    const bool idempotent = method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
+                            method == "DELETE" || method == "TRACE";
+    if (on_reused_connection_ && !replayed_on_fresh_ && idempotent && request_complete_ && info_.bytes_received == 0) {
+      replayed_on_fresh_ = true;
+      startUpstreamAttempt();
+      return;
+    }
     if (maybeRetry(router::retry_on::kReset | router::retry_on::k5xx | router::retry_on::kGatewayError)) return;
     sendLocalReply(503, "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
                    stream_info::kUpstreamConnectionTermination,
