@@ -412,13 +412,15 @@ TEST(HttpUpstreamFailureTest, UpstreamDyingMidBodyClosesTheClientWithoutAFullBod
 }
 
 // One route with a retry policy to cluster "flaky" (the given ports).
-std::string retryConfig(const std::vector<uint16_t>& ports, const std::string& retry_on) {
+std::string retryConfig(const std::vector<uint16_t>& ports, const std::string& retry_on,
+                        const std::string& policy_extra = "") {
   std::string endpoints;
   for (uint16_t p : ports) {
     endpoints += "        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: " +
                  std::to_string(p) + "}}}\n";
   }
-  std::string policy = retry_on.empty() ? "" : ", retry_policy: {retry_on: \"" + retry_on + "\", num_retries: 2}";
+  std::string policy =
+      retry_on.empty() ? "" : ", retry_policy: {retry_on: \"" + retry_on + "\", num_retries: 2" + policy_extra + "}";
   return R"(admin:
   address: {socket_address: {address: 127.0.0.1, port_value: 0}}
 static_resources:
@@ -514,6 +516,48 @@ TEST(HttpRetryTest, ConnectFailureIsRetriedOnTheNextHost) {
   EXPECT_THAT(c.roundTrip(get("x", "/")), StartsWith("HTTP/1.1 200"));
   EXPECT_EQ(courier.stat("cluster.flaky.upstream_cx_connect_fail"), 1u);
   EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_retry"), 1u);
+}
+
+TEST(HttpRetryTest, PerTryTimeoutAbandonsASlowTryAndRetries) {
+  std::atomic<int> connections{0};
+  std::atomic<bool> stop{false};
+  TcpServer upstream([&](int fd) {
+    std::string buffered, request;
+    if (!readRequest(fd, buffered, request)) return;
+    if (connections.fetch_add(1) == 0) {
+      // The first try never gets an answer.
+      pollfd p{fd, POLLIN, 0};
+      while (!stop && ::poll(&p, 1, 50) == 0) {
+      }
+      return;
+    }
+    sendAll(fd, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+  });
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(retryConfig({upstream.port()}, "5xx", ", per_try_timeout: 0.2s"))) << courier.log();
+  Raw c(courier.listenerPort("http"));
+  EXPECT_THAT(c.roundTrip(get("x", "/")), StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_per_try_timeout"), 1u);
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_retry"), 1u);
+  stop = true;
+}
+
+TEST(HttpTimeoutTest, UpstreamTimeoutHeaderFromAnInternalClientOverridesTheRoute) {
+  std::atomic<bool> stop{false};
+  TcpServer silent([&](int fd) {
+    std::string buffered, request;
+    readRequest(fd, buffered, request);
+    pollfd p{fd, POLLIN, 0};
+    while (!stop && ::poll(&p, 1, 50) == 0) {
+    }
+  });
+  CourierProcess courier;
+  // The route allows 30 s; the header asks for 200 ms.
+  ASSERT_TRUE(courier.start(config(silent.port(), silent.port(), "30s"))) << courier.log();
+  Raw c(courier.listenerPort("http"));
+  EXPECT_THAT(c.roundTrip(get("orders.example.com", "/", "x-envoy-upstream-rq-timeout-ms: 200\r\n")),
+              StartsWith("HTTP/1.1 504"));
+  stop = true;
 }
 
 }  // namespace

@@ -27,6 +27,7 @@ ClusterStats::ClusterStats(stats::Store& store, const std::string& cluster_name)
       COURIER_CLUSTER_COUNTER(upstream_rq_4xx),
       COURIER_CLUSTER_COUNTER(upstream_rq_5xx),
       COURIER_CLUSTER_COUNTER(upstream_rq_timeout),
+      COURIER_CLUSTER_COUNTER(upstream_rq_per_try_timeout),
       COURIER_CLUSTER_COUNTER(upstream_rq_retry),
       COURIER_CLUSTER_COUNTER(upstream_rq_retry_success),
       COURIER_CLUSTER_COUNTER(upstream_rq_retry_limit_exceeded),

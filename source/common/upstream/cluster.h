@@ -45,6 +45,7 @@ struct ClusterStats {
   stats::Counter& upstream_rq_4xx;
   stats::Counter& upstream_rq_5xx;
   stats::Counter& upstream_rq_timeout;
+  stats::Counter& upstream_rq_per_try_timeout;
   stats::Counter& upstream_rq_retry;
   stats::Counter& upstream_rq_retry_success;
   stats::Counter& upstream_rq_retry_limit_exceeded;

@@ -2,6 +2,8 @@
 
 #include <random>
 
+#include "absl/strings/numbers.h"
+
 #include "absl/strings/str_cat.h"
 #include "source/common/stream_info/stream_info.h"
 #include "spdlog/spdlog.h"
@@ -12,6 +14,19 @@ namespace {
 std::mt19937_64& rng() {
   static thread_local std::mt19937_64 r{std::random_device{}()};
   return r;
+}
+
+// Envoy's notion of an internal client: loopback or RFC 1918 / ULA.
+bool isInternal(const network::Address& a) {
+  const std::string ip = a.ip();
+  if (a.family() == AF_INET) {
+    return ip.rfind("127.", 0) == 0 || ip.rfind("10.", 0) == 0 || ip.rfind("192.168.", 0) == 0 ||
+           (ip.rfind("172.", 0) == 0 && [&] {
+             int second = std::atoi(ip.c_str() + 4);
+             return second >= 16 && second <= 31;
+           }());
+  }
+  return ip == "::1" || ip.rfind("fd", 0) == 0 || ip.rfind("fc", 0) == 0;
 }
 
 std::string requestId() {
@@ -135,6 +150,7 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
   void onUpstreamTrailers(http::HeaderMapPtr trailers);
   void onUpstreamComplete();
   void onResponseTimeout();
+  void onPerTryTimeout();
   void countResponse(int status);
   void finishResponse();
   void releaseUpstream(bool reusable);
@@ -162,6 +178,7 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
   std::unique_ptr<event::Timer> response_timer_;
   std::unique_ptr<event::Timer> retry_timer_;
   std::unique_ptr<event::Timer> request_timer_;
+  std::unique_ptr<event::Timer> per_try_timer_;
   std::chrono::steady_clock::time_point upstream_start_;
   bool upstream_request_complete_ = false;
   bool attempt_active_ = false;
@@ -187,6 +204,15 @@ void ActiveStream::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
     request_headers_->set("x-forwarded-for", existing.empty() ? remote : absl::StrCat(std::string(existing), ",", remote));
   }
   if (!request_headers_->has("x-forwarded-proto")) request_headers_->add("x-forwarded-proto", "http");
+  // x-envoy-* request headers steer retries and timeouts; as Envoy, they are
+  // taken only from internal clients when Courier sits at the edge.
+  if (config.use_remote_address && !isInternal(parent_.connection().remoteAddress())) {
+    std::vector<std::string> doomed;
+    for (const auto& e : *request_headers_) {
+      if (e.key().substr(0, 8) == "x-envoy-") doomed.emplace_back(e.key());
+    }
+    for (const auto& key : doomed) request_headers_->remove(key);
+  }
   // Envoy answers "100 Continue" itself (proxy_100_continue off) and does not
   // pass the expectation on.
   if (parent_.codec().expect100Continue()) {
@@ -271,12 +297,26 @@ void ActiveStream::route() {
       request_headers_->set(h.key, h.value);
     }
   }
-  if (route_->retry_policy.has_value()) retries_left_ = route_->retry_policy->num_retries;
-  if (route_->timeout.count() > 0) {
-    request_headers_->set("x-envoy-expected-rq-timeout-ms", std::to_string(route_->timeout.count()));
+  if (route_->retry_policy.has_value()) {
+    retries_left_ = route_->retry_policy->num_retries;
+    uint32_t max_retries;
+    if (absl::SimpleAtoi(absl::string_view(std::string(request_headers_->getValue("x-envoy-max-retries"))), &max_retries)) {
+      retries_left_ = max_retries;
+    }
+  }
+  std::chrono::milliseconds timeout = route_->timeout;
+  uint64_t header_timeout;
+  if (absl::SimpleAtoi(absl::string_view(std::string(request_headers_->getValue("x-envoy-upstream-rq-timeout-ms"))),
+                       &header_timeout)) {
+    timeout = std::chrono::milliseconds(header_timeout);
+  }
+  request_headers_->remove("x-envoy-upstream-rq-timeout-ms");
+  request_headers_->remove("x-envoy-max-retries");
+  if (timeout.count() > 0) {
+    request_headers_->set("x-envoy-expected-rq-timeout-ms", std::to_string(timeout.count()));
     // The route timeout covers every attempt, as Envoy's global timeout does.
     response_timer_ = parent_.worker().dispatcher.createTimer([this] { onResponseTimeout(); });
-    response_timer_->enable(route_->timeout);
+    response_timer_->enable(timeout);
   }
   startUpstreamAttempt();
 }
@@ -295,10 +335,28 @@ void ActiveStream::startUpstreamAttempt() {
   upstream_start_ = std::chrono::steady_clock::now();
   upstream_request_complete_ = false;
   pool_ = &parent_.worker().http_pools.pool(cluster_, *host);
+  if (route_->retry_policy.has_value() && route_->retry_policy->per_try_timeout.has_value()) {
+    per_try_timer_ = parent_.worker().dispatcher.createTimer([this] { onPerTryTimeout(); });
+    per_try_timer_->enable(*route_->retry_policy->per_try_timeout);
+  }
   pool_->newStream(*this);
 }
 
+void ActiveStream::onPerTryTimeout() {
+  if (response_started_) return;
+  cluster_->stats->upstream_rq_per_try_timeout.inc();
+  if (pool_ != nullptr && upstream_ == nullptr) {
+    pool_->cancel(*this);
+    pool_ = nullptr;
+  }
+  if (maybeRetry(router::retry_on::k5xx | router::retry_on::kGatewayError | router::retry_on::kReset)) return;
+  releaseUpstream(false);
+  endUpstreamAttempt();
+  sendLocalReply(504, "upstream request timeout", stream_info::kUpstreamRequestTimeout, "upstream_per_try_timeout");
+}
+
 void ActiveStream::endUpstreamAttempt() {
+  if (per_try_timer_) per_try_timer_->disable();
   if (!attempt_active_) return;
   attempt_active_ = false;
   cluster_->stats->upstream_rq_active.dec();
@@ -473,6 +531,7 @@ void ActiveStream::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream
     }
     if (conditions != 0 && maybeRetry(conditions)) return;
   }
+  if (per_try_timer_) per_try_timer_->disable();
   if (retries_done_ > 0 && status < 500) cluster_->stats->upstream_rq_retry_success.inc();
   if (response_timer_ && end_stream) response_timer_->disable();
   response_started_ = true;
