@@ -199,6 +199,24 @@ TEST_F(HttpIntegrationTest, KeepAliveReusesOneUpstreamConnection) {
   EXPECT_EQ(courier_.stat("http.ingress.downstream_rq_2xx"), 5u);
 }
 
+TEST(HttpPoolTest, MaxRequestsPerConnectionRetiresUpstreamConnections) {
+  TcpServer upstream(namedUpstream("primary"));
+  std::string cfg = config(upstream.port(), upstream.port());
+  // Istio's way: the HttpProtocolOptions extension option on the cluster.
+  cfg.replace(cfg.find("  - name: primary\n    connect_timeout: 1s\n") + 42, 0, R"(    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        common_http_protocol_options: {max_requests_per_connection: 2}
+        explicit_http_config: {http_protocol_options: {}}
+)");
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(cfg, {"--concurrency", "1"})) << courier.log();
+  Raw c(courier.listenerPort("http"));
+  for (int i = 0; i < 5; ++i) EXPECT_THAT(c.roundTrip(get("orders.example.com", "/m")), StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(courier.stat("cluster.primary.upstream_cx_total"), 3u);
+  EXPECT_EQ(courier.stat("cluster.primary.upstream_cx_max_requests"), 2u);
+}
+
 TEST_F(HttpIntegrationTest, PostBodyIsForwarded) {
   start();
   Raw c(port_);

@@ -17,6 +17,7 @@ ClusterStats::ClusterStats(stats::Store& store, const std::string& cluster_name)
       COURIER_CLUSTER_COUNTER(upstream_cx_rx_bytes_total),
       COURIER_CLUSTER_COUNTER(upstream_cx_tx_bytes_total),
       COURIER_CLUSTER_COUNTER(upstream_cx_none_healthy),
+      COURIER_CLUSTER_COUNTER(upstream_cx_max_requests),
       COURIER_CLUSTER_COUNTER(upstream_flow_control_paused_reading_total),
       COURIER_CLUSTER_COUNTER(upstream_flow_control_resumed_reading_total),
       COURIER_CLUSTER_COUNTER(upstream_rq_total),

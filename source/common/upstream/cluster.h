@@ -35,6 +35,7 @@ struct ClusterStats {
   stats::Counter& upstream_cx_rx_bytes_total;
   stats::Counter& upstream_cx_tx_bytes_total;
   stats::Counter& upstream_cx_none_healthy;
+  stats::Counter& upstream_cx_max_requests;
   stats::Counter& upstream_flow_control_paused_reading_total;
   stats::Counter& upstream_flow_control_resumed_reading_total;
   stats::Counter& upstream_rq_total;
@@ -63,6 +64,8 @@ class Cluster {
   std::chrono::milliseconds connect_timeout{5000};
   LbPolicy lb_policy = LbPolicy::RoundRobin;
   uint32_t per_connection_buffer_limit_bytes = 1024 * 1024;
+  // Upstream HTTP connections are retired after this many requests; 0: no limit.
+  uint32_t max_requests_per_connection = 0;
   std::vector<HostConstSharedPtr> hosts;
   // Shared by every version of the same-named cluster: stats outlive updates.
   std::shared_ptr<ClusterStats> stats;

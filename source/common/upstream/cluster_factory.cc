@@ -1,6 +1,7 @@
 #include "source/common/upstream/cluster_factory.h"
 
 #include "absl/strings/str_cat.h"
+#include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace courier::upstream {
@@ -58,6 +59,26 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
   cluster->lb_policy = *policy;
   if (config.has_per_connection_buffer_limit_bytes()) {
     cluster->per_connection_buffer_limit_bytes = config.per_connection_buffer_limit_bytes().value();
+  }
+
+  // The deprecated cluster field, then the HttpProtocolOptions extension
+  // option that control planes (Istio) send.
+  if (config.has_max_requests_per_connection()) {
+    cluster->max_requests_per_connection = config.max_requests_per_connection().value();
+  }
+  for (const auto& [name, any] : config.typed_extension_protocol_options()) {
+    const std::string opath = absl::StrCat(path, ".typed_extension_protocol_options[\"", name, "\"]");
+    if (name != "envoy.extensions.upstreams.http.v3.HttpProtocolOptions") {
+      return fieldError(opath, "unknown protocol options extension (envoy.extensions.upstreams.http.v3.HttpProtocolOptions is known)");
+    }
+    envoy::extensions::upstreams::http::v3::HttpProtocolOptions options;
+    if (!any.UnpackTo(&options)) {
+      return fieldError(opath, absl::StrCat("expected ", options.GetDescriptor()->full_name(), ", got ", any.type_url()));
+    }
+    if (options.common_http_protocol_options().has_max_requests_per_connection()) {
+      cluster->max_requests_per_connection =
+          options.common_http_protocol_options().max_requests_per_connection().value();
+    }
   }
 
   const auto& cla = config.load_assignment();

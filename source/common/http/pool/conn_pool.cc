@@ -76,6 +76,11 @@ void ConnPool::cancel(PoolCallbacks& callbacks) {
 void ConnPool::release(PooledConnection& c, bool reusable) {
   owners_.erase(&c);
   c.busy_ = false;
+  const uint32_t max = cluster_->max_requests_per_connection;
+  if (max != 0 && c.requests_ >= max) {
+    cluster_->stats->upstream_cx_max_requests.inc();
+    reusable = false;
+  }
   if (!reusable) {
     erase(c);
     return;
