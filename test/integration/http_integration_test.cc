@@ -354,6 +354,25 @@ TEST(HttpAccessLogTest, EachRequestIsLoggedWithEnvoysOperators) {
   EXPECT_EQ(readFileText(log_path), "GET /logged 200 - primary\nGET /nothing 404 NR -\n");
 }
 
+TEST(HttpTimeoutTest, IdleStreamGets408AfterStreamIdleTimeout) {
+  std::atomic<bool> stop{false};
+  TcpServer silent([&](int fd) {
+    std::string buffered, request;
+    readRequest(fd, buffered, request);
+    pollfd p{fd, POLLIN, 0};
+    while (!stop && ::poll(&p, 1, 50) == 0) {
+    }
+  });
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config(silent.port(), silent.port(), "30s", "          stream_idle_timeout: 0.2s\n")))
+      << courier.log();
+  Raw c(courier.listenerPort("http"));
+  std::string r = c.roundTrip(get("orders.example.com", "/"));
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 408"));
+  EXPECT_THAT(r, HasSubstr("stream timeout"));
+  stop = true;
+}
+
 TEST(HttpTimeoutTest, IncompleteHeadersGet408AfterRequestHeadersTimeout) {
   TcpServer upstream(namedUpstream("primary"));
   CourierProcess courier;

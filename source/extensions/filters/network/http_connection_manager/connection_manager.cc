@@ -79,6 +79,10 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
     info_.downstream_local_address = parent.connection().localAddress();
     stats().downstream_rq_total.inc();
     stats().downstream_rq_active.inc();
+    if (parent.config().stream_idle_timeout.count() > 0) {
+      idle_timer_ = parent.worker().dispatcher.createTimer([this] { onStreamIdleTimeout(); });
+      idle_timer_->enable(parent.config().stream_idle_timeout);
+    }
   }
   ~ActiveStream() override {
     pauseDownstream(false);
@@ -151,6 +155,11 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
   void onUpstreamComplete();
   void onResponseTimeout();
   void onPerTryTimeout();
+  void onStreamIdleTimeout();
+  // Any bytes in either direction count as activity for stream_idle_timeout.
+  void touch() {
+    if (idle_timer_) idle_timer_->enable(parent_.config().stream_idle_timeout);
+  }
   void countResponse(int status);
   void finishResponse();
   void releaseUpstream(bool reusable);
@@ -179,6 +188,7 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
   std::unique_ptr<event::Timer> retry_timer_;
   std::unique_ptr<event::Timer> request_timer_;
   std::unique_ptr<event::Timer> per_try_timer_;
+  std::unique_ptr<event::Timer> idle_timer_;
   std::chrono::steady_clock::time_point upstream_start_;
   bool upstream_request_complete_ = false;
   bool attempt_active_ = false;
@@ -342,6 +352,25 @@ void ActiveStream::startUpstreamAttempt() {
   pool_->newStream(*this);
 }
 
+void ActiveStream::onStreamIdleTimeout() {
+  if (retry_timer_) retry_timer_->disable();
+  if (pool_ != nullptr) {
+    if (upstream_ != nullptr) {
+      releaseUpstream(false);
+    } else {
+      pool_->cancel(*this);
+      pool_ = nullptr;
+    }
+  }
+  endUpstreamAttempt();
+  if (!response_started_) {
+    sendLocalReply(408, "stream timeout", stream_info::kStreamIdleTimeout, "stream_idle_timeout");
+  } else {
+    info_.setResponseFlag(stream_info::kStreamIdleTimeout);
+    parent_.connection().close(network::CloseType::NoFlush);
+  }
+}
+
 void ActiveStream::onPerTryTimeout() {
   if (response_started_) return;
   cluster_->stats->upstream_rq_per_try_timeout.inc();
@@ -385,6 +414,7 @@ void ActiveStream::onPoolReady(http::pool::PooledConnection& connection) {
 }
 
 void ActiveStream::decodeData(buffer::Buffer& data, bool end_stream) {
+  touch();
   request_complete_ = end_stream;
   if (end_stream && request_timer_) request_timer_->disable();
   info_.bytes_received += data.length();
@@ -532,6 +562,7 @@ void ActiveStream::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream
     if (conditions != 0 && maybeRetry(conditions)) return;
   }
   if (per_try_timer_) per_try_timer_->disable();
+  touch();
   if (retries_done_ > 0 && status < 500) cluster_->stats->upstream_rq_retry_success.inc();
   if (response_timer_ && end_stream) response_timer_->disable();
   response_started_ = true;
@@ -563,6 +594,7 @@ void ActiveStream::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream
 }
 
 void ActiveStream::onUpstreamBody(buffer::Buffer& data, bool end_stream) {
+  touch();
   info_.bytes_sent += data.length();
   encoder_.encodeData(data, end_stream);
   if (end_stream) onUpstreamComplete();
@@ -670,6 +702,7 @@ void ActiveStream::countResponse(int status) {
 
 void ActiveStream::finishResponse() {
   response_complete_ = true;
+  if (idle_timer_) idle_timer_->disable();
   info_.last_downstream_tx_byte_sent = sinceStart();
   stats().downstream_rq_time.recordValue(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(*info_.last_downstream_tx_byte_sent).count()));
