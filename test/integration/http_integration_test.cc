@@ -63,6 +63,8 @@ TcpServer::Handler namedUpstream(std::string name) {
       std::string body = name + " " + line + " body=" + std::to_string(request.size() - head);
       if (request.find("x-request-id: ") != std::string::npos) body += " rid";
       if (request.find("expect: ") != std::string::npos) body += " expect";
+      if (request.find("x-envoy-internal: true\r\n") != std::string::npos) body += " internal";
+      if (request.find("x-forwarded-for: 127.0.0.1\r\n") != std::string::npos) body += " xff";
       sendAll(fd, "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
     }
   };
@@ -352,6 +354,17 @@ TEST(HttpAccessLogTest, EachRequestIsLoggedWithEnvoysOperators) {
   EXPECT_TRUE(waitFor([&] { return readFileText(log_path).find("/nothing") != std::string::npos; }))
       << readFileText(log_path);
   EXPECT_EQ(readFileText(log_path), "GET /logged 200 - primary\nGET /nothing 404 NR -\n");
+}
+
+TEST(HttpEdgeTest, UseRemoteAddressAppendsXffAndMarksLoopbackClientsInternal) {
+  TcpServer upstream(namedUpstream("primary"));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config(upstream.port(), upstream.port(), "5s", "          use_remote_address: true\n")))
+      << courier.log();
+  Raw c(courier.listenerPort("http"));
+  std::string r = c.roundTrip(get("orders.example.com", "/"));
+  EXPECT_THAT(r, HasSubstr(" internal"));
+  EXPECT_THAT(r, HasSubstr(" xff"));
 }
 
 TEST(HttpTimeoutTest, IdleStreamGets408AfterStreamIdleTimeout) {

@@ -216,12 +216,18 @@ void ActiveStream::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
   if (!request_headers_->has("x-forwarded-proto")) request_headers_->add("x-forwarded-proto", "http");
   // x-envoy-* request headers steer retries and timeouts; as Envoy, they are
   // taken only from internal clients when Courier sits at the edge.
-  if (config.use_remote_address && !isInternal(parent_.connection().remoteAddress())) {
-    std::vector<std::string> doomed;
-    for (const auto& e : *request_headers_) {
-      if (e.key().substr(0, 8) == "x-envoy-") doomed.emplace_back(e.key());
+  if (config.use_remote_address) {
+    const network::Address& remote = parent_.connection().remoteAddress();
+    if (isInternal(remote)) {
+      request_headers_->set("x-envoy-internal", "true");
+    } else {
+      std::vector<std::string> doomed;
+      for (const auto& e : *request_headers_) {
+        if (e.key().substr(0, 8) == "x-envoy-") doomed.emplace_back(e.key());
+      }
+      for (const auto& key : doomed) request_headers_->remove(key);
+      request_headers_->set("x-envoy-external-address", remote.ip());
     }
-    for (const auto& key : doomed) request_headers_->remove(key);
   }
   // Envoy answers "100 Continue" itself (proxy_100_continue off) and does not
   // pass the expectation on.
