@@ -63,6 +63,7 @@ TcpServer::Handler namedUpstream(std::string name) {
       std::string body = name + " " + line + " body=" + std::to_string(request.size() - head);
       if (request.find("x-request-id: ") != std::string::npos) body += " rid";
       if (request.find("expect: ") != std::string::npos) body += " expect";
+      if (request.find("host: backend.internal\r\n") != std::string::npos) body += " hostname";
       if (request.find("x-envoy-internal: true\r\n") != std::string::npos) body += " internal";
       if (request.find("x-forwarded-for: 127.0.0.1\r\n") != std::string::npos) body += " xff";
       sendAll(fd, "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
@@ -354,6 +355,21 @@ TEST(HttpAccessLogTest, EachRequestIsLoggedWithEnvoysOperators) {
   EXPECT_TRUE(waitFor([&] { return readFileText(log_path).find("/nothing") != std::string::npos; }))
       << readFileText(log_path);
   EXPECT_EQ(readFileText(log_path), "GET /logged 200 - primary\nGET /nothing 404 NR -\n");
+}
+
+TEST(HttpEdgeTest, AutoHostRewriteUsesTheEndpointHostname) {
+  TcpServer upstream(namedUpstream("primary"));
+  std::string cfg = config(upstream.port(), upstream.port());
+  cfg.replace(cfg.find("route: {cluster: primary, prefix_rewrite: \"/\"}"), 0, "route: {cluster: primary, auto_host_rewrite: true}\n              - match: {prefix: \"/x\"}\n                ");
+  const std::string endpoint = "- endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: " +
+                               std::to_string(upstream.port()) + "}}}";
+  cfg.replace(cfg.find(endpoint), endpoint.size(),
+              "- endpoint: {hostname: backend.internal, address: {socket_address: {address: 127.0.0.1, port_value: " +
+                  std::to_string(upstream.port()) + "}}}");
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(cfg)) << courier.log();
+  Raw c(courier.listenerPort("http"));
+  EXPECT_THAT(c.roundTrip(get("client.example", "/rewrite/a")), HasSubstr(" hostname"));
 }
 
 TEST(HttpEdgeTest, UseRemoteAddressAppendsXffAndMarksLoopbackClientsInternal) {

@@ -345,6 +345,7 @@ void ActiveStream::startUpstreamAttempt() {
     return;
   }
   info_.upstream_host = host->address;
+  if (route_->auto_host_rewrite && !host->hostname.empty()) request_headers_->set(":authority", host->hostname);
   cluster_->stats->upstream_rq_total.inc();
   cluster_->stats->upstream_rq_active.inc();
   attempt_active_ = true;
