@@ -71,6 +71,17 @@ TcpServer::Handler namedUpstream(std::string name) {
   };
 }
 
+// Reads a request and never answers, holding the connection until stop.
+TcpServer::Handler silentUpstream(std::atomic<bool>& stop) {
+  return [&stop](int fd) {
+    std::string buffered, request;
+    readRequest(fd, buffered, request);
+    pollfd p{fd, POLLIN, 0};
+    while (!stop && ::poll(&p, 1, 50) == 0) {
+    }
+  };
+}
+
 std::string config(uint16_t primary, uint16_t canary, const std::string& timeout = "5s",
                    const std::string& hcm_extra = "") {
   auto cluster = [](const std::string& name, uint16_t port) {
@@ -385,13 +396,7 @@ TEST(HttpEdgeTest, UseRemoteAddressAppendsXffAndMarksLoopbackClientsInternal) {
 
 TEST(HttpTimeoutTest, IdleStreamGets408AfterStreamIdleTimeout) {
   std::atomic<bool> stop{false};
-  TcpServer silent([&](int fd) {
-    std::string buffered, request;
-    readRequest(fd, buffered, request);
-    pollfd p{fd, POLLIN, 0};
-    while (!stop && ::poll(&p, 1, 50) == 0) {
-    }
-  });
+  TcpServer silent(silentUpstream(stop));
   CourierProcess courier;
   ASSERT_TRUE(courier.start(config(silent.port(), silent.port(), "30s", "          stream_idle_timeout: 0.2s\n")))
       << courier.log();
@@ -610,13 +615,7 @@ TEST(HttpRetryTest, PerTryTimeoutAbandonsASlowTryAndRetries) {
 
 TEST(HttpTimeoutTest, UpstreamTimeoutHeaderFromAnInternalClientOverridesTheRoute) {
   std::atomic<bool> stop{false};
-  TcpServer silent([&](int fd) {
-    std::string buffered, request;
-    readRequest(fd, buffered, request);
-    pollfd p{fd, POLLIN, 0};
-    while (!stop && ::poll(&p, 1, 50) == 0) {
-    }
-  });
+  TcpServer silent(silentUpstream(stop));
   CourierProcess courier;
   // The route allows 30 s; the header asks for 200 ms.
   ASSERT_TRUE(courier.start(config(silent.port(), silent.port(), "30s"))) << courier.log();

@@ -156,6 +156,10 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
   void onResponseTimeout();
   void onPerTryTimeout();
   void onStreamIdleTimeout();
+  // Lets go of the current upstream attempt, whatever stage it is in.
+  void abandonUpstream();
+  // Ends the stream with a local reply, or by resetting once the response started.
+  void failStream(int status, std::string body, stream_info::ResponseFlag flag, std::string_view details);
   // Any bytes in either direction count as activity for stream_idle_timeout.
   void touch() {
     if (idle_timer_) idle_timer_->enable(parent_.config().stream_idle_timeout);
@@ -240,10 +244,7 @@ void ActiveStream::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
     request_timer_ = parent_.worker().dispatcher.createTimer([this] {
       if (response_started_) return;
       stats().downstream_rq_timeout.inc();
-      if (pool_ != nullptr) pool_->cancel(*this);
-      pool_ = nullptr;
-      releaseUpstream(false);
-      endUpstreamAttempt();
+      abandonUpstream();
       sendLocalReply(408, "request timeout", static_cast<stream_info::ResponseFlag>(0), "request_overall_timeout");
     });
     request_timer_->enable(parent_.config().request_timeout);
@@ -360,6 +361,11 @@ void ActiveStream::startUpstreamAttempt() {
 }
 
 void ActiveStream::onStreamIdleTimeout() {
+  abandonUpstream();
+  failStream(408, "stream timeout", stream_info::kStreamIdleTimeout, "stream_idle_timeout");
+}
+
+void ActiveStream::abandonUpstream() {
   if (retry_timer_) retry_timer_->disable();
   if (pool_ != nullptr) {
     if (upstream_ != nullptr) {
@@ -370,12 +376,16 @@ void ActiveStream::onStreamIdleTimeout() {
     }
   }
   endUpstreamAttempt();
+}
+
+void ActiveStream::failStream(int status, std::string body, stream_info::ResponseFlag flag, std::string_view details) {
   if (!response_started_) {
-    sendLocalReply(408, "stream timeout", stream_info::kStreamIdleTimeout, "stream_idle_timeout");
-  } else {
-    info_.setResponseFlag(stream_info::kStreamIdleTimeout);
-    parent_.connection().close(network::CloseType::NoFlush);
+    sendLocalReply(status, std::move(body), flag, details);
+    return;
   }
+  // Part of the response is out: all that is left is to cut the connection.
+  info_.setResponseFlag(flag);
+  parent_.connection().close(network::CloseType::NoFlush);
 }
 
 void ActiveStream::onPerTryTimeout() {
@@ -639,22 +649,8 @@ void ActiveStream::releaseUpstream(bool reusable) {
 void ActiveStream::onResponseTimeout() {
   stats().downstream_rq_timeout.inc();
   if (cluster_ != nullptr) cluster_->stats->upstream_rq_timeout.inc();
-  if (retry_timer_) retry_timer_->disable();
-  if (pool_ != nullptr) {
-    if (upstream_ != nullptr) {
-      releaseUpstream(false);
-    } else {
-      pool_->cancel(*this);
-      pool_ = nullptr;
-    }
-  }
-  endUpstreamAttempt();
-  if (!response_started_) {
-    sendLocalReply(504, "upstream request timeout", stream_info::kUpstreamRequestTimeout, "upstream_response_timeout");
-  } else {
-    info_.setResponseFlag(stream_info::kUpstreamRequestTimeout);
-    parent_.connection().close(network::CloseType::NoFlush);
-  }
+  abandonUpstream();
+  failStream(504, "upstream request timeout", stream_info::kUpstreamRequestTimeout, "upstream_response_timeout");
 }
 
 void ActiveStream::sendLocalReply(int status, std::string body, stream_info::ResponseFlag flag,
