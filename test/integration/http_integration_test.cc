@@ -394,6 +394,33 @@ TEST(HttpEdgeTest, UseRemoteAddressAppendsXffAndMarksLoopbackClientsInternal) {
   EXPECT_THAT(r, HasSubstr(" xff"));
 }
 
+TEST(HttpFlowControlTest, PipelinedInputStopsBeingReadWhileAResponseIsPending) {
+  std::atomic<bool> stop{false};
+  TcpServer silent(silentUpstream(stop));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config(silent.port(), silent.port(), "30s"))) << courier.log();
+  TcpClient c(courier.listenerPort("http"));
+  ASSERT_TRUE(c.write(get("orders.example.com", "/pending")));
+  // Keep pipelining while the first response is pending; the proxy must stop
+  // taking bytes after a bounded amount.
+  const std::string chunk = std::string(64 * 1024, 'p');
+  size_t accepted = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (accepted < (64u << 20) && std::chrono::steady_clock::now() < deadline) {
+    ssize_t n = ::send(c.fd(), chunk.data(), chunk.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      accepted += static_cast<size_t>(n);
+      continue;
+    }
+    // The socket is full: see whether it stays full.
+    pollfd p{c.fd(), POLLOUT, 0};
+    if (::poll(&p, 1, 500) == 0) break;
+  }
+  EXPECT_LT(accepted, 24u << 20);
+  EXPECT_EQ(courier.admin("/ready").status, 200);
+  stop = true;
+}
+
 TEST(HttpTimeoutTest, IdleStreamGets408AfterStreamIdleTimeout) {
   std::atomic<bool> stop{false};
   TcpServer silent(silentUpstream(stop));

@@ -780,6 +780,12 @@ void ConnectionManager::dispatch() {
     }
   } while (redispatch_ && !closing_ && !input_.empty());
   dispatching_ = false;
+  // Pipelined bytes wait while a response is pending; stop reading more of
+  // them so a client cannot queue unbounded input.
+  if (!closing_ && codec_->waitingForResponse() && !input_.empty() && !input_paused_) {
+    input_paused_ = true;
+    connection().readDisable(true);
+  }
   flushOutput();
 }
 
@@ -827,6 +833,10 @@ void ConnectionManager::onStreamComplete(ActiveStream& stream) {
     return;
   }
   // Pipelined requests waited in input_ until this response finished.
+  if (input_paused_) {
+    input_paused_ = false;
+    connection().readDisable(false);
+  }
   if (!input_.empty()) dispatch();
 }
 

@@ -99,6 +99,7 @@ class ConnectionManager : public network::ReadFilter,
   std::unique_ptr<event::Timer> headers_timer_;
   bool closing_ = false;
   bool dispatching_ = false;
+  bool input_paused_ = false;
   bool redispatch_ = false;
 };
 
