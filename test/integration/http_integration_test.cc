@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <random>
 #include <fstream>
 #include <string>
 
@@ -418,6 +419,43 @@ TEST(HttpFlowControlTest, PipelinedInputStopsBeingReadWhileAResponseIsPending) {
   }
   EXPECT_LT(accepted, 24u << 20);
   EXPECT_EQ(courier.admin("/ready").status, 200);
+  stop = true;
+}
+
+TEST_F(HttpIntegrationTest, RandomBytesNeverTakeTheServerDown) {
+  start();
+  // Seeded, so a failure reproduces: request-looking prefixes followed by
+  // random bytes, and pure noise, each on its own connection.
+  std::mt19937 rng(20261123);
+  const std::vector<std::string> prefixes = {"", "GET / HTTP/1.1\r\n", "POST /x HTTP/1.1\r\ncontent-length: 5\r\n",
+                                             "GET / HTTP/1.1\r\nhost: orders.example.com\r\ntransfer-encoding: chunked\r\n\r\n"};
+  for (int i = 0; i < 300; ++i) {
+    std::string bytes = prefixes[rng() % prefixes.size()];
+    const size_t n = rng() % 2048;
+    for (size_t j = 0; j < n; ++j) bytes.push_back(static_cast<char>(rng()));
+    TcpClient c(port_, std::chrono::milliseconds(2000));
+    ASSERT_TRUE(c.connected()) << "connection " << i;
+    c.write(bytes);
+    c.shutdownWrite();
+    c.readToEof();
+  }
+  // Still serving, and well-formed traffic still works.
+  Raw ok(port_);
+  EXPECT_THAT(ok.roundTrip(get("orders.example.com", "/after")), HasSubstr("primary GET /after"));
+  EXPECT_EQ(courier_.admin("/ready").status, 200);
+}
+
+TEST(HttpTimeoutTest, MaxStreamDurationEndsALongStreamWith408) {
+  std::atomic<bool> stop{false};
+  TcpServer silent(silentUpstream(stop));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config(silent.port(), silent.port(), "30s",
+                                   "          common_http_protocol_options: {max_stream_duration: 0.2s}\n")))
+      << courier.log();
+  Raw c(courier.listenerPort("http"));
+  std::string r = c.roundTrip(get("orders.example.com", "/"));
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 408"));
+  EXPECT_THAT(r, HasSubstr("downstream duration timeout"));
   stop = true;
 }
 

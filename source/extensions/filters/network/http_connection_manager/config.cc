@@ -69,6 +69,7 @@ class HttpConnectionManagerConfigFactory : public server::NetworkFilterConfigFac
     const auto& common = proto.common_http_protocol_options();
     if (common.has_max_headers_count()) config->http1.max_headers_count = common.max_headers_count().value();
     if (common.has_idle_timeout()) config->idle_timeout = ms(common.idle_timeout());
+    if (common.has_max_stream_duration()) config->max_stream_duration = ms(common.max_stream_duration());
     if (proto.has_stream_idle_timeout()) config->stream_idle_timeout = ms(proto.stream_idle_timeout());
     if (proto.has_request_timeout()) config->request_timeout = ms(proto.request_timeout());
     if (proto.has_request_headers_timeout()) config->request_headers_timeout = ms(proto.request_headers_timeout());

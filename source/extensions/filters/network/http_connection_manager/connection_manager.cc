@@ -79,6 +79,13 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
     info_.downstream_local_address = parent.connection().localAddress();
     stats().downstream_rq_total.inc();
     stats().downstream_rq_active.inc();
+    if (parent.config().max_stream_duration.count() > 0) {
+      duration_timer_ = parent.worker().dispatcher.createTimer([this] {
+        abandonUpstream();
+        failStream(408, "downstream duration timeout", stream_info::kDurationTimeout, "max_duration_timeout");
+      });
+      duration_timer_->enable(parent.config().max_stream_duration);
+    }
     if (parent.config().stream_idle_timeout.count() > 0) {
       idle_timer_ = parent.worker().dispatcher.createTimer([this] { onStreamIdleTimeout(); });
       idle_timer_->enable(parent.config().stream_idle_timeout);
@@ -193,6 +200,7 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
   std::unique_ptr<event::Timer> request_timer_;
   std::unique_ptr<event::Timer> per_try_timer_;
   std::unique_ptr<event::Timer> idle_timer_;
+  std::unique_ptr<event::Timer> duration_timer_;
   std::chrono::steady_clock::time_point upstream_start_;
   bool upstream_request_complete_ = false;
   bool attempt_active_ = false;
@@ -706,6 +714,7 @@ void ActiveStream::countResponse(int status) {
 void ActiveStream::finishResponse() {
   response_complete_ = true;
   if (idle_timer_) idle_timer_->disable();
+  if (duration_timer_) duration_timer_->disable();
   info_.last_downstream_tx_byte_sent = sinceStart();
   stats().downstream_rq_time.recordValue(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(*info_.last_downstream_tx_byte_sent).count()));

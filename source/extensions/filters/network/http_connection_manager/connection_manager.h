@@ -51,6 +51,7 @@ struct HcmConfig {
   std::chrono::milliseconds stream_idle_timeout{300000};
   std::chrono::milliseconds request_timeout{0};
   std::chrono::milliseconds request_headers_timeout{0};
+  std::chrono::milliseconds max_stream_duration{0};
   std::chrono::milliseconds idle_timeout{3600000};
   std::unique_ptr<HcmStats> stats;
   std::vector<std::unique_ptr<access_log::AccessLog>> access_logs;
