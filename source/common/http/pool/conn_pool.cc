@@ -32,10 +32,7 @@ void PooledConnection::onAboveWriteBufferHighWatermark() { pool_.onWatermark(*th
 
 void PooledConnection::onBelowWriteBufferLowWatermark() { pool_.onWatermark(*this, false); }
 
-network::FilterStatus PooledConnection::onData(buffer::Buffer& data, bool) {
-  pool_.onData(*this, data);
-  return network::FilterStatus::StopIteration;
-}
+void PooledConnection::onData(buffer::Buffer& data) { pool_.onData(*this, data); }
 
 ConnPool::ConnPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster, const upstream::Host& host)
     : dispatcher_(dispatcher), cluster_(std::move(cluster)), address_(host.address) {}
@@ -104,12 +101,15 @@ void ConnPool::createConnection() {
   cluster_->stats->upstream_cx_active.inc();
   auto pooled = std::make_unique<PooledConnection>(*this, std::move(conn));
   PooledConnection* raw = pooled.get();
-  // The connection's read filter is the pooled connection itself; ownership of
-  // the filter object stays with the pool, so add a forwarding shim.
+  // The connection owns its read filters while the pool owns the pooled
+  // connection, so the filter only forwards.
   struct Shim : network::ReadFilter {
     explicit Shim(PooledConnection& c) : c(c) {}
     void initializeReadFilterCallbacks(network::ReadFilterCallbacks&) override {}
-    network::FilterStatus onData(buffer::Buffer& data, bool end_stream) override { return c.onData(data, end_stream); }
+    network::FilterStatus onData(buffer::Buffer& data, bool) override {
+      c.onData(data);
+      return network::FilterStatus::StopIteration;
+    }
     PooledConnection& c;
   };
   raw->connection_->addReadFilter(std::make_unique<Shim>(*raw));

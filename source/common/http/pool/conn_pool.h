@@ -21,7 +21,7 @@ namespace courier::http::pool {
 class ConnPool;
 
 // An upstream connection with its codec; handed to one request at a time.
-class PooledConnection : public network::ConnectionCallbacks, public network::ReadFilter {
+class PooledConnection : public network::ConnectionCallbacks {
  public:
   PooledConnection(ConnPool& pool, std::unique_ptr<network::Connection> connection);
   ~PooledConnection() override;
@@ -37,9 +37,8 @@ class PooledConnection : public network::ConnectionCallbacks, public network::Re
   void onEvent(network::ConnectionEvent event) override;
   void onAboveWriteBufferHighWatermark() override;
   void onBelowWriteBufferLowWatermark() override;
-  // ReadFilter
-  void initializeReadFilterCallbacks(network::ReadFilterCallbacks&) override {}
-  network::FilterStatus onData(buffer::Buffer& data, bool end_stream) override;
+  // Bytes read from the upstream (through the connection's read filter).
+  void onData(buffer::Buffer& data);
 
  private:
   friend class ConnPool;

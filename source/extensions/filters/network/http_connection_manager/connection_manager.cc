@@ -745,7 +745,7 @@ network::FilterStatus ConnectionManager::onNewConnection() {
       if (stream_ != nullptr) return;
       config_->stats->downstream_rq_timeout.inc();
       // Armed only once request bytes arrived, so there is a client to answer.
-      output_.add("HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+      codec_->sendErrorResponse({http::CodecError::Kind::Protocol, 408, "request_header_timeout", "request headers timed out"});
       closing_ = true;
       flushOutput();
       connection().close(network::CloseType::FlushWrite);
