@@ -83,6 +83,24 @@ TcpServer::Handler silentUpstream(std::atomic<bool>& stop) {
   };
 }
 
+// Admin and an HTTP connection manager listener "http" up to its stat_prefix;
+// callers append HCM fields (hcm_extra first) and the route config.
+std::string hcmListener(const std::string& hcm_extra) {
+  return R"(admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: http
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+)" + hcm_extra;
+}
+
 std::string config(uint16_t primary, uint16_t canary, const std::string& timeout = "5s",
                    const std::string& hcm_extra = "") {
   auto cluster = [](const std::string& name, uint16_t port) {
@@ -96,19 +114,7 @@ std::string config(uint16_t primary, uint16_t canary, const std::string& timeout
         - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
            std::to_string(port) + "}}}\n";
   };
-  return R"(admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: http
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-)" + hcm_extra + R"(          route_config:
+  return hcmListener(hcm_extra) + R"(          route_config:
             name: local
             virtual_hosts:
             - name: orders
@@ -557,19 +563,7 @@ std::string retryConfig(const std::vector<uint16_t>& ports, const std::string& r
   }
   std::string policy =
       retry_on.empty() ? "" : ", retry_policy: {retry_on: \"" + retry_on + "\", num_retries: 2" + policy_extra + "}";
-  return R"(admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: http
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          route_config:
+  return hcmListener("") + R"(          route_config:
             virtual_hosts:
             - name: all
               domains: ["*"]
