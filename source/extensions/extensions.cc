@@ -1,12 +1,15 @@
 #include "source/extensions/extensions.h"
 
+#include "source/extensions/filters/http/router/router.h"
 #include "source/extensions/filters/network/http_connection_manager/connection_manager.h"
 #include "source/extensions/filters/network/tcp_proxy/tcp_proxy.h"
 
 namespace courier::extensions {
 
 Registry::Registry() {
-  network_filters_.push_back(http_connection_manager::createHttpConnectionManagerConfigFactory());
+  http_filters_.push_back(router::createRouterConfigFactory());
+  network_filters_.push_back(http_connection_manager::createHttpConnectionManagerConfigFactory(
+      [this](const std::string& config_type, const std::string& name) { return httpFilter(config_type, name); }));
   network_filters_.push_back(tcp_proxy::createTcpProxyConfigFactory());
 }
 
@@ -18,6 +21,14 @@ const Registry& Registry::get() {
 server::NetworkFilterConfigFactory* Registry::networkFilter(const std::string& config_type,
                                                             const std::string& name) const {
   for (const auto& f : network_filters_) {
+    if (!config_type.empty() ? f->configType() == config_type : f->name() == name) return f.get();
+  }
+  return nullptr;
+}
+
+server::HttpFilterConfigFactory* Registry::httpFilter(const std::string& config_type,
+                                                      const std::string& name) const {
+  for (const auto& f : http_filters_) {
     if (!config_type.empty() ? f->configType() == config_type : f->name() == name) return f.get();
   }
   return nullptr;

@@ -20,10 +20,13 @@ class Registry {
   server::NetworkFilterConfigFactory* networkFilter(const std::string& config_type,
                                                     const std::string& name) const;
   std::vector<std::string> networkFilterNames() const;
+  // HTTP filters (envoy.filters.http.*), looked up the same way.
+  server::HttpFilterConfigFactory* httpFilter(const std::string& config_type, const std::string& name) const;
 
  private:
   Registry();
   std::vector<std::unique_ptr<server::NetworkFilterConfigFactory>> network_filters_;
+  std::vector<std::unique_ptr<server::HttpFilterConfigFactory>> http_filters_;
 };
 
 }  // namespace courier::extensions

@@ -12,6 +12,7 @@
 #include "google/protobuf/any.pb.h"
 #include "source/common/access_log/log_file.h"
 #include "source/common/event/dispatcher.h"
+#include "source/common/http/filter.h"
 #include "source/common/http/pool/conn_pool.h"
 #include "source/common/network/connection.h"
 #include "source/common/stats/store.h"
@@ -52,6 +53,22 @@ class NetworkFilterConfigFactory {
   virtual absl::StatusOr<NetworkFilterFactoryCb> createFilterFactory(const google::protobuf::Any& typed_config,
                                                                      FactoryContext& context,
                                                                      const std::string& field_path) = 0;
+};
+
+// An HTTP filter extension (envoy.filters.http.*), used by the connection
+// manager to build each stream's filter chain.
+class HttpFilterConfigFactory {
+ public:
+  virtual ~HttpFilterConfigFactory() = default;
+  virtual std::string name() const = 0;
+  virtual std::string configType() const = 0;
+  // A terminal filter (the router) must be the last in http_filters.
+  virtual bool isTerminal() const { return false; }
+  // stat_prefix is the connection manager's; field_path prefixes errors.
+  virtual absl::StatusOr<http::FilterFactoryCb> createFilterFactory(const google::protobuf::Any& typed_config,
+                                                                    const std::string& stat_prefix,
+                                                                    FactoryContext& context,
+                                                                    const std::string& field_path) = 0;
 };
 
 }  // namespace courier::server

@@ -22,6 +22,8 @@ std::chrono::milliseconds ms(const google::protobuf::Duration& d) {
 
 class HttpConnectionManagerConfigFactory : public server::NetworkFilterConfigFactory {
  public:
+  explicit HttpConnectionManagerConfigFactory(HttpFilterLookup lookup) : lookup_(std::move(lookup)) {}
+
   std::string name() const override { return "envoy.filters.network.http_connection_manager"; }
   std::string configType() const override { return ProtoHcm::descriptor()->full_name(); }
 
@@ -41,30 +43,20 @@ class HttpConnectionManagerConfigFactory : public server::NetworkFilterConfigFac
     if (proto.route_specifier_case() != ProtoHcm::kRouteConfig) {
       return fieldError(path, "only an inline route_config is supported yet (rds and scoped_routes are not)");
     }
-    std::unique_ptr<router::ClusterNameChecker> checker;
+    std::unique_ptr<courier::router::ClusterNameChecker> checker;
     // Envoy validates cluster names of inline route tables by default.
     const bool validate = !proto.route_config().has_validate_clusters() || proto.route_config().validate_clusters().value();
     if (validate && context.clusters != nullptr) {
       const upstream::ClusterSet* clusters = context.clusters;
-      checker = std::make_unique<router::ClusterNameChecker>(
+      checker = std::make_unique<courier::router::ClusterNameChecker>(
           [clusters](std::string_view name) { return clusters->find(std::string(name)) != nullptr; });
     }
-    auto table = router::RouteTable::create(proto.route_config(), path + ".route_config", checker.get());
+    auto table = courier::router::RouteTable::create(proto.route_config(), path + ".route_config", checker.get());
     if (!table.ok()) return table.status();
     config->route_table = *table;
-    for (int i = 0; i < proto.http_filters_size(); ++i) {
-      const auto& f = proto.http_filters(i);
-      const bool is_router =
-          f.name() == "envoy.filters.http.router" ||
-          f.typed_config().type_url() == "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
-      if (!is_router) {
-        return fieldError(absl::StrCat(path, ".http_filters[", i, "]"),
-                          absl::StrCat("HTTP filter \"", f.name(), "\" is not supported yet (only the router is)"));
-      }
-    }
-    if (proto.http_filters_size() == 0) {
-      spdlog::info("{}: no http_filters given; using the router filter", path);
-    }
+    auto filters = buildFilterChain(proto, path, context);
+    if (!filters.ok()) return filters.status();
+    config->filter_factories = std::move(*filters);
     if (proto.has_max_request_headers_kb()) config->http1.max_request_headers_kb = proto.max_request_headers_kb().value();
     const auto& common = proto.common_http_protocol_options();
     if (common.has_max_headers_count()) config->http1.max_headers_count = common.max_headers_count().value();
@@ -91,12 +83,71 @@ class HttpConnectionManagerConfigFactory : public server::NetworkFilterConfigFac
       connection.addReadFilter(std::make_unique<ConnectionManager>(shared, worker));
     });
   }
+
+ private:
+  // http_filters in order, each built by its extension; the router (a
+  // terminal filter) must be last, as Envoy requires.
+  absl::StatusOr<std::vector<http::FilterFactoryCb>> buildFilterChain(const ProtoHcm& proto, const std::string& path,
+                                                                      server::FactoryContext& context) {
+    std::vector<http::FilterFactoryCb> chain;
+    if (proto.http_filters_size() == 0) {
+      // Envoy would route but never forward; the seed example relies on the router being there.
+      spdlog::info("{}: no http_filters given; using the router filter", path);
+      server::HttpFilterConfigFactory* router = lookup_("", "envoy.filters.http.router");
+      auto cb = router->createFilterFactory(google::protobuf::Any(), proto.stat_prefix(), context, path);
+      if (!cb.ok()) return cb.status();
+      chain.push_back(std::move(*cb));
+      return chain;
+    }
+    for (int i = 0; i < proto.http_filters_size(); ++i) {
+      const auto& f = proto.http_filters(i);
+      const std::string fpath = absl::StrCat(path, ".http_filters[", i, "]");
+      if (f.disabled()) continue;
+      if (f.config_type_case() == envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter::kConfigDiscovery) {
+        return fieldError(fpath + ".config_discovery", "filter config discovery (ECDS) is not supported yet");
+      }
+      std::string type;
+      if (f.has_typed_config()) {
+        type = f.typed_config().type_url().substr(f.typed_config().type_url().rfind('/') + 1);
+        // A TypedStruct names the real type inside; such configs are not decoded here.
+        if (type == "xds.type.v3.TypedStruct" || type == "udpa.type.v1.TypedStruct") {
+          return fieldError(fpath + ".typed_config", absl::StrCat("TypedStruct filter configs are not supported"));
+        }
+      }
+      server::HttpFilterConfigFactory* factory = lookup_(type, f.name());
+      if (factory == nullptr) {
+        if (f.is_optional()) {
+          spdlog::warn("{}: optional HTTP filter \"{}\" is not supported; skipped", fpath, f.name());
+          continue;
+        }
+        return fieldError(fpath, absl::StrCat("HTTP filter \"", f.name(), "\"",
+                                              type.empty() ? "" : absl::StrCat(" (", type, ")"),
+                                              " is not supported"));
+      }
+      const bool last = i == proto.http_filters_size() - 1;
+      if (factory->isTerminal() && !last) {
+        return fieldError(fpath, absl::StrCat("terminal filter \"", f.name(), "\" must be the last filter in the chain"));
+      }
+      if (!factory->isTerminal() && last) {
+        return fieldError(fpath, absl::StrCat("non-terminal filter \"", f.name(),
+                                              "\" is the last filter in the chain; add the router after it"));
+      }
+      auto cb = factory->createFilterFactory(f.typed_config(), proto.stat_prefix(), context, fpath + ".typed_config");
+      if (!cb.ok()) return cb.status();
+      chain.push_back(std::move(*cb));
+    }
+    if (chain.empty()) return fieldError(path + ".http_filters", "every filter is disabled; the router must be enabled");
+    return chain;
+  }
+
+  HttpFilterLookup lookup_;
 };
 
 }  // namespace
 
-std::unique_ptr<server::NetworkFilterConfigFactory> createHttpConnectionManagerConfigFactory() {
-  return std::make_unique<HttpConnectionManagerConfigFactory>();
+std::unique_ptr<server::NetworkFilterConfigFactory> createHttpConnectionManagerConfigFactory(
+    HttpFilterLookup http_filters) {
+  return std::make_unique<HttpConnectionManagerConfigFactory>(std::move(http_filters));
 }
 
 }  // namespace courier::extensions::http_connection_manager

@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 
 #include "absl/strings/str_cat.h"
+#include "source/common/http/filter_manager.h"
 #include "source/common/stream_info/stream_info.h"
 #include "spdlog/spdlog.h"
 
@@ -57,21 +58,20 @@ HcmStats::HcmStats(stats::Store& store, const std::string& prefix)
       COURIER_HCM_COUNTER(downstream_rq_4xx),
       COURIER_HCM_COUNTER(downstream_rq_5xx),
       COURIER_HCM_COUNTER(downstream_rq_timeout),
-      COURIER_HCM_COUNTER(no_route),
-      COURIER_HCM_COUNTER(no_cluster),
-      COURIER_HCM_COUNTER(rq_direct_response),
-      COURIER_HCM_COUNTER(rq_redirect),
+      COURIER_HCM_COUNTER(downstream_rq_too_large),
+      COURIER_HCM_COUNTER(rs_too_large),
       downstream_rq_time(store.histogram(absl::StrCat("http.", prefix, ".downstream_rq_time"))) {
 }
 #undef COURIER_HCM_COUNTER
 #undef COURIER_HCM_GAUGE
 
-// One request/response exchange: decodes the request, routes it, and relays
-// the upstream response, retrying per the route's retry policy (the router
-// filter's job, inline until the HTTP filter chain exists).
-class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbacks {
+// One request/response exchange: the connection's side of it (headers the
+// HCM owns, timeouts, local replies, stats, access log) around the stream's
+// HTTP filter chain, whose last filter (the router) talks to the upstream.
+class ActiveStream : public http::RequestDecoder, public http::FilterManagerCallbacks {
  public:
-  ActiveStream(ConnectionManager& parent, http::ResponseEncoder& encoder) : parent_(parent), encoder_(encoder) {
+  ActiveStream(ConnectionManager& parent, http::ResponseEncoder& encoder)
+      : parent_(parent), config_(parent.sharedConfig()), encoder_(encoder), filters_(*this) {
     info_.start_time = std::chrono::system_clock::now();
     info_.start_mono = std::chrono::steady_clock::now();
     info_.protocol = "HTTP/1.1";
@@ -79,26 +79,26 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
     info_.downstream_local_address = parent.connection().localAddress();
     stats().downstream_rq_total.inc();
     stats().downstream_rq_active.inc();
-    if (parent.config().max_stream_duration.count() > 0) {
-      duration_timer_ = parent.worker().dispatcher.createTimer([this] {
-        abandonUpstream();
+    if (config_->max_stream_duration.count() > 0) {
+      duration_timer_ = dispatcher().createTimer([this] {
         failStream(408, "downstream duration timeout", stream_info::kDurationTimeout, "max_duration_timeout");
       });
-      duration_timer_->enable(parent.config().max_stream_duration);
+      duration_timer_->enable(config_->max_stream_duration);
     }
-    if (parent.config().stream_idle_timeout.count() > 0) {
-      idle_timer_ = parent.worker().dispatcher.createTimer([this] { onStreamIdleTimeout(); });
-      idle_timer_->enable(parent.config().stream_idle_timeout);
+    if (config_->stream_idle_timeout.count() > 0) {
+      idle_timer_ = dispatcher().createTimer(
+          [this] { failStream(408, "stream timeout", stream_info::kStreamIdleTimeout, "stream_idle_timeout"); });
+      idle_timer_->enable(config_->stream_idle_timeout);
     }
+    for (const auto& factory : config_->filter_factories) factory(filters_);
   }
+  // Runs after the connection may be gone: touches only what the stream owns.
   ~ActiveStream() override {
-    pauseDownstream(false);
-    if (pool_ != nullptr) pool_->cancel(*this);
-    endUpstreamAttempt();
+    filters_.destroyFilters();
     stats().downstream_rq_active.dec();
     // Ended without a complete response: the client went away.
     if (!response_complete_) info_.setResponseFlag(stream_info::kDownstreamConnectionTermination);
-    for (const auto& log : parent_.config().access_logs) log->log(info_);
+    for (const auto& log : config_->access_logs) log->log(info_);
   }
 
   // RequestDecoder (downstream request).
@@ -106,139 +106,116 @@ class ActiveStream : public http::RequestDecoder, public http::pool::PoolCallbac
   void decodeData(buffer::Buffer& data, bool end_stream) override;
   void decodeTrailers(http::HeaderMapPtr trailers) override;
 
-  // PoolCallbacks
-  void onPoolReady(http::pool::PooledConnection& connection) override;
-  void onPoolFailure(Failure reason) override;
-  void onUpstreamClosed() override;
-  void onUpstreamData(buffer::Buffer& data) override;
-  // Upstream can't take the request body as fast as the client sends it.
-  void onUpstreamWatermark(bool above) override { pauseDownstream(above); }
-  // Downstream can't take the response as fast as the upstream sends it.
-  void onDownstreamWatermark(bool above) {
-    if (upstream_ == nullptr || above == upstream_paused_) return;
-    upstream_paused_ = above;
-    upstream_->connection().readDisable(above);
+  // FilterManagerCallbacks
+  void encodeHeadersToCodec(http::HeaderMap& headers, bool end_stream) override;
+  void encodeDataToCodec(buffer::Buffer& data, bool end_stream) override;
+  void encodeTrailersToCodec(http::HeaderMap& trailers) override;
+  void onDecoderBufferOverflow() override {
+    stats().downstream_rq_too_large.inc();
+    sendLocalReply(413, "Payload Too Large", static_cast<stream_info::ResponseFlag>(0), "request_payload_too_large");
+  }
+  void onEncoderBufferOverflow() override {
+    stats().rs_too_large.inc();
+    failStream(500, "Internal Server Error", static_cast<stream_info::ResponseFlag>(0), "response_payload_too_large");
+  }
+  network::Connection& connection() override { return parent_.connection(); }
+  event::Dispatcher& dispatcher() override { return parent_.worker().dispatcher; }
+  stream_info::StreamInfo& streamInfo() override { return info_; }
+  const courier::router::RouteEntry* route() override {
+    if (!route_cached_) {
+      route_cached_ = true;
+      route_ = filters_.requestHeaders() == nullptr
+                   ? nullptr
+                   : config_->route_table->route(*filters_.requestHeaders(), rng()());
+    }
+    return route_;
+  }
+  void clearRouteCache() override { route_cached_ = false; }
+  void resetStream() override {
+    if (gone_) return;
+    // HTTP/1 has no per-stream reset: the connection goes.
+    parent_.connection().close(network::CloseType::NoFlush);
+  }
+  uint32_t bufferLimit() const override { return config_->buffer_limit; }
+  void sendLocalReply(int status, std::string_view body, stream_info::ResponseFlag flag,
+                      std::string_view details) override;
+  void onUpstreamWatermark(bool above) override {
+    if (gone_ || above == downstream_paused_) return;
+    downstream_paused_ = above;
+    parent_.connection().readDisable(above);
+  }
+  server::WorkerContext& worker() override { return parent_.worker(); }
+
+  // The downstream connection can't take more (or can again).
+  void onDownstreamWatermark(bool above) { filters_.onDownstreamWatermark(above); }
+  // The connection closed: filters let go now; the stream is deleted later.
+  void onConnectionGone() {
+    gone_ = true;
+    disableTimers();
+    filters_.destroyFilters();
   }
 
   bool complete() const { return response_complete_; }
   bool requestComplete() const { return request_complete_; }
-  const stream_info::StreamInfo& info() const { return info_; }
 
  private:
-  // Upstream response callbacks; ignored once their attempt was abandoned.
-  struct UpstreamDecoder : http::ResponseDecoder {
-    explicit UpstreamDecoder(ActiveStream& s) : s(s) {}
-    void decodeHeaders(http::HeaderMapPtr headers, bool end_stream) override {
-      if (s.upstream_ != nullptr) s.onUpstreamHeaders(std::move(headers), end_stream);
-    }
-    void decodeData(buffer::Buffer& data, bool end_stream) override {
-      if (s.upstream_ != nullptr) s.onUpstreamBody(data, end_stream);
-    }
-    void decodeTrailers(http::HeaderMapPtr trailers) override {
-      if (s.upstream_ != nullptr) s.onUpstreamTrailers(std::move(trailers));
-    }
-    void decode1xxHeaders(http::HeaderMapPtr) override {}
-    ActiveStream& s;
-  };
-
-  // Request bodies up to this size are kept for retries; larger ones are not retried.
-  static constexpr size_t kMaxRetainedBody = 1 << 20;
-
-  HcmStats& stats() { return *parent_.config().stats; }
-  void pauseDownstream(bool pause) {
-    if (pause == downstream_paused_) return;
-    downstream_paused_ = pause;
-    parent_.connection().readDisable(pause);
-  }
-  void route();
-  void startUpstreamAttempt();
-  void endUpstreamAttempt();
-  bool retryOn(uint32_t conditions);
-  bool maybeRetry(uint32_t conditions);
-  void sendLocalReply(int status, std::string body, stream_info::ResponseFlag flag, std::string_view details);
-  void onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream);
-  void onUpstreamBody(buffer::Buffer& data, bool end_stream);
-  void onUpstreamTrailers(http::HeaderMapPtr trailers);
-  void onUpstreamComplete();
-  void onResponseTimeout();
-  void onPerTryTimeout();
-  void onStreamIdleTimeout();
-  // Lets go of the current upstream attempt, whatever stage it is in.
-  void abandonUpstream();
-  // Ends the stream with a local reply, or by resetting once the response started.
-  void failStream(int status, std::string body, stream_info::ResponseFlag flag, std::string_view details);
+  HcmStats& stats() { return *config_->stats; }
+  // Ends the stream with a local reply, or by a reset once the response started.
+  void failStream(int status, std::string_view body, stream_info::ResponseFlag flag, std::string_view details);
   // Any bytes in either direction count as activity for stream_idle_timeout.
   void touch() {
-    if (idle_timer_) idle_timer_->enable(parent_.config().stream_idle_timeout);
+    if (idle_timer_) idle_timer_->enable(config_->stream_idle_timeout);
+  }
+  void disableTimers() {
+    if (idle_timer_) idle_timer_->disable();
+    if (duration_timer_) duration_timer_->disable();
+    if (request_timer_) request_timer_->disable();
   }
   void countResponse(int status);
   void finishResponse();
-  void releaseUpstream(bool reusable);
   std::chrono::nanoseconds sinceStart() const { return std::chrono::steady_clock::now() - info_.start_mono; }
 
   ConnectionManager& parent_;
+  std::shared_ptr<const HcmConfig> config_;
   http::ResponseEncoder& encoder_;
   stream_info::StreamInfo info_;
-  http::HeaderMapPtr request_headers_;
-  http::HeaderMapPtr response_headers_;
-  buffer::Buffer request_body_;  // arrived before the upstream was ready
-  std::string retained_body_;    // the whole body, for retries
-  bool body_retained_ = true;
-  http::HeaderMapPtr request_trailers_;
+  http::FilterManager filters_;
+  const courier::router::RouteEntry* route_ = nullptr;
+  bool route_cached_ = false;
   bool request_complete_ = false;
-  bool response_started_ = false;
   bool response_complete_ = false;
-  const router::RouteEntry* route_ = nullptr;
-  upstream::ClusterConstSharedPtr cluster_;
-  upstream::ThreadLocalCluster* tl_cluster_ = nullptr;
-  http::pool::ConnPool* pool_ = nullptr;
-  http::pool::PooledConnection* upstream_ = nullptr;
-  http::RequestEncoder* upstream_encoder_ = nullptr;
-  UpstreamDecoder upstream_decoder_{*this};
-  std::unique_ptr<event::Timer> response_timer_;
-  std::unique_ptr<event::Timer> retry_timer_;
+  bool downstream_paused_ = false;
+  bool gone_ = false;
   std::unique_ptr<event::Timer> request_timer_;
-  std::unique_ptr<event::Timer> per_try_timer_;
   std::unique_ptr<event::Timer> idle_timer_;
   std::unique_ptr<event::Timer> duration_timer_;
-  std::chrono::steady_clock::time_point upstream_start_;
-  bool upstream_request_complete_ = false;
-  bool attempt_active_ = false;
-  uint32_t retries_left_ = 0;
-  uint32_t retries_done_ = 0;
-  bool downstream_paused_ = false;
-  bool upstream_paused_ = false;
-  bool on_reused_connection_ = false;
-  bool replayed_on_fresh_ = false;
 };
 
 void ActiveStream::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
-  request_headers_ = std::move(headers);
-  info_.request_headers = request_headers_.get();
   request_complete_ = end_stream;
-  const auto& config = parent_.config();
-  if (config.generate_request_id && !request_headers_->has("x-request-id")) {
-    request_headers_->add("x-request-id", requestId());
-  }
+  http::HeaderMap& h = *headers;
+  info_.request_headers = &h;
+  const auto& config = *config_;
+  if (config.generate_request_id && !h.has("x-request-id")) h.add("x-request-id", requestId());
   if (config.use_remote_address) {
     const std::string remote = parent_.connection().remoteAddress().ip();
-    const std::string_view existing = request_headers_->getValue("x-forwarded-for");
-    request_headers_->set("x-forwarded-for", existing.empty() ? remote : absl::StrCat(std::string(existing), ",", remote));
+    const std::string_view existing = h.getValue("x-forwarded-for");
+    h.set("x-forwarded-for", existing.empty() ? remote : absl::StrCat(std::string(existing), ",", remote));
   }
-  if (!request_headers_->has("x-forwarded-proto")) request_headers_->add("x-forwarded-proto", "http");
+  if (!h.has("x-forwarded-proto")) h.add("x-forwarded-proto", "http");
   // x-envoy-* request headers steer retries and timeouts; as Envoy, they are
   // taken only from internal clients when Courier sits at the edge.
   if (config.use_remote_address) {
     const network::Address& remote = parent_.connection().remoteAddress();
     if (isInternal(remote)) {
-      request_headers_->set("x-envoy-internal", "true");
+      h.set("x-envoy-internal", "true");
     } else {
       std::vector<std::string> doomed;
-      for (const auto& e : *request_headers_) {
+      for (const auto& e : h) {
         if (e.key().substr(0, 8) == "x-envoy-") doomed.emplace_back(e.key());
       }
-      for (const auto& key : doomed) request_headers_->remove(key);
-      request_headers_->set("x-envoy-external-address", remote.ip());
+      for (const auto& key : doomed) h.remove(key);
+      h.set("x-envoy-external-address", remote.ip());
     }
   }
   // Envoy answers "100 Continue" itself (proxy_100_continue off) and does not
@@ -246,447 +223,112 @@ void ActiveStream::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
   if (parent_.codec().expect100Continue()) {
     encoder_.encode100ContinueHeaders();
     parent_.flushOutput();
-    request_headers_->remove("expect");
+    h.remove("expect");
   }
-  if (!request_complete_ && parent_.config().request_timeout.count() > 0) {
-    request_timer_ = parent_.worker().dispatcher.createTimer([this] {
-      if (response_started_) return;
+  if (!request_complete_ && config.request_timeout.count() > 0) {
+    request_timer_ = dispatcher().createTimer([this] {
+      if (filters_.responseHeadersSent()) return;
       stats().downstream_rq_timeout.inc();
-      abandonUpstream();
       sendLocalReply(408, "request timeout", static_cast<stream_info::ResponseFlag>(0), "request_overall_timeout");
     });
-    request_timer_->enable(parent_.config().request_timeout);
+    request_timer_->enable(config.request_timeout);
   }
-  route();
-}
-
-void ActiveStream::route() {
-  const uint64_t random = rng()();
-  route_ = parent_.config().route_table->route(*request_headers_, random);
-  if (route_ == nullptr) {
-    stats().no_route.inc();
-    sendLocalReply(404, "", stream_info::kNoRouteFound, "route_not_found");
-    return;
-  }
-  info_.route_name = route_->name;
-  if (route_->action == router::RouteEntry::ActionKind::DirectResponse) {
-    stats().rq_direct_response.inc();
-    sendLocalReply(static_cast<int>(route_->direct_response.status), route_->direct_response.body,
-                   static_cast<stream_info::ResponseFlag>(0), "direct_response");
-    return;
-  }
-  if (route_->action == router::RouteEntry::ActionKind::Redirect) {
-    stats().rq_redirect.inc();
-    const auto& r = route_->redirect;
-    std::string path(request_headers_->path());
-    if (!r.path.empty()) path = r.path;
-    if (r.strip_query) path = path.substr(0, path.find('?'));
-    std::string host = r.host.empty() ? std::string(request_headers_->host()) : r.host;
-    if (r.port != 0) host = absl::StrCat(host.substr(0, host.rfind(':')), ":", r.port);
-    http::ResponseHeaderMap reply;
-    reply.setStatus(static_cast<int>(r.response_code));
-    reply.add("location", absl::StrCat(r.scheme.empty() ? "http" : r.scheme, "://", host, path));
-    reply.add("server", parent_.config().server_name);
-    countResponse(static_cast<int>(r.response_code));
-    info_.response_code_details = "direct_response";
-    encoder_.encodeHeaders(reply, true);
-    finishResponse();
-    return;
-  }
-  std::string cluster_name = route_->cluster;
-  if (!route_->weighted_clusters.empty()) {
-    if (const auto* wc = route_->pickWeightedCluster(random)) cluster_name = wc->name;
-  } else if (!route_->cluster_header.empty()) {
-    cluster_name = std::string(request_headers_->getValue(route_->cluster_header));
-  }
-  info_.upstream_cluster = cluster_name;
-  tl_cluster_ = parent_.worker().cluster_manager.get(cluster_name);
-  if (tl_cluster_ == nullptr) {
-    stats().no_cluster.inc();
-    sendLocalReply(503, "", stream_info::kNoClusterFound, "cluster_not_found");
-    return;
-  }
-  cluster_ = tl_cluster_->shared();
-  // Rewrites and headers the upstream sees.
-  if (!route_->prefix_rewrite.empty() || route_->regex_rewrite != nullptr) {
-    request_headers_->set(":path", router::rewritePath(*route_, request_headers_->path()));
-  }
-  if (!route_->host_rewrite_literal.empty()) request_headers_->set(":authority", route_->host_rewrite_literal);
-  for (const auto& name : route_->header_mutations.request_headers_to_remove) request_headers_->remove(name);
-  for (const auto& h : route_->header_mutations.request_headers_to_add) {
-    if (h.action == router::AppendAction::AddIfAbsent && request_headers_->has(h.key)) continue;
-    if (h.action == router::AppendAction::OverwriteIfExists && !request_headers_->has(h.key)) continue;
-    if (h.action == router::AppendAction::AppendIfExistsOrAdd) {
-      request_headers_->add(h.key, h.value);
-    } else {
-      request_headers_->set(h.key, h.value);
-    }
-  }
-  if (route_->retry_policy.has_value()) {
-    retries_left_ = route_->retry_policy->num_retries;
-    uint32_t max_retries;
-    if (absl::SimpleAtoi(absl::string_view(std::string(request_headers_->getValue("x-envoy-max-retries"))), &max_retries)) {
-      retries_left_ = max_retries;
-    }
-  }
-  std::chrono::milliseconds timeout = route_->timeout;
-  uint64_t header_timeout;
-  if (absl::SimpleAtoi(absl::string_view(std::string(request_headers_->getValue("x-envoy-upstream-rq-timeout-ms"))),
-                       &header_timeout)) {
-    timeout = std::chrono::milliseconds(header_timeout);
-  }
-  request_headers_->remove("x-envoy-upstream-rq-timeout-ms");
-  request_headers_->remove("x-envoy-max-retries");
-  if (timeout.count() > 0) {
-    request_headers_->set("x-envoy-expected-rq-timeout-ms", std::to_string(timeout.count()));
-    // The route timeout covers every attempt, as Envoy's global timeout does.
-    response_timer_ = parent_.worker().dispatcher.createTimer([this] { onResponseTimeout(); });
-    response_timer_->enable(timeout);
-  }
-  startUpstreamAttempt();
-}
-
-void ActiveStream::startUpstreamAttempt() {
-  const upstream::Host* host = tl_cluster_->loadBalancer().chooseHost();
-  if (host == nullptr) {
-    cluster_->stats->upstream_cx_none_healthy.inc();
-    sendLocalReply(503, "no healthy upstream", stream_info::kNoHealthyUpstream, "no_healthy_upstream");
-    return;
-  }
-  info_.upstream_host = host->address;
-  if (route_->auto_host_rewrite && !host->hostname.empty()) request_headers_->set(":authority", host->hostname);
-  cluster_->stats->upstream_rq_total.inc();
-  cluster_->stats->upstream_rq_active.inc();
-  attempt_active_ = true;
-  upstream_start_ = std::chrono::steady_clock::now();
-  upstream_request_complete_ = false;
-  pool_ = &parent_.worker().http_pools.pool(cluster_, *host);
-  if (route_->retry_policy.has_value() && route_->retry_policy->per_try_timeout.has_value()) {
-    per_try_timer_ = parent_.worker().dispatcher.createTimer([this] { onPerTryTimeout(); });
-    per_try_timer_->enable(*route_->retry_policy->per_try_timeout);
-  }
-  pool_->newStream(*this);
-}
-
-void ActiveStream::onStreamIdleTimeout() {
-  abandonUpstream();
-  failStream(408, "stream timeout", stream_info::kStreamIdleTimeout, "stream_idle_timeout");
-}
-
-void ActiveStream::abandonUpstream() {
-  if (retry_timer_) retry_timer_->disable();
-  if (pool_ != nullptr) {
-    if (upstream_ != nullptr) {
-      releaseUpstream(false);
-    } else {
-      pool_->cancel(*this);
-      pool_ = nullptr;
-    }
-  }
-  endUpstreamAttempt();
-}
-
-void ActiveStream::failStream(int status, std::string body, stream_info::ResponseFlag flag, std::string_view details) {
-  if (!response_started_) {
-    sendLocalReply(status, std::move(body), flag, details);
-    return;
-  }
-  // Part of the response is out: all that is left is to cut the connection.
-  info_.setResponseFlag(flag);
-  parent_.connection().close(network::CloseType::NoFlush);
-}
-
-void ActiveStream::onPerTryTimeout() {
-  if (response_started_) return;
-  cluster_->stats->upstream_rq_per_try_timeout.inc();
-  if (pool_ != nullptr && upstream_ == nullptr) {
-    pool_->cancel(*this);
-    pool_ = nullptr;
-  }
-  if (maybeRetry(router::retry_on::k5xx | router::retry_on::kGatewayError | router::retry_on::kReset)) return;
-  releaseUpstream(false);
-  endUpstreamAttempt();
-  sendLocalReply(504, "upstream request timeout", stream_info::kUpstreamRequestTimeout, "upstream_per_try_timeout");
-}
-
-void ActiveStream::endUpstreamAttempt() {
-  if (per_try_timer_) per_try_timer_->disable();
-  if (!attempt_active_) return;
-  attempt_active_ = false;
-  cluster_->stats->upstream_rq_active.dec();
-}
-
-void ActiveStream::onPoolReady(http::pool::PooledConnection& connection) {
-  upstream_ = &connection;
-  on_reused_connection_ = connection.requestCount() > 1;
-  upstream_encoder_ = &connection.codec().newStream(upstream_decoder_);
-  if (retries_done_ > 0) {
-    // A retry replays the whole request, which is complete by now.
-    buffer::Buffer body;
-    body.add(retained_body_);
-    const bool has_body = !body.empty();
-    upstream_encoder_->encodeHeaders(*request_headers_, !has_body && !request_trailers_);
-    if (has_body) upstream_encoder_->encodeData(body, !request_trailers_);
-  } else {
-    const bool has_body = !request_body_.empty();
-    upstream_encoder_->encodeHeaders(*request_headers_, request_complete_ && !has_body && !request_trailers_);
-    if (has_body) upstream_encoder_->encodeData(request_body_, request_complete_ && !request_trailers_);
-  }
-  if (request_trailers_) upstream_encoder_->encodeTrailers(*request_trailers_);
-  upstream_request_complete_ = request_complete_;
-  info_.first_upstream_tx_byte_sent = sinceStart();
-  connection.flush();
+  filters_.decodeHeaders(std::move(headers), end_stream);
 }
 
 void ActiveStream::decodeData(buffer::Buffer& data, bool end_stream) {
+  if (response_complete_ || gone_) {
+    data.drain(data.length());
+    return;
+  }
   touch();
   request_complete_ = end_stream;
   if (end_stream && request_timer_) request_timer_->disable();
   info_.bytes_received += data.length();
-  if (body_retained_ && retries_left_ > 0) {
-    if (retained_body_.size() + data.length() > kMaxRetainedBody) {
-      body_retained_ = false;
-      retained_body_.clear();
-    } else {
-      retained_body_ += data.toString();
-    }
-  }
   if (end_stream) info_.last_downstream_rx_byte_received = sinceStart();
-  if (upstream_encoder_ != nullptr) {
-    upstream_encoder_->encodeData(data, end_stream);
-    upstream_request_complete_ = end_stream;
-    upstream_->flush();
-  } else {
-    request_body_.move(data);
-  }
+  filters_.decodeData(data, end_stream);
 }
 
 void ActiveStream::decodeTrailers(http::HeaderMapPtr trailers) {
+  if (response_complete_ || gone_) return;
   request_complete_ = true;
   if (request_timer_) request_timer_->disable();
   info_.last_downstream_rx_byte_received = sinceStart();
-  if (upstream_encoder_ != nullptr) {
-    upstream_encoder_->encodeTrailers(*trailers);
-    upstream_request_complete_ = true;
-    upstream_->flush();
-  }
-  request_trailers_ = std::move(trailers);
+  filters_.decodeTrailers(std::move(trailers));
 }
 
-bool ActiveStream::retryOn(uint32_t conditions) {
-  return route_ != nullptr && route_->retry_policy.has_value() && (route_->retry_policy->retry_on & conditions) != 0;
-}
-
-bool ActiveStream::maybeRetry(uint32_t conditions) {
-  if (!retryOn(conditions)) return false;
-  if (retries_left_ == 0) {
-    cluster_->stats->upstream_rq_retry_limit_exceeded.inc();
-    info_.setResponseFlag(stream_info::kUpstreamRetryLimitExceeded);
-    return false;
-  }
-  // Only a request known in full can be replayed, and only before the client
-  // has seen anything of a response.
-  if (!request_complete_ || !body_retained_ || response_started_) return false;
-  --retries_left_;
-  ++retries_done_;
-  cluster_->stats->upstream_rq_retry.inc();
-  releaseUpstream(false);
-  endUpstreamAttempt();
-  // Fully jittered exponential back-off, as Envoy's.
-  const auto& policy = *route_->retry_policy;
-  uint64_t ceiling = static_cast<uint64_t>(policy.base_interval.count()) << std::min<uint32_t>(retries_done_ - 1, 10);
-  ceiling = std::min<uint64_t>(ceiling, static_cast<uint64_t>(policy.max_interval.count()));
-  const auto delay = std::chrono::milliseconds(ceiling == 0 ? 0 : rng()() % (ceiling + 1));
-  retry_timer_ = parent_.worker().dispatcher.createTimer([this] { startUpstreamAttempt(); });
-  retry_timer_->enable(delay);
-  return true;
-}
-
-void ActiveStream::onPoolFailure(Failure) {
-  pool_ = nullptr;
-  endUpstreamAttempt();
-  if (maybeRetry(router::retry_on::kConnectFailure | router::retry_on::k5xx | router::retry_on::kGatewayError |
-                 router::retry_on::kReset)) {
-    return;
-  }
-  info_.upstream_transport_failure_reason = "connection failure";
-  sendLocalReply(503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
-                 stream_info::kUpstreamConnectionFailure, "upstream_reset_before_response_started{connection_failure}");
-}
-
-void ActiveStream::onUpstreamData(buffer::Buffer& data) {
-  http::pool::PooledConnection* conn = upstream_;
-  auto err = conn->codec().dispatch(data);
-  if (err.has_value() && !response_complete_ && upstream_ == conn) {
-    releaseUpstream(false);
-    endUpstreamAttempt();
-    if (!response_started_) {
-      sendLocalReply(503, "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
-                     stream_info::kUpstreamProtocolError, "upstream_reset_before_response_started{protocol_error}");
-    } else {
-      info_.setResponseFlag(stream_info::kUpstreamProtocolError);
-      parent_.connection().close(network::CloseType::NoFlush);
-    }
-  }
-}
-
-void ActiveStream::onUpstreamClosed() {
-  // The pool has dropped the connection; a close-delimited body ends here.
-  http::pool::PooledConnection* conn = upstream_;
-  upstream_ = nullptr;
-  upstream_encoder_ = nullptr;
-  pool_ = nullptr;
-  if (response_complete_) return;
-  if (conn != nullptr && response_started_) {
-    upstream_ = conn;  // let the decoder callbacks through for the final bytes
-    auto err = conn->codec().onConnectionClosed();
-    upstream_ = nullptr;
-    if (!err.has_value() && response_complete_) return;
-  }
-  endUpstreamAttempt();
-  if (!response_started_) {
-    // A kept-alive connection the upstream closed as we reused it: the
-    // request never reached it. Replay a complete, bodyless, idempotent
-    // request once on a fresh connection, whatever the retry policy.
-    const std::string_view method = request_headers_->method();
-    const bool idempotent = method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
-                            method == "DELETE" || method == "TRACE";
-    if (on_reused_connection_ && !replayed_on_fresh_ && idempotent && request_complete_ && info_.bytes_received == 0) {
-      replayed_on_fresh_ = true;
-      startUpstreamAttempt();
-      return;
-    }
-    if (maybeRetry(router::retry_on::kReset | router::retry_on::k5xx | router::retry_on::kGatewayError)) return;
-    sendLocalReply(503, "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
-                   stream_info::kUpstreamConnectionTermination,
-                   "upstream_reset_before_response_started{connection_termination}");
-  } else {
-    // Mid-body: the client must see the response was cut short.
-    info_.setResponseFlag(stream_info::kUpstreamConnectionTermination);
-    parent_.connection().close(network::CloseType::NoFlush);
-  }
-}
-
-void ActiveStream::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream) {
-  const int status = headers->status();
-  switch (status / 100) {
-    case 1: cluster_->stats->upstream_rq_1xx.inc(); break;
-    case 2: cluster_->stats->upstream_rq_2xx.inc(); break;
-    case 3: cluster_->stats->upstream_rq_3xx.inc(); break;
-    case 4: cluster_->stats->upstream_rq_4xx.inc(); break;
-    default: cluster_->stats->upstream_rq_5xx.inc(); break;
-  }
-  if (route_->retry_policy.has_value()) {
-    uint32_t conditions = 0;
-    if (status >= 500) conditions |= router::retry_on::k5xx;
-    if (status == 502 || status == 503 || status == 504) conditions |= router::retry_on::kGatewayError;
-    if (status == 409) conditions |= router::retry_on::kRetriable4xx;
-    for (uint32_t code : route_->retry_policy->retriable_status_codes) {
-      if (code == static_cast<uint32_t>(status)) conditions |= router::retry_on::kRetriableStatusCodes;
-    }
-    if (conditions != 0 && maybeRetry(conditions)) return;
-  }
-  if (per_try_timer_) per_try_timer_->disable();
+void ActiveStream::encodeHeadersToCodec(http::HeaderMap& headers, bool end_stream) {
+  if (gone_) return;
   touch();
-  if (retries_done_ > 0 && status < 500) cluster_->stats->upstream_rq_retry_success.inc();
-  if (response_timer_ && end_stream) response_timer_->disable();
-  response_started_ = true;
-  headers->set("x-envoy-upstream-service-time",
-               std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  std::chrono::steady_clock::now() - upstream_start_)
-                                  .count()));
-  headers->set("server", parent_.config().server_name);
-  for (const auto& name : route_->header_mutations.response_headers_to_remove) headers->remove(name);
-  for (const auto& h : route_->header_mutations.response_headers_to_add) {
-    if (h.action == router::AppendAction::AppendIfExistsOrAdd) {
-      headers->add(h.key, h.value);
-    } else if (!(h.action == router::AppendAction::AddIfAbsent && headers->has(h.key))) {
-      headers->set(h.key, h.value);
-    }
-  }
-  // Hop-by-hop headers are the codec's business on each side.
-  headers->remove("connection");
-  headers->remove("transfer-encoding");
-  headers->remove("keep-alive");
-  countResponse(status);
-  info_.response_code_details = "via_upstream";
+  headers.set("server", config_->server_name);
+  countResponse(headers.status());
   info_.first_downstream_tx_byte_sent = sinceStart();
-  response_headers_ = std::move(headers);
-  info_.response_headers = response_headers_.get();
-  encoder_.encodeHeaders(*response_headers_, end_stream);
-  if (end_stream) onUpstreamComplete();
-  parent_.flushOutput();
+  info_.response_headers = &headers;
+  encoder_.encodeHeaders(headers, end_stream);
+  if (end_stream) {
+    finishResponse();
+  } else {
+    parent_.flushOutput();
+  }
 }
 
-void ActiveStream::onUpstreamBody(buffer::Buffer& data, bool end_stream) {
+void ActiveStream::encodeDataToCodec(buffer::Buffer& data, bool end_stream) {
+  if (gone_) return;
   touch();
   info_.bytes_sent += data.length();
   encoder_.encodeData(data, end_stream);
-  if (end_stream) onUpstreamComplete();
-  parent_.flushOutput();
+  if (end_stream) {
+    finishResponse();
+  } else {
+    parent_.flushOutput();
+  }
 }
 
-void ActiveStream::onUpstreamTrailers(http::HeaderMapPtr trailers) {
-  encoder_.encodeTrailers(*trailers);
-  onUpstreamComplete();
-  parent_.flushOutput();
-}
-
-void ActiveStream::onUpstreamComplete() {
-  if (response_timer_) response_timer_->disable();
-  info_.last_upstream_rx_byte_received = sinceStart();
-  cluster_->stats->upstream_rq_time.recordValue(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - upstream_start_).count()));
-  // Reusable only if the whole request went out and the upstream keeps it open.
-  const bool reusable = upstream_request_complete_ && upstream_ != nullptr && !upstream_->codec().shouldClose();
-  releaseUpstream(reusable);
-  endUpstreamAttempt();
+void ActiveStream::encodeTrailersToCodec(http::HeaderMap& trailers) {
+  if (gone_) return;
+  info_.response_trailers = &trailers;
+  encoder_.encodeTrailers(trailers);
   finishResponse();
 }
 
-void ActiveStream::releaseUpstream(bool reusable) {
-  pauseDownstream(false);
-  if (upstream_paused_ && upstream_ != nullptr) upstream_->connection().readDisable(false);
-  upstream_paused_ = false;
-  if (pool_ != nullptr && upstream_ != nullptr) pool_->release(*upstream_, reusable);
-  upstream_ = nullptr;
-  upstream_encoder_ = nullptr;
-  pool_ = nullptr;
+void ActiveStream::failStream(int status, std::string_view body, stream_info::ResponseFlag flag,
+                              std::string_view details) {
+  if (!filters_.responseHeadersSent()) {
+    sendLocalReply(status, body, flag, details);
+    return;
+  }
+  // Part of the response is out: all that is left is to cut the connection.
+  info_.setResponseFlag(flag);
+  resetStream();
 }
 
-void ActiveStream::onResponseTimeout() {
-  stats().downstream_rq_timeout.inc();
-  if (cluster_ != nullptr) cluster_->stats->upstream_rq_timeout.inc();
-  abandonUpstream();
-  failStream(504, "upstream request timeout", stream_info::kUpstreamRequestTimeout, "upstream_response_timeout");
-}
-
-void ActiveStream::sendLocalReply(int status, std::string body, stream_info::ResponseFlag flag,
+void ActiveStream::sendLocalReply(int status, std::string_view body, stream_info::ResponseFlag flag,
                                   std::string_view details) {
-  if (response_timer_) response_timer_->disable();
+  if (response_complete_ || gone_) return;
+  if (filters_.responseHeadersSent()) {
+    // Too late for a reply of our own.
+    info_.setResponseFlag(flag);
+    resetStream();
+    return;
+  }
+  // Whatever response was on its way through the encoder filters is replaced,
+  // and the rest of the request no longer matters.
+  filters_.discardUnsentResponse();
+  filters_.stopDecoding();
   if (flag != 0) info_.setResponseFlag(flag);
   info_.response_code_details = std::string(details);
-  auto reply = std::make_unique<http::ResponseHeaderMap>();
+  auto reply = std::make_unique<http::HeaderMap>();
   reply->setStatus(status);
   if (!body.empty()) {
     reply->add("content-length", std::to_string(body.size()));
     reply->add("content-type", "text/plain");
   }
-  reply->add("server", parent_.config().server_name);
-  countResponse(status);
-  response_started_ = true;
-  info_.first_downstream_tx_byte_sent = sinceStart();
-  response_headers_ = std::move(reply);
-  info_.response_headers = response_headers_.get();
-  encoder_.encodeHeaders(*response_headers_, body.empty());
+  filters_.encodeHeaders(std::move(reply), body.empty());
   if (!body.empty()) {
-    info_.bytes_sent += body.size();
     buffer::Buffer b;
     b.add(body);
-    encoder_.encodeData(b, true);
+    filters_.encodeData(b, true);
   }
-  finishResponse();
-  parent_.flushOutput();
 }
 
 void ActiveStream::countResponse(int status) {
@@ -713,11 +355,13 @@ void ActiveStream::countResponse(int status) {
 
 void ActiveStream::finishResponse() {
   response_complete_ = true;
-  if (idle_timer_) idle_timer_->disable();
-  if (duration_timer_) duration_timer_->disable();
+  disableTimers();
   info_.last_downstream_tx_byte_sent = sinceStart();
   stats().downstream_rq_time.recordValue(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(*info_.last_downstream_tx_byte_sent).count()));
+  // The filters let go of their upstreams now; the stream object goes later.
+  filters_.destroyFilters();
+  if (downstream_paused_) onUpstreamWatermark(false);
   parent_.onStreamComplete(*this);
 }
 
@@ -726,6 +370,7 @@ ConnectionManager::ConnectionManager(std::shared_ptr<const HcmConfig> config, se
 
 ConnectionManager::~ConnectionManager() {
   // The stream may hold a pooled upstream connection; release it first.
+  if (stream_ != nullptr) stream_->onConnectionGone();
   stream_.reset();
   config_->stats->downstream_cx_active.dec();
 }
@@ -824,15 +469,7 @@ void ConnectionManager::flushOutput() {
 
 void ConnectionManager::onStreamComplete(ActiveStream& stream) {
   flushOutput();
-  // The stream may be deep in its own call stack: delete it after this turn.
-  if (stream_.get() == &stream) {
-    struct Holder : event::DeferredDeletable {
-      std::unique_ptr<ActiveStream> s;
-    };
-    auto holder = std::make_unique<Holder>();
-    holder->s = std::move(stream_);
-    worker_.dispatcher.deferredDelete(std::move(holder));
-  }
+  if (stream_.get() == &stream) deferDeleteStream();
   // A response that finished before its request did (a local reply to an
   // upload, say) leaves the rest of the request unread: close, as Envoy does
   // for HTTP/1.
@@ -849,6 +486,17 @@ void ConnectionManager::onStreamComplete(ActiveStream& stream) {
   if (!input_.empty()) dispatch();
 }
 
+void ConnectionManager::deferDeleteStream() {
+  if (stream_ == nullptr) return;
+  // The stream may be deep in its own call stack: delete it after this turn.
+  struct Holder : event::DeferredDeletable {
+    std::unique_ptr<ActiveStream> s;
+  };
+  auto holder = std::make_unique<Holder>();
+  holder->s = std::move(stream_);
+  worker_.dispatcher.deferredDelete(std::move(holder));
+}
+
 void ConnectionManager::onAboveWriteBufferHighWatermark() {
   if (stream_ != nullptr) stream_->onDownstreamWatermark(true);
 }
@@ -862,7 +510,10 @@ void ConnectionManager::onEvent(network::ConnectionEvent event) {
   closing_ = true;
   if (headers_timer_) headers_timer_->disable();
   if (idle_timer_) idle_timer_->disable();
-  stream_.reset();
+  if (stream_ != nullptr) {
+    stream_->onConnectionGone();
+    deferDeleteStream();
+  }
 }
 
 }  // namespace courier::extensions::http_connection_manager

@@ -1,8 +1,8 @@
 // envoy.filters.network.http_connection_manager: turns a downstream
-// connection's bytes into HTTP streams (HTTP/1.1 codec), routes each request
-// with the route table and proxies it to an upstream host through the
-// worker's connection pools, answering locally (404, 503, 504, direct
-// responses, redirects) as Envoy does.
+// connection's bytes into HTTP streams (HTTP/1.1 codec), runs each stream
+// through its HTTP filter chain (the router last), and owns what is the
+// connection's business: request ids, x-forwarded-*, stream timeouts, local
+// replies, stats and access logs.
 #pragma once
 
 #include <chrono>
@@ -11,6 +11,7 @@
 
 #include "source/common/access_log/access_log.h"
 #include "source/common/http/codec.h"
+#include "source/common/http/filter.h"
 #include "source/common/http/http1/codec.h"
 #include "source/common/http/pool/conn_pool.h"
 #include "source/common/network/connection.h"
@@ -34,16 +35,14 @@ struct HcmStats {
   stats::Counter& downstream_rq_4xx;
   stats::Counter& downstream_rq_5xx;
   stats::Counter& downstream_rq_timeout;
-  stats::Counter& no_route;
-  stats::Counter& no_cluster;
-  stats::Counter& rq_direct_response;
-  stats::Counter& rq_redirect;
+  stats::Counter& downstream_rq_too_large;
+  stats::Counter& rs_too_large;
   stats::Histogram& downstream_rq_time;
 };
 
 struct HcmConfig {
   std::string stat_prefix;
-  std::shared_ptr<const router::RouteTable> route_table;
+  std::shared_ptr<const courier::router::RouteTable> route_table;
   http::http1::Http1Settings http1;
   std::string server_name = "envoy";
   bool generate_request_id = true;
@@ -53,8 +52,13 @@ struct HcmConfig {
   std::chrono::milliseconds request_headers_timeout{0};
   std::chrono::milliseconds max_stream_duration{0};
   std::chrono::milliseconds idle_timeout{3600000};
+  // Bytes a filter may buffer per direction (Envoy takes the listener's
+  // per_connection_buffer_limit_bytes, 1 MiB by default).
+  uint32_t buffer_limit = 1024 * 1024;
   std::unique_ptr<HcmStats> stats;
   std::vector<std::unique_ptr<access_log::AccessLog>> access_logs;
+  // http_filters in config order; the router last.
+  std::vector<http::FilterFactoryCb> filter_factories;
 };
 
 class ActiveStream;
@@ -82,12 +86,14 @@ class ConnectionManager : public network::ReadFilter,
   void onStreamComplete(ActiveStream& stream);
   network::Connection& connection() { return callbacks_->connection(); }
   const HcmConfig& config() const { return *config_; }
+  const std::shared_ptr<const HcmConfig>& sharedConfig() const { return config_; }
   server::WorkerContext& worker() { return worker_; }
   http::http1::ServerConnection& codec() { return *codec_; }
 
  private:
   void dispatch();
   void onCodecError(const http::CodecError& error);
+  void deferDeleteStream();
 
   std::shared_ptr<const HcmConfig> config_;
   server::WorkerContext& worker_;
@@ -104,7 +110,12 @@ class ConnectionManager : public network::ReadFilter,
   bool redispatch_ = false;
 };
 
+// Finds an HTTP filter extension by typed_config type (or, without one, by name).
+using HttpFilterLookup =
+    std::function<server::HttpFilterConfigFactory*(const std::string& config_type, const std::string& name)>;
+
 // Registered under "envoy.filters.network.http_connection_manager".
-std::unique_ptr<server::NetworkFilterConfigFactory> createHttpConnectionManagerConfigFactory();
+std::unique_ptr<server::NetworkFilterConfigFactory> createHttpConnectionManagerConfigFactory(
+    HttpFilterLookup http_filters);
 
 }  // namespace courier::extensions::http_connection_manager
