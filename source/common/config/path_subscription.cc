@@ -1,0 +1,246 @@
+#include "source/common/config/path_subscription.h"
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/dynamic_message.h"
+#include "google/protobuf/text_format.h"
+#include "source/common/protobuf/yaml_loader.h"
+#include "spdlog/spdlog.h"
+
+namespace courier::config {
+namespace {
+
+using envoy::service::discovery::v3::DiscoveryResponse;
+using google::protobuf::Message;
+
+absl::StatusOr<std::string> readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  if (in.bad()) return absl::UnavailableError(absl::StrCat(path, ": read error"));
+  return contents.str();
+}
+
+// The message type named by a type URL, from the protos linked into the binary.
+std::unique_ptr<Message> newMessage(const std::string& type_url) {
+  const size_t slash = type_url.rfind('/');
+  const std::string name = slash == std::string::npos ? type_url : type_url.substr(slash + 1);
+  const google::protobuf::Descriptor* d = google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(name);
+  if (d == nullptr) return nullptr;
+  const Message* prototype = google::protobuf::MessageFactory::generated_factory()->GetPrototype(d);
+  return prototype == nullptr ? nullptr : std::unique_ptr<Message>(prototype->New());
+}
+
+// Same format choice as Envoy's MessageUtil::loadFromFile: binary and text
+// protos by extension, everything else (.yaml, .yml, .json) through the YAML
+// loader, which reads JSON too and names lines in its errors.
+absl::Status parseResponse(const std::string& path, const std::string& bytes, DiscoveryResponse& out,
+                           std::map<std::string, int>& lines) {
+  if (absl::EndsWithIgnoreCase(path, ".pb")) {
+    if (!out.ParseFromString(bytes)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": not a binary ", out.GetTypeName()));
+    }
+    return absl::OkStatus();
+  }
+  if (absl::EndsWithIgnoreCase(path, ".pb_text")) {
+    if (!google::protobuf::TextFormat::ParseFromString(bytes, &out)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": not a text-format ", out.GetTypeName()));
+    }
+    return absl::OkStatus();
+  }
+  protobuf::LoadOptions opts;
+  opts.source_name = path;
+  opts.field_lines = &lines;
+  opts.on_deprecated = [&path](const std::string& field_path, const std::string& message) {
+    spdlog::warn("{}: {}: {}", path, field_path, message);
+  };
+  return protobuf::loadFromYamlString(bytes, out, opts);
+}
+
+}  // namespace
+
+std::string resourceName(const Message& resource) {
+  const google::protobuf::Descriptor* d = resource.GetDescriptor();
+  // ClusterLoadAssignment is the one xDS type keyed by another field.
+  const google::protobuf::FieldDescriptor* f = d->FindFieldByName("cluster_name");
+  if (f == nullptr || d->full_name() != "envoy.config.endpoint.v3.ClusterLoadAssignment") {
+    f = d->FindFieldByName("name");
+  }
+  if (f == nullptr || f->is_repeated() || f->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_STRING) {
+    return "";
+  }
+  return resource.GetReflection()->GetString(resource, f);
+}
+
+absl::StatusOr<std::unique_ptr<PathSubscription>> PathSubscription::create(event::Dispatcher& dispatcher,
+                                                                           std::string path,
+                                                                           std::string watched_directory,
+                                                                           std::string type_url,
+                                                                           SubscriptionCallbacks& callbacks) {
+  if (newMessage(type_url) == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown resource type '", type_url, "'"));
+  }
+  std::unique_ptr<PathSubscription> sub(
+      new PathSubscription(std::move(path), std::move(watched_directory), std::move(type_url), callbacks));
+  absl::StatusOr<std::unique_ptr<FileWatcher>> watcher = FileWatcher::create(dispatcher);
+  if (!watcher.ok()) return watcher.status();
+  sub->watcher_ = std::move(*watcher);
+  PathSubscription* raw = sub.get();
+  // Envoy's rule: with a watched_directory the directory alone decides when
+  // to reload (the file may be a symlink through `..data` that never changes).
+  const absl::Status watched =
+      sub->watched_directory_.empty()
+          ? sub->watcher_->watchFile(sub->path_, [raw] { raw->reload(); })
+          : sub->watcher_->watchDirectory(sub->watched_directory_, [raw] { raw->reload(); });
+  if (!watched.ok()) return watched;
+  return sub;
+}
+
+PathSubscription::PathSubscription(std::string path, std::string watched_directory, std::string type_url,
+                                   SubscriptionCallbacks& callbacks)
+    : path_(std::move(path)),
+      watched_directory_(std::move(watched_directory)),
+      type_url_(std::move(type_url)),
+      callbacks_(callbacks) {}
+
+void PathSubscription::start(const absl::flat_hash_set<std::string>& resource_names) {
+  names_ = resource_names;
+  started_ = true;
+  reload();
+}
+
+void PathSubscription::updateResourceInterest(const absl::flat_hash_set<std::string>& resource_names) {
+  names_ = resource_names;
+  if (started_ && last_bytes_.has_value()) deliver();
+}
+
+void PathSubscription::reload() {
+  // Changes before start() are picked up by start()'s own load.
+  if (!started_) return;
+  absl::StatusOr<std::string> bytes = readFile(path_);
+  if (!bytes.ok()) {
+    spdlog::warn("xds file {}: keeping the previous config: {}", path_, std::string(bytes.status().message()));
+    callbacks_.onConfigUpdateFailed(UpdateFailureReason::ConnectionFailure, bytes.status());
+    return;
+  }
+  if (last_bytes_.has_value() && *last_bytes_ == *bytes) return;
+  DiscoveryResponse response;
+  std::vector<std::string> names;
+  const absl::Status decoded = decode(*bytes, response, names);
+  if (!decoded.ok()) {
+    spdlog::warn("xds file {}: rejected, keeping the previous config: {}", path_, std::string(decoded.message()));
+    callbacks_.onConfigUpdateFailed(UpdateFailureReason::UpdateRejected, decoded);
+    return;
+  }
+  last_bytes_ = std::move(*bytes);
+  last_response_ = std::move(response);
+  last_names_ = std::move(names);
+  deliver();
+}
+
+absl::Status PathSubscription::decode(const std::string& bytes, DiscoveryResponse& out,
+                                      std::vector<std::string>& names) const {
+  std::map<std::string, int> lines;
+  const absl::Status parsed = parseResponse(path_, bytes, out, lines);
+  if (!parsed.ok()) return parsed;
+  absl::flat_hash_map<std::string, int> index_by_name;
+  for (int i = 0; i < out.resources_size(); ++i) {
+    const std::string field = absl::StrCat("resources[", i, "]");
+    const std::string where = protobuf::locate(path_, lines, field) + field;
+    const google::protobuf::Any& any = out.resources(i);
+    if (any.type_url() != type_url_) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": resource of type ", any.type_url(),
+                                                     " where this subscription wants ", type_url_));
+    }
+    std::unique_ptr<Message> resource = newMessage(type_url_);
+    if (!resource->ParseFromString(any.value())) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": cannot decode as ", type_url_));
+    }
+    std::string name = resourceName(*resource);
+    if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(where, ": resource has no name"));
+    const auto [it, inserted] = index_by_name.emplace(name, i);
+    if (!inserted) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": duplicate resource name '", name, "' (also resources[", it->second, "])"));
+    }
+    names.push_back(std::move(name));
+  }
+  return absl::OkStatus();
+}
+
+void PathSubscription::deliver() {
+  // Decoded afresh each time: DecodedResource owns its message, and a
+  // redelivery for new names must not take the previous delivery's objects.
+  std::vector<DecodedResource> resources;
+  for (int i = 0; i < last_response_.resources_size(); ++i) {
+    if (!names_.empty() && !names_.contains(last_names_[i])) continue;
+    DecodedResource r;
+    r.name = last_names_[i];
+    r.version = last_response_.version_info();
+    r.resource = newMessage(type_url_);
+    r.resource->ParseFromString(last_response_.resources(i).value());
+    r.any = last_response_.resources(i);
+    resources.push_back(std::move(r));
+  }
+  const absl::Status applied = callbacks_.onConfigUpdate(resources, last_response_.version_info());
+  if (!applied.ok()) {
+    spdlog::warn("xds file {}: version '{}' not applied, keeping the previous config: {}", path_,
+                 last_response_.version_info(), std::string(applied.message()));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Subscription>> subscriptionFromConfigSource(
+    const envoy::config::core::v3::ConfigSource& source, const std::string& field_path, event::Dispatcher& dispatcher,
+    std::string type_url, SubscriptionCallbacks& callbacks) {
+  using envoy::config::core::v3::ConfigSource;
+  std::string path;
+  std::string watched_directory;
+  switch (source.config_source_specifier_case()) {
+    case ConfigSource::kPathConfigSource: {
+      const auto& pcs = source.path_config_source();
+      if (pcs.path().empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(field_path, ".path_config_source.path: must not be empty"));
+      }
+      if (pcs.has_watched_directory() && pcs.watched_directory().path().empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(field_path, ".path_config_source.watched_directory.path: must not be empty"));
+      }
+      path = pcs.path();
+      watched_directory = pcs.watched_directory().path();
+      break;
+    }
+    case ConfigSource::kPath:
+// Reading the deprecated field is how we honour it.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+      path = source.path();
+#pragma GCC diagnostic pop
+      if (path.empty()) return absl::InvalidArgumentError(absl::StrCat(field_path, ".path: must not be empty"));
+      spdlog::warn("{}.path: deprecated option 'envoy.config.core.v3.ConfigSource.path'; use path_config_source",
+                   field_path);
+      break;
+    case ConfigSource::kApiConfigSource:
+      return absl::UnimplementedError(
+          absl::StrCat(field_path, ".api_config_source: only path_config_source is supported here"));
+    case ConfigSource::kAds:
+      return absl::UnimplementedError(absl::StrCat(field_path, ".ads: only path_config_source is supported here"));
+    case ConfigSource::kSelf:
+      return absl::UnimplementedError(absl::StrCat(field_path, ".self: only path_config_source is supported here"));
+    case ConfigSource::CONFIG_SOURCE_SPECIFIER_NOT_SET:
+      return absl::InvalidArgumentError(absl::StrCat(
+          field_path, ": no config source set (expected path_config_source, api_config_source or ads)"));
+  }
+  absl::StatusOr<std::unique_ptr<PathSubscription>> sub = PathSubscription::create(
+      dispatcher, std::move(path), std::move(watched_directory), std::move(type_url), callbacks);
+  if (!sub.ok()) return absl::Status(sub.status().code(), absl::StrCat(field_path, ": ", sub.status().message()));
+  return std::unique_ptr<Subscription>(std::move(*sub));
+}
+
+}  // namespace courier::config

@@ -1,0 +1,80 @@
+// File-based xDS (Envoy's path_config_source): one resource type read from a
+// file holding a DiscoveryResponse, delivered as state of the world at start
+// and again whenever the file (or its watched_directory) changes.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "envoy/config/core/v3/config_source.pb.h"
+#include "envoy/service/discovery/v3/discovery.pb.h"
+#include "source/common/config/file_watcher.h"
+#include "source/common/config/subscription.h"
+#include "source/common/event/dispatcher.h"
+
+namespace courier::config {
+
+// Lives on the thread of `dispatcher` (the main thread); callbacks run there.
+//
+// A file that cannot be read or decoded, or holds a resource of another type
+// or two resources with one name, is rejected whole: onConfigUpdateFailed is
+// called (ConnectionFailure when unreadable, UpdateRejected otherwise), a
+// warning names the file and the reason, and the subscriber keeps what it has.
+// A file whose bytes equal the last delivered ones is not delivered again, so
+// the several events of one ConfigMap swap cost one update.
+class PathSubscription : public Subscription {
+ public:
+  // `path`: the DiscoveryResponse file. `watched_directory`: when non-empty,
+  // reload on any rename into that directory instead of on changes to `path`
+  // itself, as Envoy does. Fails when a directory to watch does not exist.
+  static absl::StatusOr<std::unique_ptr<PathSubscription>> create(event::Dispatcher& dispatcher, std::string path,
+                                                                  std::string watched_directory,
+                                                                  std::string type_url,
+                                                                  SubscriptionCallbacks& callbacks);
+
+  void start(const absl::flat_hash_set<std::string>& resource_names) override;
+  // Redelivers the last accepted file, filtered by the new names.
+  void updateResourceInterest(const absl::flat_hash_set<std::string>& resource_names) override;
+
+  const std::string& path() const { return path_; }
+  const std::string& watchedDirectory() const { return watched_directory_; }
+
+ private:
+  PathSubscription(std::string path, std::string watched_directory, std::string type_url,
+                   SubscriptionCallbacks& callbacks);
+  void reload();
+  // Decodes and checks the whole file; nothing is delivered from a file that fails.
+  absl::Status decode(const std::string& bytes, envoy::service::discovery::v3::DiscoveryResponse& out,
+                      std::vector<std::string>& names) const;
+  void deliver();
+
+  const std::string path_;
+  const std::string watched_directory_;
+  const std::string type_url_;
+  SubscriptionCallbacks& callbacks_;
+  std::unique_ptr<FileWatcher> watcher_;
+  bool started_ = false;
+  absl::flat_hash_set<std::string> names_;
+  // The last file that decoded, with its resource names in file order; what
+  // updateResourceInterest redelivers.
+  std::optional<std::string> last_bytes_;
+  envoy::service::discovery::v3::DiscoveryResponse last_response_;
+  std::vector<std::string> last_names_;
+};
+
+// The subscription a ConfigSource asks for, for one type. Only
+// path_config_source and the deprecated `path` are served here; other
+// specifiers are an error naming `field_path` (e.g. "dynamic_resources.lds_config").
+absl::StatusOr<std::unique_ptr<Subscription>> subscriptionFromConfigSource(
+    const envoy::config::core::v3::ConfigSource& source, const std::string& field_path, event::Dispatcher& dispatcher,
+    std::string type_url, SubscriptionCallbacks& callbacks);
+
+// The name a resource of `type_url` goes by (Listener.name,
+// ClusterLoadAssignment.cluster_name, ...): the key of resource_names.
+std::string resourceName(const google::protobuf::Message& resource);
+
+}  // namespace courier::config
