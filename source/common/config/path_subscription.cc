@@ -1,5 +1,7 @@
 #include "source/common/config/path_subscription.h"
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -124,25 +126,35 @@ void PathSubscription::updateResourceInterest(const absl::flat_hash_set<std::str
 void PathSubscription::reload() {
   // Changes before start() are picked up by start()'s own load.
   if (!started_) return;
+  ++stats_.update_attempt;
   absl::StatusOr<std::string> bytes = readFile(path_);
   if (!bytes.ok()) {
     spdlog::warn("xds file {}: keeping the previous config: {}", path_, std::string(bytes.status().message()));
+    ++stats_.update_failure;
     callbacks_.onConfigUpdateFailed(UpdateFailureReason::ConnectionFailure, bytes.status());
     return;
   }
-  if (last_bytes_.has_value() && *last_bytes_ == *bytes) return;
+  if (last_bytes_.has_value() && *last_bytes_ == *bytes) {
+    ++stats_.update_success;
+    return;
+  }
   DiscoveryResponse response;
   std::vector<std::string> names;
   const absl::Status decoded = decode(*bytes, response, names);
   if (!decoded.ok()) {
     spdlog::warn("xds file {}: rejected, keeping the previous config: {}", path_, std::string(decoded.message()));
+    ++stats_.update_rejected;
     callbacks_.onConfigUpdateFailed(UpdateFailureReason::UpdateRejected, decoded);
     return;
   }
   last_bytes_ = std::move(*bytes);
   last_response_ = std::move(response);
   last_names_ = std::move(names);
-  deliver();
+  if (deliver()) {
+    ++stats_.update_success;
+  } else {
+    ++stats_.update_rejected;
+  }
 }
 
 absl::Status PathSubscription::decode(const std::string& bytes, DiscoveryResponse& out,
@@ -175,7 +187,7 @@ absl::Status PathSubscription::decode(const std::string& bytes, DiscoveryRespons
   return absl::OkStatus();
 }
 
-void PathSubscription::deliver() {
+bool PathSubscription::deliver() {
   // Decoded afresh each time: DecodedResource owns its message, and a
   // redelivery for new names must not take the previous delivery's objects.
   std::vector<DecodedResource> resources;
@@ -194,6 +206,7 @@ void PathSubscription::deliver() {
     spdlog::warn("xds file {}: version '{}' not applied, keeping the previous config: {}", path_,
                  last_response_.version_info(), std::string(applied.message()));
   }
+  return applied.ok();
 }
 
 absl::StatusOr<std::unique_ptr<Subscription>> subscriptionFromConfigSource(

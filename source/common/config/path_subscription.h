@@ -3,9 +3,11 @@
 // and again whenever the file (or its watched_directory) changes.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
@@ -17,6 +19,19 @@
 #include "source/common/event/dispatcher.h"
 
 namespace courier::config {
+
+// Envoy's per-subscription counters (control_plane stats would be
+// <prefix>.update_attempt etc.), kept here until the stats store wires them.
+struct SubscriptionStats {
+  // Every load: start, a file event, not redeliveries for new names.
+  uint64_t update_attempt = 0;
+  // Delivered and accepted by the callbacks, or skipped as unchanged.
+  uint64_t update_success = 0;
+  // The file could not be read.
+  uint64_t update_failure = 0;
+  // The file did not decode, or the callbacks refused it.
+  uint64_t update_rejected = 0;
+};
 
 // Lives on the thread of `dispatcher` (the main thread); callbacks run there.
 //
@@ -41,6 +56,7 @@ class PathSubscription : public Subscription {
   void updateResourceInterest(const absl::flat_hash_set<std::string>& resource_names) override;
 
   const std::string& path() const { return path_; }
+  const SubscriptionStats& stats() const { return stats_; }
   const std::string& watchedDirectory() const { return watched_directory_; }
 
  private:
@@ -50,7 +66,8 @@ class PathSubscription : public Subscription {
   // Decodes and checks the whole file; nothing is delivered from a file that fails.
   absl::Status decode(const std::string& bytes, envoy::service::discovery::v3::DiscoveryResponse& out,
                       std::vector<std::string>& names) const;
-  void deliver();
+  // Returns whether the callbacks accepted.
+  bool deliver();
 
   const std::string path_;
   const std::string watched_directory_;
@@ -58,6 +75,7 @@ class PathSubscription : public Subscription {
   SubscriptionCallbacks& callbacks_;
   std::unique_ptr<FileWatcher> watcher_;
   bool started_ = false;
+  SubscriptionStats stats_;
   absl::flat_hash_set<std::string> names_;
   // The last file that decoded, with its resource names in file order; what
   // updateResourceInterest redelivers.
