@@ -129,7 +129,8 @@ void PathSubscription::reload() {
   ++stats_.update_attempt;
   absl::StatusOr<std::string> bytes = readFile(path_);
   if (!bytes.ok()) {
-    spdlog::warn("xds file {}: keeping the previous config: {}", path_, std::string(bytes.status().message()));
+    // The status names the file already.
+    spdlog::warn("xds file unreadable, keeping the previous config: {}", std::string(bytes.status().message()));
     ++stats_.update_failure;
     callbacks_.onConfigUpdateFailed(UpdateFailureReason::ConnectionFailure, bytes.status());
     return;
@@ -142,7 +143,7 @@ void PathSubscription::reload() {
   std::vector<std::string> names;
   const absl::Status decoded = decode(*bytes, response, names);
   if (!decoded.ok()) {
-    spdlog::warn("xds file {}: rejected, keeping the previous config: {}", path_, std::string(decoded.message()));
+    spdlog::warn("xds file rejected, keeping the previous config: {}", std::string(decoded.message()));
     ++stats_.update_rejected;
     callbacks_.onConfigUpdateFailed(UpdateFailureReason::UpdateRejected, decoded);
     return;
