@@ -120,7 +120,7 @@ void PathSubscription::start(const absl::flat_hash_set<std::string>& resource_na
 
 void PathSubscription::updateResourceInterest(const absl::flat_hash_set<std::string>& resource_names) {
   names_ = resource_names;
-  if (started_ && last_bytes_.has_value()) deliver();
+  if (started_ && last_bytes_.has_value()) deliver(/*count=*/false);
 }
 
 void PathSubscription::reload() {
@@ -151,11 +151,7 @@ void PathSubscription::reload() {
   last_bytes_ = std::move(*bytes);
   last_response_ = std::move(response);
   last_names_ = std::move(names);
-  if (deliver()) {
-    ++stats_.update_success;
-  } else {
-    ++stats_.update_rejected;
-  }
+  deliver(/*count=*/true);
 }
 
 absl::Status PathSubscription::decode(const std::string& bytes, DiscoveryResponse& out,
@@ -188,7 +184,7 @@ absl::Status PathSubscription::decode(const std::string& bytes, DiscoveryRespons
   return absl::OkStatus();
 }
 
-bool PathSubscription::deliver() {
+void PathSubscription::deliver(bool count) {
   // Decoded afresh each time: DecodedResource owns its message, and a
   // redelivery for new names must not take the previous delivery's objects.
   std::vector<DecodedResource> resources;
@@ -202,12 +198,17 @@ bool PathSubscription::deliver() {
     r.any = last_response_.resources(i);
     resources.push_back(std::move(r));
   }
-  const absl::Status applied = callbacks_.onConfigUpdate(resources, last_response_.version_info());
+  // Copies, and a liveness check: a subscriber may destroy this subscription
+  // from inside its callback.
+  const std::string version = last_response_.version_info();
+  const std::string path = path_;
+  const std::shared_ptr<bool> alive = alive_;
+  const absl::Status applied = callbacks_.onConfigUpdate(resources, version);
   if (!applied.ok()) {
-    spdlog::warn("xds file {}: version '{}' not applied, keeping the previous config: {}", path_,
-                 last_response_.version_info(), std::string(applied.message()));
+    spdlog::warn("xds file {}: version '{}' not applied, keeping the previous config: {}", path, version,
+                 std::string(applied.message()));
   }
-  return applied.ok();
+  if (*alive && count) ++(applied.ok() ? stats_.update_success : stats_.update_rejected);
 }
 
 absl::StatusOr<std::unique_ptr<Subscription>> subscriptionFromConfigSource(
@@ -236,9 +237,9 @@ absl::StatusOr<std::unique_ptr<Subscription>> subscriptionFromConfigSource(
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
       path = source.path();
 #pragma GCC diagnostic pop
+      // No deprecation warning here: the loader that read this ConfigSource
+      // reports deprecated fields once, where it knows the line.
       if (path.empty()) return absl::InvalidArgumentError(absl::StrCat(field_path, ".path: must not be empty"));
-      spdlog::warn("{}.path: deprecated option 'envoy.config.core.v3.ConfigSource.path'; use path_config_source",
-                   field_path);
       break;
     case ConfigSource::kApiConfigSource:
       return absl::UnimplementedError(

@@ -51,6 +51,8 @@ class PathSubscription : public Subscription {
                                                                   std::string type_url,
                                                                   SubscriptionCallbacks& callbacks);
 
+  ~PathSubscription() override { *alive_ = false; }
+
   void start(const absl::flat_hash_set<std::string>& resource_names) override;
   // Redelivers the last accepted file, filtered by the new names.
   void updateResourceInterest(const absl::flat_hash_set<std::string>& resource_names) override;
@@ -66,8 +68,8 @@ class PathSubscription : public Subscription {
   // Decodes and checks the whole file; nothing is delivered from a file that fails.
   absl::Status decode(const std::string& bytes, envoy::service::discovery::v3::DiscoveryResponse& out,
                       std::vector<std::string>& names) const;
-  // Returns whether the callbacks accepted.
-  bool deliver();
+  // `count`: a load (stats), not a redelivery for new names.
+  void deliver(bool count);
 
   const std::string path_;
   const std::string watched_directory_;
@@ -82,6 +84,7 @@ class PathSubscription : public Subscription {
   std::optional<std::string> last_bytes_;
   envoy::service::discovery::v3::DiscoveryResponse last_response_;
   std::vector<std::string> last_names_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 // The subscription a ConfigSource asks for, for one type. Only

@@ -363,6 +363,13 @@ TEST_F(PathSubscriptionTest, MissingDirectoryFailsCreation) {
   EXPECT_FALSE(sub.ok());
 }
 
+TEST_F(PathSubscriptionTest, UnknownTypeUrlFailsCreation) {
+  writeInPlace(path_, clusters("1", {"a"}));
+  auto sub = PathSubscription::create(dispatcher_, path_, "", "type.googleapis.com/no.such.Type", callbacks_);
+  ASSERT_FALSE(sub.ok());
+  EXPECT_NE(sub.status().message().find("no.such.Type"), std::string::npos) << sub.status();
+}
+
 // ConfigSource -> subscription.
 
 envoy::config::core::v3::ConfigSource configSource(const std::string& yaml) {
