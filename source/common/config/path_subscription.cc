@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "envoy/service/discovery/v3/discovery.pb.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/text_format.h"
@@ -20,6 +21,8 @@ namespace {
 
 using envoy::service::discovery::v3::DiscoveryResponse;
 using google::protobuf::Message;
+
+constexpr char kResourceWrapperType[] = "type.googleapis.com/envoy.service.discovery.v3.Resource";
 
 absl::StatusOr<std::string> readFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -139,9 +142,9 @@ void PathSubscription::reload() {
     ++stats_.update_success;
     return;
   }
-  DiscoveryResponse response;
-  std::vector<std::string> names;
-  const absl::Status decoded = decode(*bytes, response, names);
+  std::string version;
+  std::vector<Entry> entries;
+  const absl::Status decoded = decode(*bytes, version, entries);
   if (!decoded.ok()) {
     spdlog::warn("xds file rejected, keeping the previous config: {}", std::string(decoded.message()));
     ++stats_.update_rejected;
@@ -149,37 +152,56 @@ void PathSubscription::reload() {
     return;
   }
   last_bytes_ = std::move(*bytes);
-  last_response_ = std::move(response);
-  last_names_ = std::move(names);
+  last_version_ = std::move(version);
+  last_entries_ = std::move(entries);
   deliver(/*count=*/true);
 }
 
-absl::Status PathSubscription::decode(const std::string& bytes, DiscoveryResponse& out,
-                                      std::vector<std::string>& names) const {
+absl::Status PathSubscription::decode(const std::string& bytes, std::string& version_info,
+                                      std::vector<Entry>& entries) const {
+  DiscoveryResponse response;
   std::map<std::string, int> lines;
-  const absl::Status parsed = parseResponse(path_, bytes, out, lines);
+  const absl::Status parsed = parseResponse(path_, bytes, response, lines);
   if (!parsed.ok()) return parsed;
+  version_info = response.version_info();
   absl::flat_hash_map<std::string, int> index_by_name;
-  for (int i = 0; i < out.resources_size(); ++i) {
+  for (int i = 0; i < response.resources_size(); ++i) {
     const std::string field = absl::StrCat("resources[", i, "]");
     const std::string where = protobuf::locate(path_, lines, field) + field;
-    const google::protobuf::Any& any = out.resources(i);
-    if (any.type_url() != type_url_) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": resource of type ", any.type_url(),
+    Entry entry;
+    entry.version = response.version_info();
+    // Envoy accepts resources wrapped in Resource (name and version beside
+    // the payload) in state-of-the-world responses too.
+    envoy::service::discovery::v3::Resource wrapper;
+    if (response.resources(i).type_url() == kResourceWrapperType) {
+      if (!response.resources(i).UnpackTo(&wrapper)) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": cannot decode the Resource wrapper"));
+      }
+      if (!wrapper.has_resource()) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": Resource wrapper without a resource"));
+      }
+      entry.name = wrapper.name();
+      if (!wrapper.version().empty()) entry.version = wrapper.version();
+      entry.any = wrapper.resource();
+    } else {
+      entry.any = response.resources(i);
+    }
+    if (entry.any.type_url() != type_url_) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": resource of type ", entry.any.type_url(),
                                                      " where this subscription wants ", type_url_));
     }
     std::unique_ptr<Message> resource = newMessage(type_url_);
-    if (!resource->ParseFromString(any.value())) {
+    if (!resource->ParseFromString(entry.any.value())) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": cannot decode as ", type_url_));
     }
-    std::string name = resourceName(*resource);
-    if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(where, ": resource has no name"));
-    const auto [it, inserted] = index_by_name.emplace(name, i);
+    if (entry.name.empty()) entry.name = resourceName(*resource);
+    if (entry.name.empty()) return absl::InvalidArgumentError(absl::StrCat(where, ": resource has no name"));
+    const auto [it, inserted] = index_by_name.emplace(entry.name, i);
     if (!inserted) {
       return absl::InvalidArgumentError(
-          absl::StrCat(where, ": duplicate resource name '", name, "' (also resources[", it->second, "])"));
+          absl::StrCat(where, ": duplicate resource name '", entry.name, "' (also resources[", it->second, "])"));
     }
-    names.push_back(std::move(name));
+    entries.push_back(std::move(entry));
   }
   return absl::OkStatus();
 }
@@ -188,19 +210,19 @@ void PathSubscription::deliver(bool count) {
   // Decoded afresh each time: DecodedResource owns its message, and a
   // redelivery for new names must not take the previous delivery's objects.
   std::vector<DecodedResource> resources;
-  for (int i = 0; i < last_response_.resources_size(); ++i) {
-    if (!names_.empty() && !names_.contains(last_names_[i])) continue;
+  for (const Entry& entry : last_entries_) {
+    if (!names_.empty() && !names_.contains(entry.name)) continue;
     DecodedResource r;
-    r.name = last_names_[i];
-    r.version = last_response_.version_info();
+    r.name = entry.name;
+    r.version = entry.version;
     r.resource = newMessage(type_url_);
-    r.resource->ParseFromString(last_response_.resources(i).value());
-    r.any = last_response_.resources(i);
+    r.resource->ParseFromString(entry.any.value());
+    r.any = entry.any;
     resources.push_back(std::move(r));
   }
   // Copies, and a liveness check: a subscriber may destroy this subscription
   // from inside its callback.
-  const std::string version = last_response_.version_info();
+  const std::string version = last_version_;
   const std::string path = path_;
   const std::shared_ptr<bool> alive = alive_;
   const absl::Status applied = callbacks_.onConfigUpdate(resources, version);

@@ -13,7 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "envoy/config/core/v3/config_source.pb.h"
-#include "envoy/service/discovery/v3/discovery.pb.h"
+#include "google/protobuf/any.pb.h"
 #include "source/common/config/file_watcher.h"
 #include "source/common/config/subscription.h"
 #include "source/common/event/dispatcher.h"
@@ -40,7 +40,14 @@ struct SubscriptionStats {
 // called (ConnectionFailure when unreadable, UpdateRejected otherwise), a
 // warning names the file and the reason, and the subscriber keeps what it has.
 // A file whose bytes equal the last delivered ones is not delivered again, so
-// the several events of one ConfigMap swap cost one update.
+// the several events of one ConfigMap swap cost one update. The callbacks'
+// own refusal is logged, not reported back through onConfigUpdateFailed.
+//
+// Two departures from Envoy, on purpose: a file rewritten in place is
+// reloaded when its writer closes it (Envoy waits for a rename), and a file
+// missing at start is a failed fetch that a later file recovers from (Envoy
+// refuses the config). Resources may come wrapped in
+// envoy.service.discovery.v3.Resource, whose name and version then win.
 class PathSubscription : public Subscription {
  public:
   // `path`: the DiscoveryResponse file. `watched_directory`: when non-empty,
@@ -65,9 +72,16 @@ class PathSubscription : public Subscription {
   PathSubscription(std::string path, std::string watched_directory, std::string type_url,
                    SubscriptionCallbacks& callbacks);
   void reload();
+  // One resource of an accepted file, unwrapped from any
+  // envoy.service.discovery.v3.Resource.
+  struct Entry {
+    std::string name;
+    std::string version;
+    google::protobuf::Any any;
+  };
+
   // Decodes and checks the whole file; nothing is delivered from a file that fails.
-  absl::Status decode(const std::string& bytes, envoy::service::discovery::v3::DiscoveryResponse& out,
-                      std::vector<std::string>& names) const;
+  absl::Status decode(const std::string& bytes, std::string& version_info, std::vector<Entry>& entries) const;
   // `count`: a load (stats), not a redelivery for new names.
   void deliver(bool count);
 
@@ -79,11 +93,11 @@ class PathSubscription : public Subscription {
   bool started_ = false;
   SubscriptionStats stats_;
   absl::flat_hash_set<std::string> names_;
-  // The last file that decoded, with its resource names in file order; what
+  // The last file that decoded, its resources in file order: what
   // updateResourceInterest redelivers.
   std::optional<std::string> last_bytes_;
-  envoy::service::discovery::v3::DiscoveryResponse last_response_;
-  std::vector<std::string> last_names_;
+  std::string last_version_;
+  std::vector<Entry> last_entries_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

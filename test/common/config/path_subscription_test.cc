@@ -12,6 +12,7 @@
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/listener/v3/listener.pb.h"
+#include "envoy/service/discovery/v3/discovery.pb.h"
 #include "gtest/gtest.h"
 #include "spdlog/sinks/ringbuffer_sink.h"
 #include "spdlog/spdlog.h"
@@ -32,6 +33,8 @@ class RecordingCallbacks : public SubscriptionCallbacks {
  public:
   struct Update {
     std::vector<std::string> names;
+    // Per resource.
+    std::vector<std::string> versions;
     std::string version;
   };
 
@@ -41,10 +44,10 @@ class RecordingCallbacks : public SubscriptionCallbacks {
     u.version = version_info;
     for (const DecodedResource& r : resources) {
       u.names.push_back(r.name);
-      // The decoded message, its Any and the name must agree.
-      EXPECT_EQ(resourceName(*r.resource), r.name);
+      u.versions.push_back(r.version);
+      // The decoded message and its Any must agree.
       EXPECT_EQ(r.any.value(), r.resource->SerializeAsString());
-      EXPECT_EQ(r.version, version_info);
+      EXPECT_EQ(r.any.type_url(), "type.googleapis.com/" + r.resource->GetDescriptor()->full_name());
     }
     updates.push_back(std::move(u));
     return reply;
@@ -124,7 +127,43 @@ TEST_F(PathSubscriptionTest, StartDeliversEveryResourceWithTheFileVersion) {
   ASSERT_EQ(callbacks_.updates.size(), 1u);
   EXPECT_EQ(callbacks_.updates[0].version, "v1");
   EXPECT_EQ(callbacks_.updates[0].names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(callbacks_.updates[0].versions, (std::vector<std::string>{"v1", "v1"}));
   EXPECT_TRUE(callbacks_.failures.empty());
+}
+
+TEST_F(PathSubscriptionTest, ResourceWrappersAreUnwrappedWithTheirNameAndVersion) {
+  writeInPlace(path_, R"(version_info: w1
+resources:
+- "@type": type.googleapis.com/envoy.service.discovery.v3.Resource
+  name: wrapped-name
+  version: r7
+  resource:
+    "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+    name: inner
+- "@type": type.googleapis.com/envoy.service.discovery.v3.Resource
+  resource:
+    "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+    name: second
+)");
+  auto sub = subscribe(path_);
+  sub->start({});
+  ASSERT_EQ(callbacks_.updates.size(), 1u) << (callbacks_.failures.empty() ? "" : callbacks_.failures[0].second.ToString());
+  EXPECT_EQ(callbacks_.updates[0].version, "w1");
+  EXPECT_EQ(callbacks_.updates[0].names, (std::vector<std::string>{"wrapped-name", "second"}));
+  EXPECT_EQ(callbacks_.updates[0].versions, (std::vector<std::string>{"r7", "w1"}));
+}
+
+TEST_F(PathSubscriptionTest, WrappedResourceOfAnotherTypeRejectsTheFile) {
+  const absl::Status error = rejectAfterGoodStart(R"(resources:
+- "@type": type.googleapis.com/envoy.service.discovery.v3.Resource
+  resource:
+    "@type": type.googleapis.com/envoy.config.listener.v3.Listener
+    name: l
+)");
+  EXPECT_NE(error.message().find("resources[0]: resource of type type.googleapis.com/envoy.config.listener.v3.Listener"),
+            std::string::npos)
+      << error;
+  expectRecovers();
 }
 
 TEST_F(PathSubscriptionTest, FileWithoutVersionDeliversAnEmptyVersion) {
