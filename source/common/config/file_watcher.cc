@@ -69,9 +69,9 @@ absl::Status FileWatcher::addWatch(const std::string& dir, std::string name, uin
 }
 
 void FileWatcher::onReadable() {
-  // The file event is edge-triggered: read until EAGAIN or events are lost
-  // until the next unrelated change.
-  // (watch descriptor, registration index), once each.
+  // The file event is edge-triggered: read until EAGAIN, because events left
+  // queued would not be reported until some later, unrelated change.
+  // Entries are (watch descriptor, registration index), each once.
   std::vector<std::pair<int, size_t>> due;
   absl::flat_hash_set<std::pair<int, size_t>> seen;
   bool overflow = false;
