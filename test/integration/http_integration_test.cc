@@ -13,93 +13,13 @@
 #include "gtest/gtest.h"
 #include "test/test_common/courier_process.h"
 #include "test/test_common/net.h"
+#include "test/integration/http_test_util.h"
 
 namespace courier::test {
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-
-// Reads one request (headers + content-length body) from fd; false on EOF.
-bool readRequest(int fd, std::string& buffered, std::string& request) {
-  char buf[8192];
-  while (true) {
-    size_t end = buffered.find("\r\n\r\n");
-    if (end != std::string::npos) {
-      size_t body = 0;
-      size_t cl = buffered.find("content-length: ");
-      if (cl == std::string::npos) cl = buffered.find("Content-Length: ");
-      if (cl != std::string::npos && cl < end) body = std::stoul(buffered.substr(cl + 16));
-      if (buffered.size() >= end + 4 + body) {
-        request = buffered.substr(0, end + 4 + body);
-        buffered.erase(0, end + 4 + body);
-        return true;
-      }
-    }
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 10000) <= 0) return false;
-    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) return false;
-    buffered.append(buf, static_cast<size_t>(n));
-  }
-}
-
-void sendAll(int fd, const std::string& s) {
-  size_t off = 0;
-  while (off < s.size()) {
-    ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) return;
-    off += static_cast<size_t>(n);
-  }
-}
-
-// An upstream answering every request with "<name> <request line>" plus the
-// request body length, keep-alive.
-TcpServer::Handler namedUpstream(std::string name) {
-  return [name](int fd) {
-    std::string buffered, request;
-    while (readRequest(fd, buffered, request)) {
-      std::string line = request.substr(0, request.find("\r\n"));
-      size_t head = request.find("\r\n\r\n") + 4;
-      std::string body = name + " " + line + " body=" + std::to_string(request.size() - head);
-      if (request.find("x-request-id: ") != std::string::npos) body += " rid";
-      if (request.find("expect: ") != std::string::npos) body += " expect";
-      if (request.find("host: backend.internal\r\n") != std::string::npos) body += " hostname";
-      if (request.find("x-envoy-internal: true\r\n") != std::string::npos) body += " internal";
-      if (request.find("x-forwarded-for: 127.0.0.1\r\n") != std::string::npos) body += " xff";
-      sendAll(fd, "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
-    }
-  };
-}
-
-// Reads a request and never answers, holding the connection until stop.
-TcpServer::Handler silentUpstream(std::atomic<bool>& stop) {
-  return [&stop](int fd) {
-    std::string buffered, request;
-    readRequest(fd, buffered, request);
-    pollfd p{fd, POLLIN, 0};
-    while (!stop && ::poll(&p, 1, 50) == 0) {
-    }
-  };
-}
-
-// Admin and an HTTP connection manager listener "http" up to its stat_prefix;
-// callers append HCM fields (hcm_extra first) and the route config.
-std::string hcmListener(const std::string& hcm_extra) {
-  return R"(admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: http
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-)" + hcm_extra;
-}
 
 std::string config(uint16_t primary, uint16_t canary, const std::string& timeout = "5s",
                    const std::string& hcm_extra = "") {
@@ -148,34 +68,6 @@ std::string config(uint16_t primary, uint16_t canary, const std::string& timeout
   clusters:
 )" + cluster("primary", primary) +
          cluster("canary", canary);
-}
-
-struct Raw {
-  explicit Raw(uint16_t port) : client(port) {}
-  // Sends request bytes and reads one response (headers + content-length body).
-  std::string roundTrip(const std::string& request) {
-    client.write(request);
-    return readResponse();
-  }
-  std::string readResponse() {
-    std::string got;
-    while (true) {
-      size_t end = got.find("\r\n\r\n");
-      if (end != std::string::npos) {
-        size_t cl = got.find("content-length: ");
-        size_t body = (cl != std::string::npos && cl < end) ? std::stoul(got.substr(cl + 16)) : 0;
-        if (got.size() >= end + 4 + body) return got;
-      }
-      std::string more = client.readExactly(1);
-      if (more.empty()) return got;
-      got += more;
-    }
-  }
-  TcpClient client;
-};
-
-std::string get(const std::string& host, const std::string& path, const std::string& extra = "") {
-  return "GET " + path + " HTTP/1.1\r\nhost: " + host + "\r\n" + extra + "\r\n";
 }
 
 class HttpIntegrationTest : public ::testing::Test {

@@ -84,6 +84,9 @@ class StreamDecoderFilterCallbacks : public virtual StreamFilterCallbacks {
   virtual void continueDecoding() = 0;
   // The request body buffered so far by StopIterationAndBuffer, or null.
   virtual const buffer::Buffer* decodingBuffer() = 0;
+  // Replaces bufferLimit() for what this stream buffers on the request side
+  // (the buffer filter's max_request_bytes).
+  virtual void setDecoderBufferLimit(uint32_t limit) = 0;
   // Answers the request without going upstream; goes through the encoder
   // filters like any response. details is Envoy's response code detail.
   virtual void sendLocalReply(int status, std::string_view body, stream_info::ResponseFlag flag,

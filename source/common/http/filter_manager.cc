@@ -123,10 +123,13 @@ void FilterManager::Iteration::resume(size_t i) {
     headers_stop_.reset();
     stop_all_ = false;
     if (data_stop_ == i) data_stop_.reset();
-    if (!runHeaders(i + 1)) return;
+    // The headers may stop again further on; the body still goes as far as
+    // that stop, as it would have arriving now.
+    runHeaders(i + 1);
   } else {
     data_stop_.reset();
   }
+  if (stopped()) return;
   if (buffered_.length() > 0 || (held_end_ && !headers_end_)) {
     buffer::Buffer data;
     data.move(buffered_);
@@ -134,9 +137,9 @@ void FilterManager::Iteration::resume(size_t i) {
     held_end_ = false;
     overflowed_ = false;
     runData(body_from, data, end);
-    if (anyStop() || stopped()) return;
+    if (stopped() || buffered_.length() > 0) return;
   }
-  if (trailers_held_) {
+  if (trailers_held_ && !stopped()) {
     trailers_held_ = false;
     runTrailers(body_from);
   }
@@ -179,6 +182,7 @@ struct FilterManager::DecoderEntry : public StreamDecoderFilterCallbacks {
     if (!parent.decoding_stopped_) parent.decode_->resume(index);
   }
   const buffer::Buffer* decodingBuffer() override { return parent.decode_->buffered(index); }
+  void setDecoderBufferLimit(uint32_t limit) override { parent.decoder_limit_ = limit; }
   void sendLocalReply(int status, std::string_view body, stream_info::ResponseFlag flag,
                       std::string_view details) override {
     parent.owner_.sendLocalReply(status, body, flag, details);
@@ -245,7 +249,7 @@ class FilterManager::DecodeIteration : public FilterManager::Iteration {
   void terminalTrailers(HeaderMap&) override {}
   void onOverflow() override { fm_.owner_.onDecoderBufferOverflow(); }
   bool stopped() const override { return fm_.decoding_stopped_ || fm_.destroyed_; }
-  uint32_t limit() const override { return fm_.owner_.bufferLimit(); }
+  uint32_t limit() const override { return fm_.decoder_limit_.value_or(fm_.owner_.bufferLimit()); }
 
  private:
   FilterManager& fm_;

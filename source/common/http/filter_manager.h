@@ -98,6 +98,7 @@ class FilterManager : public FilterChainFactoryCallbacks {
   HeaderMapPtr response_trailers_;
   std::unique_ptr<Iteration> decode_;
   std::unique_ptr<Iteration> encode_;
+  std::optional<uint32_t> decoder_limit_;
   bool decoding_stopped_ = false;
   bool response_headers_sent_ = false;
   bool destroyed_ = false;

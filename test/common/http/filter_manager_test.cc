@@ -181,6 +181,22 @@ TEST_F(FilterManagerTest, ContinueFromDataReleasesEverythingBufferedInOrder) {
   EXPECT_EQ(log, (Log{"a.dh", "b.dh", "a.dd(1)", "a.dd(2)", "a.dd(3)!", "b.dd(123)!"}));
 }
 
+TEST_F(FilterManagerTest, BufferedBodyReachesALaterFilterThatStopsHeadersToo) {
+  // The router's shape: it stops headers (it is terminal) yet takes the body.
+  auto& a = add("a");
+  auto& b = add("b");
+  a.on_headers = [](HeaderMap&, bool) { return FilterHeadersStatus::StopIteration; };
+  a.on_data = [](buffer::Buffer&, bool end) {
+    return end ? FilterDataStatus::Continue : FilterDataStatus::StopIterationAndBuffer;
+  };
+  b.on_headers = [](HeaderMap&, bool) { return FilterHeadersStatus::StopIteration; };
+  b.on_data = [](buffer::Buffer&, bool) { return FilterDataStatus::StopIterationNoBuffer; };
+  fm.decodeHeaders(request(), false);
+  decodeData("x", false);
+  decodeData("", true);
+  EXPECT_EQ(log, (Log{"a.dh", "a.dd(x)", "a.dd()!", "b.dh", "b.dd(x)!"}));
+}
+
 TEST_F(FilterManagerTest, HeaderOnlyRequestResumesWithEndStream) {
   auto& a = add("a");
   add("b");
