@@ -19,6 +19,7 @@ namespace courier::test {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 std::string config(uint16_t primary, uint16_t canary, const std::string& timeout = "5s",
@@ -291,6 +292,56 @@ TEST(HttpEdgeTest, UseRemoteAddressAppendsXffAndMarksLoopbackClientsInternal) {
   std::string r = c.roundTrip(get("orders.example.com", "/"));
   EXPECT_THAT(r, HasSubstr(" internal"));
   EXPECT_THAT(r, HasSubstr(" xff"));
+}
+
+// One trusted proxy in front (xff_num_trusted_hops: 1): the client is the
+// address that proxy put in x-forwarded-for, here an external one.
+std::string edgeRequest() {
+  return get("orders.example.com", "/",
+             "x-forwarded-for: 203.0.113.7\r\nx-envoy-max-retries: 3\r\nx-envoy-custom: yes\r\n"
+             "x-request-id: client-chosen\r\n");
+}
+
+TEST(HttpEdgeTest, TrustedHopRevealsAnExternalClientWhoseEnvoyHeadersAreStripped) {
+  TcpServer upstream(echoHeadersUpstream());
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config(upstream.port(), upstream.port(), "5s",
+                                   "          use_remote_address: true\n          xff_num_trusted_hops: 1\n")))
+      << courier.log();
+  Raw c(courier.listenerPort("http"));
+  std::string r = c.roundTrip(edgeRequest());
+  EXPECT_THAT(r, HasSubstr("x-envoy-external-address: 203.0.113.7\r\n"));
+  EXPECT_THAT(r, HasSubstr("x-forwarded-for: 203.0.113.7,127.0.0.1\r\n"));
+  EXPECT_THAT(r, Not(HasSubstr("x-envoy-custom")));
+  EXPECT_THAT(r, Not(HasSubstr("x-envoy-max-retries")));
+  EXPECT_THAT(r, Not(HasSubstr("x-envoy-internal")));
+  // An edge request gets an id of ours, not the client's.
+  EXPECT_THAT(r, Not(HasSubstr("client-chosen")));
+  EXPECT_THAT(r, HasSubstr("x-request-id: "));
+}
+
+TEST(HttpEdgeTest, PreserveExternalRequestIdKeepsTheClientsId) {
+  TcpServer upstream(echoHeadersUpstream());
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config(upstream.port(), upstream.port(), "5s",
+                                   "          use_remote_address: true\n          xff_num_trusted_hops: 1\n"
+                                   "          preserve_external_request_id: true\n")))
+      << courier.log();
+  Raw c(courier.listenerPort("http"));
+  EXPECT_THAT(c.roundTrip(edgeRequest()), HasSubstr("x-request-id: client-chosen\r\n"));
+}
+
+TEST(HttpEdgeTest, WithoutTrustedHopsTheLoopbackPeerIsTheClientAndStaysInternal) {
+  TcpServer upstream(echoHeadersUpstream());
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config(upstream.port(), upstream.port(), "5s", "          use_remote_address: true\n")))
+      << courier.log();
+  Raw c(courier.listenerPort("http"));
+  std::string r = c.roundTrip(edgeRequest());
+  EXPECT_THAT(r, HasSubstr("x-envoy-internal: true\r\n"));
+  EXPECT_THAT(r, HasSubstr("x-envoy-custom: yes\r\n"));
+  EXPECT_THAT(r, HasSubstr("x-request-id: client-chosen\r\n"));
+  EXPECT_THAT(r, Not(HasSubstr("x-envoy-external-address")));
 }
 
 TEST(HttpFlowControlTest, PipelinedInputStopsBeingReadWhileAResponseIsPending) {

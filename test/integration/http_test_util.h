@@ -66,6 +66,18 @@ inline TcpServer::Handler namedUpstream(std::string name) {
   };
 }
 
+// An upstream answering every request with the request's head as the body,
+// so tests can see exactly which headers arrived.
+inline TcpServer::Handler echoHeadersUpstream() {
+  return [](int fd) {
+    std::string buffered, request;
+    while (readRequest(fd, buffered, request)) {
+      std::string head = request.substr(0, request.find("\r\n\r\n") + 4);
+      sendAll(fd, "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(head.size()) + "\r\n\r\n" + head);
+    }
+  };
+}
+
 // Reads a request and never answers, holding the connection until stop.
 inline TcpServer::Handler silentUpstream(std::atomic<bool>& stop) {
   return [&stop](int fd) {

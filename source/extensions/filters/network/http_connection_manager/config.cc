@@ -70,6 +70,9 @@ class HttpConnectionManagerConfigFactory : public server::NetworkFilterConfigFac
     if (!proto.server_name().empty()) config->server_name = proto.server_name();
     if (proto.has_generate_request_id()) config->generate_request_id = proto.generate_request_id().value();
     if (proto.has_use_remote_address()) config->use_remote_address = proto.use_remote_address().value();
+    config->xff_num_trusted_hops = proto.xff_num_trusted_hops();
+    config->skip_xff_append = proto.skip_xff_append();
+    config->preserve_external_request_id = proto.preserve_external_request_id();
     for (int i = 0; i < proto.access_log_size(); ++i) {
       if (context.access_logs == nullptr) break;
       auto log = access_log::createAccessLog(proto.access_log(i), absl::StrCat(path, ".access_log[", i, "]"),

@@ -18,16 +18,33 @@ std::mt19937_64& rng() {
 }
 
 // Envoy's notion of an internal client: loopback or RFC 1918 / ULA.
-bool isInternal(const network::Address& a) {
-  const std::string ip = a.ip();
-  if (a.family() == AF_INET) {
-    return ip.rfind("127.", 0) == 0 || ip.rfind("10.", 0) == 0 || ip.rfind("192.168.", 0) == 0 ||
-           (ip.rfind("172.", 0) == 0 && [&] {
-             int second = std::atoi(ip.c_str() + 4);
-             return second >= 16 && second <= 31;
-           }());
+bool isInternal(std::string_view ip) {
+  if (ip.find(':') == std::string_view::npos) {
+    auto starts = [&](std::string_view p) { return ip.substr(0, p.size()) == p; };
+    if (starts("127.") || starts("10.") || starts("192.168.")) return true;
+    if (!starts("172.")) return false;
+    const int second = std::atoi(std::string(ip.substr(4, 3)).c_str());
+    return second >= 16 && second <= 31;
   }
-  return ip == "::1" || ip.rfind("fd", 0) == 0 || ip.rfind("fc", 0) == 0;
+  return ip == "::1" || ip.substr(0, 2) == "fd" || ip.substr(0, 2) == "fc";
+}
+
+// The address Envoy trusts as the client's: the n-th entry from the right of
+// x-forwarded-for, or empty when the header has fewer.
+std::string xffFromRight(std::string_view xff, uint32_t n) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (start <= xff.size()) {
+    size_t comma = xff.find(',', start);
+    if (comma == std::string_view::npos) comma = xff.size();
+    std::string_view part = xff.substr(start, comma - start);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+    parts.push_back(part);
+    start = comma + 1;
+  }
+  if (xff.empty() || n == 0 || parts.size() < n) return "";
+  return std::string(parts[parts.size() - n]);
 }
 
 std::string requestId() {
@@ -196,18 +213,29 @@ void ActiveStream::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
   http::HeaderMap& h = *headers;
   info_.request_headers = &h;
   const auto& config = *config_;
-  if (config.generate_request_id && !h.has("x-request-id")) h.add("x-request-id", requestId());
-  if (config.use_remote_address) {
-    const std::string remote = parent_.connection().remoteAddress().ip();
+  const std::string peer = parent_.connection().remoteAddress().ip();
+  // With use_remote_address the peer is the client, unless trusted proxies
+  // in front of us (xff_num_trusted_hops) said who their client was. Without
+  // it, the nearest proxy's x-forwarded-for entry names the client.
+  std::string client = peer;
+  const uint32_t hops = config.use_remote_address ? config.xff_num_trusted_hops : config.xff_num_trusted_hops + 1;
+  if (hops > 0) {
+    std::string from_xff = xffFromRight(h.getValue("x-forwarded-for"), hops);
+    if (!from_xff.empty()) client = std::move(from_xff);
+  }
+  const bool external = config.use_remote_address && !isInternal(client);
+  if (config.generate_request_id && (!h.has("x-request-id") || (external && !config.preserve_external_request_id))) {
+    h.set("x-request-id", requestId());
+  }
+  if (config.use_remote_address && !config.skip_xff_append) {
     const std::string_view existing = h.getValue("x-forwarded-for");
-    h.set("x-forwarded-for", existing.empty() ? remote : absl::StrCat(std::string(existing), ",", remote));
+    h.set("x-forwarded-for", existing.empty() ? peer : absl::StrCat(std::string(existing), ",", peer));
   }
   if (!h.has("x-forwarded-proto")) h.add("x-forwarded-proto", "http");
   // x-envoy-* request headers steer retries and timeouts; as Envoy, they are
   // taken only from internal clients when Courier sits at the edge.
   if (config.use_remote_address) {
-    const network::Address& remote = parent_.connection().remoteAddress();
-    if (isInternal(remote)) {
+    if (!external) {
       h.set("x-envoy-internal", "true");
     } else {
       std::vector<std::string> doomed;
@@ -215,7 +243,7 @@ void ActiveStream::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
         if (e.key().substr(0, 8) == "x-envoy-") doomed.emplace_back(e.key());
       }
       for (const auto& key : doomed) h.remove(key);
-      h.set("x-envoy-external-address", remote.ip());
+      h.set("x-envoy-external-address", client);
     }
   }
   // Envoy answers "100 Continue" itself (proxy_100_continue off) and does not

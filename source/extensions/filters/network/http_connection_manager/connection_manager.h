@@ -47,6 +47,9 @@ struct HcmConfig {
   std::string server_name = "envoy";
   bool generate_request_id = true;
   bool use_remote_address = false;
+  uint32_t xff_num_trusted_hops = 0;
+  bool skip_xff_append = false;
+  bool preserve_external_request_id = false;
   std::chrono::milliseconds stream_idle_timeout{300000};
   std::chrono::milliseconds request_timeout{0};
   std::chrono::milliseconds request_headers_timeout{0};
