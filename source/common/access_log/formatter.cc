@@ -231,12 +231,11 @@ bool appendValue(const Piece& p, const StreamInfo& info, std::string& out) {
     case Op::kRequestDuration:
       return appendMillis(info.last_downstream_rx_byte_received, out);
     case Op::kResponseDuration:
-      // StreamInfo has no first_upstream_rx_byte_received; the first byte
-      // sent downstream is the closest mark it records.
-      return appendMillis(info.first_downstream_tx_byte_sent, out);
+      // Until the upstream's first byte; "-" for a local reply.
+      return appendMillis(info.first_upstream_rx_byte_received, out);
     case Op::kResponseTxDuration:
-      if (!info.first_downstream_tx_byte_sent || !info.last_downstream_tx_byte_sent) return false;
-      return appendMillis(*info.last_downstream_tx_byte_sent - *info.first_downstream_tx_byte_sent, out);
+      if (!info.first_upstream_rx_byte_received || !info.last_downstream_tx_byte_sent) return false;
+      return appendMillis(*info.last_downstream_tx_byte_sent - *info.first_upstream_rx_byte_received, out);
     case Op::kUpstreamHost:
       if (!info.upstream_host.has_value()) return false;
       return appendAddress(*info.upstream_host, true, out);

@@ -43,6 +43,7 @@ struct StreamInfo {
   std::chrono::steady_clock::time_point start_mono;
   std::optional<std::chrono::nanoseconds> last_downstream_rx_byte_received;
   std::optional<std::chrono::nanoseconds> first_upstream_tx_byte_sent;
+  std::optional<std::chrono::nanoseconds> first_upstream_rx_byte_received;
   std::optional<std::chrono::nanoseconds> last_upstream_rx_byte_received;
   std::optional<std::chrono::nanoseconds> first_downstream_tx_byte_sent;
   std::optional<std::chrono::nanoseconds> last_downstream_tx_byte_sent;  // end of the stream

@@ -47,7 +47,7 @@ INSTANTIATE_TEST_SUITE_P(
                     OperatorCase{"%RESPONSE_CODE_DETAILS%", "via_upstream", "-"},
                     OperatorCase{"%BYTES_RECEIVED%", "10", "0"}, OperatorCase{"%BYTES_SENT%", "20", "0"},
                     OperatorCase{"%DURATION%", "42", "-"}, OperatorCase{"%REQUEST_DURATION%", "5", "-"},
-                    OperatorCase{"%RESPONSE_DURATION%", "20", "-"}, OperatorCase{"%RESPONSE_TX_DURATION%", "22", "-"},
+                    OperatorCase{"%RESPONSE_DURATION%", "18", "-"}, OperatorCase{"%RESPONSE_TX_DURATION%", "24", "-"},
                     OperatorCase{"%UPSTREAM_HOST%", "10.0.0.3:8080", "-"},
                     OperatorCase{"%UPSTREAM_CLUSTER%", "backend", "-"},
                     OperatorCase{"%UPSTREAM_TRANSPORT_FAILURE_REASON%", "connection refused", "-"},

@@ -28,6 +28,7 @@ struct TestStream {
     info.last_downstream_rx_byte_received = milliseconds(5);
     info.first_upstream_tx_byte_sent = milliseconds(6);
     info.last_upstream_rx_byte_received = milliseconds(30);
+    info.first_upstream_rx_byte_received = milliseconds(18);
     info.first_downstream_tx_byte_sent = milliseconds(20);
     info.last_downstream_tx_byte_sent = milliseconds(42);
     info.protocol = "HTTP/1.1";

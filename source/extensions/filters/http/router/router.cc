@@ -312,6 +312,10 @@ void RouterFilter::onPoolFailure(Failure) {
 }
 
 void RouterFilter::onUpstreamData(buffer::Buffer& data) {
+  auto& info = callbacks_->streamInfo();
+  if (!info.first_upstream_rx_byte_received.has_value() && data.length() > 0) {
+    info.first_upstream_rx_byte_received = sinceStart();
+  }
   http::pool::PooledConnection* conn = upstream_;
   auto err = conn->codec().dispatch(data);
   if (err.has_value() && !response_complete_ && upstream_ == conn && !destroyed_) {
