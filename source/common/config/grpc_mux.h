@@ -1,0 +1,138 @@
+// The ADS client (Envoy's GrpcMux): one gRPC stream to the management server
+// carries every resource type, state-of-the-world or delta. It turns
+// subscriptions into requests, responses into decoded resources for the
+// subscribers, and their verdicts into ACKs and NACKs. Main thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/node_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "envoy/config/core/v3/base.pb.h"
+#include "envoy/service/discovery/v3/ads.grpc.pb.h"
+#include "source/common/config/ads_stream.h"
+#include "source/common/config/backoff.h"
+#include "source/common/config/subscription.h"
+#include "source/common/event/dispatcher.h"
+
+namespace courier::config {
+
+enum class AdsProtocol { kStateOfTheWorld, kDelta };
+
+struct GrpcMuxOptions {
+  // A gRPC target: "127.0.0.1:18000", "dns:///xds.example:18000".
+  std::string target_uri;
+  AdsProtocol protocol = AdsProtocol::kStateOfTheWorld;
+  // user_agent_name and user_agent_build_version are filled in when empty.
+  envoy::config::core::v3::Node node;
+  // ApiConfigSource.set_node_on_first_message_only.
+  bool set_node_on_first_message_only = false;
+  std::chrono::milliseconds backoff_base{500};
+  std::chrono::milliseconds backoff_max{30000};
+};
+
+class GrpcMux {
+ public:
+  GrpcMux(event::Dispatcher& dispatcher, GrpcMuxOptions options);
+  // Cancels the stream and waits for gRPC to let go of it; never blocks on
+  // the network. Subscriptions may outlive the mux (they go inert).
+  ~GrpcMux();
+  GrpcMux(const GrpcMux&) = delete;
+  GrpcMux& operator=(const GrpcMux&) = delete;
+
+  // Opens the stream. Subscriptions made earlier are requested on it; until
+  // then they only accumulate, so startup can register every watch first.
+  void start();
+
+  // Interest in `resource_names` of `type_url` (empty: every resource of the
+  // type), effective immediately. Several subscriptions may share a type;
+  // each receives only the resources it named.
+  std::unique_ptr<Subscription> subscribe(const std::string& type_url,
+                                          const absl::flat_hash_set<std::string>& resource_names,
+                                          SubscriptionCallbacks& callbacks);
+
+  // Holds requests (including ACKs) of a type until the matching resume(), so
+  // that e.g. EDS is not asked for before CDS applied. Nested pauses count.
+  void pause(const std::string& type_url);
+  void resume(const std::string& type_url);
+
+ private:
+  class AdsSubscription;
+  struct Watch {
+    SubscriptionCallbacks* callbacks;
+    absl::flat_hash_set<std::string> names;  // empty == wildcard
+  };
+  struct TypeState {
+    std::vector<Watch*> watches;
+    uint32_t pause_count = 0;
+    bool request_pending = false;
+    // Whether this stream has carried a request of the type yet.
+    bool requested_on_stream = false;
+    // An ACK or NACK owed to the server for the last response.
+    bool ack_pending = false;
+    std::string error_message;  // non-empty: the owed answer is a NACK
+    std::string nonce;          // last response's nonce on this stream
+    // State of the world: version_info of the last accepted response.
+    std::string version_info;
+    // Delta: the versions of the resources we hold, and what this stream's
+    // server was told we want.
+    absl::node_hash_map<std::string, std::string> resource_versions;
+    absl::flat_hash_set<std::string> sent_names;
+    bool sent_wildcard = false;
+  };
+  using SotwStream = AdsStream<envoy::service::discovery::v3::DiscoveryRequest,
+                               envoy::service::discovery::v3::DiscoveryResponse>;
+  using DeltaStream = AdsStream<envoy::service::discovery::v3::DeltaDiscoveryRequest,
+                                envoy::service::discovery::v3::DeltaDiscoveryResponse>;
+
+  void addWatch(const std::string& type_url, Watch* watch);
+  void removeWatch(const std::string& type_url, Watch* watch);
+  void interestChanged(const std::string& type_url);
+
+  void establishStream();
+  void onStreamClosed(uint64_t generation, const grpc::Status& status);
+  void onSotwResponse(uint64_t generation, const envoy::service::discovery::v3::DiscoveryResponse& response);
+  void onDeltaResponse(uint64_t generation,
+                       const envoy::service::discovery::v3::DeltaDiscoveryResponse& response);
+  // Applies the decoded update to every watch; returns the first refusal.
+  absl::Status deliverSotw(TypeState& state, std::vector<DecodedResource>& resources, const std::string& version);
+  absl::Status deliverDelta(TypeState& state, std::vector<DecodedResource>& added,
+                            const std::vector<std::string>& removed, const std::string& version);
+  void rejectUpdate(TypeState& state, const absl::Status& error);
+
+  // Sends the type's request now, or marks it owed while paused or offline.
+  void sendRequest(const std::string& type_url);
+  bool streamOpen() const { return sotw_stream_ != nullptr || delta_stream_ != nullptr; }
+  bool wantsWildcard(const TypeState& state) const;
+  absl::flat_hash_set<std::string> wantedNames(const TypeState& state) const;
+  bool takeNode();
+
+  event::Dispatcher& dispatcher_;
+  const GrpcMuxOptions options_;
+  envoy::config::core::v3::Node node_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<envoy::service::discovery::v3::AggregatedDiscoveryService::Stub> stub_;
+  // Closures posted by gRPC threads hold a weak reference to this and do
+  // nothing once the mux is gone.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+
+  // Node-based: callbacks may subscribe to new types while a TypeState& is held.
+  absl::node_hash_map<std::string, TypeState> types_;
+  // First-subscription order, so requests after (re)connecting go out in a
+  // stable order (CDS before EDS when subscribed so).
+  std::vector<std::string> type_order_;
+
+  bool started_ = false;
+  uint64_t generation_ = 0;
+  bool node_sent_on_stream_ = false;
+  std::unique_ptr<SotwStream> sotw_stream_;
+  std::unique_ptr<DeltaStream> delta_stream_;
+  JitteredBackOff backoff_;
+  std::unique_ptr<event::Timer> retry_timer_;
+};
+
+}  // namespace courier::config
