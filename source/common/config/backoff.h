@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <algorithm>
 #include <cstdint>
 #include <random>
 
@@ -12,7 +13,8 @@ namespace courier::config {
 class JitteredBackOff {
  public:
   JitteredBackOff(std::chrono::milliseconds base, std::chrono::milliseconds max)
-      : base_(base.count() > 0 ? base.count() : 1), max_(max.count() >= base_ ? max.count() : base_),
+      : base_(base.count() > 0 ? static_cast<uint64_t>(base.count()) : 1),
+        max_(std::max<uint64_t>(base_, max.count() > 0 ? static_cast<uint64_t>(max.count()) : 0)),
         random_(std::random_device{}()) {}
 
   std::chrono::milliseconds next() {
