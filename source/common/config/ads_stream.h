@@ -22,7 +22,7 @@ class AdsStream final : public grpc::ClientBidiReactor<Request, Response> {
   // Both run on the dispatcher thread, and only while `alive` is still held:
   // events that arrive after the owner is gone are dropped, not delivered.
   struct Handlers {
-    std::function<void(std::unique_ptr<Response>)> on_response;
+    std::function<void(const Response&)> on_response;
     std::function<void(grpc::Status)> on_closed;
   };
   // Binds the reactor to a call; the generated stubs differ per method, so
@@ -94,11 +94,10 @@ class AdsStream final : public grpc::ClientBidiReactor<Request, Response> {
 
   void OnReadDone(bool ok) override {
     if (ok) {
-      auto response = std::make_unique<Response>();
+      // Shared only because std::function needs a copyable closure.
+      auto response = std::make_shared<Response>();
       response->Swap(&response_);
-      post([response = std::shared_ptr<Response>(std::move(response))](Handlers& h) mutable {
-        h.on_response(std::make_unique<Response>(std::move(*response)));
-      });
+      post([response](Handlers& h) { h.on_response(*response); });
       this->StartRead(&response_);
       return;
     }

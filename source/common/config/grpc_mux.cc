@@ -263,7 +263,7 @@ void GrpcMux::establishStream() {
   const std::weak_ptr<void> alive = alive_;
   if (options_.protocol == AdsProtocol::kStateOfTheWorld) {
     SotwStream::Handlers handlers{
-        [this, generation](std::unique_ptr<DiscoveryResponse> response) { onSotwResponse(generation, *response); },
+        [this, generation](const DiscoveryResponse& response) { onSotwResponse(generation, response); },
         [this, generation](grpc::Status status) { onStreamClosed(generation, status); }};
     sotw_stream_ = std::make_unique<SotwStream>(dispatcher_, alive, std::move(handlers));
     sotw_stream_->start([this](grpc::ClientContext* context, grpc::ClientBidiReactor<DiscoveryRequest, DiscoveryResponse>* reactor) {
@@ -271,9 +271,7 @@ void GrpcMux::establishStream() {
     });
   } else {
     DeltaStream::Handlers handlers{
-        [this, generation](std::unique_ptr<DeltaDiscoveryResponse> response) {
-          onDeltaResponse(generation, *response);
-        },
+        [this, generation](const DeltaDiscoveryResponse& response) { onDeltaResponse(generation, response); },
         [this, generation](grpc::Status status) { onStreamClosed(generation, status); }};
     delta_stream_ = std::make_unique<DeltaStream>(dispatcher_, alive, std::move(handlers));
     delta_stream_->start([this](grpc::ClientContext* context, grpc::ClientBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* reactor) {

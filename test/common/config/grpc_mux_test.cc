@@ -433,6 +433,21 @@ TEST_F(GrpcMuxTest, AckOfAPausedTypeWaitsForResume) {
   EXPECT_EQ(request.response_nonce(), "n-e1");
 }
 
+TEST_F(GrpcMuxTest, SubscriptionOutlivingTheMuxGoesInert) {
+  createMux(AdsProtocol::kStateOfTheWorld);
+  subscribe(type_url::kCluster, {});
+  start();
+  DiscoveryRequest request;
+  ASSERT_TRUE(server_.waitSotwRequest(0, 0, &request));
+  onDispatcher([this] {
+    mux_.reset();
+    subscriptions_[0]->updateResourceInterest({"a"});
+    subscriptions_.clear();
+  });
+  // The stream was cancelled with the mux, not left open.
+  EXPECT_TRUE(server_.waitStreamClosed(0));
+}
+
 // Delta xDS.
 
 DeltaDiscoveryResponse deltaResponse(const std::string& type_url, const std::string& nonce,
