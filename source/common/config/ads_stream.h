@@ -10,7 +10,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "source/common/event/dispatcher.h"
 
@@ -29,8 +31,11 @@ class AdsStream final : public grpc::ClientBidiReactor<Request, Response> {
   // the caller supplies the one to start.
   using Starter = std::function<void(grpc::ClientContext*, grpc::ClientBidiReactor<Request, Response>*)>;
 
-  AdsStream(event::Dispatcher& dispatcher, std::weak_ptr<void> alive, Handlers handlers)
-      : dispatcher_(dispatcher), alive_(std::move(alive)), handlers_(std::move(handlers)) {}
+  AdsStream(event::Dispatcher& dispatcher, std::weak_ptr<void> alive, Handlers handlers,
+            const std::vector<std::pair<std::string, std::string>>& metadata)
+      : dispatcher_(dispatcher), alive_(std::move(alive)), handlers_(std::move(handlers)) {
+    for (const auto& [key, value] : metadata) context_.AddMetadata(key, value);
+  }
 
   // Waits for gRPC to finish with the reactor: it must not outlive the call.
   ~AdsStream() override {

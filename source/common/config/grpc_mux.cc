@@ -265,7 +265,7 @@ void GrpcMux::establishStream() {
     SotwStream::Handlers handlers{
         [this, generation](const DiscoveryResponse& response) { onSotwResponse(generation, response); },
         [this, generation](grpc::Status status) { onStreamClosed(generation, status); }};
-    sotw_stream_ = std::make_unique<SotwStream>(dispatcher_, alive, std::move(handlers));
+    sotw_stream_ = std::make_unique<SotwStream>(dispatcher_, alive, std::move(handlers), options_.initial_metadata);
     sotw_stream_->start([this](grpc::ClientContext* context, grpc::ClientBidiReactor<DiscoveryRequest, DiscoveryResponse>* reactor) {
       stub_->async()->StreamAggregatedResources(context, reactor);
     });
@@ -273,7 +273,7 @@ void GrpcMux::establishStream() {
     DeltaStream::Handlers handlers{
         [this, generation](const DeltaDiscoveryResponse& response) { onDeltaResponse(generation, response); },
         [this, generation](grpc::Status status) { onStreamClosed(generation, status); }};
-    delta_stream_ = std::make_unique<DeltaStream>(dispatcher_, alive, std::move(handlers));
+    delta_stream_ = std::make_unique<DeltaStream>(dispatcher_, alive, std::move(handlers), options_.initial_metadata);
     delta_stream_->start([this](grpc::ClientContext* context, grpc::ClientBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* reactor) {
       stub_->async()->DeltaAggregatedResources(context, reactor);
     });

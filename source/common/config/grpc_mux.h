@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/node_hash_map.h"
@@ -31,6 +32,8 @@ struct GrpcMuxOptions {
   envoy::config::core::v3::Node node;
   // ApiConfigSource.set_node_on_first_message_only.
   bool set_node_on_first_message_only = false;
+  // Headers sent on every stream (GrpcService.initial_metadata); lowercase keys.
+  std::vector<std::pair<std::string, std::string>> initial_metadata;
   std::chrono::milliseconds backoff_base{500};
   std::chrono::milliseconds backoff_max{30000};
 };

@@ -49,6 +49,9 @@ grpc::Status FakeAdsServer::serve(grpc::ServerContext* context, grpc::ServerRead
     streams_.push_back(std::make_unique<Stream>());
     stream = streams_.back().get();
     stream->context = context;
+    for (const auto& [key, value] : context->client_metadata()) {
+      stream->metadata.emplace_back(std::string(key.data(), key.size()), std::string(value.data(), value.size()));
+    }
     if constexpr (std::is_same_v<Req, DiscoveryRequest>) {
       stream->sotw = rw;
     } else {
@@ -103,6 +106,15 @@ bool FakeAdsServer::waitStreamClosed(size_t stream) {
   std::unique_lock<std::mutex> lock(mu_);
   Stream* s = waitStream(stream, lock);
   return s != nullptr && cv_.wait_for(lock, kWait, [&] { return !s->open; });
+}
+
+std::string FakeAdsServer::clientMetadata(size_t stream, const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (streams_.size() <= stream) return "";
+  for (const auto& [k, v] : streams_[stream]->metadata) {
+    if (k == key) return v;
+  }
+  return "";
 }
 
 size_t FakeAdsServer::requestCount(size_t stream) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "envoy/service/discovery/v3/ads.grpc.pb.h"
@@ -31,6 +32,8 @@ class FakeAdsServer {
   bool waitSotwRequest(size_t stream, size_t index, envoy::service::discovery::v3::DiscoveryRequest* out);
   bool waitDeltaRequest(size_t stream, size_t index, envoy::service::discovery::v3::DeltaDiscoveryRequest* out);
   bool waitStreamClosed(size_t stream);
+  // A client metadata value of an existing stream ("" when absent).
+  std::string clientMetadata(size_t stream, const std::string& key);
   // Requests received so far on a stream (0 if it does not exist yet).
   size_t requestCount(size_t stream);
 
@@ -48,6 +51,7 @@ class FakeAdsServer {
                              envoy::service::discovery::v3::DeltaDiscoveryRequest>* delta = nullptr;
     std::vector<envoy::service::discovery::v3::DiscoveryRequest> sotw_requests;
     std::vector<envoy::service::discovery::v3::DeltaDiscoveryRequest> delta_requests;
+    std::vector<std::pair<std::string, std::string>> metadata;
     bool open = true;
     // Serialises writes and closing against the handler's return, after
     // which the writer is gone.

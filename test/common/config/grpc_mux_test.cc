@@ -165,8 +165,10 @@ class GrpcMuxTest : public ::testing::Test {
     ASSERT_EQ(future.wait_for(kWait), std::future_status::ready);
   }
 
-  void createMux(AdsProtocol protocol, bool node_first_only = false, std::string target = "") {
+  void createMux(AdsProtocol protocol, bool node_first_only = false, std::string target = "",
+                 std::vector<std::pair<std::string, std::string>> metadata = {}) {
     GrpcMuxOptions options;
+    options.initial_metadata = std::move(metadata);
     options.target_uri = target.empty() ? server_.address() : target;
     options.protocol = protocol;
     options.node.set_id("sidecar~10.0.0.1~pod.ns~ns.svc.cluster.local");
@@ -214,6 +216,15 @@ TEST_F(GrpcMuxTest, FirstRequestCarriesNodeTypeAndNames) {
   EXPECT_EQ(request.node().user_agent_name(), "envoy");
   EXPECT_TRUE(request.node().has_user_agent_build_version());
   EXPECT_EQ(request.node().user_agent_build_version().version().minor_number(), 1u);
+}
+
+TEST_F(GrpcMuxTest, StreamCarriesTheConfiguredInitialMetadata) {
+  createMux(AdsProtocol::kStateOfTheWorld, false, "", {{"x-tenant", "blue"}});
+  subscribe(type_url::kCluster, {});
+  start();
+  DiscoveryRequest request;
+  ASSERT_TRUE(server_.waitSotwRequest(0, 0, &request));
+  EXPECT_EQ(server_.clientMetadata(0, "x-tenant"), "blue");
 }
 
 TEST_F(GrpcMuxTest, WildcardSubscriptionAsksForNoNamesAndGetsEverything) {
