@@ -209,14 +209,30 @@ void GrpcMux::sendRequest(const std::string& type_url) {
     // A bare wildcard is an empty first request (legacy wildcard); with
     // names beside it the wildcard must be spelled "*".
     if (wildcard && !wanted.empty()) request.add_resource_names_subscribe("*");
+    state.legacy_wildcard = wildcard && wanted.empty();
     for (const std::string& name : sorted(wanted)) request.add_resource_names_subscribe(name);
     // What we still hold, so the server resends only what changed.
     for (const auto& [name, version] : state.resource_versions) {
       (*request.mutable_initial_resource_versions())[name] = version;
     }
   } else {
-    if (wildcard && !state.sent_wildcard) request.add_resource_names_subscribe("*");
-    if (!wildcard && state.sent_wildcard) request.add_resource_names_unsubscribe("*");
+    bool new_names = false;
+    for (const std::string& name : wanted) new_names |= !state.sent_names.contains(name);
+    // A legacy (implicit) wildcard ends at the first named subscription
+    // unless "*" is then spelled out, so it is spelled out with it.
+    if (wildcard && (!state.sent_wildcard || (state.legacy_wildcard && new_names))) {
+      request.add_resource_names_subscribe("*");
+      state.legacy_wildcard = false;
+    }
+    if (!wildcard && state.sent_wildcard) {
+      request.add_resource_names_unsubscribe("*");
+      state.legacy_wildcard = false;
+      // What only the wildcard brought in is no longer ours to claim.
+      for (auto version = state.resource_versions.begin(); version != state.resource_versions.end();) {
+        auto current = version++;
+        if (!wanted.contains(current->first)) state.resource_versions.erase(current);
+      }
+    }
     for (const std::string& name : sorted(wanted)) {
       if (!state.sent_names.contains(name)) request.add_resource_names_subscribe(name);
     }
@@ -259,6 +275,7 @@ void GrpcMux::establishStream() {
     state.nonce.clear();
     state.sent_names.clear();
     state.sent_wildcard = false;
+    state.legacy_wildcard = false;
   }
   const std::weak_ptr<void> alive = alive_;
   if (options_.protocol == AdsProtocol::kStateOfTheWorld) {
@@ -360,6 +377,10 @@ void GrpcMux::onSotwResponse(uint64_t generation, const DiscoveryResponse& respo
   if (it == types_.end()) return;
   TypeState& state = it->second;
   state.nonce = response.nonce();
+  // Requests the subscribers cause while applying (interest changes) must
+  // not go out before the verdict: they would carry this nonce with the old
+  // version, which reads as a NACK. Paused, they merge into the ACK below.
+  ++state.pause_count;
 
   absl::Status status;
   std::vector<DecodedResource> decoded;
@@ -381,6 +402,7 @@ void GrpcMux::onSotwResponse(uint64_t generation, const DiscoveryResponse& respo
   } else {
     rejectUpdate(state, status);
   }
+  --state.pause_count;
   sendRequest(type_url);
 }
 
@@ -392,6 +414,10 @@ void GrpcMux::onDeltaResponse(uint64_t generation, const DeltaDiscoveryResponse&
   if (it == types_.end()) return;
   TypeState& state = it->second;
   state.nonce = response.nonce();
+  // Requests the subscribers cause while applying (interest changes) must
+  // not go out before the verdict: they would carry this nonce with the old
+  // version, which reads as a NACK. Paused, they merge into the ACK below.
+  ++state.pause_count;
 
   absl::Status status;
   std::vector<DecodedResource> added;
@@ -421,6 +447,7 @@ void GrpcMux::onDeltaResponse(uint64_t generation, const DeltaDiscoveryResponse&
   } else {
     rejectUpdate(state, status);
   }
+  --state.pause_count;
   sendRequest(type_url);
 }
 

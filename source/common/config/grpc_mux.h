@@ -86,6 +86,8 @@ class GrpcMux {
     absl::node_hash_map<std::string, std::string> resource_versions;
     absl::flat_hash_set<std::string> sent_names;
     bool sent_wildcard = false;
+    // The wildcard was implied by an empty first request, not named "*".
+    bool legacy_wildcard = false;
   };
   using SotwStream = AdsStream<envoy::service::discovery::v3::DiscoveryRequest,
                                envoy::service::discovery::v3::DiscoveryResponse>;

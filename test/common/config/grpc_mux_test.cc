@@ -81,6 +81,11 @@ class RecordingCallbacks : public SubscriptionCallbacks {
     cv_.notify_all();
   }
 
+  // Runs on the dispatcher thread after each update is recorded.
+  void setAfterUpdate(std::function<void()> hook) {
+    std::lock_guard<std::mutex> lock(mu_);
+    after_update_ = std::move(hook);
+  }
   void rejectWith(const std::string& message) {
     std::lock_guard<std::mutex> lock(mu_);
     reject_with_ = message;
@@ -113,6 +118,18 @@ class RecordingCallbacks : public SubscriptionCallbacks {
  private:
   absl::Status record(const std::vector<DecodedResource>& resources, const std::vector<std::string>& removed,
                       const std::string& version) {
+    absl::Status result = recordLocked(resources, removed, version);
+    std::function<void()> hook;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      hook = after_update_;
+    }
+    if (hook) hook();
+    return result;
+  }
+
+  absl::Status recordLocked(const std::vector<DecodedResource>& resources, const std::vector<std::string>& removed,
+                            const std::string& version) {
     std::lock_guard<std::mutex> lock(mu_);
     wrong_thread_ |= std::this_thread::get_id() != dispatcher_thread_;
     Update update;
@@ -133,6 +150,7 @@ class RecordingCallbacks : public SubscriptionCallbacks {
   std::vector<Update> updates_;
   std::vector<std::pair<UpdateFailureReason, std::string>> failures_;
   std::string reject_with_;
+  std::function<void()> after_update_;
   bool wrong_thread_ = false;
 };
 
@@ -459,6 +477,24 @@ TEST_F(GrpcMuxTest, SubscriptionOutlivingTheMuxGoesInert) {
   EXPECT_TRUE(server_.waitStreamClosed(0));
 }
 
+TEST_F(GrpcMuxTest, SubscriberMayDropItselfAndOthersDuringAnUpdate) {
+  createMux(AdsProtocol::kStateOfTheWorld);
+  auto& first = subscribe(type_url::kCluster, {});
+  auto& second = subscribe(type_url::kCluster, {});
+  // The first subscriber's update ends both subscriptions, as a cluster
+  // manager tearing down might.
+  first.setAfterUpdate([this] { subscriptions_.clear(); });
+  start();
+  DiscoveryRequest request;
+  ASSERT_TRUE(server_.waitSotwRequest(0, 0, &request));
+  ASSERT_TRUE(server_.send(0, sotwResponse(type_url::kCluster, "v1", "nonce-1", {clusterAny("a")})));
+  ASSERT_TRUE(first.waitUpdates(1));
+  // Still ACKed, and the dropped second subscriber was not called.
+  ASSERT_TRUE(server_.waitSotwRequest(0, 1, &request));
+  EXPECT_EQ(request.version_info(), "v1");
+  EXPECT_EQ(second.updateCount(), 0u);
+}
+
 // Delta xDS.
 
 DeltaDiscoveryResponse deltaResponse(const std::string& type_url, const std::string& nonce,
@@ -600,6 +636,18 @@ TEST_F(GrpcMuxTest, DeltaInterestChangesAreSentAsSubscribeAndUnsubscribe) {
   ASSERT_TRUE(server_.waitDeltaRequest(0, 1, &request));
   EXPECT_EQ(names(request.resource_names_subscribe()), (std::vector<std::string>{"ratings"}));
   EXPECT_EQ(names(request.resource_names_unsubscribe()), (std::vector<std::string>{"details"}));
+}
+
+TEST_F(GrpcMuxTest, DeltaNamedInterestBesideALegacyWildcardKeepsTheWildcard) {
+  createMux(AdsProtocol::kDelta);
+  subscribe(type_url::kCluster, {});
+  start();
+  DeltaDiscoveryRequest request;
+  ASSERT_TRUE(server_.waitDeltaRequest(0, 0, &request));
+  EXPECT_EQ(request.resource_names_subscribe_size(), 0);
+  subscribe(type_url::kCluster, {"reviews"});
+  ASSERT_TRUE(server_.waitDeltaRequest(0, 1, &request));
+  EXPECT_EQ(names(request.resource_names_subscribe()), (std::vector<std::string>{"*", "reviews"}));
 }
 
 TEST_F(GrpcMuxTest, DeltaPausedTypeIsRequestedOnlyAfterResume) {
