@@ -287,6 +287,34 @@ TEST_F(GrpcMuxTest, NodeOnlyOnFirstMessageWhenAsked) {
   EXPECT_FALSE(request.has_node());
 }
 
+TEST_F(GrpcMuxTest, NodeIsSentAgainOnTheFirstMessageOfANewStream) {
+  createMux(AdsProtocol::kStateOfTheWorld, /*node_first_only=*/true);
+  auto& callbacks = subscribe(type_url::kCluster, {});
+  subscribe(type_url::kListener, {});
+  start();
+  DiscoveryRequest request;
+  ASSERT_TRUE(server_.waitSotwRequest(0, 1, &request));
+  EXPECT_FALSE(request.has_node());
+  server_.closeStream(0);
+  ASSERT_TRUE(callbacks.waitFailures(1));
+  ASSERT_TRUE(server_.waitSotwRequest(1, 0, &request));
+  EXPECT_TRUE(request.has_node());
+  ASSERT_TRUE(server_.waitSotwRequest(1, 1, &request));
+  EXPECT_FALSE(request.has_node());
+}
+
+TEST_F(GrpcMuxTest, DroppingTheLastNamedSubscriptionAsksForNothing) {
+  createMux(AdsProtocol::kStateOfTheWorld);
+  subscribe(type_url::kClusterLoadAssignment, {"reviews"});
+  start();
+  DiscoveryRequest request;
+  ASSERT_TRUE(server_.waitSotwRequest(0, 0, &request));
+  onDispatcher([this] { subscriptions_.clear(); });
+  ASSERT_TRUE(server_.waitSotwRequest(0, 1, &request));
+  EXPECT_EQ(request.type_url(), type_url::kClusterLoadAssignment);
+  EXPECT_EQ(request.resource_names_size(), 0);
+}
+
 TEST_F(GrpcMuxTest, NackCarriesPreviousVersionAndTheSubscribersReason) {
   createMux(AdsProtocol::kStateOfTheWorld);
   auto& callbacks = subscribe(type_url::kCluster, {});
