@@ -38,6 +38,9 @@ struct GrpcMuxOptions {
   std::chrono::milliseconds backoff_max{30000};
 };
 
+// Every method, and every SubscriptionCallbacks call it makes, runs on the
+// dispatcher's thread. Callbacks may subscribe, change interest or drop
+// subscriptions, but must not destroy the mux itself.
 class GrpcMux {
  public:
   GrpcMux(event::Dispatcher& dispatcher, GrpcMuxOptions options);
