@@ -540,6 +540,63 @@ TcpServer::Handler failingThenOk(std::atomic<int>& seen, int failures) {
   };
 }
 
+std::string circuitBreakers(const std::string& thresholds) {
+  return "    circuit_breakers:\n      thresholds:\n      - " + thresholds + "\n";
+}
+
+TEST(HttpCircuitBreakerTest, PendingRequestOverTheLimitGets503UOAtOnce) {
+  std::atomic<bool> stop{false};
+  TcpServer silent(silentUpstream(stop));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(retryConfig({silent.port()}, "") +
+                                circuitBreakers("{max_connections: 1, max_pending_requests: 1}"),
+                            {"--concurrency", "1"}))
+      << courier.log();
+  const uint16_t port = courier.listenerPort("http");
+  // The first request takes the only connection and hangs upstream.
+  Raw first(port);
+  first.client.write(get("x", "/first"));
+  ASSERT_TRUE(courier.waitForStat("cluster.flaky.upstream_rq_total", 1));
+  // The second waits for a connection: max_connections is reached.
+  Raw second(port);
+  second.client.write(get("x", "/second"));
+  ASSERT_TRUE(courier.waitForStat("cluster.flaky.upstream_cx_overflow", 1));
+  // The third finds the pending queue full.
+  Raw third(port);
+  std::string r = third.roundTrip(get("x", "/third"));
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 503"));
+  EXPECT_THAT(r, HasSubstr("reset reason: overflow"));
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_pending_overflow"), 1u);
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_cx_total"), 1u);
+  stop = true;
+}
+
+TEST(HttpCircuitBreakerTest, MaxRetriesZeroPassesTheFailureThroughUntried) {
+  std::atomic<int> seen{0};
+  TcpServer upstream(failingThenOk(seen, 1));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(retryConfig({upstream.port()}, "5xx") + circuitBreakers("{max_retries: 0}")))
+      << courier.log();
+  Raw c(courier.listenerPort("http"));
+  std::string r = c.roundTrip(get("x", "/"));
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 503"));
+  EXPECT_THAT(r, HasSubstr("busy"));
+  EXPECT_EQ(seen.load(), 1);
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_retry_overflow"), 1u);
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_retry"), 0u);
+}
+
+TEST(HttpCircuitBreakerTest, DefaultLimitsLetRetriesHappen) {
+  std::atomic<int> seen{0};
+  TcpServer upstream(failingThenOk(seen, 1));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(retryConfig({upstream.port()}, "5xx") + circuitBreakers("{max_pending_requests: 5}")))
+      << courier.log();
+  Raw c(courier.listenerPort("http"));
+  EXPECT_THAT(c.roundTrip(get("x", "/")), StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_retry_overflow"), 0u);
+}
+
 TEST(HttpRetryTest, A5xxIsRetriedAndTheClientSeesTheSuccess) {
   std::atomic<int> seen{0};
   TcpServer upstream(failingThenOk(seen, 1));

@@ -33,6 +33,9 @@ ClusterStats::ClusterStats(stats::Store& store, const std::string& cluster_name)
       COURIER_CLUSTER_COUNTER(upstream_rq_retry_success),
       COURIER_CLUSTER_COUNTER(upstream_rq_retry_limit_exceeded),
       COURIER_CLUSTER_COUNTER(upstream_rq_pending_failure_eject),
+      COURIER_CLUSTER_COUNTER(upstream_rq_pending_overflow),
+      COURIER_CLUSTER_COUNTER(upstream_cx_overflow),
+      COURIER_CLUSTER_COUNTER(upstream_rq_retry_overflow),
       upstream_rq_time(store.histogram(absl::StrCat("cluster.", cluster_name, ".upstream_rq_time"))),
       COURIER_CLUSTER_GAUGE(membership_total),
       COURIER_CLUSTER_GAUGE(membership_healthy) {

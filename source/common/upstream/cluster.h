@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "source/common/network/address.h"
 #include "source/common/stats/store.h"
+#include "source/common/upstream/resource_manager.h"
 
 namespace courier::upstream {
 
@@ -51,6 +52,9 @@ struct ClusterStats {
   stats::Counter& upstream_rq_retry_success;
   stats::Counter& upstream_rq_retry_limit_exceeded;
   stats::Counter& upstream_rq_pending_failure_eject;
+  stats::Counter& upstream_rq_pending_overflow;
+  stats::Counter& upstream_cx_overflow;
+  stats::Counter& upstream_rq_retry_overflow;
   stats::Histogram& upstream_rq_time;
   stats::Gauge& membership_total;
   stats::Gauge& membership_healthy;
@@ -69,6 +73,8 @@ class Cluster {
   std::vector<HostConstSharedPtr> hosts;
   // Shared by every version of the same-named cluster: stats outlive updates.
   std::shared_ptr<ClusterStats> stats;
+  // Circuit breakers (mutable counts behind an immutable cluster).
+  std::shared_ptr<ResourceManager> resources = std::make_shared<ResourceManager>();
 };
 using ClusterConstSharedPtr = std::shared_ptr<const Cluster>;
 

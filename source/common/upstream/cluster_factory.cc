@@ -117,6 +117,21 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
       cluster->hosts.push_back(std::move(host));
     }
   }
+  // Circuit breakers: the DEFAULT-priority thresholds; HIGH is accepted but
+  // has no traffic of its own yet (no route sets priority).
+  for (int i = 0; i < config.circuit_breakers().thresholds_size(); ++i) {
+    const auto& t = config.circuit_breakers().thresholds(i);
+    if (t.priority() != envoy::config::core::v3::DEFAULT) continue;
+    const std::string tpath = absl::StrCat(path, ".circuit_breakers.thresholds[", i, "]");
+    if (t.has_retry_budget()) return fieldError(tpath + ".retry_budget", "retry budgets are not supported yet");
+    auto value = [](const google::protobuf::UInt32Value& v, bool has, uint64_t fallback) {
+      return has ? static_cast<uint64_t>(v.value()) : fallback;
+    };
+    cluster->resources = std::make_shared<ResourceManager>(
+        value(t.max_connections(), t.has_max_connections(), 1024),
+        value(t.max_pending_requests(), t.has_max_pending_requests(), 1024),
+        value(t.max_requests(), t.has_max_requests(), 1024), value(t.max_retries(), t.has_max_retries(), 3));
+  }
   cluster->stats = std::make_shared<ClusterStats>(stats, cluster->name);
   cluster->stats->membership_total.set(cluster->hosts.size());
   cluster->stats->membership_healthy.set(cluster->hosts.size());

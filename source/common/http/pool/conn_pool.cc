@@ -38,6 +38,9 @@ ConnPool::ConnPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPt
     : dispatcher_(dispatcher), cluster_(std::move(cluster)), address_(host.address) {}
 
 ConnPool::~ConnPool() {
+  // The cluster's circuit-breaker counts outlive this pool.
+  for (size_t i = 0; i < waiting_.size(); ++i) cluster_->resources->pending_requests.dec();
+  for (size_t i = 0; i < connections_.size(); ++i) cluster_->resources->connections.dec();
   waiting_.clear();
   owners_.clear();
   connections_.clear();
@@ -53,12 +56,48 @@ void ConnPool::newStream(PoolCallbacks& callbacks) {
       return;
     }
   }
+  if (!cluster_->resources->pending_requests.canCreate()) {
+    cluster_->stats->upstream_rq_pending_overflow.inc();
+    callbacks.onPoolFailure(PoolCallbacks::Failure::Overflow);
+    return;
+  }
+  pushWaiter(callbacks);
+  connectForWaiters();
+}
+
+void ConnPool::pushWaiter(PoolCallbacks& callbacks) {
   waiting_.push_back(&callbacks);
+  cluster_->resources->pending_requests.inc();
+}
+
+PoolCallbacks* ConnPool::popWaiter() {
+  if (waiting_.empty()) return nullptr;
+  PoolCallbacks* next = waiting_.front();
+  waiting_.pop_front();
+  cluster_->resources->pending_requests.dec();
+  return next;
+}
+
+size_t ConnPool::connecting() const {
+  size_t n = 0;
+  for (const auto& c : connections_) n += c->connected_ ? 0 : 1;
+  return n;
+}
+
+void ConnPool::connectForWaiters() {
+  if (waiting_.size() <= connecting()) return;
+  if (!cluster_->resources->connections.canCreate() && !connections_.empty()) {
+    // The waiter stays queued until a connection of this pool frees up.
+    cluster_->stats->upstream_cx_overflow.inc();
+    return;
+  }
   createConnection();
 }
 
 void ConnPool::cancel(PoolCallbacks& callbacks) {
+  const size_t before = waiting_.size();
   waiting_.remove(&callbacks);
+  for (size_t i = waiting_.size(); i < before; ++i) cluster_->resources->pending_requests.dec();
   for (auto it = owners_.begin(); it != owners_.end(); ++it) {
     if (it->second == &callbacks) {
       // Mid-request: the connection's state is unknown, so it is not reused.
@@ -83,9 +122,7 @@ void ConnPool::release(PooledConnection& c, bool reusable) {
     return;
   }
   // Someone may be waiting for exactly this.
-  if (!waiting_.empty()) {
-    PoolCallbacks* next = waiting_.front();
-    waiting_.pop_front();
+  if (PoolCallbacks* next = popWaiter()) {
     c.busy_ = true;
     ++c.requests_;
     owners_[&c] = next;
@@ -99,6 +136,7 @@ void ConnPool::createConnection() {
   conn->setConnectionStats({&cluster_->stats->upstream_cx_rx_bytes_total, &cluster_->stats->upstream_cx_tx_bytes_total});
   cluster_->stats->upstream_cx_total.inc();
   cluster_->stats->upstream_cx_active.inc();
+  cluster_->resources->connections.inc();
   auto pooled = std::make_unique<PooledConnection>(*this, std::move(conn));
   PooledConnection* raw = pooled.get();
   // The connection owns its read filters while the pool owns the pooled
@@ -127,9 +165,8 @@ void ConnPool::createConnection() {
 void ConnPool::onConnected(PooledConnection& c) {
   c.connected_ = true;
   c.connect_timer_->disable();
-  if (waiting_.empty()) return;
-  PoolCallbacks* next = waiting_.front();
-  waiting_.pop_front();
+  PoolCallbacks* next = popWaiter();
+  if (next == nullptr) return;
   c.busy_ = true;
   ++c.requests_;
   owners_[&c] = next;
@@ -143,14 +180,14 @@ void ConnPool::onClosed(PooledConnection& c) {
   PoolCallbacks* callbacks = owner == owners_.end() ? nullptr : owner->second;
   if (owner != owners_.end()) owners_.erase(owner);
   if (!was_connected) cluster_->stats->upstream_cx_connect_fail.inc();
+  // The connect that was meant for the first waiter failed: that waiter is
+  // told, and is no longer owed a connection.
+  PoolCallbacks* failed = (callbacks == nullptr && !was_connected) ? popWaiter() : nullptr;
   erase(c);
   if (callbacks != nullptr) {
     callbacks->onUpstreamClosed();
-  } else if (!was_connected && !waiting_.empty()) {
-    // The connect that was meant for the first waiter failed.
-    PoolCallbacks* next = waiting_.front();
-    waiting_.pop_front();
-    next->onPoolFailure(PoolCallbacks::Failure::ConnectFailure);
+  } else if (failed != nullptr) {
+    failed->onPoolFailure(PoolCallbacks::Failure::ConnectFailure);
   }
 }
 
@@ -173,6 +210,7 @@ void ConnPool::onWatermark(PooledConnection& c, bool above) {
 void ConnPool::erase(PooledConnection& c) {
   cluster_->stats->upstream_cx_active.dec();
   cluster_->stats->upstream_cx_destroy.inc();
+  cluster_->resources->connections.dec();
   auto it = c.self_;
   std::unique_ptr<PooledConnection> doomed = std::move(*it);
   connections_.erase(it);
@@ -188,6 +226,8 @@ void ConnPool::erase(PooledConnection& c) {
   auto holder = std::make_unique<Holder>();
   holder->c = std::move(doomed);
   dispatcher_.deferredDelete(std::move(holder));
+  // A connection slot came free.
+  connectForWaiters();
 }
 
 ConnPool& ConnPoolManager::pool(const upstream::ClusterConstSharedPtr& cluster, const upstream::Host& host) {

@@ -58,7 +58,8 @@ class PoolCallbacks {
  public:
   virtual ~PoolCallbacks() = default;
   virtual void onPoolReady(PooledConnection& connection) = 0;
-  enum class Failure { ConnectFailure, Timeout };
+  // Overflow: the cluster's max_pending_requests circuit breaker is open.
+  enum class Failure { ConnectFailure, Timeout, Overflow };
   virtual void onPoolFailure(Failure reason) = 0;
   // The connection handed out was closed by the peer or failed while in use.
   virtual void onUpstreamClosed() = 0;
@@ -90,6 +91,13 @@ class ConnPool {
   void onWatermark(PooledConnection& c, bool above);
   void createConnection();
   void erase(PooledConnection& c);
+  // Waiting requests, counted against the cluster's max_pending_requests.
+  void pushWaiter(PoolCallbacks& callbacks);
+  PoolCallbacks* popWaiter();
+  // More waiters than connections on their way: connect another, if the
+  // cluster's max_connections allows (a pool with none may always have one).
+  void connectForWaiters();
+  size_t connecting() const;
 
   event::Dispatcher& dispatcher_;
   upstream::ClusterConstSharedPtr cluster_;

@@ -153,10 +153,16 @@ void RouterFilter::startUpstreamAttempt() {
     callbacks_->sendLocalReply(503, "no healthy upstream", stream_info::kNoHealthyUpstream, "no_healthy_upstream");
     return;
   }
+  if (!cluster_->resources->requests.canCreate()) {
+    cluster_->stats->upstream_rq_pending_overflow.inc();
+    sendOverflow();
+    return;
+  }
   callbacks_->streamInfo().upstream_host = host->address;
   if (route_->auto_host_rewrite && !host->hostname.empty()) request_headers_->set(":authority", host->hostname);
   cluster_->stats->upstream_rq_total.inc();
   cluster_->stats->upstream_rq_active.inc();
+  cluster_->resources->requests.inc();
   attempt_active_ = true;
   upstream_start_ = std::chrono::steady_clock::now();
   upstream_request_complete_ = false;
@@ -208,9 +214,14 @@ void RouterFilter::onPerTryTimeout() {
 
 void RouterFilter::endUpstreamAttempt() {
   if (per_try_timer_) per_try_timer_->disable();
+  if (retry_open_) {
+    retry_open_ = false;
+    cluster_->resources->retries.dec();
+  }
   if (!attempt_active_) return;
   attempt_active_ = false;
   cluster_->stats->upstream_rq_active.dec();
+  cluster_->resources->requests.dec();
 }
 
 void RouterFilter::onPoolReady(http::pool::PooledConnection& connection) {
@@ -281,6 +292,11 @@ bool RouterFilter::maybeRetry(uint32_t conditions) {
   // Only a request known in full can be replayed, and only before the client
   // has seen anything of a response.
   if (!request_complete_ || !body_retained_ || response_started_) return false;
+  if (!cluster_->resources->retries.canCreate()) {
+    cluster_->stats->upstream_rq_retry_overflow.inc();
+    callbacks_->streamInfo().setResponseFlag(stream_info::kUpstreamOverflow);
+    return false;
+  }
   --retries_left_;
   ++retries_done_;
   cluster_->stats->upstream_rq_retry.inc();
@@ -291,13 +307,27 @@ bool RouterFilter::maybeRetry(uint32_t conditions) {
   uint64_t ceiling = static_cast<uint64_t>(policy.base_interval.count()) << std::min<uint32_t>(retries_done_ - 1, 10);
   ceiling = std::min<uint64_t>(ceiling, static_cast<uint64_t>(policy.max_interval.count()));
   const auto delay = std::chrono::milliseconds(ceiling == 0 ? 0 : rng()() % (ceiling + 1));
+  // The retry counts against max_retries until its attempt ends.
+  cluster_->resources->retries.inc();
+  retry_open_ = true;
   retry_timer_ = callbacks_->dispatcher().createTimer([this] { startUpstreamAttempt(); });
   retry_timer_->enable(delay);
   return true;
 }
 
-void RouterFilter::onPoolFailure(Failure) {
+void RouterFilter::sendOverflow() {
+  endUpstreamAttempt();
+  callbacks_->sendLocalReply(503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+                             stream_info::kUpstreamOverflow, "upstream_reset_before_response_started{overflow}");
+}
+
+void RouterFilter::onPoolFailure(Failure reason) {
   pool_ = nullptr;
+  if (reason == Failure::Overflow) {
+    // A circuit breaker is open: as Envoy, not retried.
+    sendOverflow();
+    return;
+  }
   endUpstreamAttempt();
   if (maybeRetry(rt::retry_on::kConnectFailure | rt::retry_on::k5xx | rt::retry_on::kGatewayError |
                  rt::retry_on::kReset)) {

@@ -85,6 +85,8 @@ class RouterFilter : public http::StreamDecoderFilter,
   static constexpr size_t kMaxRetainedBody = 1 << 20;
 
   void sendRedirect();
+  // 503 UO: a circuit breaker of the cluster is open.
+  void sendOverflow();
   void startUpstreamAttempt();
   void endUpstreamAttempt();
   bool retryOn(uint32_t conditions) const;
@@ -130,6 +132,7 @@ class RouterFilter : public http::StreamDecoderFilter,
   std::chrono::steady_clock::time_point upstream_start_;
   bool upstream_request_complete_ = false;
   bool attempt_active_ = false;
+  bool retry_open_ = false;
   uint32_t retries_left_ = 0;
   uint32_t retries_done_ = 0;
   bool downstream_paused_ = false;
