@@ -7,6 +7,8 @@
 #include <atomic>
 #include <random>
 #include <fstream>
+#include <mutex>
+#include <vector>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -538,6 +540,94 @@ TcpServer::Handler failingThenOk(std::atomic<int>& seen, int failures) {
       }
     }
   };
+}
+
+// primary answers; mirror records what reached it.
+std::string mirrorConfig(uint16_t primary, uint16_t mirror, const std::string& fraction) {
+  auto cluster = [](const std::string& name, uint16_t port) {
+    return "  - name: " + name + R"(
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment:
+      cluster_name: )" + name + R"(
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
+           std::to_string(port) + "}}}\n";
+  };
+  return hcmListener("") + R"(          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: "/"}
+                route:
+                  cluster: primary
+                  request_mirror_policies:
+                  - cluster: mirror
+)" + fraction + R"(  clusters:
+)" + cluster("primary", primary) + cluster("mirror", mirror);
+}
+
+struct RecordingUpstream {
+  RecordingUpstream()
+      : server([this](int fd) {
+          std::string buffered, request;
+          while (readRequest(fd, buffered, request)) {
+            {
+              std::lock_guard<std::mutex> lock(mu);
+              requests.push_back(request);
+            }
+            sendAll(fd, "HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nmirror");
+          }
+        }) {}
+  std::vector<std::string> seen() {
+    std::lock_guard<std::mutex> lock(mu);
+    return requests;
+  }
+  std::mutex mu;
+  std::vector<std::string> requests;
+  TcpServer server;
+};
+
+TEST(HttpMirrorTest, TheCompleteRequestIsCopiedToTheMirrorWithAShadowHost) {
+  TcpServer primary(namedUpstream("primary"));
+  RecordingUpstream mirror;
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(mirrorConfig(primary.port(), mirror.server.port(), ""))) << courier.log();
+  Raw c(courier.listenerPort("http"));
+  std::string r = c.roundTrip("POST /orders HTTP/1.1\r\nhost: shop.example.com\r\ncontent-length: 5\r\n\r\nhello");
+  // The client sees the primary's answer, never the mirror's.
+  EXPECT_THAT(r, HasSubstr("primary POST /orders HTTP/1.1 body=5"));
+  ASSERT_TRUE(courier.waitForStat("cluster.mirror.upstream_rq_2xx", 1));
+  auto seen = mirror.seen();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_THAT(seen[0], StartsWith("POST /orders HTTP/1.1\r\n"));
+  EXPECT_THAT(seen[0], HasSubstr("host: shop.example.com-shadow\r\n"));
+  EXPECT_THAT(seen[0], HasSubstr("\r\n\r\nhello"));
+}
+
+TEST(HttpMirrorTest, AZeroFractionMirrorsNothing) {
+  TcpServer primary(namedUpstream("primary"));
+  RecordingUpstream mirror;
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(mirrorConfig(primary.port(), mirror.server.port(),
+                                         "                    runtime_fraction: {default_value: {numerator: 0}}\n")))
+      << courier.log();
+  Raw c(courier.listenerPort("http"));
+  for (int i = 0; i < 5; ++i) EXPECT_THAT(c.roundTrip(get("a", "/")), HasSubstr("primary GET /"));
+  EXPECT_EQ(courier.stat("cluster.mirror.upstream_rq_total"), 0u);
+  EXPECT_TRUE(mirror.seen().empty());
+}
+
+TEST(HttpMirrorTest, ADeadMirrorDoesNotDisturbTheOriginal) {
+  TcpServer primary(namedUpstream("primary"));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(mirrorConfig(primary.port(), unusedPort(), ""))) << courier.log();
+  Raw c(courier.listenerPort("http"));
+  EXPECT_THAT(c.roundTrip(get("a", "/one")), HasSubstr("primary GET /one"));
+  EXPECT_THAT(c.roundTrip(get("a", "/two")), HasSubstr("primary GET /two"));
+  EXPECT_TRUE(courier.waitForStat("cluster.mirror.upstream_cx_connect_fail", 2));
 }
 
 std::string circuitBreakers(const std::string& thresholds) {

@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
+#include "source/extensions/filters/http/router/shadow_request.h"
 
 namespace courier::extensions::router {
 namespace {
@@ -117,6 +118,13 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
   }
   headers.remove("x-envoy-upstream-rq-timeout-ms");
   headers.remove("x-envoy-max-retries");
+  timeout_ = timeout;
+  for (const auto& mirror : route_->request_mirror_policies) {
+    if (!mirror.fraction.enabled(rng()())) continue;
+    std::string name = mirror.cluster.empty() ? std::string(headers.getValue(mirror.cluster_header)) : mirror.cluster;
+    if (name.empty()) continue;
+    shadows_.push_back({std::move(name), mirror.disable_shadow_host_suffix_append});
+  }
   if (timeout.count() > 0) {
     if (!config_->suppress_envoy_headers) {
       headers.set("x-envoy-expected-rq-timeout-ms", std::to_string(timeout.count()));
@@ -125,8 +133,26 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
     response_timer_ = callbacks_->dispatcher().createTimer([this] { onResponseTimeout(); });
     response_timer_->enable(timeout);
   }
+  if (end_stream) sendShadows();
   startUpstreamAttempt();
   return http::FilterHeadersStatus::StopIteration;
+}
+
+void RouterFilter::sendShadows() {
+  // Once, with the request as the upstream sees it; a body too large to keep
+  // is not mirrored.
+  if (shadows_.empty() || !body_retained_) return;
+  for (const auto& shadow : shadows_) {
+    upstream::ThreadLocalCluster* cluster = callbacks_->worker().cluster_manager.get(shadow.cluster);
+    if (cluster == nullptr) continue;
+    auto headers = std::make_unique<http::HeaderMap>(*request_headers_);
+    if (!shadow.keep_host) headers->set(":authority", absl::StrCat(std::string(headers->host()), "-shadow"));
+    http::HeaderMapPtr trailers;
+    if (request_trailers_ != nullptr) trailers = std::make_unique<http::HeaderMap>(*request_trailers_);
+    ShadowRequest::send(callbacks_->worker(), *cluster, std::move(headers), retained_body_, std::move(trailers),
+                        timeout_);
+  }
+  shadows_.clear();
 }
 
 void RouterFilter::sendRedirect() {
@@ -249,7 +275,7 @@ void RouterFilter::onPoolReady(http::pool::PooledConnection& connection) {
 
 http::FilterDataStatus RouterFilter::decodeData(buffer::Buffer& data, bool end_stream) {
   request_complete_ = end_stream;
-  if (body_retained_ && retries_left_ > 0) {
+  if (body_retained_ && (retries_left_ > 0 || !shadows_.empty())) {
     if (retained_body_.size() + data.length() > kMaxRetainedBody) {
       body_retained_ = false;
       retained_body_.clear();
@@ -257,6 +283,7 @@ http::FilterDataStatus RouterFilter::decodeData(buffer::Buffer& data, bool end_s
       retained_body_ += data.toString();
     }
   }
+  if (end_stream) sendShadows();
   if (upstream_encoder_ != nullptr) {
     upstream_encoder_->encodeData(data, end_stream);
     upstream_request_complete_ = end_stream;
@@ -270,6 +297,7 @@ http::FilterDataStatus RouterFilter::decodeData(buffer::Buffer& data, bool end_s
 http::FilterTrailersStatus RouterFilter::decodeTrailers(http::HeaderMap& trailers) {
   request_complete_ = true;
   request_trailers_ = &trailers;
+  sendShadows();
   if (upstream_encoder_ != nullptr) {
     upstream_encoder_->encodeTrailers(trailers);
     upstream_request_complete_ = true;

@@ -85,6 +85,8 @@ class RouterFilter : public http::StreamDecoderFilter,
   static constexpr size_t kMaxRetainedBody = 1 << 20;
 
   void sendRedirect();
+  // Mirrors the complete request to each chosen shadow cluster.
+  void sendShadows();
   // 503 UO: a circuit breaker of the cluster is open.
   void sendOverflow();
   void startUpstreamAttempt();
@@ -132,6 +134,12 @@ class RouterFilter : public http::StreamDecoderFilter,
   std::chrono::steady_clock::time_point upstream_start_;
   bool upstream_request_complete_ = false;
   bool attempt_active_ = false;
+  struct Shadow {
+    std::string cluster;
+    bool keep_host;
+  };
+  std::vector<Shadow> shadows_;
+  std::chrono::milliseconds timeout_{0};
   bool retry_open_ = false;
   uint32_t retries_left_ = 0;
   uint32_t retries_done_ = 0;
