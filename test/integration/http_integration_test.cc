@@ -8,6 +8,7 @@
 #include <random>
 #include <fstream>
 #include <mutex>
+#include <thread>
 #include <vector>
 #include <string>
 
@@ -628,6 +629,81 @@ TEST(HttpMirrorTest, ADeadMirrorDoesNotDisturbTheOriginal) {
   EXPECT_THAT(c.roundTrip(get("a", "/one")), HasSubstr("primary GET /one"));
   EXPECT_THAT(c.roundTrip(get("a", "/two")), HasSubstr("primary GET /two"));
   EXPECT_TRUE(courier.waitForStat("cluster.mirror.upstream_cx_connect_fail", 2));
+}
+
+// Answers an upgrade request with 101, then echoes every byte back until the
+// client half-closes, then closes too. A chunk starting "slow" is echoed
+// after half a second: a tunnel peer that takes its time.
+TcpServer::Handler websocketEchoUpstream() {
+  return [](int fd) {
+    std::string buffered, request;
+    if (!readRequest(fd, buffered, request)) return;
+    if (request.find("upgrade: websocket\r\n") == std::string::npos) {
+      sendAll(fd, "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+      return;
+    }
+    sendAll(fd, "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n");
+    if (!buffered.empty()) sendAll(fd, buffered);
+    char buf[4096];
+    while (true) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 10000) <= 0) return;
+      ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) return;
+      std::string chunk(buf, static_cast<size_t>(n));
+      if (chunk.rfind("slow", 0) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      sendAll(fd, chunk);
+    }
+  };
+}
+
+constexpr char kUpgradeRequest[] =
+    "GET /chat HTTP/1.1\r\nhost: orders.example.com\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n";
+
+TEST(HttpUpgradeTest, WebsocketTunnelsBytesBothWaysWhenConfigured) {
+  TcpServer upstream(websocketEchoUpstream());
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config(upstream.port(), upstream.port(), "0.2s",
+                                   "          upgrade_configs: [{upgrade_type: websocket}]\n")))
+      << courier.log();
+  Raw c(courier.listenerPort("http"));
+  std::string head = c.roundTrip(std::string(kUpgradeRequest) + "first");
+  EXPECT_THAT(head, StartsWith("HTTP/1.1 101 Switching Protocols\r\n"));
+  EXPECT_THAT(head, HasSubstr("upgrade: websocket\r\n"));
+  EXPECT_EQ(c.client.readExactly(5), "first");
+  // An answer slower than the 0.2s route timeout: after the 101 the route
+  // timeout no longer applies.
+  ASSERT_TRUE(c.client.write("slow-frame"));
+  EXPECT_EQ(c.client.readExactly(10), "slow-frame");
+  for (int i = 0; i < 3; ++i) {
+    const std::string msg = "frame-" + std::to_string(i);
+    ASSERT_TRUE(c.client.write(msg));
+    EXPECT_EQ(c.client.readExactly(msg.size()), msg);
+  }
+  // The client finishing ends the tunnel on both sides.
+  c.client.shutdownWrite();
+  EXPECT_TRUE(c.client.waitForClose());
+  EXPECT_TRUE(courier.waitForStat("http.ingress.downstream_rq_1xx", 1));
+}
+
+TEST(HttpUpgradeTest, WebsocketIsRefusedWith403WithoutUpgradeConfigs) {
+  TcpServer upstream(websocketEchoUpstream());
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config(upstream.port(), upstream.port()))) << courier.log();
+  Raw c(courier.listenerPort("http"));
+  EXPECT_THAT(c.roundTrip(kUpgradeRequest), StartsWith("HTTP/1.1 403"));
+  EXPECT_EQ(courier.stat("cluster.primary.upstream_rq_total"), 0u);
+}
+
+TEST(HttpUpgradeTest, UpstreamRefusingTheUpgradeAnswersNormallyAndCloses) {
+  TcpServer upstream(namedUpstream("primary"));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config(upstream.port(), upstream.port(), "5s",
+                                   "          upgrade_configs: [{upgrade_type: websocket}]\n")))
+      << courier.log();
+  Raw c(courier.listenerPort("http"));
+  EXPECT_THAT(c.roundTrip(kUpgradeRequest), StartsWith("HTTP/1.1 200"));
+  EXPECT_TRUE(c.client.waitForClose());
 }
 
 std::string circuitBreakers(const std::string& thresholds) {

@@ -69,6 +69,7 @@ RequestEncoder& ClientConnection::newStream(ResponseDecoder& decoder) {
   outstanding_ = true;
   is_head_request_ = false;
   request_close_ = false;
+  upgrade_request_ = false;
   encoder_.reset();
   return encoder_;
 }
@@ -145,7 +146,16 @@ int ClientConnection::onHeadersComplete() {
   const int status = parser_.status_code;
   if (status < 100 || status > 999) return fail(details::kCodecError, "invalid status code");
   if (status == 101) {
-    return fail(details::kCodecError, "upgrade response to a request that did not ask for one");
+    if (!upgrade_request_) {
+      return fail(details::kCodecError, "upgrade response to a request that did not ask for one");
+    }
+    h.setStatus(status);
+    tunnel_ = true;
+    close_after_response_ = true;
+    headers_sent_ = true;
+    in_trailers_ = true;
+    decoder_->decodeHeaders(std::move(headers_), false);
+    return 1;  // no body: llhttp pauses for the upgrade after this message
   }
 
   const bool chunked = (parser_.flags & F_CHUNKED) != 0;
@@ -216,6 +226,7 @@ void ClientConnection::flushBody() {
 }
 
 int ClientConnection::onMessageComplete() {
+  if (tunnel_) return 0;
   if (informational_) {
     // Keep waiting for the final response.
     headers_.reset();
@@ -249,6 +260,11 @@ int ClientConnection::onMessageComplete() {
 
 DispatchResult ClientConnection::dispatch(buffer::Buffer& input) {
   if (error_) return error_;
+  if (tunnel_) {
+    if (!input.empty() && decoder_ != nullptr) decoder_->decodeData(input, false);
+    input.drain(input.length());
+    return std::nullopt;
+  }
   while (!input.empty()) {
     if (!outstanding_) {
       fail(client_details::kUnexpectedResponse, "bytes with no request outstanding");
@@ -273,6 +289,13 @@ DispatchResult ClientConnection::dispatch(buffer::Buffer& input) {
         paused = true;
         break;
       }
+      if (err == HPE_PAUSED_UPGRADE && tunnel_) {
+        consumed += pos - data;
+        input.drain(consumed);
+        if (!input.empty() && decoder_ != nullptr) decoder_->decodeData(input, false);
+        input.drain(input.length());
+        return std::nullopt;
+      }
       if (!error_ && err == HPE_INVALID_TRANSFER_ENCODING) {
         fail(details::kInvalidTransferEncoding, llhttp_get_error_reason(&parser_));
       } else if (!error_) {
@@ -292,6 +315,15 @@ DispatchResult ClientConnection::onConnectionClosed() {
   const bool was_outstanding = outstanding_;
   closed_ = true;
   if (!was_outstanding) return std::nullopt;
+  if (tunnel_) {
+    // The upstream closing ends the tunnel's response.
+    ResponseDecoder* decoder = decoder_;
+    outstanding_ = false;
+    decoder_ = nullptr;
+    buffer::Buffer empty;
+    if (decoder != nullptr) decoder->decodeData(empty, true);
+    return std::nullopt;
+  }
   if (close_delimited_ && headers_sent_) {
     onMessageComplete();
     return std::nullopt;
@@ -329,9 +361,13 @@ void ClientConnection::Encoder::encodeHeaders(const HeaderMap& headers, bool end
   }
   appendHeaders(out, headers, /*skip_framing=*/true, /*skip_host=*/!authority.empty());
   conn_.request_close_ = headersHaveToken(headers, "connection", "close");
+  conn_.upgrade_request_ = headersHaveToken(headers, "connection", "upgrade") && headers.has("upgrade");
 
   // Framing, as Envoy's StreamEncoderImpl::encodeHeadersBase for requests.
-  if (headers.has("content-length")) {
+  if (conn_.upgrade_request_) {
+    // Whatever the client sends after an upgrade request is tunnel bytes.
+    chunked_ = false;
+  } else if (headers.has("content-length")) {
     chunked_ = false;
   } else if (end_stream) {
     if (!bodilessMethod(method)) out.add("content-length: 0\r\n");

@@ -61,6 +61,8 @@ class ClientConnection {
   }
   // A request was started and its response is not complete yet.
   bool outstanding() const { return outstanding_; }
+  // A 101 answered an upgrade request: the connection is a raw tunnel now.
+  bool tunneling() const { return tunnel_; }
   // Protocol of the last response's status line (Http11 before any).
   Protocol protocol() const { return protocol_; }
   const std::optional<CodecError>& error() const { return error_; }
@@ -124,6 +126,10 @@ class ClientConnection {
   Protocol protocol_ = Protocol::Http11;
   bool close_after_response_ = false;
   bool closed_ = false;
+  // The request asked to upgrade; after a 101 the connection is a tunnel:
+  // bytes both ways are raw, and the response ends when the upstream closes.
+  bool upgrade_request_ = false;
+  bool tunnel_ = false;
 };
 
 }  // namespace courier::http::http1

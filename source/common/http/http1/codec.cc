@@ -144,6 +144,7 @@ int ServerConnection::onMessageBegin() {
   header_bytes_ = 0;
   body_.drain(body_.length());
   is_head_ = false;
+  upgrade_request_ = false;
   expect_100_continue_ = false;
   close_after_response_ = false;
   request_complete_ = false;
@@ -222,7 +223,10 @@ int ServerConnection::onHeadersComplete() {
     removeConnectionTokens(h, {"upgrade", "http2-settings"});
     parser_.upgrade = 0;
   }
-  if (parser_.upgrade || is_connect) {
+  if (parser_.upgrade && !is_connect && upgradeAllowed(h.getValue("upgrade"))) {
+    // Connection and Upgrade stay: the upstream must see the request as sent.
+    upgrade_request_ = true;
+  } else if (parser_.upgrade || is_connect) {
     return fail(403, details::kUpgradeFailed, "upgrade/CONNECT not supported",
                 CodecError::Kind::UpgradeRefused);
   }
@@ -274,7 +278,7 @@ int ServerConnection::onHeadersComplete() {
   const bool has_body =
       (parser_.flags & F_CHUNKED) || ((parser_.flags & F_CONTENT_LENGTH) && parser_.content_length > 0);
   decoder_ = &callbacks_.newStream(encoder_);
-  if (has_body) {
+  if (has_body || upgrade_request_) {
     decoder_->decodeHeaders(std::move(headers_), false);
   } else {
     headers_deferred_ = true;
@@ -296,6 +300,12 @@ void ServerConnection::flushBody() {
 }
 
 int ServerConnection::onMessageComplete() {
+  if (upgrade_request_) {
+    // The request does not end here: what follows is the tunnel's.
+    flushBody();
+    tunnel_input_ = true;
+    return 0;
+  }
   if (headers_deferred_) {
     headers_deferred_ = false;
     decoder_->decodeHeaders(std::move(headers_), true);
@@ -323,8 +333,29 @@ void ServerConnection::onResponseComplete() {
   }
 }
 
+bool ServerConnection::upgradeAllowed(std::string_view value) const {
+  const std::string_view type = trimOws(value);
+  for (const auto& allowed : settings_.upgrade_types) {
+    if (equalsIgnoreCase(type, allowed)) return true;
+  }
+  return false;
+}
+
+void ServerConnection::endOfInput() {
+  if (!tunnel_input_ || decoder_ == nullptr) return;
+  tunnel_input_ = false;
+  request_complete_ = true;
+  buffer::Buffer empty;
+  decoder_->decodeData(empty, true);
+}
+
 DispatchResult ServerConnection::dispatch(buffer::Buffer& input) {
   if (error_) return error_;
+  if (tunnel_input_) {
+    if (!input.empty() && decoder_ != nullptr) decoder_->decodeData(input, false);
+    input.drain(input.length());
+    return std::nullopt;
+  }
   while (!paused_ && !input.empty()) {
     struct iovec iov[16];
     const int n = input.fillIovecs(iov, 16);
@@ -343,6 +374,15 @@ DispatchResult ServerConnection::dispatch(buffer::Buffer& input) {
         consumed += pos - data;
         stop = true;
         break;
+      }
+      if (err == HPE_PAUSED_UPGRADE && tunnel_input_) {
+        // The rest of the input (and all later input) is tunnel bytes.
+        consumed += pos - data;
+        flushBody();
+        input.drain(consumed);
+        if (!input.empty() && decoder_ != nullptr) decoder_->decodeData(input, false);
+        input.drain(input.length());
+        return std::nullopt;
       }
       if (!error_ && err == HPE_INVALID_TRANSFER_ENCODING) {
         fail(501, details::kInvalidTransferEncoding, llhttp_get_error_reason(&parser_));
@@ -394,6 +434,18 @@ void ServerConnection::Encoder::encodeHeaders(const HeaderMap& headers, bool end
   out.add("\r\n");
   appendHeaders(out, headers, /*skip_framing=*/true);
 
+  if (conn_.upgrade_request_) {
+    // The connection ends with this exchange: a tunnel after 101, and a
+    // refused upgrade leaves input we will not parse as HTTP.
+    conn_.close_after_response_ = true;
+    if (status == 101) {
+      out.add("\r\n");
+      chunked_ = false;
+      bodiless_ = false;
+      if (end_stream) endStream();
+      return;
+    }
+  }
   const bool no_body_status = status < 200 || status == 204 || status == 304;
   bodiless_ = conn_.is_head_ || no_body_status;
   // Framing, as Envoy's StreamEncoderImpl::encodeHeadersBase.

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "llhttp.h"
 #include "source/common/buffer/buffer.h"
@@ -25,6 +26,9 @@ struct Http1Settings {
   bool allow_chunked_length = false;
   // Envoy's accept_http_10 (default false: HTTP/1.0 requests get 426).
   bool accept_http_10 = false;
+  // Upgrade types the connection manager allows (upgrade_configs), lowercase,
+  // e.g. "websocket". Other upgrades are refused with 403.
+  std::vector<std::string> upgrade_types;
 };
 
 // Reason phrase for a status code ("Unknown" if not known).
@@ -62,6 +66,11 @@ class ServerConnection {
   // response for err ("HTTP/1.1 <status> <reason>", content-length: 0,
   // connection: close). Returns whether anything was written.
   bool sendErrorResponse(const CodecError& err);
+  // After an allowed Upgrade request every input byte is the tunnel's: it is
+  // delivered as body data of the stream until endOfInput().
+  bool tunneling() const { return tunnel_input_; }
+  // The peer closed its side of an upgraded connection: ends the request.
+  void endOfInput();
 
  private:
   class Encoder : public ResponseEncoder {
@@ -95,6 +104,7 @@ class ServerConnection {
   int fail(int status, std::string_view details, std::string message,
            CodecError::Kind kind = CodecError::Kind::Protocol);
   bool addHeaderBytes(size_t n);
+  bool upgradeAllowed(std::string_view value) const;
   void flushBody();
   void onResponseComplete();
 
@@ -122,6 +132,8 @@ class ServerConnection {
   bool request_complete_ = false;
   bool response_complete_ = true;
   bool paused_ = false;
+  bool upgrade_request_ = false;  // the current request asks for an allowed upgrade
+  bool tunnel_input_ = false;     // its headers are done: input is raw tunnel bytes
 };
 
 }  // namespace courier::http::http1

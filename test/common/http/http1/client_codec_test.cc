@@ -215,6 +215,30 @@ TEST_F(Http1ClientTest, Response304WithContentLengthIsHeadersOnly) {
   EXPECT_TRUE(codec_->idle());
 }
 
+TEST_F(Http1ClientTest, UpgradeRequestIsUnframedAnd101StartsATunnel) {
+  encoder_ = &codec_->newStream(decoder_);
+  RequestHeaderMap h{{":method", "GET"}, {":path", "/ws"}, {":authority", "h"}, {"connection", "Upgrade"},
+                     {"upgrade", "websocket"}};
+  encoder_->encodeHeaders(h, false);
+  buffer::Buffer early;
+  early.add("ping");
+  encoder_->encodeData(early, false);
+  EXPECT_EQ(output_.toString(), "GET /ws HTTP/1.1\r\nhost: h\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\nping");
+  EXPECT_FALSE(feed("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\npong").has_value());
+  EXPECT_TRUE(codec_->tunneling());
+  EXPECT_FALSE(feed("HTTP/1.1 200 OK\r\n\r\n").has_value());
+  EXPECT_EQ(decoder_.log_,
+            "headers\n:status: 101\nconnection: upgrade\nupgrade: websocket\ndata:pong\n"
+            "data:HTTP/1.1 200 OK\r\n\r\n\n");
+  EXPECT_FALSE(codec_->onConnectionClosed().has_value());
+  EXPECT_NE(decoder_.log_.find("data(end):\n"), std::string::npos);
+  EXPECT_TRUE(codec_->shouldClose());
+}
+
+TEST_F(Http1ClientTest, SwitchingProtocolsWithoutAnUpgradeRequestIsAnError) {
+  expectError("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", details::kCodecError);
+}
+
 TEST_F(Http1ClientTest, CloseDelimitedBodyCompletesOnConnectionClosed) {
   request();
   EXPECT_FALSE(feed("HTTP/1.1 200 OK\r\n\r\nsome").has_value());

@@ -222,6 +222,60 @@ TEST_F(Http1ServerTest, WebsocketUpgradeIsRefused) {
   EXPECT_TRUE(decoders_.empty());
 }
 
+constexpr std::string_view kWebsocketRequest =
+    "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+
+Http1Settings websocketAllowed() {
+  Http1Settings s;
+  s.upgrade_types = {"websocket"};
+  return s;
+}
+
+TEST_F(Http1ServerTest, AllowedUpgradeKeepsItsHeadersAndTunnelsLaterBytes) {
+  init(websocketAllowed());
+  EXPECT_FALSE(feed(std::string(kWebsocketRequest) + "early").has_value());
+  ASSERT_EQ(decoders_.size(), 1u);
+  EXPECT_EQ(log_,
+            "stream\nheaders\n:method: GET\n:path: /ws\n:authority: h\nconnection: Upgrade\nupgrade: websocket\n"
+            "data:early\n");
+  EXPECT_TRUE(codec_->tunneling());
+  // Anything after is raw, even what looks like HTTP.
+  EXPECT_FALSE(feed("GET / HTTP/1.1\r\n\r\n").has_value());
+  EXPECT_NE(log_.find("data:GET / HTTP/1.1\r\n\r\n\n"), std::string::npos) << log_;
+  codec_->endOfInput();
+  EXPECT_NE(log_.find("data(end):\n"), std::string::npos) << log_;
+}
+
+TEST_F(Http1ServerTest, SwitchingProtocolsResponseHasNoFramingAndBodyIsRaw) {
+  init(websocketAllowed());
+  ASSERT_FALSE(feed(kWebsocketRequest).has_value());
+  ResponseHeaderMap h{{":status", "101"}, {"connection", "upgrade"}, {"upgrade", "websocket"}};
+  encoder_->encodeHeaders(h, false);
+  buffer::Buffer frame;
+  frame.add("\x81\x02hi");
+  encoder_->encodeData(frame, false);
+  EXPECT_EQ(output_.toString(),
+            "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n\x81\x02hi");
+  buffer::Buffer none;
+  encoder_->encodeData(none, true);
+  EXPECT_TRUE(codec_->shouldClose());
+}
+
+TEST_F(Http1ServerTest, RefusedUpgradeResponseIsFramedAndClosesTheConnection) {
+  init(websocketAllowed());
+  ASSERT_FALSE(feed(kWebsocketRequest).has_value());
+  respond("404", "nope");
+  EXPECT_EQ(output_.toString(), "HTTP/1.1 404 Not Found\r\ncontent-length: 4\r\n\r\nnope");
+  EXPECT_TRUE(codec_->shouldClose());
+}
+
+TEST_F(Http1ServerTest, UpgradeOfAnotherTypeIsStillRefused) {
+  init(websocketAllowed());
+  auto err = feed("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n");
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->kind, CodecError::Kind::UpgradeRefused);
+}
+
 TEST_F(Http1ServerTest, ConnectIsRefused) {
   init();
   auto err = feed("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n");

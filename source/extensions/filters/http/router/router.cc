@@ -288,6 +288,9 @@ http::FilterDataStatus RouterFilter::decodeData(buffer::Buffer& data, bool end_s
     upstream_encoder_->encodeData(data, end_stream);
     upstream_request_complete_ = end_stream;
     upstream_->flush();
+    // A tunnel has no end-of-request marker: the client is done, so the
+    // upstream connection goes once what we wrote is out.
+    if (end_stream && upstream_->codec().tunneling()) upstream_->connection().close(network::CloseType::FlushWrite);
   } else {
     request_body_.move(data);
   }
@@ -462,8 +465,14 @@ void RouterFilter::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream
       headers->set(h.key, h.value);
     }
   }
-  // Hop-by-hop headers are the codec's business on each side.
-  headers->remove("connection");
+  if (status == 101) {
+    // An upgrade: the route timeout covered the handshake; the tunnel lives
+    // on the stream idle timeout. Connection/Upgrade go to the client as sent.
+    if (response_timer_) response_timer_->disable();
+  } else {
+    // Hop-by-hop headers are the codec's business on each side.
+    headers->remove("connection");
+  }
   headers->remove("transfer-encoding");
   headers->remove("keep-alive");
   callbacks_->streamInfo().response_code_details = "via_upstream";

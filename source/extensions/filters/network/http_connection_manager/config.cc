@@ -1,5 +1,6 @@
 // Builds the HTTP connection manager from
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
 #include "google/protobuf/util/time_util.h"
@@ -65,6 +66,17 @@ class HttpConnectionManagerConfigFactory : public server::NetworkFilterConfigFac
     if (proto.has_stream_idle_timeout()) config->stream_idle_timeout = ms(proto.stream_idle_timeout());
     if (proto.has_request_timeout()) config->request_timeout = ms(proto.request_timeout());
     if (proto.has_request_headers_timeout()) config->request_headers_timeout = ms(proto.request_headers_timeout());
+    for (int i = 0; i < proto.upgrade_configs_size(); ++i) {
+      const auto& u = proto.upgrade_configs(i);
+      const std::string upath = absl::StrCat(path, ".upgrade_configs[", i, "]");
+      if (u.filters_size() > 0) return fieldError(upath + ".filters", "per-upgrade filter chains are not supported yet");
+      if (u.upgrade_type().empty()) return fieldError(upath + ".upgrade_type", "must not be empty");
+      if (absl::AsciiStrToLower(u.upgrade_type()) == "connect") {
+        return fieldError(upath + ".upgrade_type", "CONNECT is not supported yet");
+      }
+      if (u.has_enabled() && !u.enabled().value()) continue;
+      config->http1.upgrade_types.push_back(absl::AsciiStrToLower(u.upgrade_type()));
+    }
     if (proto.http_protocol_options().accept_http_10()) config->http1.accept_http_10 = true;
     config->http1.allow_chunked_length = proto.http_protocol_options().allow_chunked_length();
     if (!proto.server_name().empty()) config->server_name = proto.server_name();

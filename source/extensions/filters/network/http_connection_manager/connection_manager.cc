@@ -438,7 +438,13 @@ network::FilterStatus ConnectionManager::onData(buffer::Buffer& data, bool end_s
   }
   input_.move(data);
   dispatch();
-  if (end_stream && !closing_ && stream_ == nullptr) connection().close(network::CloseType::FlushWrite);
+  if (end_stream && codec_->tunneling()) {
+    // An upgraded stream's client is done sending: its request ends here.
+    codec_->endOfInput();
+    flushOutput();
+  } else if (end_stream && !closing_ && stream_ == nullptr) {
+    connection().close(network::CloseType::FlushWrite);
+  }
   return network::FilterStatus::StopIteration;
 }
 
