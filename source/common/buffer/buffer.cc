@@ -205,17 +205,19 @@ IoResult Buffer::readFromFd(int fd, size_t max_bytes) {
     left -= take;
     slices_.push_back(std::move(*fresh[f]));
   }
-  return {rc, 0};
+  return {rc, 0, static_cast<size_t>(rc) < planned};
 }
 
 IoResult Buffer::writeToFd(int fd) {
   struct iovec iov[kMaxIovecs];
   int n = fillIovecs(iov, kMaxIovecs);
   if (n == 0) return {0, 0};
+  size_t offered = 0;
+  for (int i = 0; i < n; ++i) offered += iov[i].iov_len;
   ssize_t rc = writev(fd, iov, n);
   if (rc < 0) return {-1, errno};
   drain(static_cast<size_t>(rc));
-  return {rc, 0};
+  return {rc, 0, static_cast<size_t>(rc) < offered};
 }
 
 }  // namespace courier::buffer

@@ -43,6 +43,10 @@ class Slice {
 struct IoResult {
   ssize_t bytes = 0;
   int err = 0;
+  // The kernel moved fewer bytes than were offered: on a stream socket the
+  // receive queue is empty (read) or the send queue is full (write), so the
+  // next call would only say EAGAIN.
+  bool partial = false;
   bool wouldBlock() const;
 };
 

@@ -43,7 +43,7 @@ void Timer::onFire(int, short, void* arg) { static_cast<Timer*>(arg)->cb_(); }
 
 FileEvent::FileEvent(Dispatcher& dispatcher, int fd, std::function<void(uint32_t)> cb)
     : cb_(std::move(cb)),
-      ev_(event_new(dispatcher.base(), fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST, &FileEvent::onReady,
+      ev_(event_new(dispatcher.base(), fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, &FileEvent::onReady,
                     this)) {
   event_add(ev_, nullptr);
 }
@@ -61,6 +61,7 @@ void FileEvent::onReady(int, short what, void* arg) {
   uint32_t events = 0;
   if (what & EV_READ) events |= kRead;
   if (what & EV_WRITE) events |= kWrite;
+  if (what & EV_CLOSED) events |= kClosed;
   static_cast<FileEvent*>(arg)->cb_(events);
 }
 
@@ -72,6 +73,7 @@ Dispatcher::Dispatcher(std::string name) : name_(std::move(name)) {
   base_ = event_base_new_with_config(cfg);
   event_config_free(cfg);
   if (base_ == nullptr) std::abort();
+  reports_peer_close_ = (event_base_get_features(base_) & EV_FEATURE_EARLY_CLOSE) != 0;
   wakeup_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wakeup_fd_ < 0) std::abort();
   wakeup_ev_ = event_new(base_, wakeup_fd_, EV_READ | EV_PERSIST, &Dispatcher::onPostWakeup, this);

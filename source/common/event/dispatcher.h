@@ -75,6 +75,9 @@ class Dispatcher {
 
   const std::string& name() const { return name_; }
   struct event_base* base() { return base_; }
+  // The backend reports a peer's close (EPOLLRDHUP) as kClosed, so a reader
+  // may stop at a short read without missing an end of stream.
+  bool reportsPeerClose() const { return reports_peer_close_; }
 
   // Runs until exit(); binds the dispatcher to the calling thread.
   void run();
@@ -102,6 +105,7 @@ class Dispatcher {
 
   const std::string name_;
   struct event_base* base_;
+  bool reports_peer_close_ = false;
   int wakeup_fd_;
   struct event* wakeup_ev_;
   std::mutex post_lock_;

@@ -72,9 +72,13 @@ void Connection::onFileEvent(uint32_t events) {
     return;
   }
   if (state_ == State::Closed) return;
+  if (events & event::kClosed) peer_closed_ = true;
+  // libevent reports EPOLLERR/EPOLLHUP (a reset) as read and write at once,
+  // without kClosed: such an edge is read until EAGAIN or the error.
+  if ((events & event::kRead) && (events & event::kWrite)) drain_reads_ = true;
   if (events & event::kWrite) onWriteReady();
   if (state_ == State::Closed) return;
-  if (events & event::kRead) onReadReady();
+  if (events & (event::kRead | event::kClosed)) onReadReady();
 }
 
 void Connection::onConnectComplete() {
@@ -94,7 +98,11 @@ void Connection::onConnectComplete() {
 }
 
 void Connection::onReadReady() {
-  if (!readEnabled() || read_end_stream_) return;
+  if (!readEnabled() || read_end_stream_) {
+    // An edge we did not act on will not come again: read fully next time.
+    drain_reads_ = true;
+    return;
+  }
   const size_t limit = buffer_limit_ > 0 ? buffer_limit_ : kDefaultReadChunk;
   size_t got = 0;
   bool eof = false;
@@ -102,13 +110,19 @@ void Connection::onReadReady() {
     buffer::IoResult r = read_buffer_.readFromFd(fd_.get(), limit - got);
     if (r.bytes > 0) {
       got += static_cast<size_t>(r.bytes);
+      // The queue is empty: another read would only say EAGAIN. New bytes
+      // raise a new edge; a close seen with these bytes must be read to EOF.
+      if (r.partial && !peer_closed_ && !drain_reads_ && dispatcher_.reportsPeerClose()) break;
       continue;
     }
     if (r.bytes == 0) {
       eof = true;
       break;
     }
-    if (r.wouldBlock()) break;
+    if (r.wouldBlock()) {
+      drain_reads_ = false;
+      break;
+    }
     if (r.err == EINTR) continue;
     reset_ = r.err == ECONNRESET;
     if (got > 0) dispatchRead(false);
@@ -181,6 +195,8 @@ void Connection::flush() {
     if (r.bytes > 0) {
       bytes_written_ += static_cast<uint64_t>(r.bytes);
       if (stats_.tx_total != nullptr) stats_.tx_total->add(static_cast<uint64_t>(r.bytes));
+      // The send queue is full: the next write waits for the writable edge.
+      if (r.partial) break;
       continue;
     }
     if (r.bytes < 0 && r.err == EINTR) continue;

@@ -141,6 +141,11 @@ class Connection : public event::DeferredDeletable, private ReadFilterCallbacks 
   bool close_after_flush_ = false;
   bool above_high_ = false;
   bool reset_ = false;
+  // The peer closed its side (EPOLLRDHUP seen): read to EOF, never stop short.
+  bool peer_closed_ = false;
+  // Read until EAGAIN on the next read event, not just to a short read (an
+  // edge was skipped while reading was disabled, or may have been an error).
+  bool drain_reads_ = false;
   bool connect_failed_immediately_ = false;
 };
 
