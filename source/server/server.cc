@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "envoy/admin/v3/clusters.pb.h"
@@ -13,6 +14,7 @@
 #include "envoy/admin/v3/server_info.pb.h"
 #include "google/protobuf/util/time_util.h"
 #include "source/common/common/version.h"
+#include "source/common/config/path_subscription.h"
 #include "source/common/protobuf/yaml_loader.h"
 #include "source/common/upstream/cluster_factory.h"
 #include "source/server/admin/admin_server.h"
@@ -64,21 +66,19 @@ absl::Status Server::initialize() {
       main_, dispatchers, [this](size_t worker, const upstream::ClusterSetConstSharedPtr& set) {
         workers_[worker]->clusterManager().update(set);
       });
-  if (auto s = createClusters(); !s.ok()) return s;
-  if (auto s = createListeners(true); !s.ok()) return s;
+  if (auto s = createManagers(true); !s.ok()) return s;
   if (auto s = startAdmin(); !s.ok()) return s;
 
   stats_.gauge("server.concurrency").set(concurrency);
   stats_.gauge("server.hot_restart_epoch").set(0);
   stats_.gauge("server.version").set(0);
   stats_.gauge("server.state").set(static_cast<uint64_t>(ServerState::Initializing));
-  return absl::OkStatus();
+  return startDynamicResources();
 }
 
 absl::Status Server::validate() {
   clusters_ = std::make_unique<thread_local_::SnapshotSlot<upstream::ClusterSet>>(main_, std::vector<event::Dispatcher*>{});
-  if (auto s = createClusters(); !s.ok()) return s;
-  if (auto s = createListeners(false); !s.ok()) return s;
+  if (auto s = createManagers(false); !s.ok()) return s;
   if (bootstrap_.has_admin() && bootstrap_.admin().has_address() &&
       !bootstrap_.admin().address().has_socket_address()) {
     return absl::InvalidArgumentError("admin.address: a socket_address is required");
@@ -86,72 +86,65 @@ absl::Status Server::validate() {
   return absl::OkStatus();
 }
 
-absl::Status Server::createClusters() {
-  auto set = std::make_shared<upstream::ClusterSet>();
-  const auto& clusters = bootstrap_.static_resources().clusters();
-  for (int i = 0; i < clusters.size(); ++i) {
-    const std::string path = absl::StrCat("static_resources.clusters[", i, "]");
-    auto cluster = upstream::createCluster(clusters[i], path, stats_);
-    if (!cluster.ok()) return cluster.status();
-    if (!set->clusters.emplace((*cluster)->name, *cluster).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ".name: duplicate cluster name \"", (*cluster)->name, "\""));
-    }
-  }
-  stats_.gauge("cluster_manager.active_clusters").set(set->clusters.size());
-  stats_.gauge("cluster_manager.warming_clusters").set(0);
-  clusters_->publish(std::move(set));
-  return absl::OkStatus();
-}
-
-absl::Status Server::createListeners(bool bind) {
+absl::Status Server::createManagers(bool bind) {
+  cluster_manager_ = std::make_unique<upstream::ClusterManager>(stats_, *clusters_);
+  if (auto s = cluster_manager_->addStaticClusters(bootstrap_.static_resources().clusters()); !s.ok()) return s;
   if (!access_logs_) {
     access_logs_ = std::make_unique<access_log::AccessLogManager>(
         std::chrono::milliseconds(options_.file_flush_interval_msec));
   }
-  FactoryContext context{stats_, clusters_->latest().get(), access_logs_.get()};
-  const auto& listeners = bootstrap_.static_resources().listeners();
-  std::vector<std::string> names;
-  for (int i = 0; i < listeners.size(); ++i) {
-    const std::string path = absl::StrCat("static_resources.listeners[", i, "]");
-    auto config = createListener(listeners[i], path, context);
-    if (!config.ok()) return config.status();
-    for (const auto& n : names) {
-      if (n == (*config)->name) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ".name: duplicate listener name \"", n, "\""));
-      }
-    }
-    names.push_back((*config)->name);
-    if (!bind) continue;
-    // One socket per worker with SO_REUSEPORT; the first one fixes the port
-    // when the config asks for an ephemeral one.
-    network::Address address = (*config)->address;
-    std::vector<network::SocketFd> fds;
-    for (size_t w = 0; w < workers_.size(); ++w) {
-      if (w > 0 && !(*config)->reuse_port) {
-        fds.emplace_back(::dup(fds.front().get()));
-        continue;
-      }
-      auto fd = network::listenOn(address, (*config)->reuse_port, (*config)->backlog);
-      if (!fd.ok()) {
-        return absl::UnavailableError(absl::StrCat(path, ".address: ", fd.status().message()));
-      }
-      if (w == 0) address = network::Address::localOf(fd->get());
-      fds.push_back(std::move(*fd));
-    }
-    listeners_.push_back({*config, address});
-    for (size_t w = 0; w < workers_.size(); ++w) {
-      Worker* worker = workers_[w].get();
-      auto cfg = *config;
-      auto fd = std::make_shared<network::SocketFd>(std::move(fds[w]));
-      worker->dispatcher().post([worker, cfg, fd] { worker->addListener(cfg, std::move(*fd)); });
-    }
-    spdlog::info("listener '{}' on {}", (*config)->name, address.asString());
+  listener_manager_ = std::make_unique<ListenerManager>(
+      main_, workers_, stats_,
+      [this] { return FactoryContext{stats_, cluster_manager_->clusters().get(), access_logs_.get()}; },
+      std::chrono::seconds(options_.drain_time_s), bind);
+  return listener_manager_->addStaticListeners(bootstrap_.static_resources().listeners());
+}
+
+absl::Status Server::startDynamicResources() {
+  const auto& dynamic = bootstrap_.dynamic_resources();
+  // Both subscriptions are created before either starts, so a bad config
+  // source fails start-up instead of half-applying.
+  if (dynamic.has_cds_config()) {
+    auto sub = config::subscriptionFromConfigSource(dynamic.cds_config(), "dynamic_resources.cds_config", main_,
+                                                    config::type_url::kCluster, *cluster_manager_);
+    if (!sub.ok()) return sub.status();
+    cds_ = std::move(*sub);
   }
-  stats_.gauge("listener_manager.total_listeners_active").set(listeners_.size());
-  stats_.gauge("listener_manager.total_listeners_warming").set(0);
-  stats_.gauge("listener_manager.total_listeners_draining").set(0);
+  if (dynamic.has_lds_config()) {
+    auto sub = config::subscriptionFromConfigSource(dynamic.lds_config(), "dynamic_resources.lds_config", main_,
+                                                    config::type_url::kListener, *listener_manager_);
+    if (!sub.ok()) return sub.status();
+    lds_ = std::move(*sub);
+  }
+  listener_manager_->setInitialLoadCallback([this] { onInitialLoadsDone(); });
+  cluster_manager_->setInitialLoadCallback([this] {
+    if (lds_) {
+      lds_->start({});
+    } else {
+      onInitialLoadsDone();
+    }
+  });
+  if (cds_) {
+    cds_->start({});
+  } else {
+    cluster_manager_->markInitialLoadDone();
+  }
   return absl::OkStatus();
+}
+
+void Server::onInitialLoadsDone() {
+  if (initial_loads_done_) return;
+  initial_loads_done_ = true;
+  spdlog::info("initial CDS/LDS loads done");
+  maybeGoLive();
+}
+
+void Server::maybeGoLive() {
+  if (!initial_loads_done_ || !workers_started_ || state_ != ServerState::Initializing) return;
+  state_ = ServerState::Live;
+  stats_.gauge("server.state").set(static_cast<uint64_t>(ServerState::Live));
+  stats_.gauge("server.live").set(1);
+  spdlog::info("courier is live with {} worker(s)", workers_.size());
 }
 
 absl::Status Server::startAdmin() {
@@ -219,9 +212,7 @@ int Server::run() {
   }
   for (auto& w : workers_) w->start();
   workers_started_ = true;
-  state_ = ServerState::Live;
-  stats_.gauge("server.state").set(static_cast<uint64_t>(ServerState::Live));
-  stats_.gauge("server.live").set(1);
+  maybeGoLive();
   stats_timer_ = main_.createTimer([this] {
     auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start_time_);
     stats_.gauge("server.uptime").set(up.count());
@@ -239,7 +230,6 @@ int Server::run() {
     flush_timer_->enable(flush_interval);
   });
   if (!bootstrap_.stats_flush_on_admin()) flush_timer_->enable(flush_interval);
-  spdlog::info("courier is live with {} worker(s)", workers_.size());
   main_.run();
   state_ = ServerState::Draining;
   stats_.gauge("server.live").set(0);
@@ -257,8 +247,7 @@ void Server::startDrain() {
   state_ = ServerState::Draining;
   stats_.gauge("server.state").set(static_cast<uint64_t>(ServerState::Draining));
   stats_.gauge("server.live").set(0);
-  stats_.gauge("listener_manager.total_listeners_draining").set(listeners_.size());
-  stats_.gauge("listener_manager.total_listeners_active").set(0);
+  listener_manager_->stopListeners();
   spdlog::info("draining: no new connections; waiting up to {}s for {} open connection(s)",
                options_.drain_time_s, total_connections_.load());
   for (auto& w : workers_) {
@@ -320,19 +309,41 @@ std::string Server::configDumpJson(const std::string& resource) const {
   }
   {
     envoy::admin::v3::ClustersConfigDump c;
+    c.set_version_info(cluster_manager_->cdsVersion());
+    // Static clusters in bootstrap order, dynamic ones by name, as Envoy lists them.
     for (const auto& cluster : bootstrap_.static_resources().clusters()) {
       auto* sc = c.add_static_clusters();
       sc->mutable_cluster()->PackFrom(cluster);
       *sc->mutable_last_updated() = now;
     }
+    std::map<std::string, const upstream::ClusterManager::Entry*> dynamic;
+    for (const auto& [name, entry] : cluster_manager_->entries()) {
+      if (entry.added_via_api) dynamic.emplace(name, &entry);
+    }
+    for (const auto& [name, entry] : dynamic) {
+      auto* dc = c.add_dynamic_active_clusters();
+      dc->set_version_info(entry->version_info);
+      dc->mutable_cluster()->PackFrom(entry->proto);
+      *dc->mutable_last_updated() = entry->last_updated;
+    }
     dump.add_configs()->PackFrom(c);
   }
   {
     envoy::admin::v3::ListenersConfigDump l;
+    l.set_version_info(listener_manager_->ldsVersion());
     for (const auto& listener : bootstrap_.static_resources().listeners()) {
       auto* sl = l.add_static_listeners();
       sl->mutable_listener()->PackFrom(listener);
       *sl->mutable_last_updated() = now;
+    }
+    for (const auto& entry : listener_manager_->listeners()) {
+      if (!entry.added_via_api) continue;
+      auto* dl = l.add_dynamic_listeners();
+      dl->set_name(entry.config->name);
+      auto* active = dl->mutable_active_state();
+      active->set_version_info(entry.version_info);
+      active->mutable_listener()->PackFrom(entry.proto);
+      *active->mutable_last_updated() = entry.last_updated;
     }
     dump.add_configs()->PackFrom(l);
   }
@@ -347,10 +358,16 @@ std::string Server::configDumpJson(const std::string& resource) const {
       if (resource == "static_clusters") {
         for (const auto& x : c.static_clusters()) filtered.add_configs()->PackFrom(x);
       }
+      if (resource == "dynamic_active_clusters") {
+        for (const auto& x : c.dynamic_active_clusters()) filtered.add_configs()->PackFrom(x);
+      }
     }
     if (any.UnpackTo(&l)) {
       if (resource == "static_listeners") {
         for (const auto& x : l.static_listeners()) filtered.add_configs()->PackFrom(x);
+      }
+      if (resource == "dynamic_listeners") {
+        for (const auto& x : l.dynamic_listeners()) filtered.add_configs()->PackFrom(x);
       }
     }
   }
@@ -360,7 +377,7 @@ std::string Server::configDumpJson(const std::string& resource) const {
 std::string Server::listenersText(bool json) const {
   if (json) {
     envoy::admin::v3::Listeners out;
-    for (const auto& l : listeners_) {
+    for (const auto& l : listener_manager_->listeners()) {
       auto* st = out.add_listener_statuses();
       st->set_name(l.config->name);
       auto* sa = st->mutable_local_address()->mutable_socket_address();
@@ -370,7 +387,7 @@ std::string Server::listenersText(bool json) const {
     return protobuf::toJson(out, true, true);
   }
   std::string out;
-  for (const auto& l : listeners_) absl::StrAppend(&out, l.config->name, "::", l.bound_address.asString(), "\n");
+  for (const auto& l : listener_manager_->listeners()) absl::StrAppend(&out, l.config->name, "::", l.bound_address.asString(), "\n");
   return out;
 }
 
@@ -402,7 +419,10 @@ std::string Server::clustersText(bool json) const {
                       "::max_pending_requests::1024\n", name, "::", prio, "::max_requests::1024\n", name, "::",
                       prio, "::max_retries::3\n");
     }
-    absl::StrAppend(&out, name, "::added_via_api::false\n");
+    const auto& entries = cluster_manager_->entries();
+    auto entry = entries.find(name);
+    const bool via_api = entry != entries.end() && entry->second.added_via_api;
+    absl::StrAppend(&out, name, "::added_via_api::", via_api ? "true" : "false", "\n");
     for (const auto& host : cluster->hosts) {
       const std::string h = absl::StrCat(name, "::", host->address.asString(), "::");
       for (const char* stat : {"cx_active", "cx_connect_fail", "cx_total", "rq_active", "rq_error", "rq_success",

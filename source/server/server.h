@@ -1,6 +1,6 @@
 // The server instance: owns the main dispatcher, stats, admin, the workers,
-// the static clusters and listeners, and the life cycle (initialize, serve,
-// drain on SIGTERM, exit).
+// the cluster and listener managers with their CDS/LDS subscriptions, and
+// the life cycle (initialize, warm, serve, drain on SIGTERM, exit).
 #pragma once
 
 #include <atomic>
@@ -14,8 +14,11 @@
 #include "source/common/event/dispatcher.h"
 #include "source/common/stats/store.h"
 #include "source/common/thread_local/snapshot_slot.h"
+#include "source/common/config/subscription.h"
 #include "source/common/upstream/cluster.h"
+#include "source/common/upstream/cluster_manager.h"
 #include "source/server/listener_config.h"
+#include "source/server/listener_manager.h"
 #include "source/server/options.h"
 #include "source/server/worker.h"
 
@@ -49,8 +52,13 @@ class Server {
   ServerState state() const { return state_; }
 
  private:
-  absl::Status createClusters();
-  absl::Status createListeners(bool bind);
+  // Managers with the static resources; `bind`: sockets for the workers.
+  absl::Status createManagers(bool bind);
+  // CDS, then LDS once CDS delivered its first update (or failed), as Envoy
+  // warms; the server goes live when both initial loads are done.
+  absl::Status startDynamicResources();
+  void onInitialLoadsDone();
+  void maybeGoLive();
   absl::Status startAdmin();
   void registerAdminHandlers();
   void startDrain();
@@ -69,11 +77,12 @@ class Server {
   std::atomic<int64_t> total_connections_{0};
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<thread_local_::SnapshotSlot<upstream::ClusterSet>> clusters_;
-  struct BoundListener {
-    ListenerConfigConstSharedPtr config;
-    network::Address bound_address;
-  };
-  std::vector<BoundListener> listeners_;
+  std::unique_ptr<upstream::ClusterManager> cluster_manager_;
+  std::unique_ptr<ListenerManager> listener_manager_;
+  // Declared after the managers they call into, so they go first.
+  std::unique_ptr<config::Subscription> cds_;
+  std::unique_ptr<config::Subscription> lds_;
+  bool initial_loads_done_ = false;
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<event::Timer> stats_timer_;
   std::unique_ptr<event::Timer> flush_timer_;

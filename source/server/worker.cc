@@ -41,6 +41,12 @@ void ActiveListener::stopAccepting() {
   fd_ = network::SocketFd();
 }
 
+network::SocketFd ActiveListener::releaseSocket() {
+  accept_retry_timer_.reset();
+  accept_event_.reset();
+  return std::move(fd_);
+}
+
 void ActiveListener::onAccept() {
   for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
     if (!fd_.valid()) return;
@@ -110,6 +116,7 @@ void ActiveListener::removeConnection(ActiveConnection& conn) {
   // We are inside the connection's own event: delete it after the loop iteration.
   worker_.dispatcher().deferredDelete(std::move(conn.connection));
   connections_.erase(conn.self);
+  if (connections_.empty() && !fd_.valid() && on_empty_) on_empty_();
 }
 
 Worker::Worker(size_t index, std::atomic<int64_t>& total_connections)
@@ -128,6 +135,7 @@ void Worker::stop() {
   if (!thread_.joinable()) return;
   dispatcher_.post([this] {
     listeners_.clear();
+    draining_.clear();
   });
   dispatcher_.exit();
   thread_.join();
@@ -138,7 +146,40 @@ void Worker::addListener(ListenerConfigConstSharedPtr config, network::SocketFd 
   listeners_[name] = std::make_unique<ActiveListener>(*this, std::move(config), std::move(fd));
 }
 
-void Worker::removeListener(const std::string& name) { listeners_.erase(name); }
+void Worker::replaceListener(ListenerConfigConstSharedPtr config, network::SocketFd fd, uint64_t drain_tag) {
+  auto it = listeners_.find(config->name);
+  if (it == listeners_.end()) {
+    if (fd.valid()) addListener(std::move(config), std::move(fd));
+    return;
+  }
+  std::unique_ptr<ActiveListener> old = std::move(it->second);
+  if (fd.valid()) {
+    old->stopAccepting();
+  } else {
+    fd = old->releaseSocket();
+  }
+  it->second = std::make_unique<ActiveListener>(*this, std::move(config), std::move(fd));
+  startDraining(std::move(old), drain_tag);
+}
+
+void Worker::drainListener(const std::string& name, uint64_t drain_tag) {
+  auto it = listeners_.find(name);
+  if (it == listeners_.end()) return;
+  std::unique_ptr<ActiveListener> old = std::move(it->second);
+  listeners_.erase(it);
+  old->stopAccepting();
+  startDraining(std::move(old), drain_tag);
+}
+
+void Worker::startDraining(std::unique_ptr<ActiveListener> listener, uint64_t drain_tag) {
+  if (listener->connectionCount() == 0) return;  // nothing to wait for
+  // The last connection leaves from inside its own close event: delete the
+  // listener on a later turn of the loop.
+  listener->setOnEmpty([this, drain_tag] { dispatcher_.post([this, drain_tag] { draining_.erase(drain_tag); }); });
+  draining_[drain_tag] = std::move(listener);
+}
+
+void Worker::removeDrainingListener(uint64_t drain_tag) { draining_.erase(drain_tag); }
 
 void Worker::stopAcceptingAll() {
   for (auto& [name, listener] : listeners_) listener->stopAccepting();

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <string>
@@ -29,6 +31,12 @@ class ActiveListener {
 
   // Stop accepting; existing connections go on.
   void stopAccepting();
+  // Stop accepting and hand the listen socket over (to the listener that
+  // replaces this one at the same address), so connections queued in the
+  // kernel are accepted by the successor instead of being reset.
+  network::SocketFd releaseSocket();
+  // Once stopped and without connections, tells the worker (drain finished early).
+  void setOnEmpty(std::function<void()> cb) { on_empty_ = std::move(cb); }
   size_t connectionCount() const { return connections_.size(); }
   const ListenerConfig& config() const { return *config_; }
 
@@ -52,6 +60,7 @@ class ActiveListener {
   std::unique_ptr<event::FileEvent> accept_event_;
   std::unique_ptr<event::Timer> accept_retry_timer_;
   std::list<std::unique_ptr<ActiveConnection>> connections_;
+  std::function<void()> on_empty_;
 };
 
 class Worker {
@@ -72,10 +81,21 @@ class Worker {
 
   // Worker thread (post these from main).
   void addListener(ListenerConfigConstSharedPtr config, network::SocketFd fd);
-  void removeListener(const std::string& name);
+  // A changed listener: the new one starts accepting, the old one (same
+  // name) stops and drains under `drain_tag`. An invalid `fd` means the
+  // address did not change: the new listener takes over the old socket.
+  void replaceListener(ListenerConfigConstSharedPtr config, network::SocketFd fd, uint64_t drain_tag);
+  // A removed listener stops accepting and drains under `drain_tag`.
+  void drainListener(const std::string& name, uint64_t drain_tag);
+  // The drain time is over: close what is left of a draining listener.
+  void removeDrainingListener(uint64_t drain_tag);
   void stopAcceptingAll();
+  size_t activeListenerCount() const { return listeners_.size(); }
+  size_t drainingListenerCount() const { return draining_.size(); }
 
  private:
+  void startDraining(std::unique_ptr<ActiveListener> listener, uint64_t drain_tag);
+
   const size_t index_;
   std::atomic<int64_t>& total_connections_;
   event::Dispatcher dispatcher_;
@@ -83,6 +103,9 @@ class Worker {
   http::pool::ConnPoolManager http_pools_{dispatcher_};
   WorkerContext context_;
   absl::flat_hash_map<std::string, std::unique_ptr<ActiveListener>> listeners_;
+  // Listeners that stopped accepting and wait for their connections to end
+  // (or the drain time to pass), by the drain tag the main thread gave them.
+  absl::flat_hash_map<uint64_t, std::unique_ptr<ActiveListener>> draining_;
   std::thread thread_;
 };
 

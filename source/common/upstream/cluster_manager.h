@@ -1,0 +1,93 @@
+// The main thread's owner of the upstream clusters: static ones from the
+// bootstrap and dynamic ones applied from CDS, validated whole and published
+// to every worker as one immutable ClusterSet snapshot.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "envoy/config/cluster/v3/cluster.pb.h"
+#include "google/protobuf/repeated_field.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "source/common/config/subscription.h"
+#include "source/common/event/dispatcher.h"
+#include "source/common/stats/store.h"
+#include "source/common/thread_local/snapshot_slot.h"
+#include "source/common/upstream/cluster.h"
+
+namespace courier::upstream {
+
+// cluster_manager.* and cluster_manager.cds.* as Envoy names them.
+struct ClusterManagerStats {
+  explicit ClusterManagerStats(stats::Store& store);
+  stats::Counter& cluster_added;
+  stats::Counter& cluster_modified;
+  stats::Counter& cluster_removed;
+  stats::Counter& cluster_updated;
+  stats::Gauge& active_clusters;
+  stats::Gauge& warming_clusters;
+  stats::Counter& cds_update_attempt;
+  stats::Counter& cds_update_success;
+  stats::Counter& cds_update_rejected;
+  stats::Counter& cds_update_failure;
+  stats::Gauge& cds_version;
+};
+
+class ClusterManager : public config::SubscriptionCallbacks {
+ public:
+  // A cluster as it was configured, for /config_dump.
+  struct Entry {
+    envoy::config::cluster::v3::Cluster proto;
+    ClusterConstSharedPtr cluster;
+    bool added_via_api = false;
+    std::string version_info;
+    google::protobuf::Timestamp last_updated;
+  };
+
+  // `slot` carries the set to the workers; it outlives this manager.
+  ClusterManager(stats::Store& stats, thread_local_::SnapshotSlot<ClusterSet>& slot);
+
+  // Bootstrap static_resources.clusters; errors name static_resources.clusters[i].
+  absl::Status addStaticClusters(const google::protobuf::RepeatedPtrField<envoy::config::cluster::v3::Cluster>& clusters);
+
+  // Main thread: the set listeners validate their routes against.
+  const ClusterSetConstSharedPtr& clusters() const { return slot_.latest(); }
+  // By name, static and dynamic.
+  const absl::flat_hash_map<std::string, Entry>& entries() const { return entries_; }
+  const std::string& cdsVersion() const { return version_info_; }
+
+  // Runs once, after the first CDS delivery or failure (Envoy's initial
+  // fetch), so LDS can start after CDS as Envoy warms.
+  void setInitialLoadCallback(std::function<void()> cb) { on_initial_load_ = std::move(cb); }
+  // For a bootstrap without CDS: nothing to wait for.
+  void markInitialLoadDone();
+
+  // config::SubscriptionCallbacks (CDS).
+  absl::Status onConfigUpdate(const std::vector<config::DecodedResource>& resources,
+                              const std::string& version_info) override;
+  absl::Status onConfigUpdate(const std::vector<config::DecodedResource>& added,
+                              const std::vector<std::string>& removed,
+                              const std::string& system_version_info) override;
+  void onConfigUpdateFailed(config::UpdateFailureReason reason, const absl::Status& error) override;
+
+ private:
+  // Builds every added/changed cluster first; nothing changes unless all of
+  // them are good. `removed` names dynamic clusters to drop.
+  absl::Status apply(const std::vector<config::DecodedResource>& added, const std::vector<std::string>& removed,
+                     const std::string& version_info);
+  void publish();
+
+  stats::Store& store_;
+  ClusterManagerStats stats_;
+  thread_local_::SnapshotSlot<ClusterSet>& slot_;
+  absl::flat_hash_map<std::string, Entry> entries_;
+  std::string version_info_;
+  std::function<void()> on_initial_load_;
+  bool initial_load_done_ = false;
+};
+
+}  // namespace courier::upstream

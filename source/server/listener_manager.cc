@@ -1,0 +1,343 @@
+#include "source/server/listener_manager.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "google/protobuf/util/time_util.h"
+#include "source/server/listener_factory.h"
+#include "spdlog/spdlog.h"
+
+namespace courier::server {
+namespace {
+
+using envoy::config::listener::v3::Listener;
+
+// Envoy's lds.version gauge holds a hash of version_info (see cluster_manager.cc).
+uint64_t versionHash(const std::string& version) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : version) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h & ((1ull << 52) - 1);
+}
+
+absl::Status prefixed(const absl::Status& status, const std::string& prefix) {
+  return absl::Status(status.code(), absl::StrCat(prefix, status.message()));
+}
+
+}  // namespace
+
+ListenerManagerStats::ListenerManagerStats(stats::Store& store)
+    : listener_added(store.counter("listener_manager.listener_added")),
+      listener_modified(store.counter("listener_manager.listener_modified")),
+      listener_removed(store.counter("listener_manager.listener_removed")),
+      listener_create_success(store.counter("listener_manager.listener_create_success")),
+      total_listeners_active(store.gauge("listener_manager.total_listeners_active")),
+      total_listeners_warming(store.gauge("listener_manager.total_listeners_warming")),
+      total_listeners_draining(store.gauge("listener_manager.total_listeners_draining")),
+      lds_update_attempt(store.counter("listener_manager.lds.update_attempt")),
+      lds_update_success(store.counter("listener_manager.lds.update_success")),
+      lds_update_rejected(store.counter("listener_manager.lds.update_rejected")),
+      lds_update_failure(store.counter("listener_manager.lds.update_failure")),
+      lds_version(store.gauge("listener_manager.lds.version")) {}
+
+ListenerManager::ListenerManager(event::Dispatcher& main, std::vector<std::unique_ptr<Worker>>& workers,
+                                 stats::Store& stats, ContextProvider context, std::chrono::seconds drain_time,
+                                 bool bind)
+    : main_(main),
+      workers_(workers),
+      store_(stats),
+      stats_(stats),
+      context_(std::move(context)),
+      drain_time_(drain_time),
+      bind_(bind) {
+  updateGauges();
+}
+
+ListenerManager::~ListenerManager() { *alive_ = false; }
+
+absl::Status ListenerManager::addStaticListeners(const google::protobuf::RepeatedPtrField<Listener>& listeners) {
+  FactoryContext context = context_();
+  const auto now = google::protobuf::util::TimeUtil::GetCurrentTime();
+  for (int i = 0; i < listeners.size(); ++i) {
+    const std::string path = absl::StrCat("static_resources.listeners[", i, "]");
+    auto config = createListener(listeners[i], path, context);
+    if (!config.ok()) return config.status();
+    if (find((*config)->name) != nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ".name: duplicate listener name \"", (*config)->name, "\""));
+    }
+    Entry entry{listeners[i], *config, (*config)->address, false, "", now};
+    if (bind_) {
+      std::vector<network::SocketFd> fds;
+      if (auto s = bindSockets(**config, path, fds, entry.bound_address); !s.ok()) return s;
+      for (size_t w = 0; w < workers_.size(); ++w) {
+        auto fd = std::make_shared<network::SocketFd>(std::move(fds[w]));
+        auto cfg = *config;
+        workers_[w]->dispatcher().post(
+            [worker = workers_[w].get(), cfg, fd] { worker->addListener(cfg, std::move(*fd)); });
+      }
+      spdlog::info("listener '{}' on {}", (*config)->name, entry.bound_address.asString());
+    }
+    entries_.push_back(std::move(entry));
+    stats_.listener_create_success.inc();
+  }
+  updateGauges();
+  return absl::OkStatus();
+}
+
+ListenerManager::Entry* ListenerManager::find(const std::string& name) {
+  for (auto& e : entries_) {
+    if (e.config->name == name) return &e;
+  }
+  return nullptr;
+}
+
+absl::Status ListenerManager::bindSockets(const ListenerConfig& config, const std::string& path,
+                                          std::vector<network::SocketFd>& fds, network::Address& bound) {
+  // The first socket fixes the port when the config asks for an ephemeral one.
+  network::Address address = config.address;
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    if (w > 0 && !config.reuse_port) {
+      fds.emplace_back(::dup(fds.front().get()));
+      continue;
+    }
+    auto fd = network::listenOn(address, config.reuse_port, config.backlog);
+    if (!fd.ok()) return absl::UnavailableError(absl::StrCat(path, ".address: ", fd.status().message()));
+    if (w == 0) address = network::Address::localOf(fd->get());
+    fds.push_back(std::move(*fd));
+  }
+  bound = address;
+  return absl::OkStatus();
+}
+
+absl::Status ListenerManager::onConfigUpdate(const std::vector<config::DecodedResource>& resources,
+                                             const std::string& version_info) {
+  // State of the world: dynamic listeners not named are removed; static
+  // ones are not LDS's to remove.
+  absl::flat_hash_set<std::string> named;
+  for (const auto& r : resources) named.insert(r.name);
+  std::vector<std::string> removed;
+  for (const auto& e : entries_) {
+    if (e.added_via_api && !named.contains(e.config->name)) removed.push_back(e.config->name);
+  }
+  return apply(resources, removed, version_info);
+}
+
+absl::Status ListenerManager::onConfigUpdate(const std::vector<config::DecodedResource>& added,
+                                             const std::vector<std::string>& removed,
+                                             const std::string& system_version_info) {
+  return apply(added, removed, system_version_info);
+}
+
+void ListenerManager::onConfigUpdateFailed(config::UpdateFailureReason reason, const absl::Status& error) {
+  stats_.lds_update_attempt.inc();
+  (reason == config::UpdateFailureReason::UpdateRejected ? stats_.lds_update_rejected : stats_.lds_update_failure)
+      .inc();
+  spdlog::warn("lds: update failed, keeping {} listener(s): {}", entries_.size(), std::string(error.message()));
+  markInitialLoadDone();
+}
+
+absl::Status ListenerManager::apply(const std::vector<config::DecodedResource>& added,
+                                    const std::vector<std::string>& removed, const std::string& version_info) {
+  stats_.lds_update_attempt.inc();
+  auto reject = [this](absl::Status status) {
+    stats_.lds_update_rejected.inc();
+    spdlog::warn("lds: update rejected, the previous listeners keep serving: {}", std::string(status.message()));
+    markInitialLoadDone();
+    return status;
+  };
+  const auto now = google::protobuf::util::TimeUtil::GetCurrentTime();
+  FactoryContext context = context_();
+
+  // 1. Build every new or changed listener; nothing is live yet.
+  std::vector<Pending> pending;
+  for (size_t i = 0; i < added.size(); ++i) {
+    const std::string path = absl::StrCat("resources[", i, "]");
+    const auto* proto = dynamic_cast<const Listener*>(added[i].resource.get());
+    if (proto == nullptr) {
+      return reject(absl::InvalidArgumentError(absl::StrCat(path, ": not a ", Listener::descriptor()->full_name())));
+    }
+    const std::string prefix = absl::StrCat("listener \"", added[i].name, "\": ");
+    Entry* existing = find(added[i].name);
+    if (existing != nullptr && !existing->added_via_api) {
+      // Envoy: a static listener cannot be changed through the API; the rest
+      // of the update still applies.
+      spdlog::warn("lds: listener '{}' is static; its LDS version is ignored", added[i].name);
+      continue;
+    }
+    // Byte-for-byte the same listener: leave it and its connections alone.
+    if (existing != nullptr && google::protobuf::util::MessageDifferencer::Equals(existing->proto, *proto)) continue;
+    auto config = createListener(*proto, path, context);
+    if (!config.ok()) return reject(prefixed(config.status(), prefix));
+    if ((*config)->name != added[i].name) {
+      return reject(absl::InvalidArgumentError(
+          absl::StrCat(prefix, path, ".name: the listener is named \"", (*config)->name, "\"")));
+    }
+    Pending p{i, Entry{*proto, *config, (*config)->address, true, added[i].version, now}, {}, existing != nullptr};
+    pending.push_back(std::move(p));
+  }
+  absl::flat_hash_set<std::string> removing;
+  for (const auto& name : removed) {
+    Entry* e = find(name);
+    if (e == nullptr) continue;
+    if (!e->added_via_api) {
+      spdlog::warn("lds: listener '{}' is static and cannot be removed by LDS", name);
+      continue;
+    }
+    removing.insert(name);
+  }
+
+  // 2. Two listeners on one address would split its connections between two
+  // configs: refuse, as Envoy does. The changed ones replace their old selves.
+  absl::flat_hash_map<std::string, std::string> by_address;
+  absl::flat_hash_set<std::string> replacing;
+  for (const auto& p : pending) replacing.insert(p.entry.config->name);
+  for (const auto& e : entries_) {
+    const std::string& name = e.config->name;
+    if (removing.contains(name) || replacing.contains(name)) continue;
+    by_address.emplace(e.bound_address.asString(), name);
+    if (e.config->address.port() != 0) by_address.emplace(e.config->address.asString(), name);
+  }
+  for (const auto& p : pending) {
+    const auto& address = p.entry.config->address;
+    if (address.port() == 0) continue;
+    auto [it, inserted] = by_address.emplace(address.asString(), p.entry.config->name);
+    if (!inserted) {
+      return reject(absl::InvalidArgumentError(absl::StrCat(
+          "listener \"", p.entry.config->name, "\": resources[", p.resource_index, "].address: ", address.asString(),
+          " is already the address of listener \"", it->second, "\"")));
+    }
+  }
+
+  // 3. Bind what needs new sockets. A changed listener at the same address
+  // takes over its predecessor's sockets on each worker instead, so no
+  // connection queued in the kernel is lost to the swap.
+  if (bind_) {
+    for (auto& p : pending) {
+      if (p.replaces) {
+        const Entry* old = find(p.entry.config->name);
+        if (old->config->address.asString() == p.entry.config->address.asString() &&
+            old->config->reuse_port == p.entry.config->reuse_port) {
+          p.entry.bound_address = old->bound_address;
+          continue;
+        }
+      }
+      const std::string path = absl::StrCat("resources[", p.resource_index, "]");
+      auto s = bindSockets(*p.entry.config, path, p.fds, p.entry.bound_address);
+      if (!s.ok()) return reject(prefixed(s, absl::StrCat("listener \"", p.entry.config->name, "\": ")));
+    }
+  }
+
+  // 4. Commit: from here nothing fails.
+  size_t changes = 0;
+  for (const auto& name : removing) {
+    const uint64_t tag = next_drain_tag_++;
+    onEveryWorker([name, tag](Worker& w) { w.drainListener(name, tag); }, nullptr);
+    scheduleDrainEnd(tag);
+    entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                  [&name](const Entry& e) { return e.config->name == name; }),
+                   entries_.end());
+    stats_.listener_removed.inc();
+    spdlog::info("lds: removed listener '{}'; draining for {}s", name, drain_time_.count());
+    ++changes;
+  }
+  for (auto& p : pending) {
+    const std::string name = p.entry.config->name;
+    auto cfg = p.entry.config;
+    auto fds = std::make_shared<std::vector<network::SocketFd>>(std::move(p.fds));
+    if (p.replaces) {
+      const uint64_t tag = next_drain_tag_++;
+      onEveryWorker(
+          [cfg, fds, tag](Worker& w) {
+            w.replaceListener(cfg, fds->empty() ? network::SocketFd() : std::move((*fds)[w.index()]), tag);
+          },
+          nullptr);
+      scheduleDrainEnd(tag);
+      *find(name) = std::move(p.entry);
+      stats_.listener_modified.inc();
+      spdlog::info("lds: updated listener '{}' on {}; the previous version drains for {}s", name,
+                   cfg->address.asString(), drain_time_.count());
+    } else {
+      onEveryWorker([cfg, fds](Worker& w) { w.addListener(cfg, std::move((*fds)[w.index()])); }, nullptr);
+      spdlog::info("lds: added listener '{}' on {}", name, p.entry.bound_address.asString());
+      entries_.push_back(std::move(p.entry));
+      stats_.listener_added.inc();
+    }
+    stats_.listener_create_success.inc();
+    ++changes;
+  }
+  version_info_ = version_info;
+  stats_.lds_version.set(versionHash(version_info));
+  updateGauges();
+  // Success is counted once every worker runs the new listeners, so that
+  // whoever watches the counter can rely on new connections meeting them.
+  std::shared_ptr<bool> alive = alive_;
+  onEveryWorker(nullptr, [this, alive] {
+    if (!*alive) return;
+    stats_.lds_update_success.inc();
+    markInitialLoadDone();
+  });
+  if (changes == 0) spdlog::debug("lds: version '{}' changes no listener", version_info);
+  return absl::OkStatus();
+}
+
+void ListenerManager::onEveryWorker(std::function<void(Worker&)> fn, std::function<void()> done) {
+  if (!bind_ || workers_.empty()) {
+    if (done) done();
+    return;
+  }
+  auto remaining = std::make_shared<std::atomic<size_t>>(workers_.size());
+  auto shared_fn = std::make_shared<std::function<void(Worker&)>>(std::move(fn));
+  auto shared_done = std::make_shared<std::function<void()>>(std::move(done));
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    // Each worker's queue runs in order, so an update posted after another
+    // applies after it.
+    worker->dispatcher().post([this, worker, remaining, shared_fn, shared_done] {
+      if (*shared_fn) (*shared_fn)(*worker);
+      if (remaining->fetch_sub(1) == 1 && *shared_done) main_.post([shared_done] { (*shared_done)(); });
+    });
+  }
+}
+
+void ListenerManager::scheduleDrainEnd(uint64_t drain_tag) {
+  stats_.total_listeners_draining.inc();
+  auto timer = main_.createTimer([this, drain_tag] {
+    onEveryWorker([drain_tag](Worker& w) { w.removeDrainingListener(drain_tag); }, nullptr);
+    stats_.total_listeners_draining.dec();
+    // Not from inside the timer's own callback.
+    main_.post([this, drain_tag, alive = alive_] {
+      if (*alive) drain_timers_.erase(drain_tag);
+    });
+  });
+  timer->enable(std::chrono::duration_cast<std::chrono::milliseconds>(drain_time_));
+  drain_timers_[drain_tag] = std::move(timer);
+}
+
+void ListenerManager::stopListeners() {
+  stats_.total_listeners_draining.set(stats_.total_listeners_draining.value() + entries_.size());
+  stats_.total_listeners_active.set(0);
+}
+
+void ListenerManager::updateGauges() {
+  stats_.total_listeners_active.set(entries_.size());
+  stats_.total_listeners_warming.set(0);
+}
+
+void ListenerManager::markInitialLoadDone() {
+  if (initial_load_done_) return;
+  initial_load_done_ = true;
+  if (on_initial_load_) {
+    auto cb = std::move(on_initial_load_);
+    cb();
+  }
+}
+
+}  // namespace courier::server
