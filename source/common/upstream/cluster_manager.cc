@@ -157,20 +157,30 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
   // Unchanged clusters keep their version info; the set's version moves on.
   version_info_ = version_info;
   stats_.cds_version.set(versionHash(version_info));
-  if (!changes.empty() || removed_count > 0) publish();
-  stats_.cds_update_success.inc();
-  markInitialLoadDone();
+  // Success is counted once every worker routes with the new set, so that
+  // whoever watches the counter can rely on the next request seeing it.
+  std::shared_ptr<bool> alive = alive_;
+  auto done = [this, alive] {
+    if (!*alive) return;
+    stats_.cds_update_success.inc();
+    markInitialLoadDone();
+  };
+  if (!changes.empty() || removed_count > 0) {
+    publish(std::move(done));
+  } else {
+    done();
+  }
   return absl::OkStatus();
 }
 
-void ClusterManager::publish() {
+void ClusterManager::publish(std::function<void()> on_applied) {
   // Workers keep the load-balancer state of clusters whose pointer did not
   // change (ThreadLocalClusterManager::update); requests in flight hold their
   // own shared_ptr to the cluster they started with.
   auto set = std::make_shared<ClusterSet>();
   for (const auto& [name, entry] : entries_) set->clusters.emplace(name, entry.cluster);
   stats_.active_clusters.set(set->clusters.size());
-  slot_.publish(std::move(set));
+  slot_.publish(std::move(set), std::move(on_applied));
 }
 
 }  // namespace courier::upstream

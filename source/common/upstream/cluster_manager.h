@@ -50,6 +50,7 @@ class ClusterManager : public config::SubscriptionCallbacks {
 
   // `slot` carries the set to the workers; it outlives this manager.
   ClusterManager(stats::Store& stats, thread_local_::SnapshotSlot<ClusterSet>& slot);
+  ~ClusterManager() override { *alive_ = false; }
 
   // Bootstrap static_resources.clusters; errors name static_resources.clusters[i].
   absl::Status addStaticClusters(const google::protobuf::RepeatedPtrField<envoy::config::cluster::v3::Cluster>& clusters);
@@ -79,7 +80,8 @@ class ClusterManager : public config::SubscriptionCallbacks {
   // them are good. `removed` names dynamic clusters to drop.
   absl::Status apply(const std::vector<config::DecodedResource>& added, const std::vector<std::string>& removed,
                      const std::string& version_info);
-  void publish();
+  // on_applied runs on main once every worker swapped to the new set.
+  void publish(std::function<void()> on_applied = nullptr);
 
   stats::Store& store_;
   ClusterManagerStats stats_;
@@ -88,6 +90,8 @@ class ClusterManager : public config::SubscriptionCallbacks {
   std::string version_info_;
   std::function<void()> on_initial_load_;
   bool initial_load_done_ = false;
+  // Lets completions posted back from workers notice the manager is gone.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace courier::upstream
