@@ -41,6 +41,15 @@ void ActiveListener::stopAccepting() {
   fd_ = network::SocketFd();
 }
 
+void ActiveListener::drainConnections() {
+  // Pointers first: a connection that closes from its drain callback leaves
+  // the list (its Connection object lives on until the loop turn ends).
+  std::vector<network::Connection*> connections;
+  connections.reserve(connections_.size());
+  for (auto& c : connections_) connections.push_back(c->connection.get());
+  for (network::Connection* c : connections) c->startDrain();
+}
+
 network::SocketFd ActiveListener::releaseSocket() {
   accept_retry_timer_.reset();
   accept_event_.reset();
@@ -172,7 +181,8 @@ void Worker::drainListener(const std::string& name, uint64_t drain_tag) {
 }
 
 void Worker::startDraining(std::unique_ptr<ActiveListener> listener, uint64_t drain_tag) {
-  if (listener->connectionCount() == 0) return;  // nothing to wait for
+  listener->drainConnections();
+  if (listener->connectionCount() == 0) return;  // nothing (left) to wait for
   // The last connection leaves from inside its own close event: delete the
   // listener on a later turn of the loop.
   listener->setOnEmpty([this, drain_tag] { dispatcher_.post([this, drain_tag] { draining_.erase(drain_tag); }); });
@@ -182,7 +192,10 @@ void Worker::startDraining(std::unique_ptr<ActiveListener> listener, uint64_t dr
 void Worker::removeDrainingListener(uint64_t drain_tag) { draining_.erase(drain_tag); }
 
 void Worker::stopAcceptingAll() {
-  for (auto& [name, listener] : listeners_) listener->stopAccepting();
+  for (auto& [name, listener] : listeners_) {
+    listener->stopAccepting();
+    listener->drainConnections();
+  }
 }
 
 }  // namespace courier::server

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "source/common/event/dispatcher.h"
@@ -31,6 +32,8 @@ class ActiveListener {
 
   // Stop accepting; existing connections go on.
   void stopAccepting();
+  // Tells every connection its listener drains (Connection::startDrain).
+  void drainConnections();
   // Stop accepting and hand the listen socket over (to the listener that
   // replaces this one at the same address), so connections queued in the
   // kernel are accepted by the successor instead of being reset.

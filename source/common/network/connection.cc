@@ -51,6 +51,17 @@ void Connection::removeConnectionCallbacks(ConnectionCallbacks& cb) {
   callbacks_.erase(std::remove(callbacks_.begin(), callbacks_.end(), &cb), callbacks_.end());
 }
 
+void Connection::startDrain() {
+  if (draining_) return;
+  draining_ = true;
+  // A copy: a callback may close the connection and others may unregister.
+  const std::vector<ConnectionCallbacks*> callbacks = callbacks_;
+  for (ConnectionCallbacks* cb : callbacks) {
+    if (state_ == State::Closed) return;
+    cb->onDrainStarted();
+  }
+}
+
 void Connection::addReadFilter(std::unique_ptr<ReadFilter> filter) {
   filter->initializeReadFilterCallbacks(*this);
   filters_.push_back(std::move(filter));

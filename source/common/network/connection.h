@@ -33,6 +33,11 @@ class ConnectionCallbacks {
   virtual void onAboveWriteBufferHighWatermark() {}
   // It drained below the low watermark: resume.
   virtual void onBelowWriteBufferLowWatermark() {}
+  // The listener that accepted the connection is draining (listener update
+  // or removal, server shutdown). A protocol that can end the connection
+  // politely should (HTTP: `connection: close` on the next response, close
+  // when idle); whatever is still open when the drain time ends is closed.
+  virtual void onDrainStarted() {}
 };
 
 enum class FilterStatus { Continue, StopIteration };
@@ -102,6 +107,10 @@ class Connection : public event::DeferredDeletable, private ReadFilterCallbacks 
   uint64_t bytesWritten() const { return bytes_written_; }
   // Why the connection closed (for access logs and stats).
   bool closedByReset() const { return reset_; }
+  // Tells the callbacks once (onDrainStarted); a callback may close the
+  // connection from there.
+  void startDrain();
+  bool draining() const { return draining_; }
 
  private:
   Connection(event::Dispatcher& dispatcher, SocketFd fd, Address remote, State state);
@@ -134,6 +143,7 @@ class Connection : public event::DeferredDeletable, private ReadFilterCallbacks 
   uint64_t bytes_read_ = 0;
   uint64_t bytes_written_ = 0;
   bool half_close_ = false;
+  bool draining_ = false;
   bool read_end_stream_ = false;       // peer sent FIN
   bool read_end_delivered_ = false;    // filters saw end_stream
   bool write_end_stream_ = false;      // we were asked to half-close

@@ -17,6 +17,7 @@ struct Recorder : ConnectionCallbacks, ReadFilter {
   void onEvent(ConnectionEvent e) override { events.push_back(e); }
   void onAboveWriteBufferHighWatermark() override { ++above; }
   void onBelowWriteBufferLowWatermark() override { ++below; }
+  void onDrainStarted() override { ++drains; }
   void initializeReadFilterCallbacks(ReadFilterCallbacks&) override {}
   FilterStatus onData(buffer::Buffer& data, bool end_stream) override {
     received += data.toString();
@@ -26,7 +27,7 @@ struct Recorder : ConnectionCallbacks, ReadFilter {
   }
   std::vector<ConnectionEvent> events;
   std::string received;
-  int above = 0, below = 0, end_streams = 0;
+  int above = 0, below = 0, end_streams = 0, drains = 0;
 };
 
 class ConnectionTest : public ::testing::Test {
@@ -181,6 +182,14 @@ TEST(ClientConnectionTest, ConnectToAListenerReportsConnected) {
   ASSERT_EQ(rec.events.size(), 1u);
   EXPECT_EQ(rec.events.front(), ConnectionEvent::Connected);
   EXPECT_EQ(conn->localAddress().ip(), "127.0.0.1");
+}
+
+TEST_F(ConnectionTest, StartDrainTellsTheCallbacksOnce) {
+  EXPECT_FALSE(conn_->draining());
+  conn_->startDrain();
+  conn_->startDrain();
+  EXPECT_TRUE(conn_->draining());
+  EXPECT_EQ(rec_->drains, 1);
 }
 
 }  // namespace
