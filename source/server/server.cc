@@ -248,6 +248,10 @@ void Server::startDrain() {
   stats_.gauge("server.state").set(static_cast<uint64_t>(ServerState::Draining));
   stats_.gauge("server.live").set(0);
   listener_manager_->stopListeners();
+  // A draining server takes no more config: an LDS update now would open
+  // listeners that nobody drains.
+  lds_.reset();
+  cds_.reset();
   spdlog::info("draining: no new connections; waiting up to {}s for {} open connection(s)",
                options_.drain_time_s, total_connections_.load());
   for (auto& w : workers_) {

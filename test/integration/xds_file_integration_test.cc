@@ -83,6 +83,22 @@ std::string httpListener(const std::string& name, uint16_t port, const std::stri
 )";
 }
 
+// A DiscoveryResponse entry: a TCP proxy listener to `cluster_name`.
+std::string tcpListener(const std::string& name, uint16_t port, const std::string& cluster_name,
+                        const std::string& stat_prefix) {
+  return R"(- "@type": type.googleapis.com/envoy.config.listener.v3.Listener
+  name: )" + name + R"(
+  address: {socket_address: {address: 127.0.0.1, port_value: )" +
+         std::to_string(port) + R"(}}
+  filter_chains:
+  - filters:
+    - name: envoy.filters.network.tcp_proxy
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+        stat_prefix: )" + stat_prefix + R"(
+        cluster: )" + cluster_name + "\n";
+}
+
 std::string discoveryResponse(const std::string& version, const std::string& resources) {
   return "version_info: \"" + version + "\"\nresources:\n" + resources;
 }
@@ -219,6 +235,51 @@ TEST_F(XdsFileIntegrationTest, OldListenerConnectionsCloseAfterDrainTime) {
   EXPECT_TRUE(client.waitForClose());
   EXPECT_TRUE(courier_.waitForStat("listener_manager.total_listeners_draining", 0));
   EXPECT_EQ(get(), "200 b");
+}
+
+TEST_F(XdsFileIntegrationTest, ListenerMovedToANewPortServesThereAndTheOldPortRefuses) {
+  writeFile(lds_path_, discoveryResponse("1", httpListener("lds", port_, "a")));
+  ASSERT_TRUE(start()) << courier_.log();
+  const uint16_t moved = unusedPort();
+  replaceFile(lds_path_, discoveryResponse("2", httpListener("lds", moved, "b")));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.lds.update_success", 2)) << courier_.log();
+  EXPECT_EQ(httpRequest(moved, "GET", "/").body, "b");
+  EXPECT_EQ(courier_.listenerPort("lds"), moved);
+  TcpClient refused(port_, 2000ms);
+  EXPECT_FALSE(refused.connected());
+}
+
+TEST_F(XdsFileIntegrationTest, TcpProxyConnectionOnAReplacedListenerLastsUntilTheDrainTime) {
+  TcpServer echo(TcpServer::echo());
+  const std::string clusters = cluster("echo", echo.port(), "  ");
+  writeFile(lds_path_, discoveryResponse("1", tcpListener("tcp", port_, "echo", "one")));
+  ASSERT_TRUE(courier_.start(R"(admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+dynamic_resources:
+  lds_config:
+    path_config_source: {path: ")" + lds_path_ + R"("}
+static_resources:
+  clusters:
+)" + clusters, {"--drain-time-s", "2"})) << courier_.log();
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.lds.update_success", 1)) << courier_.log();
+  TcpClient old_connection(port_);
+  ASSERT_TRUE(old_connection.write("before"));
+  ASSERT_EQ(old_connection.readExactly(6), "before");
+
+  replaceFile(lds_path_, discoveryResponse("2", tcpListener("tcp", port_, "echo", "two")));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.lds.update_success", 2)) << courier_.log();
+  // The old connection still carries bytes; new ones meet the new listener.
+  ASSERT_TRUE(old_connection.write("during"));
+  EXPECT_EQ(old_connection.readExactly(6), "during");
+  TcpClient new_connection(port_);
+  ASSERT_TRUE(new_connection.write("new"));
+  EXPECT_EQ(new_connection.readExactly(3), "new");
+  EXPECT_TRUE(courier_.waitForStat("tcp.two.downstream_cx_total", 1));
+  // When the drain time is over the old connection is closed.
+  EXPECT_TRUE(old_connection.waitForClose());
+  EXPECT_TRUE(courier_.waitForStat("listener_manager.total_listeners_draining", 0));
+  ASSERT_TRUE(new_connection.write("still"));
+  EXPECT_EQ(new_connection.readExactly(5), "still");
 }
 
 TEST_F(XdsFileIntegrationTest, BadLdsFileIsRejectedAndTheOldListenerKeepsServing) {
