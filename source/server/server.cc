@@ -212,6 +212,7 @@ int Server::run() {
   }
   for (auto& w : workers_) w->start();
   workers_started_ = true;
+  stats_.gauge("listener_manager.workers_started").set(1);
   maybeGoLive();
   stats_timer_ = main_.createTimer([this] {
     auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start_time_);
