@@ -383,6 +383,65 @@ TEST_F(XdsFileIntegrationTest, CdsRemovingAClusterAnswers503ForRoutesNamingIt) {
   EXPECT_EQ(r.status, 503);
 }
 
+TEST_F(XdsFileIntegrationTest, CdsChangingAClusterEndpointMovesNewRequests) {
+  TcpServer first(named("first"));
+  TcpServer second(named("second"));
+  writeFile(cds_path_, discoveryResponse("c1", cluster("dyn", first.port(), "", true)));
+  writeFile(lds_path_, discoveryResponse("1", httpListener("lds", port_, "dyn")));
+  ASSERT_TRUE(start(/*with_cds=*/true)) << courier_.log();
+  ASSERT_EQ(get(), "200 first");
+  replaceFile(cds_path_, discoveryResponse("c2", cluster("dyn", second.port(), "", true)));
+  ASSERT_TRUE(courier_.waitForStat("cluster_manager.cds.update_success", 2)) << courier_.log();
+  EXPECT_EQ(courier_.stat("cluster_manager.cluster_modified"), 1u);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(get(), "200 second");
+}
+
+TEST_F(XdsFileIntegrationTest, RequestInFlightOnARemovedClusterCompletes) {
+  std::atomic<bool> received{false};
+  std::atomic<bool> release{false};
+  TcpServer slow([&](int fd) {
+    std::string buffered;
+    if (!readRequestHead(fd, buffered)) return;
+    received = true;
+    waitFor([&] { return release.load(); }, 15000ms);
+    respond(fd, "slow");
+  });
+  writeFile(cds_path_, discoveryResponse("c1", cluster("dyn", slow.port(), "", true)));
+  writeFile(lds_path_, discoveryResponse("1", httpListener("lds", port_, "dyn")));
+  ASSERT_TRUE(start(/*with_cds=*/true)) << courier_.log();
+  TcpClient client(port_);
+  ASSERT_TRUE(client.write("GET /long HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"));
+  ASSERT_TRUE(waitFor([&] { return received.load(); }));
+
+  replaceFile(cds_path_, discoveryResponse("c2", ""));
+  ASSERT_TRUE(courier_.waitForStat("cluster_manager.cds.update_success", 2)) << courier_.log();
+  EXPECT_EQ(httpRequest(port_, "GET", "/").status, 503);
+
+  release = true;
+  const std::string response = client.readToEof();
+  EXPECT_THAT(response, StartsWith("HTTP/1.1 200 OK"));
+  EXPECT_THAT(response, HasSubstr("slow"));
+}
+
+TEST_F(XdsFileIntegrationTest, ConfigDumpShowsDynamicResourcesInEnvoysShape) {
+  TcpServer dynamic_upstream(named("dyn"));
+  writeFile(cds_path_, discoveryResponse("c7", cluster("dyn", dynamic_upstream.port(), "", true)));
+  writeFile(lds_path_, discoveryResponse("l9", httpListener("lds", port_, "dyn")));
+  ASSERT_TRUE(start(/*with_cds=*/true)) << courier_.log();
+  const std::string listeners = courier_.admin("/config_dump?resource=dynamic_listeners").body;
+  EXPECT_THAT(listeners, HasSubstr("ListenersConfigDump.DynamicListener"));
+  EXPECT_THAT(listeners, HasSubstr("\"name\": \"lds\""));
+  EXPECT_THAT(listeners, HasSubstr("\"version_info\": \"l9\""));
+  EXPECT_THAT(listeners, HasSubstr("\"last_updated\""));
+  const std::string clusters = courier_.admin("/config_dump?resource=dynamic_active_clusters").body;
+  EXPECT_THAT(clusters, HasSubstr("ClustersConfigDump.DynamicCluster"));
+  EXPECT_THAT(clusters, HasSubstr("\"version_info\": \"c7\""));
+  EXPECT_THAT(clusters, HasSubstr("envoy.config.cluster.v3.Cluster"));
+  // Dynamic resources are not static ones.
+  EXPECT_THAT(courier_.admin("/config_dump?resource=static_listeners").body, ::testing::Not(HasSubstr("\"lds\"")));
+  EXPECT_THAT(courier_.admin("/config_dump?resource=static_clusters").body, ::testing::Not(HasSubstr("\"dyn\"")));
+}
+
 TEST_F(XdsFileIntegrationTest, BadCdsUpdateIsRejectedWholeWithItsFieldPath) {
   TcpServer dynamic_upstream(named("dyn"));
   writeFile(cds_path_, discoveryResponse("c1", cluster("dyn", dynamic_upstream.port(), "", true)));
