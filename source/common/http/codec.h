@@ -13,7 +13,7 @@
 
 namespace courier::http {
 
-enum class Protocol { Http10, Http11 };
+enum class Protocol { Http10, Http11, Http2 };
 
 // Envoy's response code details for HTTP/1 codec errors.
 namespace details {
@@ -46,6 +46,63 @@ struct CodecError {
 
 using DispatchResult = std::optional<CodecError>;  // nullopt == ok
 
+// Why a stream ended before both directions completed (Envoy's
+// Http::StreamResetReason, the subset a codec produces).
+enum class StreamResetReason {
+  LocalReset,                // the owner called resetStream()
+  LocalRefusedStreamReset,   // the owner refused the stream (safe to retry)
+  RemoteReset,               // the peer sent RST_STREAM
+  RemoteRefusedStreamReset,  // the peer refused it (RST_STREAM REFUSED_STREAM, or above GOAWAY's last id)
+  ProtocolError,             // the stream's frames or headers broke the protocol
+  ConnectionTermination,     // the connection closed or failed under the stream
+  Overflow,                  // a codec buffer or limit overflowed
+};
+
+// Envoy's names for the reasons (as in %UPSTREAM_TRANSPORT_FAILURE_REASON% etc.).
+inline std::string_view resetReasonToString(StreamResetReason reason) {
+  switch (reason) {
+    case StreamResetReason::LocalReset: return "local reset";
+    case StreamResetReason::LocalRefusedStreamReset: return "local refused stream reset";
+    case StreamResetReason::RemoteReset: return "remote reset";
+    case StreamResetReason::RemoteRefusedStreamReset: return "remote refused stream reset";
+    case StreamResetReason::ProtocolError: return "protocol error";
+    case StreamResetReason::ConnectionTermination: return "connection termination";
+    case StreamResetReason::Overflow: return "overflow";
+  }
+  return "unknown";
+}
+
+// Stream lifecycle events for the owner of a stream (the HCM's ActiveStream,
+// the router's upstream request). Multiplexing codecs (HTTP/2) raise them; the
+// HTTP/1 codecs do not (a reset there is a connection close).
+class StreamCallbacks {
+ public:
+  virtual ~StreamCallbacks() = default;
+  // The stream is gone: the encoder and decoder must not be used afterwards.
+  virtual void onResetStream(StreamResetReason reason, std::string_view details) = 0;
+  // Data encoded on the stream is buffered in the codec above its limit
+  // (the peer's flow-control window is closed): stop reading the source.
+  virtual void onAboveWriteBufferHighWatermark() {}
+  // ... and has drained below half the limit again.
+  virtual void onBelowWriteBufferLowWatermark() {}
+};
+
+// Per-stream controls of a multiplexing codec, reached through
+// StreamEncoder::getStream().
+class Stream {
+ public:
+  virtual ~Stream() = default;
+  virtual void addCallbacks(StreamCallbacks& callbacks) = 0;
+  virtual void removeCallbacks(StreamCallbacks& callbacks) = 0;
+  // Ends the stream now (RST_STREAM); the stream's callbacks see onResetStream
+  // with this reason.
+  virtual void resetStream(StreamResetReason reason) = 0;
+  // Counted: while disabled (more disables than enables), received body bytes
+  // are still delivered but not acknowledged to the peer, so its flow-control
+  // window closes and it stops sending.
+  virtual void readDisable(bool disable) = 0;
+};
+
 // Receives a decoded stream (a request on the server side, a response on the
 // client side). end_stream marks the last call for the stream.
 class StreamDecoder {
@@ -75,6 +132,8 @@ class StreamEncoder {
   virtual void encodeData(buffer::Buffer& data, bool end_stream) = 0;
   // Trailers end the stream.
   virtual void encodeTrailers(const HeaderMap& trailers) = 0;
+  // Per-stream controls, or nullptr for codecs without them (HTTP/1).
+  virtual Stream* getStream() { return nullptr; }
 };
 
 using RequestEncoder = StreamEncoder;
