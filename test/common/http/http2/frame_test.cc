@@ -1,0 +1,430 @@
+// Hand-built frames against the HTTP/2 ServerConnection: protocol violations
+// and floods a real client would never send.
+#include <nghttp2/nghttp2.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "test/common/http/http2/codec_test_util.h"
+
+namespace courier::http::http2::test {
+namespace {
+
+constexpr std::string_view kMagic = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+// 9-byte frame header + payload (RFC 9113 4.1).
+std::string frame(uint8_t type, uint8_t flags, uint32_t stream_id, std::string_view payload = {}) {
+  std::string f;
+  const uint32_t len = static_cast<uint32_t>(payload.size());
+  f.push_back(static_cast<char>(len >> 16));
+  f.push_back(static_cast<char>(len >> 8));
+  f.push_back(static_cast<char>(len));
+  f.push_back(static_cast<char>(type));
+  f.push_back(static_cast<char>(flags));
+  f.push_back(static_cast<char>((stream_id >> 24) & 0x7f));
+  f.push_back(static_cast<char>(stream_id >> 16));
+  f.push_back(static_cast<char>(stream_id >> 8));
+  f.push_back(static_cast<char>(stream_id));
+  f.append(payload);
+  return f;
+}
+
+std::string u32(uint32_t v) {
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+          static_cast<char>(v)};
+}
+
+struct ParsedFrame {
+  uint8_t type;
+  uint8_t flags;
+  uint32_t stream_id;
+  std::string payload;
+};
+
+std::vector<ParsedFrame> parseFrames(const std::string& bytes) {
+  std::vector<ParsedFrame> out;
+  size_t pos = 0;
+  while (pos + 9 <= bytes.size()) {
+    auto b = [&](size_t i) { return static_cast<uint8_t>(bytes[pos + i]); };
+    const uint32_t len = (b(0) << 16) | (b(1) << 8) | b(2);
+    ParsedFrame f{b(3), b(4), ((b(5) & 0x7fu) << 24) | (b(6) << 16) | (b(7) << 8) | b(8), {}};
+    if (pos + 9 + len > bytes.size()) break;
+    f.payload = bytes.substr(pos + 9, len);
+    out.push_back(std::move(f));
+    pos += 9 + len;
+  }
+  return out;
+}
+
+uint32_t readU32(const std::string& s, size_t at) {
+  return (static_cast<uint8_t>(s[at]) << 24) | (static_cast<uint8_t>(s[at + 1]) << 16) |
+         (static_cast<uint8_t>(s[at + 2]) << 8) | static_cast<uint8_t>(s[at + 3]);
+}
+
+// A raw client: its own HPACK encoder (state carries across HEADERS frames).
+class RawClient {
+ public:
+  explicit RawClient(const Http2Settings& settings = {}) : server_(callbacks_, output_, settings) {
+    nghttp2_hd_deflate_new(&deflater_, 4096);
+  }
+  ~RawClient() { nghttp2_hd_deflate_del(deflater_); }
+
+  std::string headerBlock(const std::vector<std::pair<std::string, std::string>>& headers) {
+    std::vector<nghttp2_nv> nva;
+    for (const auto& [k, v] : headers) {
+      nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(k.data())),
+                     reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), k.size(), v.size(),
+                     NGHTTP2_NV_FLAG_NONE});
+    }
+    std::string buf(nghttp2_hd_deflate_bound(deflater_, nva.data(), nva.size()), '\0');
+    const ssize_t n = nghttp2_hd_deflate_hd(deflater_, reinterpret_cast<uint8_t*>(buf.data()),
+                                            buf.size(), nva.data(), nva.size());
+    EXPECT_GE(n, 0);
+    buf.resize(n < 0 ? 0 : static_cast<size_t>(n));
+    return buf;
+  }
+
+  std::string headers(uint32_t stream_id, const std::vector<std::pair<std::string, std::string>>& h,
+                      bool end_stream) {
+    return frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | (end_stream ? NGHTTP2_FLAG_END_STREAM : 0),
+                 stream_id, headerBlock(h));
+  }
+
+  static std::vector<std::pair<std::string, std::string>> get(std::string path = "/") {
+    return {{":method", "GET"}, {":path", path}, {":scheme", "http"}, {":authority", "x"}};
+  }
+
+  static std::string preface() {
+    return std::string(kMagic) + frame(NGHTTP2_SETTINGS, 0, 0) + frame(NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0);
+  }
+
+  DispatchResult send(std::string_view bytes) {
+    buffer::Buffer in;
+    in.add(bytes);
+    return server_.dispatch(in);
+  }
+
+  // Everything the server wrote since the last call, as frames.
+  std::vector<ParsedFrame> read() {
+    std::string s = output_.toString();
+    output_.drain(output_.length());
+    if (!skipped_settings_) skipped_settings_ = true;
+    return parseFrames(s);
+  }
+
+  std::optional<ParsedFrame> findRst(uint32_t stream_id) {
+    for (ParsedFrame& f : read()) {
+      if (f.type == NGHTTP2_RST_STREAM && f.stream_id == stream_id) return f;
+    }
+    return std::nullopt;
+  }
+
+  RecordingServer callbacks_;
+  buffer::Buffer output_;
+  ServerConnection server_;
+  nghttp2_hd_deflater* deflater_ = nullptr;
+  bool skipped_settings_ = false;
+};
+
+TEST(Http2FrameTest, ValidRequestOpensStream) {
+  RawClient c;
+  ASSERT_EQ(c.send(RawClient::preface() + c.headers(1, RawClient::get(), true)), std::nullopt);
+  ASSERT_EQ(c.callbacks_.streams_.size(), 1u);
+  EXPECT_EQ(c.callbacks_.streams_[0]->decoder.headers_->path(), "/");
+}
+
+TEST(Http2FrameTest, BadPrefaceIsCodecError) {
+  RawClient c;
+  DispatchResult r = c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->details, codec_details::kCodecError);
+  // Sticky.
+  EXPECT_TRUE(c.send(RawClient::preface()).has_value());
+}
+
+TEST(Http2FrameTest, PingFloodWithoutReadingIsCodecError) {
+  RawClient c;
+  ASSERT_EQ(c.send(RawClient::preface()), std::nullopt);
+  std::string pings;
+  for (int i = 0; i < 1100; ++i) pings += frame(NGHTTP2_PING, 0, 0, std::string(8, 'p'));
+  DispatchResult r = c.send(pings);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->details, codec_details::kOutboundControlFlood);
+  EXPECT_EQ(c.server_.stats().outbound_control_flood, 1u);
+}
+
+TEST(Http2FrameTest, PingFloodAcrossReadsIsCodecError) {
+  RawClient c;
+  ASSERT_EQ(c.send(RawClient::preface()), std::nullopt);
+  // A few PINGs per read: each batch of ACKs is written but never drained.
+  std::string pings;
+  for (int i = 0; i < 10; ++i) pings += frame(NGHTTP2_PING, 0, 0, std::string(8, 'p'));
+  DispatchResult r;
+  int reads = 0;
+  for (; reads < 200 && !r; ++reads) r = c.send(pings);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->details, codec_details::kOutboundControlFlood);
+  EXPECT_LE(reads * 10, 1010);
+}
+
+TEST(Http2FrameTest, PingsThatAreReadAreFine) {
+  RawClient c;
+  ASSERT_EQ(c.send(RawClient::preface()), std::nullopt);
+  std::string pings;
+  for (int i = 0; i < 10; ++i) pings += frame(NGHTTP2_PING, 0, 0, std::string(8, 'p'));
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_EQ(c.send(pings), std::nullopt) << i;
+    c.read();  // the socket took the ACKs
+  }
+}
+
+TEST(Http2FrameTest, SettingsFloodIsCodecError) {
+  RawClient c;
+  ASSERT_EQ(c.send(RawClient::preface()), std::nullopt);
+  std::string settings;
+  for (int i = 0; i < 1100; ++i) settings += frame(NGHTTP2_SETTINGS, 0, 0);
+  DispatchResult r = c.send(settings);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->details, codec_details::kOutboundControlFlood);
+}
+
+TEST(Http2FrameTest, EmptyDataFloodIsCodecError) {
+  RawClient c;
+  ASSERT_EQ(c.send(RawClient::preface() +
+                   c.headers(1, {{":method", "POST"}, {":path", "/"}, {":scheme", "http"}, {":authority", "x"}},
+                             false)),
+            std::nullopt);
+  // One empty DATA frame is tolerated (the default limit is 1)...
+  ASSERT_EQ(c.send(frame(NGHTTP2_DATA, 0, 1)), std::nullopt);
+  // ...two in a row are not.
+  DispatchResult r = c.send(frame(NGHTTP2_DATA, 0, 1));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->details, codec_details::kInboundEmptyFramesFlood);
+}
+
+TEST(Http2FrameTest, EmptyDataBetweenNonEmptyIsFine) {
+  RawClient c;
+  ASSERT_EQ(c.send(RawClient::preface() +
+                   c.headers(1, {{":method", "POST"}, {":path", "/"}, {":scheme", "http"}, {":authority", "x"}},
+                             false)),
+            std::nullopt);
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(c.send(frame(NGHTTP2_DATA, 0, 1) + frame(NGHTTP2_DATA, 0, 1, "abc")), std::nullopt);
+  }
+  EXPECT_EQ(c.callbacks_.streams_[0]->decoder.body_.size(), 60u);
+}
+
+TEST(Http2FrameTest, PriorityFloodIsCodecError) {
+  RawClient c;
+  ASSERT_EQ(c.send(RawClient::preface()), std::nullopt);
+  std::string prio;
+  // Dependency on stream 0, weight 16; on idle streams (no stream opened).
+  for (uint32_t i = 0; i < 150; ++i) prio += frame(NGHTTP2_PRIORITY, 0, 2 * i + 1, u32(0) + "\x0f");
+  DispatchResult r = c.send(prio);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->details, codec_details::kInboundPriorityFramesFlood);
+}
+
+TEST(Http2FrameTest, WindowUpdateFloodIsCodecError) {
+  RawClient c;
+  ASSERT_EQ(c.send(RawClient::preface()), std::nullopt);
+  std::string wu;
+  for (int i = 0; i < 50; ++i) wu += frame(NGHTTP2_WINDOW_UPDATE, 0, 0, u32(1));
+  DispatchResult r = c.send(wu);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->details, codec_details::kInboundWindowUpdateFramesFlood);
+}
+
+TEST(Http2FrameTest, RapidResetFloodIsCodecError) {
+  RawClient c;
+  ASSERT_EQ(c.send(RawClient::preface()), std::nullopt);
+  DispatchResult r;
+  uint32_t id = 1;
+  for (int i = 0; i < 1000 && !r; ++i, id += 2) {
+    r = c.send(c.headers(id, RawClient::get(), true) +
+               frame(NGHTTP2_RST_STREAM, 0, id, u32(NGHTTP2_CANCEL)));
+    c.read();
+  }
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->details, codec_details::kPrematureResets);
+  // Caught at the configured threshold, well before nghttp2's own limit.
+  EXPECT_LE(c.callbacks_.streams_.size(), 501u);
+}
+
+TEST(Http2FrameTest, ResetsAfterResponsesAreNotAFlood) {
+  RawClient c;
+  c.callbacks_.on_new_stream = [](ServerStream& s) {
+    s.encoder->encodeHeaders(ResponseHeaderMap{{":status", "204"}}, true);
+  };
+  ASSERT_EQ(c.send(RawClient::preface()), std::nullopt);
+  uint32_t id = 1;
+  for (int i = 0; i < 700; ++i, id += 2) {
+    // Answered before the RST arrives (a client cancelling completed work).
+    ASSERT_EQ(c.send(c.headers(id, RawClient::get(), false)), std::nullopt) << i;
+    ASSERT_EQ(c.send(frame(NGHTTP2_RST_STREAM, 0, id, u32(NGHTTP2_CANCEL))), std::nullopt) << i;
+    c.read();
+  }
+}
+
+TEST(Http2FrameTest, UppercaseHeaderNameResetsStream) {
+  RawClient c;
+  auto h = RawClient::get();
+  h.push_back({"X-Upper", "1"});
+  ASSERT_EQ(c.send(RawClient::preface() + c.headers(1, h, true)), std::nullopt);
+  std::optional<ParsedFrame> rst = c.findRst(1);
+  ASSERT_TRUE(rst.has_value());
+  EXPECT_EQ(readU32(rst->payload, 0), static_cast<uint32_t>(NGHTTP2_PROTOCOL_ERROR));
+  EXPECT_TRUE(c.callbacks_.streams_.empty());
+  // The connection lives on.
+  ASSERT_EQ(c.send(c.headers(3, RawClient::get(), true)), std::nullopt);
+  EXPECT_EQ(c.callbacks_.streams_.size(), 1u);
+}
+
+TEST(Http2FrameTest, MissingPathResetsStream) {
+  RawClient c;
+  ASSERT_EQ(c.send(RawClient::preface() +
+                   c.headers(1, {{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}}, true)),
+            std::nullopt);
+  std::optional<ParsedFrame> rst = c.findRst(1);
+  ASSERT_TRUE(rst.has_value());
+  EXPECT_EQ(readU32(rst->payload, 0), static_cast<uint32_t>(NGHTTP2_PROTOCOL_ERROR));
+  EXPECT_TRUE(c.callbacks_.streams_.empty());
+}
+
+TEST(Http2FrameTest, MissingMethodResetsStream) {
+  RawClient c;
+  ASSERT_EQ(c.send(RawClient::preface() +
+                   c.headers(1, {{":path", "/"}, {":scheme", "http"}, {":authority", "x"}}, true)),
+            std::nullopt);
+  ASSERT_TRUE(c.findRst(1).has_value());
+  EXPECT_TRUE(c.callbacks_.streams_.empty());
+}
+
+TEST(Http2FrameTest, ConnectionHeaderResetsStream) {
+  RawClient c;
+  auto h = RawClient::get();
+  h.push_back({"connection", "keep-alive"});
+  ASSERT_EQ(c.send(RawClient::preface() + c.headers(1, h, true)), std::nullopt);
+  ASSERT_TRUE(c.findRst(1).has_value());
+  EXPECT_TRUE(c.callbacks_.streams_.empty());
+}
+
+TEST(Http2FrameTest, TeOtherThanTrailersResetsStream) {
+  RawClient c;
+  auto h = RawClient::get();
+  h.push_back({"te", "gzip"});
+  ASSERT_EQ(c.send(RawClient::preface() + c.headers(1, h, true)), std::nullopt);
+  ASSERT_TRUE(c.findRst(1).has_value());
+  EXPECT_TRUE(c.callbacks_.streams_.empty());
+}
+
+TEST(Http2FrameTest, ContentLengthMismatchResetsStream) {
+  RawClient c;
+  ASSERT_EQ(c.send(RawClient::preface() +
+                   c.headers(1,
+                             {{":method", "POST"}, {":path", "/"}, {":scheme", "http"},
+                              {":authority", "x"}, {"content-length", "5"}},
+                             false)),
+            std::nullopt);
+  ASSERT_EQ(c.callbacks_.streams_.size(), 1u);
+  ASSERT_EQ(c.send(frame(NGHTTP2_DATA, NGHTTP2_FLAG_END_STREAM, 1, "abc")), std::nullopt);
+  std::optional<ParsedFrame> rst = c.findRst(1);
+  ASSERT_TRUE(rst.has_value());
+  EXPECT_EQ(readU32(rst->payload, 0), static_cast<uint32_t>(NGHTTP2_PROTOCOL_ERROR));
+  EXPECT_EQ(c.callbacks_.streams_[0]->callbacks.reason_, StreamResetReason::ProtocolError);
+}
+
+TEST(Http2FrameTest, ConnectRefusedWhenNotAllowed) {
+  RawClient c;
+  ASSERT_EQ(c.send(RawClient::preface() +
+                   c.headers(1, {{":method", "CONNECT"}, {":authority", "example.com:443"}}, false)),
+            std::nullopt);
+  std::optional<ParsedFrame> rst = c.findRst(1);
+  ASSERT_TRUE(rst.has_value());
+  EXPECT_EQ(readU32(rst->payload, 0), static_cast<uint32_t>(NGHTTP2_PROTOCOL_ERROR));
+  EXPECT_TRUE(c.callbacks_.streams_.empty());
+}
+
+TEST(Http2FrameTest, ConnectAcceptedWhenAllowed) {
+  Http2Settings s;
+  s.allow_connect = true;
+  RawClient c(s);
+  ASSERT_EQ(c.send(RawClient::preface() +
+                   c.headers(1, {{":method", "CONNECT"}, {":authority", "example.com:443"}}, false)),
+            std::nullopt);
+  EXPECT_FALSE(c.findRst(1).has_value());
+  ASSERT_EQ(c.callbacks_.streams_.size(), 1u);
+  EXPECT_EQ(c.callbacks_.streams_[0]->decoder.headers_->method(), "CONNECT");
+}
+
+TEST(Http2FrameTest, AdvertisesConfiguredSettings) {
+  Http2Settings s;
+  s.max_concurrent_streams = 7;
+  s.initial_stream_window_size = 100000;
+  RawClient c(s);
+  std::vector<ParsedFrame> frames = c.read();
+  ASSERT_FALSE(frames.empty());
+  ASSERT_EQ(frames[0].type, NGHTTP2_SETTINGS);
+  bool saw_streams = false;
+  bool saw_window = false;
+  for (size_t i = 0; i + 6 <= frames[0].payload.size(); i += 6) {
+    const uint16_t id = (static_cast<uint8_t>(frames[0].payload[i]) << 8) |
+                        static_cast<uint8_t>(frames[0].payload[i + 1]);
+    const uint32_t v = readU32(frames[0].payload, i + 2);
+    if (id == NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) saw_streams = v == 7;
+    if (id == NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE) saw_window = v == 100000;
+  }
+  EXPECT_TRUE(saw_streams);
+  EXPECT_TRUE(saw_window);
+  // The connection window is opened to its configured size (default 256 MiB).
+  ASSERT_GE(frames.size(), 2u);
+  EXPECT_EQ(frames[1].type, NGHTTP2_WINDOW_UPDATE);
+  EXPECT_EQ(readU32(frames[1].payload, 0), 268435456u - 65535u);
+}
+
+TEST(Http2FrameTest, DataOnIdleStreamIsConnectionError) {
+  RawClient c;
+  DispatchResult r = c.send(RawClient::preface() + frame(NGHTTP2_DATA, 0, 5, "abc"));
+  ASSERT_TRUE(r.has_value());
+  bool goaway = false;
+  for (ParsedFrame& f : c.read()) goaway |= f.type == NGHTTP2_GOAWAY;
+  EXPECT_TRUE(goaway);
+}
+
+TEST(Http2FrameTest, RandomBytesNeverCrash) {
+  std::mt19937 rng(42);
+  for (int round = 0; round < 300; ++round) {
+    RawClient c;
+    std::string bytes = RawClient::preface();
+    if (round % 2 == 0) bytes += c.headers(1, RawClient::get(), false);
+    const size_t n = rng() % 2000;
+    for (size_t i = 0; i < n; ++i) bytes.push_back(static_cast<char>(rng()));
+    // Feed in random pieces.
+    size_t pos = 0;
+    while (pos < bytes.size()) {
+      const size_t len = 1 + rng() % 300;
+      if (c.send(std::string_view(bytes).substr(pos, len))) break;
+      pos += len;
+    }
+  }
+}
+
+TEST(Http2FrameTest, RandomFramesNeverCrash) {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 300; ++round) {
+    RawClient c;
+    std::string bytes = RawClient::preface() + c.headers(1, RawClient::get(), false);
+    for (int i = 0; i < 30; ++i) {
+      std::string payload(rng() % 40, '\0');
+      for (char& ch : payload) ch = static_cast<char>(rng());
+      bytes += frame(static_cast<uint8_t>(rng() % 11), static_cast<uint8_t>(rng()), rng() % 8, payload);
+    }
+    c.send(bytes);
+    c.server_.onConnectionClosed();
+  }
+}
+
+}  // namespace
+}  // namespace courier::http::http2::test
