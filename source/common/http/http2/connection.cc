@@ -285,6 +285,10 @@ CodecStream* Connection::streamFor(int32_t stream_id) {
 
 DispatchResult Connection::dispatch(buffer::Buffer& input) {
   if (error_) return error_;
+  if (io_closed_) {
+    input.drain(input.length());
+    return std::nullopt;
+  }
   freeClosedStreams();
   releaseDrainedFrames();
 
@@ -355,6 +359,9 @@ void Connection::goAway() {
 }
 
 void Connection::onConnectionClosed() {
+  // Nothing goes in or out any more: nghttp2 still holds data providers that
+  // point at the streams freed below.
+  io_closed_ = true;
   // Copy the list: callbacks may reset other streams.
   std::vector<CodecStream*> live;
   for (auto& s : streams_) live.push_back(s.get());
@@ -373,7 +380,7 @@ bool Connection::wantsToClose() const {
 }
 
 void Connection::flush() {
-  if (dispatching_ || flushing_ || flooded_) return;
+  if (dispatching_ || flushing_ || flooded_ || io_closed_) return;
   flushing_ = true;
   for (;;) {
     const uint8_t* data = nullptr;

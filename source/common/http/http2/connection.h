@@ -140,7 +140,8 @@ class Connection {
   // Graceful shutdown: GOAWAY(NO_ERROR) naming the last stream the peer
   // opened that we processed; streams up to it finish, later ones are refused.
   void goAway();
-  // The connection's socket closed: every live stream sees onResetStream(ConnectionTermination).
+  // The connection's socket closed: every live stream sees
+  // onResetStream(ConnectionTermination); later calls read and write nothing.
   void onConnectionClosed();
 
   // nghttp2 neither wants to read nor write (GOAWAY exchanged and all
@@ -211,6 +212,7 @@ class Connection {
   bool flushing_ = false;
   bool flooded_ = false;  // stop writing: the peer is not reading
   bool goaway_error_sent_ = false;
+  bool io_closed_ = false;  // onConnectionClosed(): the session is frozen
 
   // Outbound frame accounting: frames sit in output_ until the owner drains
   // them (the socket took them). Each entry is the byte offset (in total bytes

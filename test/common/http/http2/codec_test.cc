@@ -351,5 +351,59 @@ TEST(Http2CodecTest, ResponseHeaderOverflowResetsStream) {
   EXPECT_EQ(p.client_.stats().header_overflow, 1u);
 }
 
+
+// The peer stops reading: frames pile up in the output buffer until the
+// connection gives up instead of buffering without bound.
+TEST(Http2CodecTest, OutboundFrameFloodFailsConnection) {
+  Http2Settings server_settings;
+  server_settings.max_outbound_frames = 100;
+  CodecPair p(server_settings);
+  p.startRequest(CodecPair::get(), true);
+  p.pump();
+  ServerStream& s = *p.server_callbacks_.streams_[0];
+  s.encoder->encodeHeaders(ResponseHeaderMap{{":status", "200"}}, false);
+  buffer::Buffer b;
+  b.add(std::string(4 * 1024 * 1024, 'y'));  // ~256 DATA frames of 16 KiB
+  s.encoder->encodeData(b, true);
+  ASSERT_TRUE(p.server_.error().has_value());
+  EXPECT_EQ(p.server_.error()->details, codec_details::kOutboundFlood);
+  EXPECT_EQ(p.server_.stats().outbound_flood, 1u);
+  // Writing stopped at the limit.
+  EXPECT_LE(p.to_client_.length(), 102u * (16384 + 9));
+  buffer::Buffer more;
+  more.add("x");
+  EXPECT_TRUE(p.server_.dispatch(more).has_value());
+}
+
+TEST(Http2CodecTest, OutboundFramesThatAreDrainedAreFine) {
+  Http2Settings server_settings;
+  server_settings.max_outbound_frames = 100;
+  CodecPair p(server_settings);
+  ClientStream& c = p.startRequest(CodecPair::get(), true);
+  p.pump();
+  ServerStream& s = *p.server_callbacks_.streams_[0];
+  s.encoder->encodeHeaders(ResponseHeaderMap{{":status", "200"}}, false);
+  for (int i = 0; i < 64; ++i) {
+    buffer::Buffer b;
+    b.add(std::string(64 * 1024, 'y'));
+    s.encoder->encodeData(b, i == 63);
+    p.pump();
+  }
+  EXPECT_FALSE(p.server_.error().has_value());
+  EXPECT_EQ(c.decoder.body_.size(), 64u * 64 * 1024);
+}
+
+TEST(Http2CodecTest, NothingMovesAfterConnectionClosed) {
+  CodecPair p;
+  ClientStream& c = p.startRequest(CodecPair::get(), false);
+  buffer::Buffer b;
+  b.add("abc");
+  c.encoder->encodeData(b, false);
+  p.client_.onConnectionClosed();
+  p.to_server_.drain(p.to_server_.length());
+  p.client_.goAway();
+  EXPECT_TRUE(p.to_server_.empty());
+}
+
 }  // namespace
 }  // namespace courier::http::http2::test
