@@ -316,14 +316,20 @@ DispatchResult Connection::dispatch(buffer::Buffer& input) {
   dispatching_ = false;
   input.drain(std::min(consumed, input.length()));
 
-  if (rv < 0 && !error_) {
-    // A callback failure carries our own reason in error_ already (flood);
-    // anything else is nghttp2 declaring the connection broken.
-    std::string msg = last_error_message_.empty() ? nghttp2_strerror(static_cast<int>(rv))
-                                                  : last_error_message_;
-    nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
-    flush();
-    fail(codec_details::kCodecError, std::move(msg));
+  if (rv < 0) {
+    if (!error_) {
+      // nghttp2 declared the connection broken (bad preface, its own flood
+      // limits, ...): tell the peer why, then fail.
+      std::string msg = last_error_message_.empty() ? nghttp2_strerror(static_cast<int>(rv))
+                                                    : last_error_message_;
+      nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+      flush();
+      fail(codec_details::kCodecError, std::move(msg));
+    } else if (!flooded_) {
+      // One of our inbound flood checks stopped parsing; the peer still reads.
+      nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
+      flush();
+    }
   }
   flush();
   if (goaway_error_sent_ && !error_) {
@@ -346,7 +352,8 @@ void Connection::fail(std::string_view details, std::string message) {
 
 bool Connection::flood(std::string_view details, uint64_t& stat) {
   ++stat;
-  flooded_ = true;
+  // Outbound floods mean the peer is not reading: write nothing more.
+  flooded_ = details == codec_details::kOutboundFlood || details == codec_details::kOutboundControlFlood;
   fail(details, std::string("flood detected: ") + std::string(details));
   return false;
 }

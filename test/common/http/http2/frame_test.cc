@@ -225,6 +225,12 @@ TEST(Http2FrameTest, PriorityFloodIsCodecError) {
   DispatchResult r = c.send(prio);
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->details, codec_details::kInboundPriorityFramesFlood);
+  // The peer is told to calm down.
+  bool goaway = false;
+  for (ParsedFrame& f : c.read()) {
+    if (f.type == NGHTTP2_GOAWAY) goaway = readU32(f.payload, 4) == NGHTTP2_ENHANCE_YOUR_CALM;
+  }
+  EXPECT_TRUE(goaway);
 }
 
 TEST(Http2FrameTest, WindowUpdateFloodIsCodecError) {
