@@ -432,5 +432,89 @@ TEST(Http2FrameTest, RandomFramesNeverCrash) {
   }
 }
 
+
+// The client side under a hostile server: random frames after a valid
+// SETTINGS, with requests (and bodies) in flight.
+TEST(Http2FrameTest, RandomServerFramesNeverCrashClient) {
+  std::mt19937 rng(99);
+  for (int round = 0; round < 300; ++round) {
+    buffer::Buffer out;
+    ClientConnection client(out);
+    std::vector<std::unique_ptr<ClientStream>> streams;
+    for (int i = 0; i < 3; ++i) {
+      streams.push_back(std::make_unique<ClientStream>());
+      ClientStream& cs = *streams.back();
+      cs.encoder = &client.newStream(cs.decoder);
+      cs.encoder->getStream()->addCallbacks(cs.callbacks);
+      cs.encoder->encodeHeaders(
+          RequestHeaderMap{{":method", "POST"}, {":path", "/"}, {":scheme", "http"}, {":authority", "x"}},
+          false);
+      buffer::Buffer b;
+      b.add(std::string(rng() % 100000, 'b'));
+      cs.encoder->encodeData(b, true);
+    }
+    nghttp2_hd_deflater* deflater;
+    nghttp2_hd_deflate_new(&deflater, 4096);
+    std::string bytes = frame(NGHTTP2_SETTINGS, 0, 0);
+    for (int i = 0; i < 30; ++i) {
+      const uint32_t id = 1 + 2 * (rng() % 3);
+      if (rng() % 3 == 0) {
+        std::string status = std::to_string(100 + rng() % 500);
+        nghttp2_nv nv{reinterpret_cast<uint8_t*>(const_cast<char*>(":status")),
+                      reinterpret_cast<uint8_t*>(status.data()), 7, status.size(), NGHTTP2_NV_FLAG_NONE};
+        std::string block(64, '\0');
+        const ssize_t n = nghttp2_hd_deflate_hd(deflater, reinterpret_cast<uint8_t*>(block.data()),
+                                                block.size(), &nv, 1);
+        block.resize(n < 0 ? 0 : n);
+        bytes += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | (rng() % 2), id, block);
+        continue;
+      }
+      std::string payload(rng() % 40, '\0');
+      for (char& ch : payload) ch = static_cast<char>(rng());
+      bytes += frame(static_cast<uint8_t>(rng() % 11), static_cast<uint8_t>(rng()), id, payload);
+    }
+    nghttp2_hd_deflate_del(deflater);
+    buffer::Buffer in;
+    in.add(bytes);
+    client.dispatch(in);
+    out.drain(out.length());
+    client.onConnectionClosed();
+  }
+}
+
+// Owners act from inside the codec's callbacks: reset, respond, reset others.
+TEST(Http2FrameTest, OwnersMayResetFromInsideCallbacks) {
+  CodecPair p;
+  int n = 0;
+  p.server_callbacks_.on_new_stream = [&](ServerStream& s) {
+    if (n++ % 2 == 0) {
+      s.encoder->getStream()->resetStream(StreamResetReason::LocalReset);
+    } else {
+      s.encoder->encodeHeaders(ResponseHeaderMap{{":status", "200"}}, true);
+    }
+  };
+  for (int i = 0; i < 10; ++i) {
+    ClientStream& c = p.startRequest(CodecPair::get(), true);
+    c.decoder.on_headers = [&p, &c] {
+      // A response arriving resets every other stream still open.
+      for (auto& other : p.client_streams_) {
+        if (other.get() != &c && other->callbacks.resets_ == 0 && !other->decoder.end_stream_) {
+          other->encoder->getStream()->resetStream(StreamResetReason::LocalReset);
+        }
+      }
+    };
+  }
+  p.pump();
+  int done = 0;
+  int reset = 0;
+  for (auto& c : p.client_streams_) {
+    EXPECT_LE(c->callbacks.resets_, 1);
+    done += c->decoder.end_stream_ ? 1 : 0;
+    reset += c->callbacks.resets_;
+  }
+  EXPECT_EQ(done + reset, 10);
+  EXPECT_GE(done, 1);
+}
+
 }  // namespace
 }  // namespace courier::http::http2::test
