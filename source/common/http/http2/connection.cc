@@ -93,6 +93,11 @@ struct Connection::Callbacks {
     return self(u).onDataSourceRead(*static_cast<CodecStream*>(source->ptr), buf, length, flags);
   }
 
+  static int onSendData(nghttp2_session*, nghttp2_frame*, const uint8_t* framehd, size_t length,
+                        nghttp2_data_source* source, void* u) {
+    return self(u).onSendData(*static_cast<CodecStream*>(source->ptr), framehd, length);
+  }
+
   static nghttp2_session_callbacks* make() {
     nghttp2_session_callbacks* cb;
     nghttp2_session_callbacks_new(&cb);
@@ -106,6 +111,7 @@ struct Connection::Callbacks {
     nghttp2_session_callbacks_set_on_frame_not_send_callback(cb, onFrameNotSend);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, onInvalidFrameRecv);
     nghttp2_session_callbacks_set_error_callback2(cb, onError);
+    nghttp2_session_callbacks_set_send_data_callback(cb, onSendData);
     return cb;
   }
 };
@@ -753,8 +759,14 @@ int Connection::onStreamClose(int32_t stream_id, uint32_t error_code) {
 int Connection::onFrameSend(const nghttp2_frame& frame) {
   const uint8_t type = frame.hd.type;
   const bool control = isControlFrame(type);
-  outbound_.push_back({kUnstamped, control});
-  ++unstamped_;
+  if (no_copy_frame_written_) {
+    // A NO_COPY DATA frame is already in the output buffer.
+    no_copy_frame_written_ = false;
+    outbound_.push_back({written_total_, control});
+  } else {
+    outbound_.push_back({kUnstamped, control});
+    ++unstamped_;
+  }
   ++outbound_frames_;
   if (control) ++outbound_control_frames_;
   switch (type) {
@@ -789,13 +801,11 @@ int Connection::onFrameNotSend(const nghttp2_frame& frame, int lib_error) {
   return 0;
 }
 
-ssize_t Connection::onDataSourceRead(CodecStream& s, uint8_t* buf, size_t length, uint32_t* flags) {
+ssize_t Connection::onDataSourceRead(CodecStream& s, uint8_t*, size_t length, uint32_t* flags) {
+  // NO_COPY: nghttp2 only sizes the frame; onSendData moves the body slices
+  // into the output buffer without copying them.
   const size_t n = std::min(length, s.pending_send_.length());
-  if (n > 0) {
-    s.pending_send_.copyOut(0, n, buf);
-    s.pending_send_.drain(n);
-  }
-  if (s.pending_send_.empty()) {
+  if (n == s.pending_send_.length()) {
     if (s.send_end_) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       s.local_end_ = true;
@@ -812,8 +822,21 @@ ssize_t Connection::onDataSourceRead(CodecStream& s, uint8_t* buf, size_t length
       return NGHTTP2_ERR_DEFERRED;
     }
   }
-  s.checkLowWatermark();
+  *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
   return static_cast<ssize_t>(n);
+}
+
+int Connection::onSendData(CodecStream& s, const uint8_t* framehd, size_t length) {
+  // mem_send writes NO_COPY frames back to back inside one call: check the
+  // limits per frame, not only when mem_send returns.
+  if (!checkOutboundLimits()) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  // We never ask for padding, so the frame is the header and the body bytes.
+  output_.add(framehd, 9);
+  output_.move(s.pending_send_, length);
+  written_total_ += 9 + length;
+  no_copy_frame_written_ = true;
+  s.checkLowWatermark();
+  return 0;
 }
 
 }  // namespace courier::http::http2

@@ -200,6 +200,7 @@ class Connection {
   int onFrameSend(const nghttp2_frame& frame);
   int onFrameNotSend(const nghttp2_frame& frame, int lib_error);
   ssize_t onDataSourceRead(CodecStream& stream, uint8_t* buf, size_t length, uint32_t* flags);
+  int onSendData(CodecStream& stream, const uint8_t* framehd, size_t length);
 
   buffer::Buffer& output_;
   ServerConnectionCallbacks* server_callbacks_ = nullptr;
@@ -223,7 +224,8 @@ class Connection {
   };
   std::deque<OutboundFrame> outbound_;
   uint64_t written_total_ = 0;
-  uint64_t unstamped_ = 0;  // entries at the back still waiting for their end offset
+  uint64_t unstamped_ = 0;
+  bool no_copy_frame_written_ = false;  // entries at the back still waiting for their end offset
   uint32_t outbound_frames_ = 0;
   uint32_t outbound_control_frames_ = 0;
   uint32_t queued_acks_ = 0;  // PING/SETTINGS ACKs nghttp2 owes but has not written
