@@ -125,7 +125,7 @@ void CodecStream::encodeHeaders(const HeaderMap& headers, bool end_stream) {
   if (!live() || headers_encoded_) return;
   headers_encoded_ = true;
   Connection& c = conn_;
-  std::vector<nghttp2_nv> nva = c.buildHeaders(headers, /*trailers=*/false, /*request=*/!c.server_);
+  Connection::NvArray nva = c.buildHeaders(headers, /*trailers=*/false, /*request=*/!c.server_);
   nghttp2_data_provider provider;
   provider.source.ptr = this;
   provider.read_callback = Connection::Callbacks::onDataSourceRead;
@@ -471,10 +471,9 @@ void Connection::resumeData(CodecStream& stream) {
   }
 }
 
-std::vector<nghttp2_nv> Connection::buildHeaders(const HeaderMap& headers, bool trailers,
+Connection::NvArray Connection::buildHeaders(const HeaderMap& headers, bool trailers,
                                                  bool request) {
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(headers.size() + 2);
+  NvArray nva;
   bool has_scheme = false;
   bool has_authority = false;
   std::string_view host;
@@ -810,7 +809,7 @@ ssize_t Connection::onDataSourceRead(CodecStream& s, uint8_t*, size_t length, ui
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       s.local_end_ = true;
       if (s.trailers_ != nullptr) {
-        std::vector<nghttp2_nv> nva = buildHeaders(*s.trailers_, /*trailers=*/true, false);
+        NvArray nva = buildHeaders(*s.trailers_, /*trailers=*/true, false);
         if (!nva.empty()) {
           *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
           nghttp2_submit_trailer(session_, s.id_, nva.data(), nva.size());

@@ -188,7 +188,8 @@ class Connection {
   void resumeData(CodecStream& stream);
   // nghttp2_nv arrays built from a header map; strips connection-specific
   // headers (RFC 9113 8.2.2) and pseudo-headers when trailers.
-  std::vector<nghttp2_nv> buildHeaders(const HeaderMap& headers, bool trailers, bool request);
+  using NvArray = absl::InlinedVector<nghttp2_nv, 16>;
+  NvArray buildHeaders(const HeaderMap& headers, bool trailers, bool request);
 
   int onBeginFrame(const nghttp2_frame_hd& hd);
   int onBeginHeaders(const nghttp2_frame& frame);

@@ -405,5 +405,84 @@ TEST(Http2CodecTest, NothingMovesAfterConnectionClosed) {
   EXPECT_TRUE(p.to_server_.empty());
 }
 
+
+// A stalled stream holds connection window; when it goes away its
+// unconsumed bytes are given back so the other streams move again.
+TEST(Http2CodecTest, ClosedStreamReturnsItsConnectionWindow) {
+  Http2Settings server_settings;
+  server_settings.initial_stream_window_size = 65535;
+  server_settings.initial_connection_window_size = 65535;
+  CodecPair p(server_settings);
+  p.server_callbacks_.on_new_stream = [](ServerStream& s) {
+    if (s.decoder.headers_ == nullptr) s.encoder->getStream()->readDisable(true);
+  };
+  p.pump();
+  RequestHeaderMap req{{":method", "POST"}, {":path", "/a"}, {":scheme", "http"}, {":authority", "x"}};
+  ClientStream& a = p.startRequest(req, false);
+  buffer::Buffer b;
+  b.add(std::string(100000, 'a'));
+  a.encoder->encodeData(b, true);
+  p.pump();
+  ASSERT_EQ(p.server_callbacks_.streams_.size(), 1u);
+  EXPECT_EQ(p.server_callbacks_.streams_[0]->decoder.body_.size(), 65535u);
+
+  // Stream b cannot send a byte: the connection window is spent on a.
+  p.server_callbacks_.on_new_stream = nullptr;
+  ClientStream& c = p.startRequest(req, false);
+  buffer::Buffer cb;
+  cb.add(std::string(1000, 'c'));
+  c.encoder->encodeData(cb, true);
+  p.pump();
+  ASSERT_EQ(p.server_callbacks_.streams_.size(), 2u);
+  EXPECT_EQ(p.server_callbacks_.streams_[1]->decoder.body_.size(), 0u);
+
+  p.server_callbacks_.streams_[0]->encoder->getStream()->resetStream(StreamResetReason::LocalReset);
+  p.pump();
+  EXPECT_EQ(p.server_callbacks_.streams_[1]->decoder.body_.size(), 1000u);
+  EXPECT_TRUE(p.server_callbacks_.streams_[1]->decoder.end_stream_);
+}
+
+TEST(Http2CodecTest, TrailersWithoutBody) {
+  CodecPair p;
+  RequestHeaderMap req{{":method", "POST"}, {":path", "/"}, {":scheme", "http"}, {":authority", "x"}};
+  ClientStream& c = p.startRequest(req, false);
+  c.encoder->encodeTrailers(TrailerMap{{"x-t", "1"}});
+  p.pump();
+  ServerStream& s = *p.server_callbacks_.streams_[0];
+  EXPECT_EQ(s.decoder.body_, "");
+  ASSERT_NE(s.decoder.trailers_, nullptr);
+  EXPECT_EQ(s.decoder.trailers_->getValue("x-t"), "1");
+  respond(s, "");
+  p.pump();
+  EXPECT_TRUE(c.decoder.end_stream_);
+}
+
+TEST(Http2CodecTest, GarbageFromServerIsClientCodecError) {
+  CodecPair p;
+  ClientStream& c = p.startRequest(CodecPair::get(), true);
+  p.pump();
+  buffer::Buffer garbage;
+  garbage.add(std::string("\x00\x00\x04\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00", 13));  // WINDOW_UPDATE 0
+  DispatchResult r = p.client_.dispatch(garbage);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->details, codec_details::kCodecError);
+  EXPECT_TRUE(p.client_.wantsToClose());
+  p.client_.onConnectionClosed();
+  EXPECT_EQ(c.callbacks.reason_, StreamResetReason::ConnectionTermination);
+}
+
+TEST(Http2CodecTest, ServerGoAwayWithErrorReachesClient) {
+  CodecPair p;
+  p.startRequest(CodecPair::get(), true);
+  p.pump();
+  // A client that breaks the protocol gets GOAWAY(PROTOCOL_ERROR) from the server.
+  buffer::Buffer bad;
+  bad.add(std::string("\x00\x00\x03\x00\x00\x00\x00\x00\x63" "abc", 12));  // DATA on idle stream 99
+  ASSERT_TRUE(p.server_.dispatch(bad).has_value());
+  ASSERT_EQ(p.client_.dispatch(p.to_client_), std::nullopt);
+  EXPECT_EQ(p.goaway_.goaways_, 1);
+  EXPECT_EQ(p.goaway_.error_code_, static_cast<uint32_t>(NGHTTP2_PROTOCOL_ERROR));
+}
+
 }  // namespace
 }  // namespace courier::http::http2::test
