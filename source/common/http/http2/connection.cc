@@ -321,6 +321,12 @@ DispatchResult Connection::dispatch(buffer::Buffer& input) {
   }
   dispatching_ = false;
   input.drain(std::min(consumed, input.length()));
+  if (io_closed_) {
+    // The owner closed the connection from inside a callback.
+    input.drain(input.length());
+    freeClosedStreams();
+    return error_;
+  }
 
   if (rv < 0) {
     if (!error_) {
@@ -512,6 +518,7 @@ Connection::NvArray Connection::buildHeaders(const HeaderMap& headers, bool trai
 // Receive side.
 
 int Connection::onBeginFrame(const nghttp2_frame_hd& hd) {
+  if (io_closed_) return NGHTTP2_ERR_CALLBACK_FAILURE;  // closed from a callback: stop parsing
   frame_payload_ = 0;
   if (CodecStream* s = streamFor(hd.stream_id)) s->frame_data_bytes_ = 0;
   switch (hd.type) {
@@ -542,6 +549,7 @@ int Connection::onBeginFrame(const nghttp2_frame_hd& hd) {
 }
 
 int Connection::onBeginHeaders(const nghttp2_frame& frame) {
+  if (io_closed_) return NGHTTP2_ERR_CALLBACK_FAILURE;  // closed from a callback: stop parsing
   const int32_t id = frame.hd.stream_id;
   if (server_ && frame.headers.cat == NGHTTP2_HCAT_REQUEST) {
     CodecStream& s = addStream(nullptr);
@@ -569,6 +577,7 @@ int Connection::onBeginHeaders(const nghttp2_frame& frame) {
 }
 
 int Connection::onHeader(const nghttp2_frame& frame, std::string_view name, std::string_view value) {
+  if (io_closed_) return NGHTTP2_ERR_CALLBACK_FAILURE;  // closed from a callback: stop parsing
   CodecStream* s = streamFor(frame.hd.stream_id);
   if (s == nullptr || s->headers_ == nullptr || !s->live()) return 0;
   s->header_bytes_ += name.size() + value.size();
@@ -589,6 +598,7 @@ int Connection::onHeader(const nghttp2_frame& frame, std::string_view name, std:
 }
 
 int Connection::onFrameRecv(const nghttp2_frame& frame) {
+  if (io_closed_) return NGHTTP2_ERR_CALLBACK_FAILURE;  // closed from a callback: stop parsing
   switch (frame.hd.type) {
     case NGHTTP2_DATA: {
       const bool end = (frame.hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
@@ -708,6 +718,7 @@ int Connection::onHeadersComplete(CodecStream& s, const nghttp2_frame& frame) {
 }
 
 int Connection::onDataChunk(int32_t stream_id, const uint8_t* data, size_t len) {
+  if (io_closed_) return NGHTTP2_ERR_CALLBACK_FAILURE;  // closed from a callback: stop parsing
   frame_payload_ += len;
   CodecStream* s = streamFor(stream_id);
   if (s == nullptr || !s->live()) {

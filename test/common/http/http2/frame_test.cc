@@ -516,5 +516,47 @@ TEST(Http2FrameTest, OwnersMayResetFromInsideCallbacks) {
   EXPECT_GE(done, 1);
 }
 
+
+TEST(Http2FrameTest, OversizedHeadersResetStreamOnly) {
+  RawClient c;
+  auto h = RawClient::get();
+  // Over max_headers_kb (60 KiB) in several fields, each under HPACK's own limits.
+  for (int i = 0; i < 8; ++i) h.push_back({"x-big-" + std::to_string(i), std::string(9000, 'v')});
+  const std::string block = c.headerBlock(h);
+  // Split over HEADERS + CONTINUATION frames of 16 KiB (the default max frame size).
+  std::string bytes = RawClient::preface();
+  size_t pos = 0;
+  bool first = true;
+  while (pos < block.size()) {
+    const size_t len = std::min<size_t>(16384, block.size() - pos);
+    const bool last = pos + len == block.size();
+    bytes += frame(first ? NGHTTP2_HEADERS : NGHTTP2_CONTINUATION,
+                   (first ? NGHTTP2_FLAG_END_STREAM : 0) | (last ? NGHTTP2_FLAG_END_HEADERS : 0), 1,
+                   block.substr(pos, len));
+    pos += len;
+    first = false;
+  }
+  ASSERT_EQ(c.send(bytes), std::nullopt);
+  EXPECT_TRUE(c.findRst(1).has_value());
+  EXPECT_TRUE(c.callbacks_.streams_.empty());
+  EXPECT_EQ(c.server_.stats().header_overflow, 1u);
+  ASSERT_EQ(c.send(c.headers(3, RawClient::get(), true)), std::nullopt);
+  EXPECT_EQ(c.callbacks_.streams_.size(), 1u);
+}
+
+TEST(Http2FrameTest, ConnectionClosedFromInsideCallback) {
+  RawClient c;
+  c.callbacks_.on_new_stream = [&c](ServerStream&) { c.server_.onConnectionClosed(); };
+  // HPACK state: encode the blocks in wire order.
+  std::string bytes = RawClient::preface() + c.headers(1, RawClient::get(), false);
+  bytes += frame(NGHTTP2_DATA, 0, 1, "abc");
+  bytes += c.headers(3, RawClient::get(), true);
+  DispatchResult r = c.send(bytes);
+  ASSERT_FALSE(r.has_value()) << r->details << ": " << r->message;
+  ASSERT_EQ(c.callbacks_.streams_.size(), 1u);
+  EXPECT_EQ(c.callbacks_.streams_[0]->callbacks.reason_, StreamResetReason::ConnectionTermination);
+  EXPECT_EQ(c.send(frame(NGHTTP2_PING, 0, 0, std::string(8, 'p'))), std::nullopt);
+}
+
 }  // namespace
 }  // namespace courier::http::http2::test
