@@ -247,6 +247,10 @@ void Connection::start(ServerConnectionCallbacks* server_callbacks) {
   nghttp2_option_set_no_auto_window_update(opt, 1);
   // nghttp2's own guard against ACKs piling up inside one mem_recv call.
   nghttp2_option_set_max_outbound_ack(opt, std::max<uint32_t>(1, settings_.max_outbound_control_frames));
+  // We keep no RFC 7540 priority tree, so closed streams need not linger:
+  // with a large max_concurrent_streams nghttp2 would otherwise retain every
+  // closed stream of a long-lived connection.
+  nghttp2_option_set_no_closed_streams(opt, 1);
   if (!server_) nghttp2_option_set_max_reserved_remote_streams(opt, 0);
   if (server_) {
     nghttp2_session_server_new2(&session_, cb, this, opt);

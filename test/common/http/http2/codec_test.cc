@@ -1,4 +1,6 @@
 // Client and server HTTP/2 codecs wired back to back through buffers.
+#include <malloc.h>
+
 #include <string>
 
 #include "gtest/gtest.h"
@@ -482,6 +484,29 @@ TEST(Http2CodecTest, ServerGoAwayWithErrorReachesClient) {
   ASSERT_EQ(p.client_.dispatch(p.to_client_), std::nullopt);
   EXPECT_EQ(p.goaway_.goaways_, 1);
   EXPECT_EQ(p.goaway_.error_code_, static_cast<uint32_t>(NGHTTP2_PROTOCOL_ERROR));
+}
+
+
+// A long-lived connection does not accumulate state per finished stream.
+TEST(Http2CodecTest, FinishedStreamsDoNotAccumulate) {
+  CodecPair p;
+  p.pump();
+  auto roundTrips = [&p](int n) {
+    for (int i = 0; i < n; ++i) {
+      p.startRequest(CodecPair::get(), true);
+      p.pump();
+      respond(*p.server_callbacks_.streams_.back(), "ok");
+      p.pump();
+      p.client_streams_.clear();
+      p.server_callbacks_.streams_.clear();
+    }
+  };
+  roundTrips(1000);
+  const size_t before = mallinfo2().uordblks;
+  roundTrips(20000);
+  const size_t after = mallinfo2().uordblks;
+  EXPECT_LT(after, before + 1024 * 1024) << "heap grew by " << (after - before);
+  EXPECT_EQ(p.server_.activeStreams(), 0u);
 }
 
 }  // namespace
