@@ -443,6 +443,11 @@ void Connection::releaseDrainedFrames() {
   }
 }
 
+bool Connection::tooManyPrematureResets() const {
+  return inbound_streams_ >= settings_.premature_reset_total_stream_count &&
+         premature_resets_ * 2 > inbound_streams_;
+}
+
 size_t Connection::outboundFramesQueued() {
   releaseDrainedFrames();
   return outbound_frames_;
@@ -560,9 +565,9 @@ int Connection::onBeginHeaders(const nghttp2_frame& frame) {
     s.id_ = id;
     s.headers_ = std::make_unique<RequestHeaderMap>();
     nghttp2_session_set_stream_user_data(session_, id, &s);
+    s.opened_ = std::chrono::steady_clock::now();
     ++inbound_streams_;
-    if (inbound_streams_ >= settings_.premature_reset_total_stream_count &&
-        premature_resets_ * 2 > inbound_streams_) {
+    if (tooManyPrematureResets()) {
       flood(codec_details::kPrematureResets, stats_.rx_premature_reset_flood);
       return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
@@ -643,10 +648,13 @@ int Connection::onFrameRecv(const nghttp2_frame& frame) {
       if (s == nullptr) return 0;
       s->remote_reset_ = true;
       s->remote_reset_code_ = frame.rst_stream.error_code;
-      // A stream the peer opened and abandoned before we answered it in full.
-      if (server_ && !s->local_end_) ++premature_resets_;
-      if (server_ && inbound_streams_ >= settings_.premature_reset_total_stream_count &&
-          premature_resets_ * 2 > inbound_streams_) {
+      // A stream the peer opened and abandoned quickly, before we answered it.
+      if (server_ && !s->local_end_ &&
+          std::chrono::steady_clock::now() - s->opened_ <
+              std::chrono::seconds(settings_.premature_reset_min_stream_lifetime_seconds)) {
+        ++premature_resets_;
+      }
+      if (server_ && tooManyPrematureResets()) {
         flood(codec_details::kPrematureResets, stats_.rx_premature_reset_flood);
         return NGHTTP2_ERR_CALLBACK_FAILURE;
       }

@@ -8,6 +8,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <list>
@@ -116,6 +117,7 @@ class CodecStream : public ResponseEncoder, public Stream {
   HeaderMapPtr trailers_;
 
   // Termination.
+  std::chrono::steady_clock::time_point opened_;  // server side: for premature resets
   bool closed_ = false;
   bool reset_notified_ = false;
   bool remote_reset_ = false;
@@ -180,6 +182,7 @@ class Connection {
   void stampFrames();
   void releaseDrainedFrames();
   bool checkOutboundLimits();
+  bool tooManyPrematureResets() const;
   void fail(std::string_view details, std::string message);
   bool flood(std::string_view details, uint64_t& stat);
   CodecStream* streamFor(int32_t stream_id);

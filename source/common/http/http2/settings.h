@@ -24,11 +24,14 @@ struct Http2Settings {
   uint32_t max_inbound_priority_frames_per_stream = 100;
   uint32_t max_inbound_window_update_frames_per_data_frame_sent = 10;
 
-  // Not in Http2ProtocolOptions: Envoy's runtime knob
-  // overload.premature_reset_total_stream_count. Once this many streams were
-  // opened by the peer, the connection fails if the peer itself reset more
-  // than half of them before they completed (the "rapid reset" attack).
+  // Not in Http2ProtocolOptions: Envoy's runtime knobs
+  // overload.premature_reset_total_stream_count and
+  // overload.premature_reset_min_stream_lifetime_seconds. Once this many
+  // streams were opened by the peer, the connection fails if the peer itself
+  // reset more than half of them before they completed and within the
+  // lifetime (the "rapid reset" attack, CVE-2023-44487).
   uint32_t premature_reset_total_stream_count = 500;
+  uint32_t premature_reset_min_stream_lifetime_seconds = 1;
 
   // Header limits (the HCM's max_request_headers_kb / common_http_protocol_options
   // max_headers_count); a stream over them is reset.

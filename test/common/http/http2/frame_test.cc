@@ -259,6 +259,21 @@ TEST(Http2FrameTest, RapidResetFloodIsCodecError) {
   EXPECT_LE(c.callbacks_.streams_.size(), 501u);
 }
 
+TEST(Http2FrameTest, ResetsOfOlderStreamsAreNotAFlood) {
+  Http2Settings settings;
+  settings.premature_reset_min_stream_lifetime_seconds = 0;  // every stream is "old"
+  RawClient c(settings);
+  ASSERT_EQ(c.send(RawClient::preface()), std::nullopt);
+  uint32_t id = 1;
+  for (int i = 0; i < 700; ++i, id += 2) {
+    ASSERT_EQ(c.send(c.headers(id, RawClient::get(), true) +
+                     frame(NGHTTP2_RST_STREAM, 0, id, u32(NGHTTP2_CANCEL))),
+              std::nullopt)
+        << i;
+    c.read();
+  }
+}
+
 TEST(Http2FrameTest, ResetsAfterResponsesAreNotAFlood) {
   RawClient c;
   c.callbacks_.on_new_stream = [](ServerStream& s) {
