@@ -58,6 +58,17 @@ class Connection;
 // One HTTP/2 stream: the encoder the owner writes into and the state the codec
 // keeps for it. Owned by its Connection; valid until onResetStream() or until
 // both directions ended (then freed on the next dispatch()).
+//
+// Flow control: body bytes handed to decodeData() count as consumed (the
+// window reopens) when decodeData() returns, unless the stream is
+// read-disabled; then they are acknowledged only on the last readDisable(false).
+// Encoded body bytes wait here until the peer's window takes them; above
+// Http2Settings::stream_buffer_limit the stream's callbacks see the high
+// watermark, at half of it the low one.
+//
+// resetStream() codes: LocalRefusedStreamReset -> REFUSED_STREAM,
+// ProtocolError -> PROTOCOL_ERROR, Overflow -> FLOW_CONTROL_ERROR, anything
+// else -> CANCEL. The owner's own callbacks see the reset at once.
 class CodecStream : public ResponseEncoder, public Stream {
  public:
   CodecStream(Connection& conn, ResponseDecoder* response_decoder)
@@ -132,6 +143,12 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
+  // Output contract: only the codec appends to the output buffer and the
+  // owner drains it from the front as the socket takes bytes; frames still in
+  // it count toward max_outbound_frames / max_outbound_control_frames. An
+  // outbound flood found while the owner encodes shows in error() and in the
+  // next dispatch().
+  //
   // Feeds input to nghttp2 and drains what it consumed; then writes the
   // frames it produced into the output buffer. Returns a CodecError once the
   // connection is dead (malformed frames, a flood, a GOAWAY we sent for a
