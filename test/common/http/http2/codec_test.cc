@@ -289,7 +289,9 @@ TEST(Http2CodecTest, GoAwayReportsUnprocessedStreams) {
   respond(*p.server_callbacks_.streams_[0], "done");
   p.pump();
   EXPECT_EQ(first.decoder.body_, "done");
-  EXPECT_TRUE(p.server_.wantsToClose() || p.server_.activeStreams() == 0);
+  // GOAWAY sent and the last stream done: the server may close.
+  EXPECT_EQ(p.server_.activeStreams(), 0u);
+  EXPECT_TRUE(p.server_.wantsToClose());
 }
 
 TEST(Http2CodecTest, ShutdownNoticeThenGoAway) {
@@ -300,6 +302,7 @@ TEST(Http2CodecTest, ShutdownNoticeThenGoAway) {
   p.pump();
   EXPECT_EQ(p.goaway_.goaways_, 1);
   EXPECT_EQ(p.goaway_.last_stream_id_, 2147483647u);
+  EXPECT_FALSE(p.server_.wantsToClose());
   p.server_.goAway();
   p.pump();
   EXPECT_EQ(p.goaway_.goaways_, 2);
@@ -507,6 +510,22 @@ TEST(Http2CodecTest, FinishedStreamsDoNotAccumulate) {
   const size_t after = mallinfo2().uordblks;
   EXPECT_LT(after, before + 1024 * 1024) << "heap grew by " << (after - before);
   EXPECT_EQ(p.server_.activeStreams(), 0u);
+}
+
+
+// A pool should not, but if a stream starts after GOAWAY it is reset (never
+// left hanging) with a reason that allows a retry elsewhere.
+TEST(Http2CodecTest, StreamStartedAfterGoAwayIsRefused) {
+  CodecPair p;
+  p.pump();
+  p.server_.goAway();
+  p.pump();
+  ASSERT_TRUE(p.client_.goAwayReceived());
+  ClientStream& c = p.startRequest(CodecPair::get(), true);
+  p.pump();
+  EXPECT_EQ(c.callbacks.resets_, 1);
+  EXPECT_EQ(c.callbacks.reason_, StreamResetReason::RemoteRefusedStreamReset);
+  EXPECT_TRUE(p.server_callbacks_.streams_.empty());
 }
 
 }  // namespace
