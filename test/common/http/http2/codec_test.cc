@@ -528,5 +528,60 @@ TEST(Http2CodecTest, StreamStartedAfterGoAwayIsRefused) {
   EXPECT_TRUE(p.server_callbacks_.streams_.empty());
 }
 
+
+TEST(Http2CodecTest, ConnectTunnelWhenAllowed) {
+  Http2Settings server_settings;
+  server_settings.allow_connect = true;
+  CodecPair p(server_settings);
+  p.pump();
+  // An HTTP/1 CONNECT carries no :scheme or :path in HTTP/2 (RFC 9113 8.5).
+  RequestHeaderMap req{{":method", "CONNECT"}, {":authority", "db.internal:5432"},
+                       {":scheme", "http"}, {":path", "db.internal:5432"}};
+  ClientStream& c = p.startRequest(req, false);
+  p.pump();
+  ASSERT_EQ(p.server_callbacks_.streams_.size(), 1u);
+  ServerStream& s = *p.server_callbacks_.streams_[0];
+  EXPECT_EQ(s.decoder.headers_->method(), "CONNECT");
+  EXPECT_EQ(s.decoder.headers_->host(), "db.internal:5432");
+  EXPECT_FALSE(s.decoder.headers_->has(":path"));
+  s.encoder->encodeHeaders(ResponseHeaderMap{{":status", "200"}}, false);
+  buffer::Buffer up;
+  up.add("ping");
+  c.encoder->encodeData(up, false);
+  p.pump();
+  buffer::Buffer down;
+  down.add("pong");
+  s.encoder->encodeData(down, false);
+  p.pump();
+  EXPECT_EQ(s.decoder.body_, "ping");
+  EXPECT_EQ(c.decoder.body_, "pong");
+  EXPECT_EQ(c.decoder.headers_->status(), 200);
+}
+
+TEST(Http2CodecTest, ExtendedConnectWhenAllowed) {
+  Http2Settings server_settings;
+  server_settings.allow_connect = true;
+  CodecPair p(server_settings);
+  p.pump();
+  RequestHeaderMap req{{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "https"},
+                       {":path", "/chat"}, {":authority", "x"}};
+  p.startRequest(req, false);
+  p.pump();
+  ASSERT_EQ(p.server_callbacks_.streams_.size(), 1u);
+  EXPECT_EQ(p.server_callbacks_.streams_[0]->decoder.headers_->protocol(), "websocket");
+  EXPECT_EQ(p.server_callbacks_.streams_[0]->decoder.headers_->path(), "/chat");
+}
+
+TEST(Http2CodecTest, ExtendedConnectRefusedByDefault) {
+  CodecPair p;
+  p.pump();
+  RequestHeaderMap req{{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "https"},
+                       {":path", "/chat"}, {":authority", "x"}};
+  ClientStream& c = p.startRequest(req, false);
+  p.pump();
+  EXPECT_TRUE(p.server_callbacks_.streams_.empty());
+  EXPECT_EQ(c.callbacks.reason_, StreamResetReason::RemoteReset);
+}
+
 }  // namespace
 }  // namespace courier::http::http2::test
