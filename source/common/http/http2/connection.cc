@@ -706,6 +706,7 @@ int Connection::onHeadersComplete(CodecStream& s, const nghttp2_frame& frame) {
       s.final_headers_received_ = true;
       s.remote_end_ = end;
       s.decoder_ = &server_callbacks_->newStream(s);
+      if (!s.live()) return 0;  // reset from inside newStream(): the decoder is done
       s.decoder_->decodeHeaders(std::move(headers), end);
       return 0;
     }

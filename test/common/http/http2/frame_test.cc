@@ -520,6 +520,10 @@ TEST(Http2FrameTest, OwnersMayResetFromInsideCallbacks) {
     };
   }
   p.pump();
+  // A stream reset from inside newStream() never sees decodeHeaders().
+  for (size_t i = 0; i < p.server_callbacks_.streams_.size(); i += 2) {
+    EXPECT_EQ(p.server_callbacks_.streams_[i]->decoder.headers_, nullptr);
+  }
   int done = 0;
   int reset = 0;
   for (auto& c : p.client_streams_) {
