@@ -583,5 +583,27 @@ TEST(Http2CodecTest, ExtendedConnectRefusedByDefault) {
   EXPECT_EQ(c.callbacks.reason_, StreamResetReason::RemoteReset);
 }
 
+
+// A request still queued behind max_concurrent_streams can be reset; it never
+// reaches the server and leaves nothing behind.
+TEST(Http2CodecTest, ResetOfQueuedRequest) {
+  Http2Settings server_settings;
+  server_settings.max_concurrent_streams = 1;
+  CodecPair p(server_settings);
+  p.pump();
+  ClientStream& a = p.startRequest(CodecPair::get("/a"), true);
+  ClientStream& b = p.startRequest(CodecPair::get("/b"), true);
+  p.pump();
+  ASSERT_EQ(p.server_callbacks_.streams_.size(), 1u);
+  b.encoder->getStream()->resetStream(StreamResetReason::LocalReset);
+  EXPECT_EQ(b.callbacks.resets_, 1);
+  respond(*p.server_callbacks_.streams_[0], "a");
+  p.pump();
+  EXPECT_EQ(a.decoder.body_, "a");
+  EXPECT_EQ(p.server_callbacks_.streams_.size(), 1u);
+  EXPECT_EQ(p.client_.activeStreams(), 0u);
+  EXPECT_EQ(b.callbacks.resets_, 1);
+}
+
 }  // namespace
 }  // namespace courier::http::http2::test
