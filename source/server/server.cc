@@ -65,6 +65,8 @@ absl::Status Server::initialize() {
   clusters_ = std::make_unique<thread_local_::SnapshotSlot<upstream::ClusterSet>>(
       main_, dispatchers, [this](size_t worker, const upstream::ClusterSetConstSharedPtr& set) {
         workers_[worker]->clusterManager().update(set);
+        // Pools of removed or changed clusters finish what they carry, then go.
+        workers_[worker]->httpPools().drainStale(*set);
       });
   if (auto s = createManagers(true); !s.ok()) return s;
   if (auto s = startAdmin(); !s.ok()) return s;

@@ -76,6 +76,7 @@ class Worker {
   event::Dispatcher& dispatcher() { return dispatcher_; }
   WorkerContext& context() { return context_; }
   upstream::ThreadLocalClusterManager& clusterManager() { return cluster_manager_; }
+  http::pool::ConnPoolManager& httpPools() { return http_pools_; }
   std::atomic<int64_t>& totalConnections() { return total_connections_; }
 
   void start();

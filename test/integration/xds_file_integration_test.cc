@@ -396,6 +396,39 @@ TEST_F(XdsFileIntegrationTest, CdsChangingAClusterEndpointMovesNewRequests) {
   for (int i = 0; i < 10; ++i) EXPECT_EQ(get(), "200 second");
 }
 
+TEST_F(XdsFileIntegrationTest, ChangedClusterClosesTheOldVersionsIdleConnectionsAndConnectsAnew) {
+  TcpServer upstream(named("dyn"));
+  writeFile(cds_path_, discoveryResponse("c1", cluster("dyn", upstream.port(), "", true)));
+  writeFile(lds_path_, discoveryResponse("1", httpListener("lds", port_, "dyn")));
+  ASSERT_TRUE(start(/*with_cds=*/true, {"--concurrency", "1"})) << courier_.log();
+  ASSERT_EQ(get(), "200 dyn");
+  // The kept-alive upstream connection sits idle in the pool.
+  ASSERT_EQ(courier_.stat("cluster.dyn.upstream_cx_active"), 1u);
+  // Same endpoint, other settings: a new version of the cluster.
+  std::string changed = cluster("dyn", upstream.port(), "", true);
+  changed.replace(changed.find("connect_timeout: 1s"), 19, "connect_timeout: 2s");
+  replaceFile(cds_path_, discoveryResponse("c2", changed));
+  ASSERT_TRUE(courier_.waitForStat("cluster_manager.cds.update_success", 2)) << courier_.log();
+  EXPECT_TRUE(courier_.waitForStat("cluster.dyn.upstream_cx_active", 0));
+  EXPECT_EQ(get(), "200 dyn");
+  EXPECT_EQ(courier_.stat("cluster.dyn.upstream_cx_total"), 2u);
+}
+
+TEST_F(XdsFileIntegrationTest, UnchangedClusterKeepsItsPooledConnection) {
+  TcpServer upstream(named("dyn"));
+  TcpServer other(named("other"));
+  writeFile(cds_path_, discoveryResponse("c1", cluster("dyn", upstream.port(), "", true)));
+  writeFile(lds_path_, discoveryResponse("1", httpListener("lds", port_, "dyn")));
+  ASSERT_TRUE(start(/*with_cds=*/true, {"--concurrency", "1"})) << courier_.log();
+  ASSERT_EQ(get(), "200 dyn");
+  // Another cluster joins; "dyn" stays as it was.
+  replaceFile(cds_path_, discoveryResponse("c2", cluster("dyn", upstream.port(), "", true) +
+                                                     cluster("other", other.port(), "", true)));
+  ASSERT_TRUE(courier_.waitForStat("cluster_manager.cds.update_success", 2)) << courier_.log();
+  EXPECT_EQ(get(), "200 dyn");
+  EXPECT_EQ(courier_.stat("cluster.dyn.upstream_cx_total"), 1u);
+}
+
 TEST_F(XdsFileIntegrationTest, RequestInFlightOnARemovedClusterCompletes) {
   std::atomic<bool> received{false};
   std::atomic<bool> release{false};

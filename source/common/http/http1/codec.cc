@@ -275,6 +275,16 @@ int ServerConnection::onHeadersComplete() {
     close_after_response_ = headersHaveToken(h, "connection", "close");
   }
 
+  // Hop-by-hop headers are this connection's business, not the upstream's
+  // (a client's "connection: close" must not end upstream keep-alive), as
+  // Envoy strips them; an allowed upgrade keeps what the upstream needs.
+  if (!upgrade_request_) {
+    h.remove("connection");
+    h.remove("keep-alive");
+    h.remove("proxy-connection");
+    h.remove("upgrade");
+  }
+
   const bool has_body =
       (parser_.flags & F_CHUNKED) || ((parser_.flags & F_CONTENT_LENGTH) && parser_.content_length > 0);
   decoder_ = &callbacks_.newStream(encoder_);

@@ -107,11 +107,13 @@ void ConnPool::cancel(PoolCallbacks& callbacks) {
       return;
     }
   }
+  checkDrained();
 }
 
 void ConnPool::release(PooledConnection& c, bool reusable) {
   owners_.erase(&c);
   c.busy_ = false;
+  if (draining_) reusable = false;
   const uint32_t max = cluster_->max_requests_per_connection;
   if (max != 0 && c.requests_ >= max) {
     cluster_->stats->upstream_cx_max_requests.inc();
@@ -166,7 +168,11 @@ void ConnPool::onConnected(PooledConnection& c) {
   c.connected_ = true;
   c.connect_timer_->disable();
   PoolCallbacks* next = popWaiter();
-  if (next == nullptr) return;
+  if (next == nullptr) {
+    // Nobody is left to use it, and a draining pool keeps nothing idle.
+    if (draining_) erase(c);
+    return;
+  }
   c.busy_ = true;
   ++c.requests_;
   owners_[&c] = next;
@@ -228,13 +234,52 @@ void ConnPool::erase(PooledConnection& c) {
   dispatcher_.deferredDelete(std::move(holder));
   // A connection slot came free.
   connectForWaiters();
+  checkDrained();
 }
 
 ConnPool& ConnPoolManager::pool(const upstream::ClusterConstSharedPtr& cluster, const upstream::Host& host) {
-  std::string key = absl::StrCat(cluster->name, "|", host.address.asString());
+  // The pool holds the cluster, so its address cannot be reused while the key lives.
+  std::string key = absl::StrCat(reinterpret_cast<uintptr_t>(cluster.get()), "|", host.address.asString());
   auto it = pools_.find(key);
   if (it == pools_.end()) it = pools_.emplace(key, std::make_unique<ConnPool>(dispatcher_, cluster, host)).first;
   return *it->second;
+}
+
+}  // namespace courier::http::pool
+
+namespace courier::http::pool {
+
+void ConnPool::drain(std::function<void()> on_drained) {
+  draining_ = true;
+  on_drained_ = std::move(on_drained);
+  std::vector<PooledConnection*> idle;
+  for (auto& c : connections_) {
+    if (c->connected_ && !c->busy_) idle.push_back(c.get());
+  }
+  for (PooledConnection* c : idle) erase(*c);
+  checkDrained();
+}
+
+void ConnPool::checkDrained() {
+  if (!draining_ || !connections_.empty() || !waiting_.empty() || !on_drained_) return;
+  // Posted: we may be inside this pool's own call stack.
+  dispatcher_.post(std::move(on_drained_));
+  on_drained_ = nullptr;
+}
+
+void ConnPoolManager::drainStale(const upstream::ClusterSet& current) {
+  for (auto it = pools_.begin(); it != pools_.end();) {
+    const upstream::ClusterConstSharedPtr& cluster = it->second->cluster();
+    auto live = current.clusters.find(cluster->name);
+    if (live != current.clusters.end() && live->second == cluster) {
+      ++it;
+      continue;
+    }
+    ConnPool* raw = it->second.get();
+    draining_.emplace(raw, std::move(it->second));
+    pools_.erase(it++);
+    raw->drain([this, raw] { draining_.erase(raw); });
+  }
 }
 
 }  // namespace courier::http::pool

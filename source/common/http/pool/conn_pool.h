@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <list>
 #include <memory>
 #include <string>
@@ -83,6 +84,12 @@ class ConnPool {
   // The request on this connection finished: keep it for reuse or close it.
   void release(PooledConnection& connection, bool reusable);
 
+  // The cluster was removed or replaced: idle connections close now, busy
+  // ones when their request ends; on_drained runs (posted) once nothing is
+  // left. Waiting requests are still served.
+  void drain(std::function<void()> on_drained);
+  const upstream::ClusterConstSharedPtr& cluster() const { return cluster_; }
+
  private:
   friend class PooledConnection;
   void onConnected(PooledConnection& c);
@@ -98,6 +105,7 @@ class ConnPool {
   // cluster's max_connections allows (a pool with none may always have one).
   void connectForWaiters();
   size_t connecting() const;
+  void checkDrained();
 
   event::Dispatcher& dispatcher_;
   upstream::ClusterConstSharedPtr cluster_;
@@ -105,17 +113,26 @@ class ConnPool {
   std::list<std::unique_ptr<PooledConnection>> connections_;
   std::list<PoolCallbacks*> waiting_;
   absl::flat_hash_map<PooledConnection*, PoolCallbacks*> owners_;
+  bool draining_ = false;
+  std::function<void()> on_drained_;
 };
 
 // The pools of one worker, by cluster and host address.
 class ConnPoolManager {
  public:
   explicit ConnPoolManager(event::Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
+  // Pools belong to one version of a cluster: a changed cluster gets new
+  // pools with its new settings.
   ConnPool& pool(const upstream::ClusterConstSharedPtr& cluster, const upstream::Host& host);
+  // After a cluster-set swap: pools whose cluster is no longer in the set
+  // (removed, or replaced by a new version) drain and are dropped when empty.
+  void drainStale(const upstream::ClusterSet& current);
+  size_t poolCount() const { return pools_.size() + draining_.size(); }
 
  private:
   event::Dispatcher& dispatcher_;
   absl::flat_hash_map<std::string, std::unique_ptr<ConnPool>> pools_;
+  absl::flat_hash_map<ConnPool*, std::unique_ptr<ConnPool>> draining_;
 };
 
 }  // namespace courier::http::pool

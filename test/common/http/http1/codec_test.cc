@@ -153,6 +153,21 @@ TEST_F(Http1ServerTest, PipelinedSecondRequestWaitsForFirstResponse) {
   EXPECT_TRUE(input_.empty());
 }
 
+TEST_F(Http1ServerTest, HopByHopRequestHeadersAreNotPassedOn) {
+  init();
+  EXPECT_FALSE(feed("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\nKeep-Alive: timeout=5\r\n"
+                    "Proxy-Connection: keep-alive\r\nX-Kept: 1\r\n\r\n")
+                   .has_value());
+  ASSERT_EQ(decoders_.size(), 1u);
+  const HeaderMap& h = *decoders_[0]->headers_;
+  EXPECT_FALSE(h.has("connection"));
+  EXPECT_FALSE(h.has("keep-alive"));
+  EXPECT_FALSE(h.has("proxy-connection"));
+  EXPECT_TRUE(h.has("x-kept"));
+  // The codec still honours what the client asked of this connection.
+  EXPECT_TRUE(codec_->closeAfterResponse());
+}
+
 TEST_F(Http1ServerTest, ConnectionCloseRequestMustClose) {
   init();
   EXPECT_FALSE(feed("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n" + std::string(kGet))
