@@ -10,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/integration/http_test_util.h"
 #include "test/test_common/courier_process.h"
 #include "test/test_common/net.h"
 
@@ -221,6 +222,46 @@ static_resources:
   const std::string response = client.readToEof();
   EXPECT_THAT(response, StartsWith("HTTP/1.1 200 OK"));
   EXPECT_THAT(response, HasSubstr("slow"));
+}
+
+TEST_F(XdsFileIntegrationTest, IdleKeepAliveConnectionOfAReplacedListenerIsClosedAtOnce) {
+  writeFile(lds_path_, discoveryResponse("1", httpListener("lds", port_, "a")));
+  ASSERT_TRUE(start()) << courier_.log();
+  Raw old_conn(port_);
+  ASSERT_THAT(old_conn.roundTrip(test::get("x", "/")), HasSubstr("\r\n\r\na"));
+  replaceFile(lds_path_, discoveryResponse("2", httpListener("lds", port_, "b")));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.lds.update_success", 2)) << courier_.log();
+  // Not after --drain-time-s (600 s by default): now.
+  EXPECT_TRUE(old_conn.client.waitForClose());
+  EXPECT_EQ(get(), "200 b");
+}
+
+TEST_F(XdsFileIntegrationTest, ResponseInFlightOnAReplacedListenerEndsWithConnectionClose) {
+  std::atomic<bool> release{false};
+  TcpServer slow([&](int fd) {
+    std::string buffered;
+    if (!readRequestHead(fd, buffered)) return;
+    waitFor([&] { return release.load(); });
+    respond(fd, "slow");
+  });
+  std::string lds = httpListener("lds", port_, "a");
+  writeFile(lds_path_, discoveryResponse("1", lds));
+  writeFile(cds_path_, discoveryResponse("c1", cluster("s", slow.port(), "", true)));
+  ASSERT_TRUE(start(/*with_cds=*/true)) << courier_.log();
+  replaceFile(lds_path_, discoveryResponse("2", httpListener("lds", port_, "s")));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.lds.update_success", 2)) << courier_.log();
+  Raw c(port_);
+  ASSERT_TRUE(c.client.write(test::get("x", "/")));
+  ASSERT_TRUE(courier_.waitForStat("cluster.s.upstream_rq_total", 1));
+  // The listener is replaced while the response is pending.
+  replaceFile(lds_path_, discoveryResponse("3", httpListener("lds", port_, "a")));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.lds.update_success", 3)) << courier_.log();
+  release = true;
+  std::string r = c.readResponse();
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(r, HasSubstr("connection: close\r\n"));
+  EXPECT_THAT(r, HasSubstr("slow"));
+  EXPECT_TRUE(c.client.waitForClose());
 }
 
 TEST_F(XdsFileIntegrationTest, OldListenerConnectionsCloseAfterDrainTime) {

@@ -1,4 +1,5 @@
 #include "test/test_common/net.h"
+#include <mutex>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -122,8 +123,14 @@ TcpServer::TcpServer(Handler handler) : handler_(std::move(handler)) {
       int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
       accepted_.fetch_add(1);
+      {
+        std::lock_guard<std::mutex> lock(fds_mu_);
+        open_fds_.insert(fd);
+      }
       handlers_.emplace_back([this, fd] {
         handler_(fd);
+        std::lock_guard<std::mutex> lock(fds_mu_);
+        open_fds_.erase(fd);
         ::close(fd);
       });
     }
@@ -135,6 +142,12 @@ TcpServer::~TcpServer() {
   acceptor_.join();
   ::shutdown(listen_fd_, SHUT_RDWR);
   ::close(listen_fd_);
+  {
+    // Handlers blocked reading a peer that keeps its connection (a proxy's
+    // pooled keep-alive connection) see EOF now instead of at their timeout.
+    std::lock_guard<std::mutex> lock(fds_mu_);
+    for (int fd : open_fds_) ::shutdown(fd, SHUT_RDWR);
+  }
   for (auto& t : handlers_) t.join();
 }
 

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -64,6 +66,8 @@ class TcpServer {
   std::thread acceptor_;
   std::vector<std::thread> handlers_;
   Handler handler_;
+  std::mutex fds_mu_;
+  std::set<int> open_fds_;
 };
 
 // A port on 127.0.0.1 that nothing listens on (bound then closed).

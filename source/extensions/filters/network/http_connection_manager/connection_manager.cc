@@ -289,6 +289,8 @@ void ActiveStream::encodeHeadersToCodec(http::HeaderMap& headers, bool end_strea
   if (gone_) return;
   touch();
   headers.set("server", config_->server_name);
+  // A draining listener's connections end after this response (not a tunnel's).
+  if (parent_.connection().draining() && headers.status() != 101) headers.set("connection", "close");
   countResponse(headers.status());
   info_.first_downstream_tx_byte_sent = sinceStart();
   info_.response_headers = &headers;
@@ -507,7 +509,7 @@ void ConnectionManager::onStreamComplete(ActiveStream& stream) {
   // A response that finished before its request did (a local reply to an
   // upload, say) leaves the rest of the request unread: close, as Envoy does
   // for HTTP/1.
-  if (codec_->shouldClose() || !stream.requestComplete()) {
+  if (codec_->shouldClose() || !stream.requestComplete() || connection().draining()) {
     closing_ = true;
     connection().close(network::CloseType::FlushWrite);
     return;
@@ -529,6 +531,13 @@ void ConnectionManager::deferDeleteStream() {
   auto holder = std::make_unique<Holder>();
   holder->s = std::move(stream_);
   worker_.dispatcher.deferredDelete(std::move(holder));
+}
+
+void ConnectionManager::onDrainStarted() {
+  if (closing_ || stream_ != nullptr) return;  // the stream's end closes it
+  closing_ = true;
+  flushOutput();
+  connection().close(network::CloseType::FlushWrite);
 }
 
 void ConnectionManager::onAboveWriteBufferHighWatermark() {

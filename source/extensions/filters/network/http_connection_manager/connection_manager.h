@@ -81,6 +81,9 @@ class ConnectionManager : public network::ReadFilter,
   void onEvent(network::ConnectionEvent event) override;
   void onAboveWriteBufferHighWatermark() override;
   void onBelowWriteBufferLowWatermark() override;
+  // The listener is draining: finish the stream in flight with
+  // "connection: close", or close at once when idle.
+  void onDrainStarted() override;
   // ServerConnectionCallbacks
   http::RequestDecoder& newStream(http::ResponseEncoder& encoder) override;
 
