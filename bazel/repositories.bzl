@@ -80,6 +80,7 @@ def courier_dependencies():
         "gtest_system": (["gtest/gtest.h", "gmock/gmock.h"], ["-lgmock", "-lgtest", "-lpthread"], "libgmock-dev"),
         "gtest_main_system": (["gtest/gtest.h"], ["-lgmock_main"], "libgmock-dev"),
         "benchmark_system": (["benchmark/benchmark.h"], ["-lbenchmark", "-lpthread"], "libbenchmark-dev"),
+        "xxhash_system": (["xxhash.h"], ["-lxxhash"], "libxxhash-dev"),
     }
     for name, (headers, linkopts, package) in libs.items():
         system_library(name = name, headers = headers, linkopts = linkopts, package = package)

@@ -15,7 +15,7 @@ PACKAGES=(
   # libraries (see DESIGN.md for why each)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libnghttp2-dev libc-ares-dev libssl-dev libevent-dev libyaml-cpp-dev libre2-dev
-  libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev node-llhttp
+  libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev node-llhttp libxxhash-dev
   # tests and benchmarks: real peers on loopback
   curl nginx-light haproxy wrk nghttp2-client openssl util-linux procps gdb
 )

@@ -3,6 +3,7 @@
 // shared with workers as a ClusterSet snapshot.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -20,6 +21,10 @@ struct Host {
   network::Address address;
   uint32_t weight = 1;
   std::string hostname;
+  // Requests in flight to this host from all workers (the router counts an
+  // upstream attempt); least-request balancing reads it. Shared like Envoy's,
+  // so every worker sees the same load; relaxed atomics, no lock.
+  mutable std::atomic<uint32_t> active_requests{0};
 };
 using HostConstSharedPtr = std::shared_ptr<const Host>;
 
@@ -62,6 +67,10 @@ struct ClusterStats {
 
 enum class LbPolicy { RoundRobin, LeastRequest, Random, RingHash, Maglev };
 
+// Immutable per-cluster-version load-balancing state (policy settings, a
+// hash ring or Maglev table) from which each worker makes its own balancer.
+class LoadBalancerFactory;
+
 class Cluster {
  public:
   std::string name;
@@ -71,6 +80,8 @@ class Cluster {
   // Upstream HTTP connections are retired after this many requests; 0: no limit.
   uint32_t max_requests_per_connection = 0;
   std::vector<HostConstSharedPtr> hosts;
+  // Built on the main thread with the hosts; nullptr means round robin.
+  std::shared_ptr<const LoadBalancerFactory> lb_factory;
   // Shared by every version of the same-named cluster: stats outlive updates.
   std::shared_ptr<ClusterStats> stats;
   // Circuit breakers (mutable counts behind an immutable cluster).

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "google/protobuf/util/time_util.h"
+#include "source/common/upstream/load_balancer_factory.h"
 
 namespace courier::upstream {
 namespace {
@@ -132,6 +133,10 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
         value(t.max_pending_requests(), t.has_max_pending_requests(), 1024),
         value(t.max_requests(), t.has_max_requests(), 1024), value(t.max_retries(), t.has_max_retries(), 3));
   }
+  // Load-balancer state (ring, table) is built here, once per cluster version.
+  auto lb_factory = createLoadBalancerFactory(config, path, *cluster);
+  if (!lb_factory.ok()) return lb_factory.status();
+  cluster->lb_factory = std::move(*lb_factory);
   cluster->stats = std::make_shared<ClusterStats>(stats, cluster->name);
   cluster->stats->membership_total.set(cluster->hosts.size());
   cluster->stats->membership_healthy.set(cluster->hosts.size());

@@ -1,16 +1,25 @@
 #include "source/common/upstream/load_balancer.h"
 
+#include <random>
+
 namespace courier::upstream {
 
-RoundRobinLoadBalancer::RoundRobinLoadBalancer(const Cluster& cluster) : cluster_(cluster) {
+FastRandom::FastRandom() : FastRandom(std::random_device{}() | (uint64_t{std::random_device{}()} << 32)) {}
+
+bool hasUnequalWeights(const Cluster& cluster) {
   for (const auto& h : cluster.hosts) {
-    total_weight_ += h->weight;
-    if (h->weight != cluster.hosts.front()->weight) weighted_ = true;
+    if (h->weight != cluster.hosts.front()->weight) return true;
   }
+  return false;
+}
+
+RoundRobinLoadBalancer::RoundRobinLoadBalancer(const Cluster& cluster) : cluster_(cluster) {
+  for (const auto& h : cluster.hosts) total_weight_ += h->weight;
+  weighted_ = hasUnequalWeights(cluster);
   if (weighted_) current_.assign(cluster.hosts.size(), 0);
 }
 
-const Host* RoundRobinLoadBalancer::chooseHost() {
+const Host* RoundRobinLoadBalancer::chooseHost(const LoadBalancerContext*) {
   const auto& hosts = cluster_.hosts;
   if (hosts.empty()) return nullptr;
   if (!weighted_) {
@@ -28,7 +37,7 @@ const Host* RoundRobinLoadBalancer::chooseHost() {
 }
 
 std::unique_ptr<LoadBalancer> createLoadBalancer(const Cluster& cluster) {
-  // Other policies arrive with the upstream issue; round robin serves them until then.
+  if (cluster.lb_factory != nullptr) return cluster.lb_factory->create(cluster);
   return std::make_unique<RoundRobinLoadBalancer>(cluster);
 }
 

@@ -1,19 +1,75 @@
 // Per-worker host selection over an immutable cluster. The state (round-robin
-// position) lives on the worker, so picks take no lock.
+// position, random generator, EDF queue) lives on the worker, so picks take no
+// lock; what is costly to build (hash ring, Maglev table) is shared read-only.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <vector>
 
+#include "source/common/network/address.h"
 #include "source/common/upstream/cluster.h"
 
 namespace courier::upstream {
 
+// What the caller knows about the request that a balancer may use.
+class LoadBalancerContext {
+ public:
+  virtual ~LoadBalancerContext() = default;
+  // The hash the route's (or tcp_proxy's) hash_policy produced, if any did.
+  // Callers compute it (source IP included) so balancers stay protocol-blind.
+  virtual std::optional<uint64_t> hashKey() const = 0;
+  // nullptr when there is no downstream connection (e.g. a health check).
+  virtual const network::Address* downstreamRemoteAddress() const = 0;
+};
+
+// A context whose values are known before the pick.
+class FixedLoadBalancerContext : public LoadBalancerContext {
+ public:
+  FixedLoadBalancerContext() = default;
+  FixedLoadBalancerContext(std::optional<uint64_t> hash, const network::Address* remote)
+      : hash_(hash), remote_(remote) {}
+  std::optional<uint64_t> hashKey() const override { return hash_; }
+  const network::Address* downstreamRemoteAddress() const override { return remote_; }
+
+ private:
+  std::optional<uint64_t> hash_;
+  const network::Address* remote_ = nullptr;
+};
+
 class LoadBalancer {
  public:
   virtual ~LoadBalancer() = default;
-  // nullptr when the cluster has no usable host.
-  virtual const Host* chooseHost() = 0;
+  // nullptr when the cluster has no usable host. context may be nullptr.
+  virtual const Host* chooseHost(const LoadBalancerContext* context) = 0;
+};
+
+class LoadBalancerFactory {
+ public:
+  virtual ~LoadBalancerFactory() = default;
+  // Worker thread. The balancer may borrow from this factory and the
+  // cluster; the caller keeps both alive longer than the balancer.
+  virtual std::unique_ptr<LoadBalancer> create(const Cluster& cluster) const = 0;
+};
+
+// Balancers draw many numbers per second per worker; a xorshift64* is
+// plenty for spreading load and costs a few cycles.
+class FastRandom {
+ public:
+  FastRandom();
+  explicit FastRandom(uint64_t seed) : state_(seed == 0 ? 0x9e3779b97f4a7c15ULL : seed) {}
+  uint64_t next() {
+    state_ ^= state_ >> 12;
+    state_ ^= state_ << 25;
+    state_ ^= state_ >> 27;
+    return state_ * 0x2545f4914f6cdd1dULL;
+  }
+  // Uniform in [0, n) without the modulo bias mattering at these ranges.
+  uint64_t below(uint64_t n) { return static_cast<uint64_t>((static_cast<unsigned __int128>(next()) * n) >> 64); }
+
+ private:
+  uint64_t state_;
 };
 
 // Plain rotation when weights are equal; smooth weighted round robin
@@ -22,7 +78,7 @@ class LoadBalancer {
 class RoundRobinLoadBalancer : public LoadBalancer {
  public:
   explicit RoundRobinLoadBalancer(const Cluster& cluster);
-  const Host* chooseHost() override;
+  const Host* chooseHost(const LoadBalancerContext* context) override;
 
  private:
   const Cluster& cluster_;
@@ -32,6 +88,10 @@ class RoundRobinLoadBalancer : public LoadBalancer {
   size_t next_ = 0;
 };
 
+// The cluster's balancer for this worker: its lb_factory's, else round robin.
 std::unique_ptr<LoadBalancer> createLoadBalancer(const Cluster& cluster);
+
+// Whether any two hosts' weights differ (the weighted variants cost more).
+bool hasUnequalWeights(const Cluster& cluster);
 
 }  // namespace courier::upstream

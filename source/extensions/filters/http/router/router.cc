@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
+#include "source/common/router/hash_policy.h"
 #include "source/extensions/filters/http/router/shadow_request.h"
 
 namespace courier::extensions::router {
@@ -89,6 +90,15 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
   }
   cluster_ = tl_cluster_->shared();
   config_->stats.rq_total.inc();
+  // Hashed on the headers as the client sent them, before route mutations,
+  // as Envoy picks the host before finalizing the upstream headers.
+  {
+    const network::Address* remote = &callbacks_->streamInfo().downstream_remote_address;
+    if (!remote->valid()) remote = nullptr;
+    std::optional<uint64_t> hash;
+    if (!route_->hash_policy.empty()) hash = rt::computeHash(route_->hash_policy, headers, remote);
+    lb_context_ = upstream::FixedLoadBalancerContext(hash, remote);
+  }
   // Rewrites and headers the upstream sees.
   if (!route_->prefix_rewrite.empty() || route_->regex_rewrite != nullptr) {
     headers.set(":path", rt::rewritePath(*route_, headers.path()));
@@ -173,7 +183,7 @@ void RouterFilter::sendRedirect() {
 }
 
 void RouterFilter::startUpstreamAttempt() {
-  const upstream::Host* host = tl_cluster_->loadBalancer().chooseHost();
+  const upstream::Host* host = tl_cluster_->loadBalancer().chooseHost(&lb_context_);
   if (host == nullptr) {
     cluster_->stats->upstream_cx_none_healthy.inc();
     callbacks_->sendLocalReply(503, "no healthy upstream", stream_info::kNoHealthyUpstream, "no_healthy_upstream");
@@ -189,6 +199,8 @@ void RouterFilter::startUpstreamAttempt() {
   cluster_->stats->upstream_rq_total.inc();
   cluster_->stats->upstream_rq_active.inc();
   cluster_->resources->requests.inc();
+  host->active_requests.fetch_add(1, std::memory_order_relaxed);
+  attempt_host_ = host;
   attempt_active_ = true;
   upstream_start_ = std::chrono::steady_clock::now();
   upstream_request_complete_ = false;
@@ -246,6 +258,8 @@ void RouterFilter::endUpstreamAttempt() {
   }
   if (!attempt_active_) return;
   attempt_active_ = false;
+  attempt_host_->active_requests.fetch_sub(1, std::memory_order_relaxed);
+  attempt_host_ = nullptr;
   cluster_->stats->upstream_rq_active.dec();
   cluster_->resources->requests.dec();
 }

@@ -124,6 +124,10 @@ class RouterFilter : public http::StreamDecoderFilter,
   const courier::router::RouteEntry* route_ = nullptr;
   upstream::ClusterConstSharedPtr cluster_;
   upstream::ThreadLocalCluster* tl_cluster_ = nullptr;
+  // The route's hash_policy result, computed once so retries hash alike.
+  upstream::FixedLoadBalancerContext lb_context_;
+  // The host of the active attempt, whose active_requests it holds up.
+  const upstream::Host* attempt_host_ = nullptr;
   http::pool::ConnPool* pool_ = nullptr;
   http::pool::PooledConnection* upstream_ = nullptr;
   http::RequestEncoder* upstream_encoder_ = nullptr;

@@ -5,7 +5,7 @@ namespace courier::extensions::router {
 void ShadowRequest::send(server::WorkerContext& worker, upstream::ThreadLocalCluster& cluster,
                          http::HeaderMapPtr headers, std::string body, http::HeaderMapPtr trailers,
                          std::chrono::milliseconds timeout) {
-  const upstream::Host* host = cluster.loadBalancer().chooseHost();
+  const upstream::Host* host = cluster.loadBalancer().chooseHost(nullptr);
   if (host == nullptr) {
     cluster.info().stats->upstream_cx_none_healthy.inc();
     return;

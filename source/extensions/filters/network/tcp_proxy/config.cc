@@ -58,6 +58,19 @@ class TcpProxyConfigFactory : public server::NetworkFilterConfigFactory {
       }
       config->max_connect_attempts = proto.max_connect_attempts().value();
     }
+    // Envoy allows one hash policy here.
+    if (proto.hash_policy_size() > 1) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ".hash_policy: at most one policy is allowed"));
+    }
+    for (int i = 0; i < proto.hash_policy_size(); ++i) {
+      const auto& hp = proto.hash_policy(i);
+      if (hp.has_source_ip()) {
+        config->hash_source_ip = true;
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ".hash_policy[", i, "]: only source_ip is supported (filter_state is not)"));
+      }
+    }
     for (int i = 0; i < proto.access_log_size(); ++i) {
       if (context.access_logs == nullptr) break;
       auto log = access_log::createAccessLog(proto.access_log(i), absl::StrCat(path, ".access_log[", i, "]"),

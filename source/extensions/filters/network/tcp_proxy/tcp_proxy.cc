@@ -3,6 +3,8 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "source/common/upstream/hash.h"
+#include "source/common/upstream/load_balancer.h"
 #include "spdlog/spdlog.h"
 
 namespace courier::extensions::tcp_proxy {
@@ -87,7 +89,12 @@ void TcpProxy::connectUpstream() {
     return;
   }
   cluster_ = cluster->shared();
-  const upstream::Host* host = cluster->loadBalancer().chooseHost();
+  std::optional<uint64_t> hash;
+  if (config_->hash_source_ip && info_.downstream_remote_address.valid()) {
+    hash = upstream::xxHash64(info_.downstream_remote_address.ip());
+  }
+  const upstream::FixedLoadBalancerContext context(hash, &info_.downstream_remote_address);
+  const upstream::Host* host = cluster->loadBalancer().chooseHost(&context);
   if (host == nullptr) {
     info_.setResponseFlag(stream_info::kNoHealthyUpstream);
     cluster_->stats->upstream_cx_none_healthy.inc();

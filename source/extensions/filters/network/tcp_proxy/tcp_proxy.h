@@ -41,6 +41,8 @@ struct TcpProxyConfig {
   uint64_t total_weight = 0;
   std::chrono::milliseconds idle_timeout{3600 * 1000};  // Envoy's default: 1h; 0 disables
   uint32_t max_connect_attempts = 1;
+  // hash_policy source_ip: hash-based clusters keep a client IP on one host.
+  bool hash_source_ip = false;
   std::unique_ptr<TcpProxyStats> stats;
   std::vector<std::unique_ptr<access_log::AccessLog>> access_logs;
 
