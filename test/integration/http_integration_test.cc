@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <random>
+#include <set>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -848,6 +849,60 @@ TEST(HttpTimeoutTest, UpstreamTimeoutHeaderFromAnInternalClientOverridesTheRoute
   EXPECT_THAT(c.roundTrip(get("orders.example.com", "/", "x-envoy-upstream-rq-timeout-ms: 200\r\n")),
               StartsWith("HTTP/1.1 504"));
   stop = true;
+}
+
+// Three real upstreams behind a RING_HASH cluster hashed on x-user: a user
+// sticks to one upstream across connections and workers; users spread out.
+TEST(HttpLoadBalancingTest, RingHashKeepsAUserOnOneUpstream) {
+  TcpServer a(namedUpstream("up-a")), b(namedUpstream("up-b")), c(namedUpstream("up-c"));
+  auto endpoint = [](uint16_t port) {
+    return "        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: " + std::to_string(port) +
+           "}}}\n";
+  };
+  std::string cfg = hcmListener("") + R"(          route_config:
+            name: local
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: "/"}
+                route:
+                  cluster: sticky
+                  hash_policy:
+                  - header: {header_name: x-user}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: sticky
+    connect_timeout: 1s
+    type: STATIC
+    lb_policy: RING_HASH
+    ring_hash_lb_config: {minimum_ring_size: 3000}
+    load_assignment:
+      cluster_name: sticky
+      endpoints:
+      - lb_endpoints:
+)" + endpoint(a.port()) + endpoint(b.port()) + endpoint(c.port());
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(cfg, {"--concurrency", "2"})) << courier.log();
+  const uint16_t port = courier.listenerPort("http");
+  auto upstreamFor = [port](const std::string& user) {
+    Raw conn(port);  // a new connection each time, so either worker may serve it
+    std::string r = conn.roundTrip(get("x", "/", "x-user: " + user + "\r\n"));
+    size_t at = r.find("up-");
+    return at == std::string::npos ? r : r.substr(at, 4);
+  };
+  std::set<std::string> used;
+  for (int u = 0; u < 30; ++u) {
+    const std::string user = "user" + std::to_string(u);
+    const std::string first = upstreamFor(user);
+    ASSERT_THAT(first, StartsWith("up-")) << first;
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(upstreamFor(user), first) << user;
+    used.insert(first);
+  }
+  EXPECT_EQ(used.size(), 3u);
 }
 
 }  // namespace
