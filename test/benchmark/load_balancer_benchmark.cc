@@ -1,0 +1,123 @@
+// Cost of one host pick for each load balancer at 10, 1000 and 100000 hosts,
+// and the memory each costs per host (Host + its pointer + the balancer's own
+// per-host state, ring or table, divided by the host count).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "benchmark/benchmark.h"
+#include "source/common/upstream/least_request_lb.h"
+#include "source/common/upstream/load_balancer.h"
+#include "source/common/upstream/maglev_lb.h"
+#include "source/common/upstream/random_lb.h"
+#include "source/common/upstream/ring_hash_lb.h"
+
+namespace courier::upstream {
+namespace {
+
+std::shared_ptr<Cluster> makeCluster(size_t n, bool weighted) {
+  auto cluster = std::make_shared<Cluster>();
+  for (size_t i = 0; i < n; ++i) {
+    auto host = std::make_shared<Host>();
+    host->address = *network::Address::fromIpPort(absl::StrCat("10.", (i >> 16) & 255, ".", (i >> 8) & 255, ".", i & 255), 80);
+    host->weight = weighted ? 1 + i % 4 : 1;
+    cluster->hosts.push_back(std::move(host));
+  }
+  return cluster;
+}
+
+// What every host costs whatever the policy: the Host and the cluster's pointer
+// to it (plus make_shared's control block, two counters).
+constexpr size_t kHostBytes = sizeof(Host) + sizeof(HostConstSharedPtr) + 2 * sizeof(long);
+
+void report(benchmark::State& state, size_t hosts, size_t lb_bytes) {
+  state.counters["bytes_per_host"] = double(kHostBytes) + double(lb_bytes) / hosts;
+  state.counters["lb_bytes_per_host"] = double(lb_bytes) / hosts;
+}
+
+// Runs picks with a fresh hash per pick, as requests from many users would.
+void pickLoop(benchmark::State& state, LoadBalancer& lb) {
+  uint64_t hash = 0;
+  for (auto _ : state) {
+    hash += 0x9e3779b97f4a7c15ULL;
+    FixedLoadBalancerContext context(hash, nullptr);
+    benchmark::DoNotOptimize(lb.chooseHost(&context));
+  }
+}
+
+void BM_RoundRobin(benchmark::State& state) {
+  const size_t n = state.range(0);
+  const bool weighted = state.range(1);
+  auto cluster = makeCluster(n, weighted);
+  RoundRobinLoadBalancer lb(*cluster);
+  pickLoop(state, lb);
+  report(state, n, weighted ? n * sizeof(int64_t) : 0);
+}
+
+void BM_Random(benchmark::State& state) {
+  const size_t n = state.range(0);
+  const bool weighted = state.range(1);
+  auto cluster = makeCluster(n, weighted);
+  RandomLoadBalancer lb(*cluster);
+  pickLoop(state, lb);
+  report(state, n, weighted ? n * sizeof(uint64_t) : 0);
+}
+
+void BM_LeastRequest(benchmark::State& state) {
+  const size_t n = state.range(0);
+  const bool weighted = state.range(1);
+  auto cluster = makeCluster(n, weighted);
+  // Some load so the choices differ.
+  for (size_t i = 0; i < n; i += 3) cluster->hosts[i]->active_requests = i % 7;
+  LeastRequestLoadBalancer lb(*cluster, {});
+  pickLoop(state, lb);
+  // The EDF queue entry: deadline, order, host index (padded).
+  report(state, n, weighted ? n * (sizeof(double) + sizeof(uint64_t) + sizeof(uint64_t)) : 0);
+}
+
+void BM_RingHash(benchmark::State& state) {
+  const size_t n = state.range(0);
+  auto cluster = makeCluster(n, state.range(1));
+  RingHashLoadBalancerFactory factory(*cluster, {});
+  auto lb = factory.create(*cluster);
+  pickLoop(state, *lb);
+  report(state, n, factory.ring().bytes());
+  state.counters["ring_entries"] = factory.ring().size();
+}
+
+void BM_Maglev(benchmark::State& state) {
+  const size_t n = state.range(0);
+  auto cluster = makeCluster(n, state.range(1));
+  MaglevLoadBalancerFactory factory(*cluster, kDefaultMaglevTableSize);
+  auto lb = factory.create(*cluster);
+  pickLoop(state, *lb);
+  report(state, n, factory.table().bytes());
+}
+
+// Building the shared state happens once per cluster version on the main thread.
+void BM_RingHashBuild(benchmark::State& state) {
+  auto cluster = makeCluster(state.range(0), false);
+  for (auto _ : state) benchmark::DoNotOptimize(HashRing(*cluster, {}));
+}
+
+void BM_MaglevBuild(benchmark::State& state) {
+  auto cluster = makeCluster(state.range(0), false);
+  for (auto _ : state) benchmark::DoNotOptimize(MaglevTable(*cluster, kDefaultMaglevTableSize));
+}
+
+// Args: {hosts, weighted}.
+#define HOST_COUNTS(b) \
+  b->ArgNames({"hosts", "weighted"})->Args({10, 0})->Args({1000, 0})->Args({100000, 0})->Args({10, 1})->Args({1000, 1})->Args({100000, 1})
+HOST_COUNTS(BENCHMARK(BM_RoundRobin));
+HOST_COUNTS(BENCHMARK(BM_Random));
+HOST_COUNTS(BENCHMARK(BM_LeastRequest));
+HOST_COUNTS(BENCHMARK(BM_RingHash));
+HOST_COUNTS(BENCHMARK(BM_Maglev));
+BENCHMARK(BM_RingHashBuild)->Arg(10)->Arg(1000)->Arg(100000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MaglevBuild)->Arg(10)->Arg(1000)->Arg(100000)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace courier::upstream
+
+BENCHMARK_MAIN();
