@@ -130,5 +130,22 @@ TEST(ConfigIntegrationTest, BindFailureStopsStartupWithTheListenerNamed) {
   EXPECT_THAT(out, HasSubstr("static_resources.listeners[0].address: cannot bind 192.0.2.1:0"));
 }
 
+TEST(ConfigIntegrationTest, NonPrimeMaglevTableSizeNamesTheField) {
+  std::string config = tcpProxyConfig({9});
+  config.replace(config.find("    type: STATIC\n"), 17,
+                 "    type: STATIC\n    lb_policy: MAGLEV\n    maglev_lb_config: {table_size: 1000}\n");
+  std::string path = writeConfig("bad.yaml", config);
+  std::string out;
+  EXPECT_EQ(CourierProcess::runToExit({"--mode", "validate", "-c", path}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("static_resources.clusters[0].maglev_lb_config.table_size: 1000 is not a prime number"));
+}
+
+TEST(ConfigIntegrationTest, TcpProxyFilterStateHashPolicyIsRejected) {
+  std::string path = writeConfig("bad.yaml", tcpProxyConfig({9}, "          hash_policy:\n          - filter_state: {key: k}\n"));
+  std::string out;
+  EXPECT_EQ(CourierProcess::runToExit({"--mode", "validate", "-c", path}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("hash_policy[0]: only source_ip is supported"));
+}
+
 }  // namespace
 }  // namespace courier::test

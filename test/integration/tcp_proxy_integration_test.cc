@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <random>
@@ -274,6 +275,25 @@ TEST_F(TcpProxyIntegrationTest, SlowReaderPausesTheUpstreamInsteadOfBuffering) {
   EXPECT_EQ(all.size(), kTotal);
   EXPECT_GE(courier_.stat("cluster.backend.upstream_flow_control_paused_reading_total").value_or(0), 1u);
   EXPECT_GE(courier_.stat("cluster.backend.upstream_flow_control_resumed_reading_total").value_or(0), 1u);
+}
+
+TEST(TcpProxyHashTest, SourceIpHashPinsAClientToOneMaglevHost) {
+  TcpServer a(TcpServer::echo()), b(TcpServer::echo()), c(TcpServer::echo());
+  std::string cfg = tcpProxyConfig({a.port(), b.port(), c.port()}, "          hash_policy:\n          - source_ip: {}\n");
+  cfg.replace(cfg.find("    type: STATIC\n"), 17, "    type: STATIC\n    lb_policy: MAGLEV\n");
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(cfg, {"--concurrency", "2"})) << courier.log();
+  const uint16_t port = courier.listenerPort("tcp");
+  for (int i = 0; i < 9; ++i) {
+    TcpClient client(port);
+    ASSERT_TRUE(client.connected());
+    client.write("ping");
+    EXPECT_EQ(client.readExactly(4), "ping");
+  }
+  // Every connection comes from 127.0.0.1, so one host takes them all.
+  std::vector<int> accepted{a.acceptedCount(), b.acceptedCount(), c.acceptedCount()};
+  std::sort(accepted.begin(), accepted.end());
+  EXPECT_EQ(accepted, (std::vector<int>{0, 0, 9}));
 }
 
 }  // namespace
