@@ -905,5 +905,70 @@ TEST(HttpLoadBalancingTest, RingHashKeepsAUserOnOneUpstream) {
   EXPECT_EQ(used.size(), 3u);
 }
 
+// LEAST_REQUEST with many choices: while a request is in flight on one host
+// (counted by the router, seen by every worker), new requests go to the idle
+// one; once it ends, the held host is picked again.
+TEST(HttpLoadBalancingTest, LeastRequestAvoidsTheHostWithARequestInFlight) {
+  std::atomic<int> held{0}, released{0};
+  // Host "hold" never answers: it keeps each request until the proxy lets go.
+  TcpServer hold([&](int fd) {
+    std::string buffered, request;
+    if (!readRequest(fd, buffered, request)) return;
+    ++held;
+    char buf[256];
+    while (true) {
+      pollfd p{fd, POLLIN, 0};
+      int r = ::poll(&p, 1, 100);
+      if (r < 0) break;
+      if (r > 0 && ::recv(fd, buf, sizeof(buf), 0) <= 0) break;
+    }
+    ++released;
+  });
+  TcpServer answer(namedUpstream("answer"));
+  // The primary cluster gets both hosts.
+  std::string cfg = config(hold.port(), answer.port());
+  cfg.replace(cfg.find("    load_assignment:\n      cluster_name: primary\n"), 0,
+              "    lb_policy: LEAST_REQUEST\n    least_request_lb_config: {choice_count: 30}\n");
+  const std::string hold_endpoint = "port_value: " + std::to_string(hold.port()) + "}}}\n";
+  cfg.insert(cfg.find(hold_endpoint) + hold_endpoint.size(),
+             "        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: " +
+                 std::to_string(answer.port()) + "}}}\n");
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(cfg, {"--concurrency", "2"})) << courier.log();
+  const uint16_t port = courier.listenerPort("http");
+  const std::string request = get("orders.example.com", "/lr");
+  auto answered = [&](TcpClient& c) { return c.readExactly(12) == "HTTP/1.1 200"; };
+
+  // Until one request is held: with both hosts idle either may be picked.
+  std::unique_ptr<TcpClient> holder;
+  for (int i = 0; i < 40 && holder == nullptr; ++i) {
+    auto c = std::make_unique<TcpClient>(port, 1500ms);
+    c->write(request);
+    if (!answered(*c)) holder = std::move(c);
+  }
+  ASSERT_NE(holder, nullptr);
+  ASSERT_EQ(held.load(), 1);
+
+  // One keep-alive connection: each request's attempt has ended on its worker
+  // before the next is read, so only the held request counts as active.
+  Raw keep_alive(port);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_THAT(keep_alive.roundTrip(request), HasSubstr("answer GET /lr")) << "request " << i;
+  }
+  EXPECT_EQ(held.load(), 1);
+
+  // The client leaves: the attempt ends and the held host counts as idle again.
+  holder.reset();
+  for (int i = 0; i < 50 && released.load() == 0; ++i) std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(released.load(), 1);
+  std::vector<std::unique_ptr<TcpClient>> more;
+  for (int i = 0; i < 40 && held.load() < 2; ++i) {
+    auto c = std::make_unique<TcpClient>(port, 1500ms);
+    c->write(request);
+    if (!answered(*c)) more.push_back(std::move(c));
+  }
+  EXPECT_EQ(held.load(), 2);
+}
+
 }  // namespace
 }  // namespace courier::test
