@@ -80,7 +80,8 @@ class Cluster {
   // Upstream HTTP connections are retired after this many requests; 0: no limit.
   uint32_t max_requests_per_connection = 0;
   std::vector<HostConstSharedPtr> hosts;
-  // Built on the main thread with the hosts; nullptr means round robin.
+  // Built on the main thread from `hosts`; nullptr means round robin. Code
+  // that replaces `hosts` must replace this with lb_factory->forHosts(*this).
   std::shared_ptr<const LoadBalancerFactory> lb_factory;
   // Shared by every version of the same-named cluster: stats outlive updates.
   std::shared_ptr<ClusterStats> stats;

@@ -49,6 +49,9 @@ class LeastRequestLoadBalancerFactory : public LoadBalancerFactory {
   std::unique_ptr<LoadBalancer> create(const Cluster& cluster) const override {
     return std::make_unique<LeastRequestLoadBalancer>(cluster, config_);
   }
+  std::shared_ptr<const LoadBalancerFactory> forHosts(const Cluster&) const override {
+    return std::make_shared<LeastRequestLoadBalancerFactory>(config_);
+  }
   const LeastRequestConfig& config() const { return config_; }
 
  private:

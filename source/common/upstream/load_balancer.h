@@ -51,6 +51,10 @@ class LoadBalancerFactory {
   // Worker thread. The balancer may borrow from this factory and the
   // cluster; the caller keeps both alive longer than the balancer.
   virtual std::unique_ptr<LoadBalancer> create(const Cluster& cluster) const = 0;
+  // The same policy and settings for a new host set (an EDS update): whoever
+  // replaces a cluster's hosts calls this on the main thread, since a ring or
+  // table indexes the hosts it was built from.
+  virtual std::shared_ptr<const LoadBalancerFactory> forHosts(const Cluster& cluster) const = 0;
 };
 
 // Balancers draw many numbers per second per worker; a xorshift64* is

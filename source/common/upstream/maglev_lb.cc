@@ -18,6 +18,7 @@ bool isPrime(uint64_t n) {
 
 MaglevTable::MaglevTable(const Cluster& cluster, uint64_t table_size) {
   const auto& hosts = cluster.hosts;
+  host_count_ = hosts.size();
   if (hosts.empty()) return;
   const uint64_t m = table_size;
   // Each host walks its own permutation of the slots: start at offset, step
@@ -57,12 +58,21 @@ MaglevTable::MaglevTable(const Cluster& cluster, uint64_t table_size) {
   }
 }
 
+std::unique_ptr<LoadBalancer> MaglevLoadBalancerFactory::create(const Cluster& cluster) const {
+  // A table built for another host set would index past these hosts: a
+  // cluster whose hosts changed without forHosts() gets a private table.
+  if (table_->hostCount() != cluster.hosts.size()) {
+    return std::make_unique<MaglevLoadBalancer>(cluster, std::make_shared<const MaglevTable>(cluster, table_size_));
+  }
+  return std::make_unique<MaglevLoadBalancer>(cluster, table_);
+}
+
 const Host* MaglevLoadBalancer::chooseHost(const LoadBalancerContext* context) {
-  if (table_.size() == 0) return nullptr;
+  if (table_->size() == 0) return nullptr;
   std::optional<uint64_t> hash;
   if (context != nullptr) hash = context->hashKey();
   // No hash policy matched: a random slot, as Envoy does.
-  return cluster_.hosts[table_.hostFor(hash.has_value() ? *hash : random_.next())].get();
+  return cluster_.hosts[table_->hostFor(hash.has_value() ? *hash : random_.next())].get();
 }
 
 absl::StatusOr<std::shared_ptr<const MaglevLoadBalancerFactory>> MaglevLoadBalancerFactory::create(

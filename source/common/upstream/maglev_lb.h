@@ -24,20 +24,23 @@ class MaglevTable {
   // Index into the cluster's hosts; the table must not be empty.
   uint32_t hostFor(uint64_t hash) const { return table_[hash % table_.size()]; }
   size_t size() const { return table_.size(); }
+  size_t hostCount() const { return host_count_; }
   size_t bytes() const { return table_.capacity() * sizeof(uint32_t); }
 
  private:
   std::vector<uint32_t> table_;
+  size_t host_count_ = 0;
 };
 
 class MaglevLoadBalancer : public LoadBalancer {
  public:
-  MaglevLoadBalancer(const Cluster& cluster, const MaglevTable& table) : cluster_(cluster), table_(table) {}
+  MaglevLoadBalancer(const Cluster& cluster, std::shared_ptr<const MaglevTable> table)
+      : cluster_(cluster), table_(std::move(table)) {}
   const Host* chooseHost(const LoadBalancerContext* context) override;
 
  private:
   const Cluster& cluster_;
-  const MaglevTable& table_;
+  const std::shared_ptr<const MaglevTable> table_;
   FastRandom random_;
 };
 
@@ -47,14 +50,17 @@ class MaglevLoadBalancerFactory : public LoadBalancerFactory {
   static absl::StatusOr<std::shared_ptr<const MaglevLoadBalancerFactory>> create(const Cluster& cluster,
                                                                                uint64_t table_size,
                                                                                const std::string& config_path);
-  MaglevLoadBalancerFactory(const Cluster& cluster, uint64_t table_size) : table_(cluster, table_size) {}
-  std::unique_ptr<LoadBalancer> create(const Cluster& cluster) const override {
-    return std::make_unique<MaglevLoadBalancer>(cluster, table_);
+  MaglevLoadBalancerFactory(const Cluster& cluster, uint64_t table_size)
+      : table_size_(table_size), table_(std::make_shared<const MaglevTable>(cluster, table_size)) {}
+  std::unique_ptr<LoadBalancer> create(const Cluster& cluster) const override;
+  std::shared_ptr<const LoadBalancerFactory> forHosts(const Cluster& cluster) const override {
+    return std::make_shared<MaglevLoadBalancerFactory>(cluster, table_size_);
   }
-  const MaglevTable& table() const { return table_; }
+  const MaglevTable& table() const { return *table_; }
 
  private:
-  MaglevTable table_;
+  uint64_t table_size_;
+  std::shared_ptr<const MaglevTable> table_;
 };
 
 bool isPrime(uint64_t n);

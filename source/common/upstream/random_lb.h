@@ -27,6 +27,9 @@ class RandomLoadBalancerFactory : public LoadBalancerFactory {
   std::unique_ptr<LoadBalancer> create(const Cluster& cluster) const override {
     return std::make_unique<RandomLoadBalancer>(cluster);
   }
+  std::shared_ptr<const LoadBalancerFactory> forHosts(const Cluster&) const override {
+    return std::make_shared<RandomLoadBalancerFactory>();
+  }
 };
 
 }  // namespace courier::upstream

@@ -11,6 +11,7 @@ namespace courier::upstream {
 
 HashRing::HashRing(const Cluster& cluster, const RingHashConfig& config) {
   const auto& hosts = cluster.hosts;
+  host_count_ = hosts.size();
   if (hosts.empty()) return;
   double total = 0;
   uint32_t min_weight = UINT32_MAX;
@@ -58,12 +59,21 @@ uint32_t HashRing::hostFor(uint64_t hash) const {
   return hosts_[it - hashes_.begin()];
 }
 
+std::unique_ptr<LoadBalancer> RingHashLoadBalancerFactory::create(const Cluster& cluster) const {
+  // A ring built for another host set would index past these hosts: a
+  // cluster whose hosts changed without forHosts() gets a private ring.
+  if (ring_->hostCount() != cluster.hosts.size()) {
+    return std::make_unique<RingHashLoadBalancer>(cluster, std::make_shared<const HashRing>(cluster, config_));
+  }
+  return std::make_unique<RingHashLoadBalancer>(cluster, ring_);
+}
+
 const Host* RingHashLoadBalancer::chooseHost(const LoadBalancerContext* context) {
-  if (ring_.size() == 0) return nullptr;
+  if (ring_->size() == 0) return nullptr;
   std::optional<uint64_t> hash;
   if (context != nullptr) hash = context->hashKey();
   // No hash policy matched: Envoy sends the request to a random point.
-  return cluster_.hosts[ring_.hostFor(hash.has_value() ? *hash : random_.next())].get();
+  return cluster_.hosts[ring_->hostFor(hash.has_value() ? *hash : random_.next())].get();
 }
 
 absl::StatusOr<std::shared_ptr<const RingHashLoadBalancerFactory>> RingHashLoadBalancerFactory::create(

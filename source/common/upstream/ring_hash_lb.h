@@ -30,6 +30,7 @@ class HashRing {
   // Index into the cluster's hosts; the ring must not be empty.
   uint32_t hostFor(uint64_t hash) const;
   size_t size() const { return hashes_.size(); }
+  size_t hostCount() const { return host_count_; }
   // Bytes held by the ring (for the memory-per-host figure).
   size_t bytes() const { return hashes_.capacity() * sizeof(uint64_t) + hosts_.capacity() * sizeof(uint32_t); }
 
@@ -37,16 +38,18 @@ class HashRing {
   // Two parallel arrays sorted by hash: the binary search touches only hashes_.
   std::vector<uint64_t> hashes_;
   std::vector<uint32_t> hosts_;
+  size_t host_count_ = 0;
 };
 
 class RingHashLoadBalancer : public LoadBalancer {
  public:
-  RingHashLoadBalancer(const Cluster& cluster, const HashRing& ring) : cluster_(cluster), ring_(ring) {}
+  RingHashLoadBalancer(const Cluster& cluster, std::shared_ptr<const HashRing> ring)
+      : cluster_(cluster), ring_(std::move(ring)) {}
   const Host* chooseHost(const LoadBalancerContext* context) override;
 
  private:
   const Cluster& cluster_;
-  const HashRing& ring_;
+  const std::shared_ptr<const HashRing> ring_;
   FastRandom random_;
 };
 
@@ -56,14 +59,17 @@ class RingHashLoadBalancerFactory : public LoadBalancerFactory {
   static absl::StatusOr<std::shared_ptr<const RingHashLoadBalancerFactory>> create(const Cluster& cluster,
                                                                                  const RingHashConfig& config,
                                                                                  const std::string& config_path);
-  RingHashLoadBalancerFactory(const Cluster& cluster, const RingHashConfig& config) : ring_(cluster, config) {}
-  std::unique_ptr<LoadBalancer> create(const Cluster& cluster) const override {
-    return std::make_unique<RingHashLoadBalancer>(cluster, ring_);
+  RingHashLoadBalancerFactory(const Cluster& cluster, const RingHashConfig& config)
+      : config_(config), ring_(std::make_shared<const HashRing>(cluster, config)) {}
+  std::unique_ptr<LoadBalancer> create(const Cluster& cluster) const override;
+  std::shared_ptr<const LoadBalancerFactory> forHosts(const Cluster& cluster) const override {
+    return std::make_shared<RingHashLoadBalancerFactory>(cluster, config_);
   }
-  const HashRing& ring() const { return ring_; }
+  const HashRing& ring() const { return *ring_; }
 
  private:
-  HashRing ring_;
+  RingHashConfig config_;
+  std::shared_ptr<const HashRing> ring_;
 };
 
 }  // namespace courier::upstream

@@ -1,5 +1,7 @@
 #include "source/common/upstream/load_balancer_factory.h"
 
+#include <set>
+
 #include "gtest/gtest.h"
 #include "source/common/upstream/least_request_lb.h"
 #include "source/common/upstream/maglev_lb.h"
@@ -111,6 +113,38 @@ TEST(LoadBalancerFactoryTest, FactoryMakesWorkingBalancers) {
     ASSERT_TRUE(f.ok());
     cluster->lb_factory = *f;
     EXPECT_NE(createLoadBalancer(*cluster)->chooseHost(nullptr), nullptr);
+  }
+}
+
+TEST(LoadBalancerFactoryTest, ForHostsRebuildsForANewHostSet) {
+  for (LbPolicy policy : {LbPolicy::Random, LbPolicy::LeastRequest, LbPolicy::RingHash, LbPolicy::Maglev}) {
+    auto cluster = testing::makeCluster(3);
+    cluster->lb_policy = policy;
+    auto f = createLoadBalancerFactory(ProtoCluster(), "c", *cluster);
+    ASSERT_TRUE(f.ok());
+    auto grown = testing::makeCluster(5);
+    grown->lb_factory = (*f)->forHosts(*grown);
+    auto lb = createLoadBalancer(*grown);
+    std::set<const Host*> seen;
+    for (int i = 0; i < 500; ++i) seen.insert(lb->chooseHost(nullptr));
+    EXPECT_EQ(seen.size(), 5u) << int(policy);
+  }
+}
+
+TEST(LoadBalancerFactoryTest, StaleHashTableIsNotUsedForADifferentHostSet) {
+  // A cluster whose hosts shrank but kept the old factory must still pick
+  // only its own hosts (never index past them).
+  for (LbPolicy policy : {LbPolicy::RingHash, LbPolicy::Maglev}) {
+    auto cluster = testing::makeCluster(10);
+    cluster->lb_policy = policy;
+    auto f = createLoadBalancerFactory(ProtoCluster(), "c", *cluster);
+    ASSERT_TRUE(f.ok());
+    auto shrunk = testing::makeCluster(2);
+    shrunk->lb_factory = *f;
+    auto lb = createLoadBalancer(*shrunk);
+    for (int i = 0; i < 200; ++i) {
+      EXPECT_NE(testing::indexOf(*shrunk, lb->chooseHost(nullptr)), SIZE_MAX);
+    }
   }
 }
 

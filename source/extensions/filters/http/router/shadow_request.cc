@@ -22,6 +22,8 @@ void ShadowRequest::send(server::WorkerContext& worker, upstream::ThreadLocalClu
     });
     shadow->timeout_timer_->enable(timeout);
   }
+  shadow->host_ = host;
+  host->active_requests.fetch_add(1, std::memory_order_relaxed);
   shadow->pool_ = &worker.http_pools.pool(shadow->cluster_, *host);
   shadow->pool_->newStream(*shadow);
 }
@@ -107,6 +109,7 @@ void ShadowRequest::finish(bool reusable) {
   upstream_ = nullptr;
   cluster_->stats->upstream_rq_active.dec();
   cluster_->resources->requests.dec();
+  if (host_ != nullptr) host_->active_requests.fetch_sub(1, std::memory_order_relaxed);
   // We may be inside the pool's or codec's call stack.
   struct Holder : event::DeferredDeletable {
     std::unique_ptr<ShadowRequest> s;

@@ -43,6 +43,8 @@ class ShadowRequest : public http::pool::PoolCallbacks, public http::ResponseDec
 
   server::WorkerContext& worker_;
   upstream::ClusterConstSharedPtr cluster_;
+  // Counted in its active_requests until finish(), as any upstream request.
+  const upstream::Host* host_ = nullptr;
   http::HeaderMapPtr headers_;
   std::string body_;
   http::HeaderMapPtr trailers_;
