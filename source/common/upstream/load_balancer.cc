@@ -6,6 +6,10 @@ namespace courier::upstream {
 
 FastRandom::FastRandom() : FastRandom(std::random_device{}() | (uint64_t{std::random_device{}()} << 32)) {}
 
+std::string hashKeyOf(const Host& host, bool use_hostname) {
+  return use_hostname && !host.hostname.empty() ? host.hostname : host.address.asString();
+}
+
 bool hasUnequalWeights(const Cluster& cluster) {
   for (const auto& h : cluster.hosts) {
     if (h->weight != cluster.hosts.front()->weight) return true;

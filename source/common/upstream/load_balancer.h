@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "source/common/network/address.h"
@@ -94,6 +95,10 @@ class RoundRobinLoadBalancer : public LoadBalancer {
 
 // The cluster's balancer for this worker: its lb_factory's, else round robin.
 std::unique_ptr<LoadBalancer> createLoadBalancer(const Cluster& cluster);
+
+// The string a consistent-hash balancer places a host by: its address, or its
+// hostname when asked (hosts without one fall back to the address).
+std::string hashKeyOf(const Host& host, bool use_hostname);
 
 // Whether any two hosts' weights differ (the weighted variants cost more).
 bool hasUnequalWeights(const Cluster& cluster);

@@ -44,6 +44,13 @@ absl::StatusOr<std::shared_ptr<const LoadBalancerFactory>> createLoadBalancerFac
     return fieldError(path + ".load_balancing_policy",
                       "typed load balancing policy extensions are not supported; use lb_policy");
   }
+  // Consistent-hashing options shared by RING_HASH and MAGLEV.
+  const auto& ch = config.common_lb_config().consistent_hashing_lb_config();
+  const bool hashing = cluster.lb_policy == LbPolicy::RingHash || cluster.lb_policy == LbPolicy::Maglev;
+  if (hashing && ch.has_hash_balance_factor()) {
+    return fieldError(path + ".common_lb_config.consistent_hashing_lb_config.hash_balance_factor",
+                      "bounded-load consistent hashing is not supported");
+  }
   switch (cluster.lb_policy) {
     case LbPolicy::RoundRobin:
       return std::shared_ptr<const LoadBalancerFactory>();
@@ -59,6 +66,7 @@ absl::StatusOr<std::shared_ptr<const LoadBalancerFactory>> createLoadBalancerFac
       const auto& c = config.ring_hash_lb_config();
       if (c.has_minimum_ring_size()) rh.minimum_ring_size = c.minimum_ring_size().value();
       if (c.has_maximum_ring_size()) rh.maximum_ring_size = c.maximum_ring_size().value();
+      rh.use_hostname_for_hashing = ch.use_hostname_for_hashing();
       rh.hash_function = c.hash_function() == ProtoCluster::RingHashLbConfig::MURMUR_HASH_2
                              ? HashFunction::MurmurHash2
                              : HashFunction::XxHash;
@@ -69,7 +77,8 @@ absl::StatusOr<std::shared_ptr<const LoadBalancerFactory>> createLoadBalancerFac
     case LbPolicy::Maglev: {
       const auto& c = config.maglev_lb_config();
       auto f = MaglevLoadBalancerFactory::create(
-          cluster, c.has_table_size() ? c.table_size().value() : kDefaultMaglevTableSize, path + ".maglev_lb_config");
+          cluster, c.has_table_size() ? c.table_size().value() : kDefaultMaglevTableSize, path + ".maglev_lb_config",
+          ch.use_hostname_for_hashing());
       if (!f.ok()) return f.status();
       return std::shared_ptr<const LoadBalancerFactory>(*f);
     }

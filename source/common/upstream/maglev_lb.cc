@@ -16,7 +16,7 @@ bool isPrime(uint64_t n) {
   return true;
 }
 
-MaglevTable::MaglevTable(const Cluster& cluster, uint64_t table_size) {
+MaglevTable::MaglevTable(const Cluster& cluster, uint64_t table_size, bool use_hostname) {
   const auto& hosts = cluster.hosts;
   host_count_ = hosts.size();
   if (hosts.empty()) return;
@@ -33,7 +33,7 @@ MaglevTable::MaglevTable(const Cluster& cluster, uint64_t table_size) {
   walkers.reserve(hosts.size());
   uint32_t max_weight = 0;
   for (const auto& h : hosts) {
-    const std::string key = h->address.asString();
+    const std::string key = hashKeyOf(*h, use_hostname);
     walkers.push_back({xxHash64(key, 0) % m, xxHash64(key, 1) % (m - 1) + 1});
     max_weight = std::max(max_weight, h->weight);
   }
@@ -62,7 +62,7 @@ std::unique_ptr<LoadBalancer> MaglevLoadBalancerFactory::create(const Cluster& c
   // A table built for another host set would index past these hosts: a
   // cluster whose hosts changed without forHosts() gets a private table.
   if (table_->hostCount() != cluster.hosts.size()) {
-    return std::make_unique<MaglevLoadBalancer>(cluster, std::make_shared<const MaglevTable>(cluster, table_size_));
+    return std::make_unique<MaglevLoadBalancer>(cluster, std::make_shared<const MaglevTable>(cluster, table_size_, use_hostname_));
   }
   return std::make_unique<MaglevLoadBalancer>(cluster, table_);
 }
@@ -76,7 +76,7 @@ const Host* MaglevLoadBalancer::chooseHost(const LoadBalancerContext* context) {
 }
 
 absl::StatusOr<std::shared_ptr<const MaglevLoadBalancerFactory>> MaglevLoadBalancerFactory::create(
-    const Cluster& cluster, uint64_t table_size, const std::string& config_path) {
+    const Cluster& cluster, uint64_t table_size, const std::string& config_path, bool use_hostname) {
   if (table_size > kMaxMaglevTableSize) {
     return absl::InvalidArgumentError(absl::StrCat(config_path, ".table_size: ", table_size,
                                                    " exceeds the limit of ", kMaxMaglevTableSize));
@@ -84,7 +84,7 @@ absl::StatusOr<std::shared_ptr<const MaglevLoadBalancerFactory>> MaglevLoadBalan
   if (!isPrime(table_size)) {
     return absl::InvalidArgumentError(absl::StrCat(config_path, ".table_size: ", table_size, " is not a prime number"));
   }
-  return std::make_shared<const MaglevLoadBalancerFactory>(cluster, table_size);
+  return std::make_shared<const MaglevLoadBalancerFactory>(cluster, table_size, use_hostname);
 }
 
 }  // namespace courier::upstream

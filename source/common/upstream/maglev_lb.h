@@ -20,7 +20,7 @@ inline constexpr uint64_t kMaxMaglevTableSize = 5000011;
 // Immutable and shared by all workers.
 class MaglevTable {
  public:
-  MaglevTable(const Cluster& cluster, uint64_t table_size);
+  MaglevTable(const Cluster& cluster, uint64_t table_size, bool use_hostname = false);
   // Index into the cluster's hosts; the table must not be empty.
   uint32_t hostFor(uint64_t hash) const { return table_[hash % table_.size()]; }
   size_t size() const { return table_.size(); }
@@ -49,17 +49,21 @@ class MaglevLoadBalancerFactory : public LoadBalancerFactory {
   // table_size must be prime; errors name config_path + ".table_size".
   static absl::StatusOr<std::shared_ptr<const MaglevLoadBalancerFactory>> create(const Cluster& cluster,
                                                                                uint64_t table_size,
-                                                                               const std::string& config_path);
-  MaglevLoadBalancerFactory(const Cluster& cluster, uint64_t table_size)
-      : table_size_(table_size), table_(std::make_shared<const MaglevTable>(cluster, table_size)) {}
+                                                                               const std::string& config_path,
+                                                                               bool use_hostname = false);
+  MaglevLoadBalancerFactory(const Cluster& cluster, uint64_t table_size, bool use_hostname = false)
+      : table_size_(table_size),
+        use_hostname_(use_hostname),
+        table_(std::make_shared<const MaglevTable>(cluster, table_size, use_hostname)) {}
   std::unique_ptr<LoadBalancer> create(const Cluster& cluster) const override;
   std::shared_ptr<const LoadBalancerFactory> forHosts(const Cluster& cluster) const override {
-    return std::make_shared<MaglevLoadBalancerFactory>(cluster, table_size_);
+    return std::make_shared<MaglevLoadBalancerFactory>(cluster, table_size_, use_hostname_);
   }
   const MaglevTable& table() const { return *table_; }
 
  private:
   uint64_t table_size_;
+  bool use_hostname_;
   std::shared_ptr<const MaglevTable> table_;
 };
 

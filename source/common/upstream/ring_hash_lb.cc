@@ -34,7 +34,7 @@ HashRing::HashRing(const Cluster& cluster, const RingHashConfig& config) {
   std::string key;
   for (uint32_t i = 0; i < hosts.size(); ++i) {
     target += scale * (hosts[i]->weight / total);
-    const std::string address = hosts[i]->address.asString();
+    const std::string address = hashKeyOf(*hosts[i], config.use_hostname_for_hashing);
     for (uint64_t n = 0; placed < target; ++n, ++placed) {
       // Ketama keys: "<address>_<replica>".
       key = absl::StrCat(address, "_", n);

@@ -18,6 +18,9 @@ struct RingHashConfig {
   uint64_t minimum_ring_size = 1024;
   uint64_t maximum_ring_size = 8 * 1024 * 1024;
   HashFunction hash_function = HashFunction::XxHash;
+  // common_lb_config.consistent_hashing_lb_config.use_hostname_for_hashing:
+  // place hosts by endpoint hostname, so placement survives IP changes.
+  bool use_hostname_for_hashing = false;
 };
 
 // Envoy's upper bound for both ring sizes.

@@ -148,5 +148,37 @@ TEST(LoadBalancerFactoryTest, StaleHashTableIsNotUsedForADifferentHostSet) {
   }
 }
 
+TEST(LoadBalancerFactoryTest, HostnameHashingPlacesByHostname) {
+  // Same hostnames on different addresses: with use_hostname_for_hashing the
+  // ring and table agree; by address they differ.
+  for (LbPolicy policy : {LbPolicy::RingHash, LbPolicy::Maglev}) {
+    auto a = testing::makeCluster(5);
+    auto b = testing::makeCluster(10);
+    b->hosts.erase(b->hosts.begin(), b->hosts.begin() + 5);
+    for (int i = 0; i < 5; ++i) {
+      std::const_pointer_cast<Host>(a->hosts[i])->hostname = "h" + std::to_string(i);
+      std::const_pointer_cast<Host>(b->hosts[i])->hostname = "h" + std::to_string(i);
+    }
+    a->lb_policy = b->lb_policy = policy;
+    ProtoCluster proto;
+    proto.mutable_common_lb_config()->mutable_consistent_hashing_lb_config()->set_use_hostname_for_hashing(true);
+    a->lb_factory = *createLoadBalancerFactory(proto, "c", *a);
+    b->lb_factory = *createLoadBalancerFactory(proto, "c", *b);
+    auto la = createLoadBalancer(*a), lb = createLoadBalancer(*b);
+    for (uint64_t k = 0; k < 200; ++k) {
+      FixedLoadBalancerContext context(k * 0x9e3779b97f4a7c15ULL, nullptr);
+      EXPECT_EQ(la->chooseHost(&context)->hostname, lb->chooseHost(&context)->hostname);
+    }
+  }
+}
+
+TEST(LoadBalancerFactoryTest, HashBalanceFactorIsRefused) {
+  ProtoCluster proto;
+  proto.mutable_common_lb_config()->mutable_consistent_hashing_lb_config()->mutable_hash_balance_factor()->set_value(150);
+  EXPECT_NE(errorOf(proto, LbPolicy::RingHash).find("consistent_hashing_lb_config.hash_balance_factor"),
+            std::string::npos);
+  EXPECT_TRUE(build(proto, LbPolicy::RoundRobin).ok());
+}
+
 }  // namespace
 }  // namespace courier::upstream
