@@ -20,11 +20,12 @@ namespace courier::upstream {
 struct Host {
   network::Address address;
   uint32_t weight = 1;
-  std::string hostname;
   // Requests in flight to this host from all workers (the router counts an
   // upstream attempt); least-request balancing reads it. Shared like Envoy's,
-  // so every worker sees the same load; relaxed atomics, no lock.
+  // so every worker sees the same load; relaxed atomics, no lock. Placed in
+  // the padding after weight, so it costs no bytes.
   mutable std::atomic<uint32_t> active_requests{0};
+  std::string hostname;
 };
 using HostConstSharedPtr = std::shared_ptr<const Host>;
 

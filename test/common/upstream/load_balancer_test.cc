@@ -34,6 +34,17 @@ TEST(LoadBalancerTest, ClusterWithoutFactoryIsRoundRobin) {
   EXPECT_EQ(lb->chooseHost(nullptr), cluster->hosts[1].get());
 }
 
+// The active-request count rides in padding: a Host is no larger than its
+// address, weight and hostname laid out without it.
+TEST(HostTest, ActiveRequestCountAddsNoBytes) {
+  struct WithoutCount {
+    network::Address address;
+    uint32_t weight;
+    std::string hostname;
+  };
+  EXPECT_EQ(sizeof(Host), sizeof(WithoutCount));
+}
+
 TEST(FastRandomTest, BelowStaysInRange) {
   FastRandom random(7);
   for (int i = 0; i < 10000; ++i) EXPECT_LT(random.below(13), 13u);
