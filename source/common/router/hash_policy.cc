@@ -22,7 +22,11 @@ std::optional<uint64_t> headerHash(const HashPolicy& policy, const http::HeaderM
     if (policy.regex != nullptr) re2::RE2::GlobalReplace(&s, *policy.regex, policy.substitution);
     return s;
   };
-  if (values.size() == 1) return upstream::xxHash64(rewrite(values[0]));
+  if (values.size() == 1) {
+    // The common case hashes the header in place, without a copy.
+    if (policy.regex == nullptr) return upstream::xxHash64(values[0]);
+    return upstream::xxHash64(rewrite(values[0]));
+  }
   // Several values: order-independent, as Envoy sorts them before hashing.
   std::vector<std::string> all;
   all.reserve(values.size());
