@@ -18,6 +18,7 @@
 #include "source/common/protobuf/yaml_loader.h"
 #include "source/common/upstream/cluster_factory.h"
 #include "source/server/admin/admin_server.h"
+#include "source/server/dynamic_resources.h"
 #include "source/server/listener_factory.h"
 #include "spdlog/spdlog.h"
 
@@ -104,17 +105,25 @@ absl::Status Server::createManagers(bool bind) {
 
 absl::Status Server::startDynamicResources() {
   const auto& dynamic = bootstrap_.dynamic_resources();
+  auto mux = createAdsMux(bootstrap_, options_, *cluster_manager_, main_, stats_);
+  if (!mux.ok()) return mux.status();
+  ads_ = std::move(*mux);
   // Both subscriptions are created before either starts, so a bad config
   // source fails start-up instead of half-applying.
   if (dynamic.has_cds_config()) {
-    auto sub = config::subscriptionFromConfigSource(dynamic.cds_config(), "dynamic_resources.cds_config", main_,
-                                                    config::type_url::kCluster, *cluster_manager_);
+    config::SubscriptionCallbacks* callbacks = cluster_manager_.get();
+    if (ads_ && dynamic.cds_config().has_ads()) {
+      cds_callbacks_ = std::make_unique<PausingCdsCallbacks>(*ads_, *cluster_manager_);
+      callbacks = cds_callbacks_.get();
+    }
+    auto sub = createSubscription(dynamic.cds_config(), "dynamic_resources.cds_config", main_, ads_.get(),
+                                  config::type_url::kCluster, *callbacks);
     if (!sub.ok()) return sub.status();
     cds_ = std::move(*sub);
   }
   if (dynamic.has_lds_config()) {
-    auto sub = config::subscriptionFromConfigSource(dynamic.lds_config(), "dynamic_resources.lds_config", main_,
-                                                    config::type_url::kListener, *listener_manager_);
+    auto sub = createSubscription(dynamic.lds_config(), "dynamic_resources.lds_config", main_, ads_.get(),
+                                  config::type_url::kListener, *listener_manager_);
     if (!sub.ok()) return sub.status();
     lds_ = std::move(*sub);
   }
@@ -131,6 +140,8 @@ absl::Status Server::startDynamicResources() {
   } else {
     cluster_manager_->markInitialLoadDone();
   }
+  // After CDS registered its interest, so the stream's first request is CDS.
+  if (ads_) ads_->start();
   return absl::OkStatus();
 }
 
@@ -255,6 +266,7 @@ void Server::startDrain() {
   // listeners that nobody drains.
   lds_.reset();
   cds_.reset();
+  ads_.reset();
   spdlog::info("draining: no new connections; waiting up to {}s for {} open connection(s)",
                options_.drain_time_s, total_connections_.load());
   for (auto& w : workers_) {

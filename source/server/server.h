@@ -14,6 +14,7 @@
 #include "source/common/event/dispatcher.h"
 #include "source/common/stats/store.h"
 #include "source/common/thread_local/snapshot_slot.h"
+#include "source/common/config/grpc_mux.h"
 #include "source/common/config/subscription.h"
 #include "source/common/upstream/cluster.h"
 #include "source/common/upstream/cluster_manager.h"
@@ -79,7 +80,10 @@ class Server {
   std::unique_ptr<thread_local_::SnapshotSlot<upstream::ClusterSet>> clusters_;
   std::unique_ptr<upstream::ClusterManager> cluster_manager_;
   std::unique_ptr<ListenerManager> listener_manager_;
-  // Declared after the managers they call into, so they go first.
+  // Declared after the managers they call into, so they go first; the
+  // subscriptions before the mux they were made by.
+  std::unique_ptr<config::GrpcMux> ads_;
+  std::unique_ptr<config::SubscriptionCallbacks> cds_callbacks_;
   std::unique_ptr<config::Subscription> cds_;
   std::unique_ptr<config::Subscription> lds_;
   bool initial_loads_done_ = false;

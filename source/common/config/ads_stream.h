@@ -26,6 +26,8 @@ class AdsStream final : public grpc::ClientBidiReactor<Request, Response> {
   struct Handlers {
     std::function<void(const Response&)> on_response;
     std::function<void(grpc::Status)> on_closed;
+    // The server answered the call with its headers: it is there.
+    std::function<void()> on_connected;
   };
   // Binds the reactor to a call; the generated stubs differ per method, so
   // the caller supplies the one to start.
@@ -95,6 +97,12 @@ class AdsStream final : public grpc::ClientBidiReactor<Request, Response> {
       }
     }
     if (next != nullptr) this->StartWrite(next);
+  }
+
+  void OnReadInitialMetadataDone(bool ok) override {
+    if (ok) post([](Handlers& h) {
+      if (h.on_connected) h.on_connected();
+    });
   }
 
   void OnReadDone(bool ok) override {

@@ -53,21 +53,48 @@ std::string nackMessage(const absl::Status& status) {
 
 class GrpcMux::AdsSubscription : public Subscription {
  public:
-  AdsSubscription(GrpcMux& mux, std::string type_url, SubscriptionCallbacks& callbacks)
-      : mux_(mux), alive_(mux.alive_), type_url_(std::move(type_url)), watch_{&callbacks, {}} {}
+  AdsSubscription(GrpcMux& mux, std::string type_url, SubscriptionCallbacks& callbacks,
+                  std::chrono::milliseconds initial_fetch_timeout)
+      : mux_(mux),
+        alive_(mux.alive_),
+        type_url_(std::move(type_url)),
+        initial_fetch_timeout_(initial_fetch_timeout),
+        watch_{&callbacks, {}} {}
 
   ~AdsSubscription() override {
-    if (!alive_.expired()) mux_.removeWatch(type_url_, &watch_);
+    if (registered_ && !alive_.expired()) mux_.removeWatch(type_url_, &watch_);
   }
 
   void start(const absl::flat_hash_set<std::string>& resource_names) override {
-    updateResourceInterest(resource_names);
+    if (registered_ || alive_.expired()) {
+      updateResourceInterest(resource_names);
+      return;
+    }
+    watch_.names = resource_names;
+    watch_.initial_fetch = true;
+    if (initial_fetch_timeout_.count() > 0) {
+      watch_.fetch_timer = mux_.dispatcher_.createTimer([this] {
+        watch_.initial_fetch = false;
+        watch_.callbacks->onConfigUpdateFailed(
+            UpdateFailureReason::FetchTimedOut,
+            absl::DeadlineExceededError(absl::StrCat("initial fetch of ", type_url_, " timed out after ",
+                                                     initial_fetch_timeout_.count(), "ms")));
+      });
+      watch_.fetch_timer->enable(initial_fetch_timeout_);
+    }
+    registerWatch();
   }
 
   void updateResourceInterest(const absl::flat_hash_set<std::string>& resource_names) override {
     if (alive_.expired()) return;
     watch_.names = resource_names;
-    mux_.interestChanged(type_url_);
+    if (registered_) mux_.interestChanged(type_url_);
+  }
+
+  // Interest from now on (subscribe() registers at once, subscription() at start()).
+  void registerWatch() {
+    registered_ = true;
+    mux_.addWatch(type_url_, &watch_);
   }
 
   Watch& watch() { return watch_; }
@@ -76,7 +103,9 @@ class GrpcMux::AdsSubscription : public Subscription {
   GrpcMux& mux_;
   const std::weak_ptr<bool> alive_;
   const std::string type_url_;
+  const std::chrono::milliseconds initial_fetch_timeout_;
   Watch watch_;
+  bool registered_ = false;
 };
 
 GrpcMux::GrpcMux(event::Dispatcher& dispatcher, GrpcMuxOptions options)
@@ -106,10 +135,26 @@ void GrpcMux::start() {
 std::unique_ptr<Subscription> GrpcMux::subscribe(const std::string& type_url,
                                                  const absl::flat_hash_set<std::string>& resource_names,
                                                  SubscriptionCallbacks& callbacks) {
-  auto subscription = std::make_unique<AdsSubscription>(*this, type_url, callbacks);
+  auto subscription = std::make_unique<AdsSubscription>(*this, type_url, callbacks, std::chrono::milliseconds(0));
   subscription->watch().names = resource_names;
-  addWatch(type_url, &subscription->watch());
+  subscription->registerWatch();
   return subscription;
+}
+
+std::unique_ptr<Subscription> GrpcMux::subscription(const std::string& type_url, SubscriptionCallbacks& callbacks,
+                                                    std::chrono::milliseconds initial_fetch_timeout) {
+  return std::make_unique<AdsSubscription>(*this, type_url, callbacks, initial_fetch_timeout);
+}
+
+void GrpcMux::initialFetchDone(Watch& watch) {
+  watch.initial_fetch = false;
+  if (watch.fetch_timer) watch.fetch_timer->disable();
+}
+
+void GrpcMux::setConnected(uint64_t generation, bool connected) {
+  if (generation != generation_ || connected == connected_) return;
+  connected_ = connected;
+  if (options_.on_connection_state) options_.on_connection_state(connected);
 }
 
 void GrpcMux::pause(const std::string& type_url) {
@@ -281,7 +326,8 @@ void GrpcMux::establishStream() {
   if (options_.protocol == AdsProtocol::kStateOfTheWorld) {
     SotwStream::Handlers handlers{
         [this, generation](const DiscoveryResponse& response) { onSotwResponse(generation, response); },
-        [this, generation](grpc::Status status) { onStreamClosed(generation, status); }};
+        [this, generation](grpc::Status status) { onStreamClosed(generation, status); },
+        [this, generation] { setConnected(generation, true); }};
     sotw_stream_ = std::make_unique<SotwStream>(dispatcher_, alive, std::move(handlers), options_.initial_metadata);
     sotw_stream_->start([this](grpc::ClientContext* context, grpc::ClientBidiReactor<DiscoveryRequest, DiscoveryResponse>* reactor) {
       stub_->async()->StreamAggregatedResources(context, reactor);
@@ -289,7 +335,8 @@ void GrpcMux::establishStream() {
   } else {
     DeltaStream::Handlers handlers{
         [this, generation](const DeltaDiscoveryResponse& response) { onDeltaResponse(generation, response); },
-        [this, generation](grpc::Status status) { onStreamClosed(generation, status); }};
+        [this, generation](grpc::Status status) { onStreamClosed(generation, status); },
+        [this, generation] { setConnected(generation, true); }};
     delta_stream_ = std::make_unique<DeltaStream>(dispatcher_, alive, std::move(handlers), options_.initial_metadata);
     delta_stream_->start([this](grpc::ClientContext* context, grpc::ClientBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* reactor) {
       stub_->async()->DeltaAggregatedResources(context, reactor);
@@ -303,6 +350,7 @@ void GrpcMux::onStreamClosed(uint64_t generation, const grpc::Status& status) {
   if (generation != generation_) return;
   sotw_stream_.reset();
   delta_stream_.reset();
+  setConnected(generation, false);
   const absl::Status error = absl::UnavailableError(
       absl::StrCat("ADS stream to ", options_.target_uri, " closed: gRPC status ", static_cast<int>(status.error_code()),
                    " ", status.error_message()));
@@ -315,6 +363,8 @@ void GrpcMux::onStreamClosed(uint64_t generation, const grpc::Status& status) {
     for (Watch* watch : watches) {
       const auto& current = it->second.watches;
       if (std::find(current.begin(), current.end(), watch) == current.end()) continue;
+      // As Envoy: during the initial fetch the timeout, not the stream, decides.
+      if (watch->initial_fetch) continue;
       watch->callbacks->onConfigUpdateFailed(UpdateFailureReason::ConnectionFailure, error);
     }
   }
@@ -327,6 +377,7 @@ void GrpcMux::rejectUpdate(TypeState& state, const absl::Status& error) {
   const std::vector<Watch*> watches = state.watches;
   for (Watch* watch : watches) {
     if (std::find(state.watches.begin(), state.watches.end(), watch) == state.watches.end()) continue;
+    initialFetchDone(*watch);
     watch->callbacks->onConfigUpdateFailed(UpdateFailureReason::UpdateRejected, error);
   }
 }
@@ -340,6 +391,7 @@ absl::Status GrpcMux::deliverSotw(TypeState& state, std::vector<DecodedResource>
     for (const DecodedResource& resource : resources) {
       if (watch->names.empty() || watch->names.contains(resource.name)) mine.push_back(cloneResource(resource));
     }
+    initialFetchDone(*watch);
     absl::Status status = watch->callbacks->onConfigUpdate(mine, version);
     if (!status.ok()) return status;
   }
@@ -361,6 +413,7 @@ absl::Status GrpcMux::deliverDelta(TypeState& state, std::vector<DecodedResource
     for (const std::string& name : removed) {
       if (watch->names.empty() || watch->names.contains(name)) mine_removed.push_back(name);
     }
+    initialFetchDone(*watch);
     absl::Status status = watch->callbacks->onConfigUpdate(mine_added, mine_removed, version);
     if (!status.ok()) return status;
   }
@@ -371,6 +424,7 @@ void GrpcMux::onSotwResponse(uint64_t generation, const DiscoveryResponse& respo
   if (generation != generation_) return;
   // The stream works again: the next failure starts the back-off afresh.
   backoff_.reset();
+  setConnected(generation, true);
   const std::string type_url = response.type_url();
   auto it = types_.find(type_url);
   // A type nobody asked for: nothing to apply and nobody to answer for.
@@ -409,6 +463,7 @@ void GrpcMux::onSotwResponse(uint64_t generation, const DiscoveryResponse& respo
 void GrpcMux::onDeltaResponse(uint64_t generation, const DeltaDiscoveryResponse& response) {
   if (generation != generation_) return;
   backoff_.reset();
+  setConnected(generation, true);
   const std::string type_url = response.type_url();
   auto it = types_.find(type_url);
   if (it == types_.end()) return;

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -34,6 +35,9 @@ struct GrpcMuxOptions {
   bool set_node_on_first_message_only = false;
   // Headers sent on every stream (GrpcService.initial_metadata); lowercase keys.
   std::vector<std::pair<std::string, std::string>> initial_metadata;
+  // Called with true once a stream answers (headers or a first response) and
+  // with false when it ends: control_plane.connected_state.
+  std::function<void(bool connected)> on_connection_state;
   std::chrono::milliseconds backoff_base{500};
   std::chrono::milliseconds backoff_max{30000};
 };
@@ -61,6 +65,18 @@ class GrpcMux {
                                           const absl::flat_hash_set<std::string>& resource_names,
                                           SubscriptionCallbacks& callbacks);
 
+  // A subscription that asks for nothing until its start(), so the server can
+  // create LDS's next to CDS's and still request listeners only once the
+  // clusters warmed, as Envoy orders them. `initial_fetch_timeout` (Envoy's
+  // ConfigSource field; zero disables) runs from start(): when it passes
+  // before the first update or rejection, the callbacks get
+  // onConfigUpdateFailed(FetchTimedOut) and warming goes on without it. Until
+  // the first update a dropped stream is not reported (Envoy leaves it to the
+  // timeout), so a control plane that is down at boot holds the server back
+  // for the timeout, not forever and not for nothing.
+  std::unique_ptr<Subscription> subscription(const std::string& type_url, SubscriptionCallbacks& callbacks,
+                                             std::chrono::milliseconds initial_fetch_timeout);
+
   // Holds requests (including ACKs) of a type until the matching resume(), so
   // that e.g. EDS is not asked for before CDS applied. Nested pauses count.
   void pause(const std::string& type_url);
@@ -71,6 +87,10 @@ class GrpcMux {
   struct Watch {
     SubscriptionCallbacks* callbacks;
     absl::flat_hash_set<std::string> names;  // empty == wildcard
+    // Armed from start() until the first update or rejection.
+    std::unique_ptr<event::Timer> fetch_timer;
+    // No update or rejection yet: stream failures are not reported.
+    bool initial_fetch = false;
   };
   struct TypeState {
     std::vector<Watch*> watches;
@@ -118,6 +138,9 @@ class GrpcMux {
   bool wantsWildcard(const TypeState& state) const;
   absl::flat_hash_set<std::string> wantedNames(const TypeState& state) const;
   bool takeNode();
+  // The watch got its first verdict: the initial fetch is over.
+  static void initialFetchDone(Watch& watch);
+  void setConnected(uint64_t generation, bool connected);
 
   event::Dispatcher& dispatcher_;
   const GrpcMuxOptions options_;
@@ -137,6 +160,7 @@ class GrpcMux {
   bool started_ = false;
   uint64_t generation_ = 0;
   bool node_sent_on_stream_ = false;
+  bool connected_ = false;
   std::unique_ptr<SotwStream> sotw_stream_;
   std::unique_ptr<DeltaStream> delta_stream_;
   JitteredBackOff backoff_;

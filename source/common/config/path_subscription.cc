@@ -71,19 +71,6 @@ absl::Status parseResponse(const std::string& path, const std::string& bytes, Di
 
 }  // namespace
 
-std::string resourceName(const Message& resource) {
-  const google::protobuf::Descriptor* d = resource.GetDescriptor();
-  // ClusterLoadAssignment is the one xDS type keyed by another field.
-  const google::protobuf::FieldDescriptor* f = d->FindFieldByName("cluster_name");
-  if (f == nullptr || d->full_name() != "envoy.config.endpoint.v3.ClusterLoadAssignment") {
-    f = d->FindFieldByName("name");
-  }
-  if (f == nullptr || f->is_repeated() || f->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_STRING) {
-    return "";
-  }
-  return resource.GetReflection()->GetString(resource, f);
-}
-
 absl::StatusOr<std::unique_ptr<PathSubscription>> PathSubscription::create(event::Dispatcher& dispatcher,
                                                                            std::string path,
                                                                            std::string watched_directory,

@@ -15,6 +15,7 @@
 #include "envoy/config/core/v3/config_source.pb.h"
 #include "google/protobuf/any.pb.h"
 #include "source/common/config/file_watcher.h"
+#include "source/common/config/resource_decoder.h"
 #include "source/common/config/subscription.h"
 #include "source/common/event/dispatcher.h"
 
@@ -107,9 +108,5 @@ class PathSubscription : public Subscription {
 absl::StatusOr<std::unique_ptr<Subscription>> subscriptionFromConfigSource(
     const envoy::config::core::v3::ConfigSource& source, const std::string& field_path, event::Dispatcher& dispatcher,
     std::string type_url, SubscriptionCallbacks& callbacks);
-
-// The name a resource of `type_url` goes by (Listener.name,
-// ClusterLoadAssignment.cluster_name, ...): the key of resource_names.
-std::string resourceName(const google::protobuf::Message& resource);
 
 }  // namespace courier::config

@@ -26,10 +26,10 @@ class FakeAdsServer::Service final : public envoy::service::discovery::v3::Aggre
   FakeAdsServer& server_;
 };
 
-FakeAdsServer::FakeAdsServer() : service_(std::make_unique<Service>(*this)) {
+FakeAdsServer::FakeAdsServer(int requested_port) : service_(std::make_unique<Service>(*this)) {
   int port = 0;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort("127.0.0.1:" + std::to_string(requested_port), grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(service_.get());
   server_ = builder.BuildAndStart();
   address_ = "127.0.0.1:" + std::to_string(port);

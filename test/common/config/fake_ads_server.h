@@ -22,7 +22,9 @@ class FakeAdsServer {
  public:
   static constexpr std::chrono::seconds kWait{10};
 
-  FakeAdsServer();
+  // `port` 0: the kernel picks. A fixed port lets a test bring a control
+  // plane back where the client keeps reconnecting.
+  explicit FakeAdsServer(int port = 0);
   ~FakeAdsServer();
 
   // "127.0.0.1:PORT"

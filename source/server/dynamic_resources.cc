@@ -1,0 +1,134 @@
+#include "source/server/dynamic_resources.h"
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "source/common/config/ads_config.h"
+#include "source/common/config/path_subscription.h"
+
+namespace courier::server {
+namespace {
+
+using envoy::config::core::v3::ApiConfigSource;
+using envoy::config::core::v3::ConfigSource;
+
+// Envoy's default ConfigSource.initial_fetch_timeout.
+constexpr std::chrono::milliseconds kDefaultInitialFetchTimeout{15000};
+
+// The gRPC target of a static cluster's first endpoint.
+absl::StatusOr<std::string> clusterTarget(const upstream::ClusterManager& clusters, const std::string& name) {
+  auto it = clusters.entries().find(name);
+  if (it == clusters.entries().end()) {
+    return absl::NotFoundError(absl::StrCat("'", name, "' is not a cluster in static_resources.clusters"));
+  }
+  if (it->second.added_via_api) {
+    return absl::InvalidArgumentError(absl::StrCat("'", name, "' must be a static cluster"));
+  }
+  // From the config rather than the built hosts: a STRICT_DNS cluster has
+  // none before its first resolution, and gRPC resolves the name itself.
+  for (const auto& locality : it->second.proto.load_assignment().endpoints()) {
+    for (const auto& endpoint : locality.lb_endpoints()) {
+      if (!endpoint.endpoint().address().has_socket_address()) continue;
+      const auto& address = endpoint.endpoint().address().socket_address();
+      const std::string& host = address.address();
+      const bool ipv6 = host.find(':') != std::string::npos;
+      return absl::StrCat(ipv6 ? "[" : "", host, ipv6 ? "]" : "", ":", address.port_value());
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat("cluster '", name, "' has no socket_address endpoint"));
+}
+
+}  // namespace
+
+envoy::config::core::v3::Node localNode(const envoy::config::core::v3::Node& bootstrap_node, const Options& options) {
+  envoy::config::core::v3::Node node = bootstrap_node;
+  if (!options.service_node.empty()) node.set_id(options.service_node);
+  if (!options.service_cluster.empty()) node.set_cluster(options.service_cluster);
+  if (!options.service_zone.empty()) node.mutable_locality()->set_zone(options.service_zone);
+  node.set_user_agent_name("envoy");
+  auto* version = node.mutable_user_agent_build_version()->mutable_version();
+  version->set_major_number(kEnvoyCompatibleVersion[0]);
+  version->set_minor_number(kEnvoyCompatibleVersion[1]);
+  version->set_patch(kEnvoyCompatibleVersion[2]);
+  // No client_features: each one is a promise (e.g. that we ignore
+  // overprovisioning) a control plane acts on; we claim none we do not keep.
+  return node;
+}
+
+absl::StatusOr<std::unique_ptr<config::GrpcMux>> createAdsMux(const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
+                                                              const Options& options,
+                                                              const upstream::ClusterManager& clusters,
+                                                              event::Dispatcher& dispatcher, stats::Store& stats) {
+  const auto& dynamic = bootstrap.dynamic_resources();
+  if (!dynamic.has_ads_config()) return std::unique_ptr<config::GrpcMux>();
+  const std::string field = "dynamic_resources.ads_config";
+  const ApiConfigSource& ads = dynamic.ads_config();
+  if (ads.transport_api_version() == envoy::config::core::v3::V2) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ".transport_api_version: V2 is not supported; use V3"));
+  }
+  auto mux_options = config::grpcMuxOptionsFromConfig(
+      ads, localNode(bootstrap.node(), options), field,
+      [&clusters](const std::string& name) { return clusterTarget(clusters, name); });
+  if (!mux_options.ok()) return mux_options.status();
+  stats::Gauge& connected = stats.gauge("control_plane.connected_state");
+  connected.set(0);
+  mux_options->on_connection_state = [&connected](bool up) { connected.set(up ? 1 : 0); };
+  return std::make_unique<config::GrpcMux>(dispatcher, std::move(*mux_options));
+}
+
+absl::StatusOr<std::unique_ptr<config::Subscription>> createSubscription(
+    const ConfigSource& source, const std::string& field_path, event::Dispatcher& dispatcher, config::GrpcMux* ads,
+    const std::string& type_url, config::SubscriptionCallbacks& callbacks) {
+  if (source.config_source_specifier_case() == ConfigSource::kApiConfigSource) {
+    // A stream per resource type is a second client beside the mux; every
+    // control plane we target (Istio, go-control-plane) serves ADS.
+    return absl::UnimplementedError(
+        absl::StrCat(field_path, ".api_config_source: a per-type gRPC/REST source is not supported; use "
+                                 "dynamic_resources.ads_config with ",
+                     field_path, ": {ads: {}}, or path_config_source"));
+  }
+  if (source.config_source_specifier_case() != ConfigSource::kAds) {
+    return config::subscriptionFromConfigSource(source, field_path, dispatcher, type_url, callbacks);
+  }
+  if (ads == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field_path, ".ads: needs dynamic_resources.ads_config to name the ADS server"));
+  }
+  if (source.resource_api_version() == envoy::config::core::v3::V2) {
+    return absl::InvalidArgumentError(absl::StrCat(field_path, ".resource_api_version: V2 is not supported; use V3"));
+  }
+  std::chrono::milliseconds timeout = kDefaultInitialFetchTimeout;
+  if (source.has_initial_fetch_timeout()) {
+    timeout = std::chrono::milliseconds(
+        google::protobuf::util::TimeUtil::DurationToMilliseconds(source.initial_fetch_timeout()));
+  }
+  return ads->subscription(type_url, callbacks, timeout);
+}
+
+absl::Status PausingCdsCallbacks::onConfigUpdate(const std::vector<config::DecodedResource>& resources,
+                                                 const std::string& version_info) {
+  pause();
+  absl::Status status = clusters_.onConfigUpdate(resources, version_info);
+  resume();
+  return status;
+}
+
+absl::Status PausingCdsCallbacks::onConfigUpdate(const std::vector<config::DecodedResource>& added,
+                                                 const std::vector<std::string>& removed,
+                                                 const std::string& system_version_info) {
+  pause();
+  absl::Status status = clusters_.onConfigUpdate(added, removed, system_version_info);
+  resume();
+  return status;
+}
+
+void PausingCdsCallbacks::pause() {
+  mux_.pause(config::type_url::kClusterLoadAssignment);
+  mux_.pause(config::type_url::kListener);
+}
+
+void PausingCdsCallbacks::resume() {
+  mux_.resume(config::type_url::kListener);
+  mux_.resume(config::type_url::kClusterLoadAssignment);
+}
+
+}  // namespace courier::server

@@ -1,0 +1,71 @@
+// Turns bootstrap dynamic_resources into running xDS sources: the ADS client
+// (ads_config) and the CDS/LDS subscriptions, from files or over ADS. The
+// server owns what these return; nothing here starts a stream by itself.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "envoy/config/bootstrap/v3/bootstrap.pb.h"
+#include "envoy/config/core/v3/base.pb.h"
+#include "envoy/config/core/v3/config_source.pb.h"
+#include "source/common/config/grpc_mux.h"
+#include "source/common/config/subscription.h"
+#include "source/common/event/dispatcher.h"
+#include "source/common/stats/store.h"
+#include "source/common/upstream/cluster_manager.h"
+#include "source/server/options.h"
+
+namespace courier::server {
+
+// The Envoy release whose protocol and config we match. Control planes
+// (Istio) gate features on the node's user_agent_build_version, so we report
+// this rather than our own version.
+inline constexpr uint32_t kEnvoyCompatibleVersion[3] = {1, 32, 0};
+
+// The node a control plane sees: bootstrap `node` with --service-node,
+// --service-cluster and --service-zone on top, as Envoy applies them.
+envoy::config::core::v3::Node localNode(const envoy::config::core::v3::Node& bootstrap_node, const Options& options);
+
+// The ADS client for dynamic_resources.ads_config, or nullptr without one.
+// An envoy_grpc cluster_name must name a static cluster: its first endpoint is
+// the target. Sets control_plane.connected_state. The mux is not started.
+absl::StatusOr<std::unique_ptr<config::GrpcMux>> createAdsMux(const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
+                                                              const Options& options,
+                                                              const upstream::ClusterManager& clusters,
+                                                              event::Dispatcher& dispatcher, stats::Store& stats);
+
+// The subscription `source` asks for (path_config_source, path or ads). `ads`
+// may be null when there is no ads_config. A non-aggregated
+// api_config_source (its own gRPC stream per type) is refused naming the field.
+absl::StatusOr<std::unique_ptr<config::Subscription>> createSubscription(
+    const envoy::config::core::v3::ConfigSource& source, const std::string& field_path, event::Dispatcher& dispatcher,
+    config::GrpcMux* ads, const std::string& type_url, config::SubscriptionCallbacks& callbacks);
+
+// CDS callbacks that pause the types depending on clusters (EDS, LDS) while a
+// CDS update applies, as Envoy's CDS does, so requests caused by the update
+// merge into one per type sent after it.
+class PausingCdsCallbacks : public config::SubscriptionCallbacks {
+ public:
+  PausingCdsCallbacks(config::GrpcMux& mux, config::SubscriptionCallbacks& clusters)
+      : mux_(mux), clusters_(clusters) {}
+
+  absl::Status onConfigUpdate(const std::vector<config::DecodedResource>& resources,
+                              const std::string& version_info) override;
+  absl::Status onConfigUpdate(const std::vector<config::DecodedResource>& added,
+                              const std::vector<std::string>& removed,
+                              const std::string& system_version_info) override;
+  void onConfigUpdateFailed(config::UpdateFailureReason reason, const absl::Status& error) override {
+    clusters_.onConfigUpdateFailed(reason, error);
+  }
+
+ private:
+  void pause();
+  void resume();
+
+  config::GrpcMux& mux_;
+  config::SubscriptionCallbacks& clusters_;
+};
+
+}  // namespace courier::server
