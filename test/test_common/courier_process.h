@@ -41,6 +41,10 @@ class CourierProcess {
   // Runs courier to completion (e.g. --mode validate) and returns its exit code.
   static int runToExit(const std::vector<std::string>& args, std::string* output);
 
+  // start() returns once admin answers, not waiting for /ready (a server
+  // warming from a control plane the test has yet to answer). Set before start().
+  void setWaitForReady(bool wait) { wait_for_ready_ = wait; }
+
   // Limits the child's open descriptors (RLIMIT_NOFILE) when non-zero; set before start().
   void setFileLimit(int limit) { file_limit_ = limit; }
 
@@ -71,6 +75,7 @@ class CourierProcess {
   std::string dir_;
   int exit_code_ = -1;
   int file_limit_ = 0;
+  bool wait_for_ready_ = true;
 };
 
 }  // namespace courier::test

@@ -371,19 +371,20 @@ void GrpcMux::onStreamClosed(uint64_t generation, const grpc::Status& status) {
   retry_timer_->enable(backoff_.next());
 }
 
-void GrpcMux::rejectUpdate(TypeState& state, const absl::Status& error) {
+void GrpcMux::rejectUpdate(TypeState& state, const absl::Status& error, const Watch* refused_by) {
   state.ack_pending = true;
   state.error_message = nackMessage(error);
   const std::vector<Watch*> watches = state.watches;
   for (Watch* watch : watches) {
     if (std::find(state.watches.begin(), state.watches.end(), watch) == state.watches.end()) continue;
     initialFetchDone(*watch);
+    if (watch == refused_by) continue;
     watch->callbacks->onConfigUpdateFailed(UpdateFailureReason::UpdateRejected, error);
   }
 }
 
 absl::Status GrpcMux::deliverSotw(TypeState& state, std::vector<DecodedResource>& resources,
-                                  const std::string& version) {
+                                  const std::string& version, Watch*& refused_by) {
   const std::vector<Watch*> watches = state.watches;
   for (Watch* watch : watches) {
     if (std::find(state.watches.begin(), state.watches.end(), watch) == state.watches.end()) continue;
@@ -393,13 +394,17 @@ absl::Status GrpcMux::deliverSotw(TypeState& state, std::vector<DecodedResource>
     }
     initialFetchDone(*watch);
     absl::Status status = watch->callbacks->onConfigUpdate(mine, version);
-    if (!status.ok()) return status;
+    if (!status.ok()) {
+      refused_by = watch;
+      return status;
+    }
   }
   return absl::OkStatus();
 }
 
 absl::Status GrpcMux::deliverDelta(TypeState& state, std::vector<DecodedResource>& added,
-                                   const std::vector<std::string>& removed, const std::string& version) {
+                                   const std::vector<std::string>& removed, const std::string& version,
+                                   Watch*& refused_by) {
   const std::vector<Watch*> watches = state.watches;
   for (Watch* watch : watches) {
     if (std::find(state.watches.begin(), state.watches.end(), watch) == state.watches.end()) continue;
@@ -415,7 +420,10 @@ absl::Status GrpcMux::deliverDelta(TypeState& state, std::vector<DecodedResource
     }
     initialFetchDone(*watch);
     absl::Status status = watch->callbacks->onConfigUpdate(mine_added, mine_removed, version);
-    if (!status.ok()) return status;
+    if (!status.ok()) {
+      refused_by = watch;
+      return status;
+    }
   }
   return absl::OkStatus();
 }
@@ -448,13 +456,14 @@ void GrpcMux::onSotwResponse(uint64_t generation, const DiscoveryResponse& respo
     }
     decoded.push_back(std::move(*resource));
   }
-  if (status.ok()) status = deliverSotw(state, decoded, response.version_info());
+  Watch* refused_by = nullptr;
+  if (status.ok()) status = deliverSotw(state, decoded, response.version_info(), refused_by);
   if (status.ok()) {
     state.version_info = response.version_info();
     state.ack_pending = true;
     state.error_message.clear();
   } else {
-    rejectUpdate(state, status);
+    rejectUpdate(state, status, refused_by);
   }
   --state.pause_count;
   sendRequest(type_url);
@@ -493,14 +502,15 @@ void GrpcMux::onDeltaResponse(uint64_t generation, const DeltaDiscoveryResponse&
   std::vector<std::string> removed(response.removed_resources().begin(), response.removed_resources().end());
   for (const auto& name : response.removed_resource_names()) removed.push_back(name.name());
 
-  if (status.ok()) status = deliverDelta(state, added, removed, response.system_version_info());
+  Watch* refused_by = nullptr;
+  if (status.ok()) status = deliverDelta(state, added, removed, response.system_version_info(), refused_by);
   if (status.ok()) {
     for (const DecodedResource& resource : added) state.resource_versions[resource.name] = resource.version;
     for (const std::string& name : removed) state.resource_versions.erase(name);
     state.ack_pending = true;
     state.error_message.clear();
   } else {
-    rejectUpdate(state, status);
+    rejectUpdate(state, status, refused_by);
   }
   --state.pause_count;
   sendRequest(type_url);

@@ -126,11 +126,17 @@ class GrpcMux {
   void onSotwResponse(uint64_t generation, const envoy::service::discovery::v3::DiscoveryResponse& response);
   void onDeltaResponse(uint64_t generation,
                        const envoy::service::discovery::v3::DeltaDiscoveryResponse& response);
-  // Applies the decoded update to every watch; returns the first refusal.
-  absl::Status deliverSotw(TypeState& state, std::vector<DecodedResource>& resources, const std::string& version);
+  // Applies the decoded update to every watch; returns the first refusal
+  // and sets `refused_by` to the watch that gave it.
+  absl::Status deliverSotw(TypeState& state, std::vector<DecodedResource>& resources, const std::string& version,
+                           Watch*& refused_by);
   absl::Status deliverDelta(TypeState& state, std::vector<DecodedResource>& added,
-                            const std::vector<std::string>& removed, const std::string& version);
-  void rejectUpdate(TypeState& state, const absl::Status& error);
+                            const std::vector<std::string>& removed, const std::string& version,
+                            Watch*& refused_by);
+  // NACKs the update and tells every watch but `refused_by`: a subscriber
+  // that refused knows, and counted it (the managers' update_rejected), as
+  // with file subscriptions.
+  void rejectUpdate(TypeState& state, const absl::Status& error, const Watch* refused_by);
 
   // Sends the type's request now, or marks it owed while paused or offline.
   void sendRequest(const std::string& type_url);

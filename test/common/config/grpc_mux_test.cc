@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -105,6 +106,10 @@ class RecordingCallbacks : public SubscriptionCallbacks {
   size_t updateCount() {
     std::lock_guard<std::mutex> lock(mu_);
     return updates_.size();
+  }
+  size_t failureCount() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failures_.size();
   }
   std::pair<UpdateFailureReason, std::string> failure(size_t i) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -332,8 +337,6 @@ TEST_F(GrpcMuxTest, NackCarriesPreviousVersionAndTheSubscribersReason) {
   ASSERT_TRUE(request.has_error_detail());
   EXPECT_EQ(request.error_detail().code(), 13);
   EXPECT_EQ(request.error_detail().message(), "clusters[0].lb_policy: unknown policy");
-  ASSERT_TRUE(callbacks.waitFailures(1));
-  EXPECT_EQ(callbacks.failure(0).first, UpdateFailureReason::UpdateRejected);
 
   // The next good update is ACKed again, without the old error.
   callbacks.rejectWith("");
@@ -341,6 +344,8 @@ TEST_F(GrpcMuxTest, NackCarriesPreviousVersionAndTheSubscribersReason) {
   ASSERT_TRUE(server_.waitSotwRequest(0, 3, &request));
   EXPECT_EQ(request.version_info(), "v3");
   EXPECT_FALSE(request.has_error_detail());
+  // The refusal was the subscriber's own answer: it is not told it again.
+  EXPECT_EQ(callbacks.failureCount(), 0u);
 }
 
 TEST_F(GrpcMuxTest, ResourceOfTheWrongTypeIsNackedWithoutReachingTheSubscriber) {
@@ -694,6 +699,119 @@ TEST_F(GrpcMuxTest, DeltaPausedTypeIsRequestedOnlyAfterResume) {
   ASSERT_TRUE(server_.waitDeltaRequest(0, 2, &request));
   EXPECT_EQ(request.type_url(), type_url::kClusterLoadAssignment);
   EXPECT_EQ(names(request.resource_names_subscribe()), (std::vector<std::string>{"reviews"}));
+}
+
+}  // namespace
+}  // namespace courier::config
+
+namespace courier::config {
+namespace {
+
+bool waitUntil(const std::function<bool()>& cond) {
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return cond();
+}
+
+// Subscriptions made with subscription(): the server's warming path.
+class GrpcMuxWarmingTest : public GrpcMuxTest {
+ protected:
+  RecordingCallbacks& lazy(const std::string& type_url, std::chrono::milliseconds timeout) {
+    callbacks_.push_back(std::make_unique<RecordingCallbacks>(dispatcher_thread_));
+    RecordingCallbacks& callbacks = *callbacks_.back();
+    onDispatcher([&] { subscriptions_.push_back(mux_->subscription(type_url, callbacks, timeout)); });
+    return callbacks;
+  }
+  void startSubscription(size_t i) {
+    onDispatcher([this, i] { subscriptions_.at(i)->start({}); });
+  }
+};
+
+TEST_F(GrpcMuxWarmingTest, LazySubscriptionAsksNothingBeforeStart) {
+  createMux(AdsProtocol::kStateOfTheWorld);
+  lazy(type_url::kCluster, std::chrono::milliseconds(0));
+  lazy(type_url::kListener, std::chrono::milliseconds(0));
+  startSubscription(0);
+  start();
+  DiscoveryRequest request;
+  ASSERT_TRUE(server_.waitSotwRequest(0, 0, &request));
+  EXPECT_EQ(request.type_url(), type_url::kCluster);
+  startSubscription(1);
+  ASSERT_TRUE(server_.waitSotwRequest(0, 1, &request));
+  EXPECT_EQ(request.type_url(), type_url::kListener);
+}
+
+TEST_F(GrpcMuxWarmingTest, InitialFetchTimeoutReportsFetchTimedOut) {
+  createMux(AdsProtocol::kStateOfTheWorld);
+  auto& callbacks = lazy(type_url::kCluster, std::chrono::milliseconds(50));
+  startSubscription(0);
+  start();
+  ASSERT_TRUE(callbacks.waitFailures(1));
+  EXPECT_EQ(callbacks.failure(0).first, UpdateFailureReason::FetchTimedOut);
+  // Late resources still apply.
+  ASSERT_TRUE(server_.send(0, sotwResponse(type_url::kCluster, "v1", "n1", {clusterAny("a")})));
+  EXPECT_TRUE(callbacks.waitUpdates(1));
+}
+
+TEST_F(GrpcMuxWarmingTest, AnswerBeforeTheTimeoutCancelsIt) {
+  createMux(AdsProtocol::kDelta);
+  auto& callbacks = lazy(type_url::kCluster, std::chrono::milliseconds(300));
+  startSubscription(0);
+  start();
+  DeltaDiscoveryRequest request;
+  ASSERT_TRUE(server_.waitDeltaRequest(0, 0, &request));
+  ASSERT_TRUE(server_.send(0, deltaResponse(type_url::kCluster, "n1", {{clusterAny("a"), "1"}})));
+  ASSERT_TRUE(callbacks.waitUpdates(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // past the timeout, to see it not fire
+  EXPECT_EQ(callbacks.failureCount(), 0u);
+}
+
+TEST_F(GrpcMuxWarmingTest, StreamFailureDuringInitialFetchIsLeftToTheTimeout) {
+  std::string target;
+  {
+    FakeAdsServer gone;
+    target = gone.address();
+  }
+  createMux(AdsProtocol::kStateOfTheWorld, false, target);
+  auto& callbacks = lazy(type_url::kCluster, std::chrono::milliseconds(200));
+  startSubscription(0);
+  start();
+  ASSERT_TRUE(callbacks.waitFailures(1));
+  // Several reconnections failed by now (10-50ms back-off); only the timeout reported.
+  EXPECT_EQ(callbacks.failure(0).first, UpdateFailureReason::FetchTimedOut);
+  // After it, failures are reported as they happen.
+  ASSERT_TRUE(callbacks.waitFailures(2));
+  EXPECT_EQ(callbacks.failure(1).first, UpdateFailureReason::ConnectionFailure);
+}
+
+TEST_F(GrpcMuxTest, ConnectionStateFollowsTheStream) {
+  std::atomic<int> state{-1};
+  std::atomic<int> downs{0};
+  GrpcMuxOptions options;
+  options.target_uri = server_.address();
+  options.on_connection_state = [&state, &downs](bool up) {
+    state = up ? 1 : 0;
+    if (!up) ++downs;
+  };
+  options.backoff_base = std::chrono::milliseconds(10);
+  options.backoff_max = std::chrono::milliseconds(50);
+  onDispatcher([&] { mux_ = std::make_unique<GrpcMux>(dispatcher_, options); });
+  subscribe(type_url::kCluster, {});
+  start();
+  DiscoveryRequest request;
+  ASSERT_TRUE(server_.waitSotwRequest(0, 0, &request));
+  ASSERT_TRUE(server_.send(0, sotwResponse(type_url::kCluster, "v1", "n1", {clusterAny("a")})));
+  ASSERT_TRUE(waitUntil([&] { return state == 1; }));
+  server_.closeStream(0);
+  ASSERT_TRUE(waitUntil([&] { return downs == 1; }));
+  // Up again on the next stream.
+  ASSERT_TRUE(server_.waitSotwRequest(1, 0, &request));
+  ASSERT_TRUE(server_.send(1, sotwResponse(type_url::kCluster, "v1", "n2", {clusterAny("a")})));
+  ASSERT_TRUE(waitUntil([&] { return state == 1; }));
+  onDispatcher([this] { mux_.reset(); });
 }
 
 }  // namespace
