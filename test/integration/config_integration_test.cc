@@ -27,7 +27,7 @@ TEST(ConfigIntegrationTest, ValidateModeAcceptsAGoodConfig) {
 }
 
 TEST(ConfigIntegrationTest, ExampleBootstrapsValidate) {
-  for (const char* example : {"examples/default/courier.yaml", "examples/canary/bootstrap.yaml"}) {
+  for (const char* example : {"examples/default/courier.yaml", "examples/canary/bootstrap.yaml", "examples/ads/courier.yaml"}) {
     std::string out;
     EXPECT_EQ(CourierProcess::runToExit({"--mode", "validate", "-c", runfile(example)}, &out), 0) << example << ": " << out;
     EXPECT_THAT(out, HasSubstr("OK")) << example;
