@@ -8,6 +8,12 @@
 namespace courier::server {
 namespace {
 
+// V2 is deprecated in the API, which is why it must be named to be refused.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+constexpr auto kApiV2 = envoy::config::core::v3::V2;
+#pragma GCC diagnostic pop
+
 using envoy::config::core::v3::ApiConfigSource;
 using envoy::config::core::v3::ConfigSource;
 
@@ -54,20 +60,68 @@ envoy::config::core::v3::Node localNode(const envoy::config::core::v3::Node& boo
   return node;
 }
 
+namespace {
+
+// The refusals createSubscription makes for a non-file source, shared with validate.
+absl::Status checkApiSource(const ConfigSource& source, const std::string& field_path, bool have_ads) {
+  if (source.config_source_specifier_case() == ConfigSource::kApiConfigSource) {
+    // A stream per resource type is a second client beside the mux; every
+    // control plane we target (Istio, go-control-plane) serves ADS.
+    return absl::UnimplementedError(
+        absl::StrCat(field_path, ".api_config_source: a per-type gRPC/REST source is not supported; use "
+                                 "dynamic_resources.ads_config with ",
+                     field_path, ": {ads: {}}, or path_config_source"));
+  }
+  if (source.config_source_specifier_case() != ConfigSource::kAds) return absl::OkStatus();
+  if (!have_ads) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field_path, ".ads: needs dynamic_resources.ads_config to name the ADS server"));
+  }
+  if (source.resource_api_version() == kApiV2) {
+    return absl::InvalidArgumentError(absl::StrCat(field_path, ".resource_api_version: V2 is not supported; use V3"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<config::GrpcMuxOptions> adsOptions(const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
+                                                  const envoy::config::core::v3::Node& node,
+                                                  const upstream::ClusterManager& clusters) {
+  const std::string field = "dynamic_resources.ads_config";
+  const ApiConfigSource& ads = bootstrap.dynamic_resources().ads_config();
+  if (ads.transport_api_version() == kApiV2) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ".transport_api_version: V2 is not supported; use V3"));
+  }
+  return config::grpcMuxOptionsFromConfig(
+      ads, node, field, [&clusters](const std::string& name) { return clusterTarget(clusters, name); });
+}
+
+}  // namespace
+
+absl::Status checkDynamicResources(const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
+                                   const upstream::ClusterManager& clusters) {
+  const auto& dynamic = bootstrap.dynamic_resources();
+  if (dynamic.has_ads_config()) {
+    if (auto options = adsOptions(bootstrap, bootstrap.node(), clusters); !options.ok()) return options.status();
+  }
+  if (dynamic.has_cds_config()) {
+    if (auto s = checkApiSource(dynamic.cds_config(), "dynamic_resources.cds_config", dynamic.has_ads_config());
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (dynamic.has_lds_config()) {
+    return checkApiSource(dynamic.lds_config(), "dynamic_resources.lds_config", dynamic.has_ads_config());
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<config::GrpcMux>> createAdsMux(const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
                                                               const Options& options,
                                                               const upstream::ClusterManager& clusters,
                                                               event::Dispatcher& dispatcher, stats::Store& stats) {
   const auto& dynamic = bootstrap.dynamic_resources();
   if (!dynamic.has_ads_config()) return std::unique_ptr<config::GrpcMux>();
-  const std::string field = "dynamic_resources.ads_config";
-  const ApiConfigSource& ads = dynamic.ads_config();
-  if (ads.transport_api_version() == envoy::config::core::v3::V2) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ".transport_api_version: V2 is not supported; use V3"));
-  }
-  auto mux_options = config::grpcMuxOptionsFromConfig(
-      ads, localNode(bootstrap.node(), options), field,
-      [&clusters](const std::string& name) { return clusterTarget(clusters, name); });
+  auto mux_options = adsOptions(bootstrap, localNode(bootstrap.node(), options), clusters);
   if (!mux_options.ok()) return mux_options.status();
   stats::Gauge& connected = stats.gauge("control_plane.connected_state");
   connected.set(0);
@@ -78,23 +132,9 @@ absl::StatusOr<std::unique_ptr<config::GrpcMux>> createAdsMux(const envoy::confi
 absl::StatusOr<std::unique_ptr<config::Subscription>> createSubscription(
     const ConfigSource& source, const std::string& field_path, event::Dispatcher& dispatcher, config::GrpcMux* ads,
     const std::string& type_url, config::SubscriptionCallbacks& callbacks) {
-  if (source.config_source_specifier_case() == ConfigSource::kApiConfigSource) {
-    // A stream per resource type is a second client beside the mux; every
-    // control plane we target (Istio, go-control-plane) serves ADS.
-    return absl::UnimplementedError(
-        absl::StrCat(field_path, ".api_config_source: a per-type gRPC/REST source is not supported; use "
-                                 "dynamic_resources.ads_config with ",
-                     field_path, ": {ads: {}}, or path_config_source"));
-  }
+  if (auto s = checkApiSource(source, field_path, ads != nullptr); !s.ok()) return s;
   if (source.config_source_specifier_case() != ConfigSource::kAds) {
     return config::subscriptionFromConfigSource(source, field_path, dispatcher, type_url, callbacks);
-  }
-  if (ads == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field_path, ".ads: needs dynamic_resources.ads_config to name the ADS server"));
-  }
-  if (source.resource_api_version() == envoy::config::core::v3::V2) {
-    return absl::InvalidArgumentError(absl::StrCat(field_path, ".resource_api_version: V2 is not supported; use V3"));
   }
   std::chrono::milliseconds timeout = kDefaultInitialFetchTimeout;
   if (source.has_initial_fetch_timeout()) {

@@ -36,6 +36,12 @@ absl::StatusOr<std::unique_ptr<config::GrpcMux>> createAdsMux(const envoy::confi
                                                               const upstream::ClusterManager& clusters,
                                                               event::Dispatcher& dispatcher, stats::Store& stats);
 
+// --mode validate: the checks createAdsMux and createSubscription make on
+// ads_config and on ADS/gRPC config sources, without creating anything.
+// File sources are left alone (their paths are relative to where it runs).
+absl::Status checkDynamicResources(const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
+                                   const upstream::ClusterManager& clusters);
+
 // The subscription `source` asks for (path_config_source, path or ads). `ads`
 // may be null when there is no ads_config. A non-aggregated
 // api_config_source (its own gRPC stream per type) is refused naming the field.

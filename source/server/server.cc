@@ -82,6 +82,7 @@ absl::Status Server::initialize() {
 absl::Status Server::validate() {
   clusters_ = std::make_unique<thread_local_::SnapshotSlot<upstream::ClusterSet>>(main_, std::vector<event::Dispatcher*>{});
   if (auto s = createManagers(false); !s.ok()) return s;
+  if (auto s = checkDynamicResources(bootstrap_, *cluster_manager_); !s.ok()) return s;
   if (bootstrap_.has_admin() && bootstrap_.admin().has_address() &&
       !bootstrap_.admin().address().has_socket_address()) {
     return absl::InvalidArgumentError("admin.address: a socket_address is required");
