@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <vector>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -30,6 +31,11 @@ class Slice {
   void commit(size_t n) { end_ += n; }
   void drain(size_t n) { start_ += n; }
   size_t append(const void* src, size_t n);
+  // Gives the memory back; the slice is then empty and unusable.
+  void release() {
+    storage_.reset();
+    capacity_ = start_ = end_ = 0;
+  }
 
  private:
   std::unique_ptr<uint8_t[]> storage_;
@@ -48,6 +54,50 @@ struct IoResult {
   // next call would only say EAGAIN.
   bool partial = false;
   bool wouldBlock() const;
+};
+
+// The slices of a buffer, oldest first: a vector with a moving head. Unlike
+// std::deque it allocates nothing until the first slice, and buffers are
+// made and dropped on every request.
+class SliceQueue {
+ public:
+  bool empty() const { return head_ == slices_.size(); }
+  size_t size() const { return slices_.size() - head_; }
+  Slice& front() { return slices_[head_]; }
+  Slice& back() { return slices_.back(); }
+  const Slice& back() const { return slices_.back(); }
+  void push_back(Slice&& s) {
+    compact();
+    slices_.push_back(std::move(s));
+  }
+  template <class... Args>
+  void emplace_back(Args&&... args) {
+    compact();
+    slices_.emplace_back(std::forward<Args>(args)...);
+  }
+  void pop_front() {
+    slices_[head_].release();
+    if (++head_ == slices_.size()) clear();
+  }
+  void clear() {
+    slices_.clear();
+    head_ = 0;
+  }
+  Slice* begin() { return slices_.data() + head_; }
+  Slice* end() { return slices_.data() + slices_.size(); }
+  const Slice* begin() const { return slices_.data() + head_; }
+  const Slice* end() const { return slices_.data() + slices_.size(); }
+
+ private:
+  // Drops released slots at the front once they are half the vector.
+  void compact() {
+    if (head_ > 0 && head_ * 2 >= slices_.size()) {
+      slices_.erase(slices_.begin(), slices_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+  std::vector<Slice> slices_;
+  size_t head_ = 0;
 };
 
 class Buffer {
@@ -86,7 +136,7 @@ class Buffer {
  private:
   Slice& tailWithRoom(size_t min_room);
 
-  std::deque<Slice> slices_;
+  SliceQueue slices_;
   size_t length_ = 0;
 };
 

@@ -125,10 +125,7 @@ int ClientConnection::onHeaderValueComplete() {
   if (headers_->size() + 1 > settings_.max_headers_count) {
     return fail(details::kTooManyHeaders, "too many headers");
   }
-  static constexpr std::string_view kTokenChars =
-      "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-  if (field_.empty() || field_.find_first_not_of(kTokenChars) != std::string::npos ||
-      value_.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+  if (!validHeaderName(field_) || !validHeaderValue(value_)) {
     return fail(details::kInvalidCharacters, "invalid header characters");
   }
   headers_->add(field_, trimOws(value_));

@@ -178,10 +178,7 @@ int ServerConnection::onHeaderValueComplete() {
   }
   // Belt and braces over llhttp: tokens only in names; no CR/LF/NUL in
   // values (obs-fold reaches us as "a\r\n b").
-  static constexpr std::string_view kTokenChars =
-      "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-  if (field_.empty() || field_.find_first_not_of(kTokenChars) != std::string::npos ||
-      value_.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+  if (!validHeaderName(field_) || !validHeaderValue(value_)) {
     return fail(400, details::kInvalidCharacters, "invalid header characters");
   }
   headers_->add(field_, trimOws(value_));

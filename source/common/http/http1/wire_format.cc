@@ -35,6 +35,32 @@ void appendHex(buffer::Buffer& out, uint64_t v) {
   out.add(buf, static_cast<size_t>(n));
 }
 
+namespace {
+struct TokenTable {
+  bool token[256] = {};
+  constexpr TokenTable() {
+    const char* chars = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    for (const char* c = chars; *c != 0; ++c) token[static_cast<unsigned char>(*c)] = true;
+  }
+};
+constexpr TokenTable kTokens;
+}  // namespace
+
+bool validHeaderName(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!kTokens.token[static_cast<unsigned char>(c)]) return false;
+  }
+  return true;
+}
+
+bool validHeaderValue(std::string_view value) {
+  for (char c : value) {
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  }
+  return true;
+}
+
 void appendHeaders(buffer::Buffer& out, const HeaderMap& headers, bool skip_framing, bool skip_host) {
   for (const auto& e : headers) {
     std::string_view k = e.key();

@@ -238,8 +238,9 @@ void ConnPool::erase(PooledConnection& c) {
 }
 
 ConnPool& ConnPoolManager::pool(const upstream::ClusterConstSharedPtr& cluster, const upstream::Host& host) {
-  // The pool holds the cluster, so its address cannot be reused while the key lives.
-  std::string key = absl::StrCat(reinterpret_cast<uintptr_t>(cluster.get()), "|", host.address.asString());
+  // The pool holds the cluster (and so its hosts): neither address can be
+  // reused while the key lives.
+  const auto key = std::make_pair(cluster.get(), &host);
   auto it = pools_.find(key);
   if (it == pools_.end()) it = pools_.emplace(key, std::make_unique<ConnPool>(dispatcher_, cluster, host)).first;
   return *it->second;

@@ -131,7 +131,8 @@ class ConnPoolManager {
 
  private:
   event::Dispatcher& dispatcher_;
-  absl::flat_hash_map<std::string, std::unique_ptr<ConnPool>> pools_;
+  // By cluster version and host (a host lives as long as its cluster).
+  absl::flat_hash_map<std::pair<const upstream::Cluster*, const upstream::Host*>, std::unique_ptr<ConnPool>> pools_;
   absl::flat_hash_map<ConnPool*, std::unique_ptr<ConnPool>> draining_;
 };
 
