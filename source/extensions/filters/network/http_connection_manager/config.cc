@@ -21,6 +21,47 @@ std::chrono::milliseconds ms(const google::protobuf::Duration& d) {
   return std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(d));
 }
 
+// http2_protocol_options onto the codec's settings, with Envoy's bounds.
+absl::Status http2Settings(const ProtoHcm& proto, const std::string& path, http::http2::Http2Settings& out) {
+  const auto& o = proto.http2_protocol_options();
+  auto bounded = [&](const google::protobuf::UInt32Value& v, bool has, const char* field, uint32_t lo, uint32_t hi,
+                     uint32_t& dst) -> absl::Status {
+    if (!has) return absl::OkStatus();
+    if (v.value() < lo || v.value() > hi) {
+      return fieldError(absl::StrCat(path, ".", field), absl::StrCat("must be in [", lo, ", ", hi, "]"));
+    }
+    dst = v.value();
+    return absl::OkStatus();
+  };
+  constexpr uint32_t kMax31 = 2147483647;
+  absl::Status s;
+  if (!(s = bounded(o.hpack_table_size(), o.has_hpack_table_size(), "hpack_table_size", 0, UINT32_MAX,
+                    out.hpack_table_size)).ok()) return s;
+  if (!(s = bounded(o.max_concurrent_streams(), o.has_max_concurrent_streams(), "max_concurrent_streams", 1, kMax31,
+                    out.max_concurrent_streams)).ok()) return s;
+  if (!(s = bounded(o.initial_stream_window_size(), o.has_initial_stream_window_size(), "initial_stream_window_size",
+                    65535, kMax31, out.initial_stream_window_size)).ok()) return s;
+  if (!(s = bounded(o.initial_connection_window_size(), o.has_initial_connection_window_size(),
+                    "initial_connection_window_size", 65535, kMax31, out.initial_connection_window_size)).ok()) return s;
+  if (!(s = bounded(o.max_outbound_frames(), o.has_max_outbound_frames(), "max_outbound_frames", 1, UINT32_MAX,
+                    out.max_outbound_frames)).ok()) return s;
+  if (!(s = bounded(o.max_outbound_control_frames(), o.has_max_outbound_control_frames(),
+                    "max_outbound_control_frames", 1, UINT32_MAX, out.max_outbound_control_frames)).ok()) return s;
+  if (!(s = bounded(o.max_consecutive_inbound_frames_with_empty_payload(),
+                    o.has_max_consecutive_inbound_frames_with_empty_payload(),
+                    "max_consecutive_inbound_frames_with_empty_payload", 0, UINT32_MAX,
+                    out.max_consecutive_inbound_frames_with_empty_payload)).ok()) return s;
+  if (!(s = bounded(o.max_inbound_priority_frames_per_stream(), o.has_max_inbound_priority_frames_per_stream(),
+                    "max_inbound_priority_frames_per_stream", 0, UINT32_MAX,
+                    out.max_inbound_priority_frames_per_stream)).ok()) return s;
+  if (!(s = bounded(o.max_inbound_window_update_frames_per_data_frame_sent(),
+                    o.has_max_inbound_window_update_frames_per_data_frame_sent(),
+                    "max_inbound_window_update_frames_per_data_frame_sent", 1, UINT32_MAX,
+                    out.max_inbound_window_update_frames_per_data_frame_sent)).ok()) return s;
+  out.allow_connect = o.allow_connect();
+  return absl::OkStatus();
+}
+
 class HttpConnectionManagerConfigFactory : public server::NetworkFilterConfigFactory {
  public:
   explicit HttpConnectionManagerConfigFactory(HttpFilterLookup lookup) : lookup_(std::move(lookup)) {}
@@ -36,10 +77,23 @@ class HttpConnectionManagerConfigFactory : public server::NetworkFilterConfigFac
     auto config = std::make_shared<HcmConfig>();
     if (proto.stat_prefix().empty()) return fieldError(path + ".stat_prefix", "must not be empty");
     config->stat_prefix = proto.stat_prefix();
-    if (proto.codec_type() != ProtoHcm::AUTO && proto.codec_type() != ProtoHcm::HTTP1) {
-      return fieldError(path + ".codec_type",
-                        absl::StrCat("codec type ", ProtoHcm::CodecType_Name(proto.codec_type()),
-                                     " is not supported yet (AUTO and HTTP1 are)"));
+    switch (proto.codec_type()) {
+      case ProtoHcm::AUTO:
+        config->codec_type = CodecType::Auto;
+        break;
+      case ProtoHcm::HTTP1:
+        config->codec_type = CodecType::Http1;
+        break;
+      case ProtoHcm::HTTP2:
+        config->codec_type = CodecType::Http2;
+        break;
+      default:
+        return fieldError(path + ".codec_type",
+                          absl::StrCat("codec type ", ProtoHcm::CodecType_Name(proto.codec_type()),
+                                       " is not supported yet (AUTO, HTTP1 and HTTP2 are)"));
+    }
+    if (auto status = http2Settings(proto, path + ".http2_protocol_options", config->http2); !status.ok()) {
+      return status;
     }
     if (proto.route_specifier_case() != ProtoHcm::kRouteConfig) {
       return fieldError(path, "only an inline route_config is supported yet (rds and scoped_routes are not)");
@@ -58,9 +112,15 @@ class HttpConnectionManagerConfigFactory : public server::NetworkFilterConfigFac
     auto filters = buildFilterChain(proto, path, context);
     if (!filters.ok()) return filters.status();
     config->filter_factories = std::move(*filters);
-    if (proto.has_max_request_headers_kb()) config->http1.max_request_headers_kb = proto.max_request_headers_kb().value();
+    if (proto.has_max_request_headers_kb()) {
+      config->http1.max_request_headers_kb = proto.max_request_headers_kb().value();
+      config->http2.max_headers_kb = proto.max_request_headers_kb().value();
+    }
     const auto& common = proto.common_http_protocol_options();
-    if (common.has_max_headers_count()) config->http1.max_headers_count = common.max_headers_count().value();
+    if (common.has_max_headers_count()) {
+      config->http1.max_headers_count = common.max_headers_count().value();
+      config->http2.max_headers_count = common.max_headers_count().value();
+    }
     if (common.has_idle_timeout()) config->idle_timeout = ms(common.idle_timeout());
     if (common.has_max_stream_duration()) config->max_stream_duration = ms(common.max_stream_duration());
     if (proto.has_stream_idle_timeout()) config->stream_idle_timeout = ms(proto.stream_idle_timeout());

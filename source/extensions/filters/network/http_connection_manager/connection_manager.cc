@@ -47,6 +47,17 @@ std::string xffFromRight(std::string_view xff, uint32_t n) {
   return std::string(parts[parts.size() - n]);
 }
 
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  }
+  return true;
+}
+
+// RFC 9113 3.4: what an HTTP/2 client with prior knowledge sends first.
+constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 std::string requestId() {
   // A v4 UUID, as Envoy's x-request-id; formatted by hand (snprintf costs
   // more than the rest of the request's header work).
@@ -97,13 +108,21 @@ HcmStats::HcmStats(stats::Store& store, const std::string& prefix)
 // One request/response exchange: the connection's side of it (headers the
 // HCM owns, timeouts, local replies, stats, access log) around the stream's
 // HTTP filter chain, whose last filter (the router) talks to the upstream.
-class ActiveStream : public http::RequestDecoder, public http::FilterManagerCallbacks {
+// On HTTP/2 it also listens to its codec stream (StreamCallbacks): a reset
+// ends it alone, and the codec's flow control is per stream.
+class ActiveStream : public http::RequestDecoder,
+                     public http::FilterManagerCallbacks,
+                     public http::StreamCallbacks {
  public:
   ActiveStream(ConnectionManager& parent, http::ResponseEncoder& encoder)
       : parent_(parent), config_(parent.sharedConfig()), encoder_(encoder), filters_(*this) {
     info_.start_time = std::chrono::system_clock::now();
     info_.start_mono = std::chrono::steady_clock::now();
-    info_.protocol = "HTTP/1.1";
+    info_.protocol = parent.http2() ? "HTTP/2" : "HTTP/1.1";
+    if (parent.http2()) {
+      h2_stream_ = encoder.getStream();
+      h2_stream_->addCallbacks(*this);
+    }
     info_.downstream_remote_address = parent.connection().remoteAddress();
     info_.downstream_local_address = parent.connection().localAddress();
     stats().downstream_rq_total.inc();
@@ -162,6 +181,11 @@ class ActiveStream : public http::RequestDecoder, public http::FilterManagerCall
   void clearRouteCache() override { route_cached_ = false; }
   void resetStream() override {
     if (gone_) return;
+    if (h2_stream_ != nullptr) {
+      // RST_STREAM for this stream only; onResetStream() follows at once.
+      h2_stream_->resetStream(http::StreamResetReason::LocalReset);
+      return;
+    }
     // HTTP/1 has no per-stream reset: the connection goes.
     parent_.connection().close(network::CloseType::NoFlush);
   }
@@ -171,7 +195,12 @@ class ActiveStream : public http::RequestDecoder, public http::FilterManagerCall
   void onUpstreamWatermark(bool above) override {
     if (gone_ || above == downstream_paused_) return;
     downstream_paused_ = above;
-    parent_.connection().readDisable(above);
+    // HTTP/2: hold back this stream's window only, its siblings keep flowing.
+    if (h2_stream_ != nullptr) {
+      h2_stream_->readDisable(above);
+    } else if (!parent_.http2()) {
+      parent_.connection().readDisable(above);
+    }
   }
   server::WorkerContext& worker() override { return parent_.worker(); }
 
@@ -180,11 +209,28 @@ class ActiveStream : public http::RequestDecoder, public http::FilterManagerCall
   // The connection closed: filters let go now; the stream is deleted later.
   void onConnectionGone() {
     gone_ = true;
+    detachFromCodec();
     disableTimers();
     filters_.destroyFilters();
   }
 
+  // StreamCallbacks (HTTP/2 only): the codec stream is gone.
+  void onResetStream(http::StreamResetReason reason, std::string_view details) override {
+    h2_stream_ = nullptr;
+    if (gone_) return;
+    spdlog::debug("[C{}] stream reset: {} ({})", parent_.connection().id(), http::resetReasonToString(reason), details);
+    gone_ = true;
+    disableTimers();
+    filters_.destroyFilters();
+    parent_.onStreamReset(*this);
+  }
+  void onAboveWriteBufferHighWatermark() override { filters_.onDownstreamWatermark(true); }
+  void onBelowWriteBufferLowWatermark() override { filters_.onDownstreamWatermark(false); }
+
   bool complete() const { return response_complete_; }
+  // HTTP/2: the response is out but the client is still sending; the stream
+  // stays (draining what arrives) until the request ends or is reset.
+  bool awaitingRequestEnd() const { return response_complete_ && !request_complete_ && h2_stream_ != nullptr; }
   bool requestComplete() const { return request_complete_; }
 
  private:
@@ -202,11 +248,24 @@ class ActiveStream : public http::RequestDecoder, public http::FilterManagerCall
   }
   void countResponse(int status);
   void finishResponse();
+  // Both directions are done on HTTP/2: the codec frees its stream, so stop
+  // listening to it.
+  void detachFromCodec() {
+    if (h2_stream_ == nullptr) return;
+    h2_stream_->removeCallbacks(*this);
+    h2_stream_ = nullptr;
+  }
+  void onLateRequestEnd() {
+    request_complete_ = true;
+    detachFromCodec();
+    parent_.onStreamComplete(*this);
+  }
   std::chrono::nanoseconds sinceStart() const { return std::chrono::steady_clock::now() - info_.start_mono; }
 
   ConnectionManager& parent_;
   std::shared_ptr<const HcmConfig> config_;
   http::ResponseEncoder& encoder_;
+  http::Stream* h2_stream_ = nullptr;  // HTTP/2: the codec stream while it lives
   stream_info::StreamInfo info_;
   http::FilterManager filters_;
   const courier::router::RouteEntry* route_ = nullptr;
@@ -261,7 +320,9 @@ void ActiveStream::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
   }
   // Envoy answers "100 Continue" itself (proxy_100_continue off) and does not
   // pass the expectation on.
-  if (parent_.codec().expect100Continue()) {
+  const bool expects_continue = parent_.http2() ? equalsIgnoreCase(h.getValue("expect"), "100-continue")
+                                                : parent_.codec().expect100Continue();
+  if (expects_continue) {
     encoder_.encode100ContinueHeaders();
     parent_.flushOutput();
     h.remove("expect");
@@ -280,6 +341,7 @@ void ActiveStream::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
 void ActiveStream::decodeData(buffer::Buffer& data, bool end_stream) {
   if (response_complete_ || gone_) {
     data.drain(data.length());
+    if (end_stream && awaitingRequestEnd()) onLateRequestEnd();
     return;
   }
   touch();
@@ -291,6 +353,7 @@ void ActiveStream::decodeData(buffer::Buffer& data, bool end_stream) {
 }
 
 void ActiveStream::decodeTrailers(http::HeaderMapPtr trailers) {
+  if (awaitingRequestEnd()) onLateRequestEnd();
   if (response_complete_ || gone_) return;
   request_complete_ = true;
   if (request_timer_) request_timer_->disable();
@@ -303,7 +366,10 @@ void ActiveStream::encodeHeadersToCodec(http::HeaderMap& headers, bool end_strea
   touch();
   headers.set("server", config_->server_name);
   // A draining listener's connections end after this response (not a tunnel's).
-  if (parent_.connection().draining() && headers.status() != 101) headers.set("connection", "close");
+  // (HTTP/2 drains with GOAWAY instead.)
+  if (!parent_.http2() && parent_.connection().draining() && headers.status() != 101) {
+    headers.set("connection", "close");
+  }
   countResponse(headers.status());
   info_.first_downstream_tx_byte_sent = sinceStart();
   info_.response_headers = &headers;
@@ -405,6 +471,8 @@ void ActiveStream::finishResponse() {
   // The filters let go of their upstreams now; the stream object goes later.
   filters_.destroyFilters();
   if (downstream_paused_) onUpstreamWatermark(false);
+  if (awaitingRequestEnd()) return;
+  detachFromCodec();
   parent_.onStreamComplete(*this);
 }
 
@@ -412,9 +480,9 @@ ConnectionManager::ConnectionManager(std::shared_ptr<const HcmConfig> config, se
     : config_(std::move(config)), worker_(worker) {}
 
 ConnectionManager::~ConnectionManager() {
-  // The stream may hold a pooled upstream connection; release it first.
-  if (stream_ != nullptr) stream_->onConnectionGone();
-  stream_.reset();
+  // A stream may hold a pooled upstream connection; release it first.
+  for (auto& stream : streams_) stream->onConnectionGone();
+  streams_.clear();
   config_->stats->downstream_cx_active.dec();
 }
 
@@ -426,11 +494,18 @@ void ConnectionManager::initializeReadFilterCallbacks(network::ReadFilterCallbac
 network::FilterStatus ConnectionManager::onNewConnection() {
   config_->stats->downstream_cx_total.inc();
   config_->stats->downstream_cx_active.inc();
-  codec_ = std::make_unique<http::http1::ServerConnection>(*this, output_, config_->http1);
+  if (config_->codec_type == CodecType::Http2) {
+    h2_codec_ = std::make_unique<http::http2::ServerConnection>(*this, output_, config_->http2);
+    codec_chosen_ = true;
+  } else {
+    // AUTO starts as HTTP/1 and switches if the first bytes are the preface.
+    codec_ = std::make_unique<http::http1::ServerConnection>(*this, output_, config_->http1);
+    codec_chosen_ = config_->codec_type == CodecType::Http1;
+  }
   if (config_->request_headers_timeout.count() > 0) {
     // A client that never finishes its headers (slowloris) is cut off with 408.
     headers_timer_ = worker_.dispatcher.createTimer([this] {
-      if (stream_ != nullptr) return;
+      if (!streams_.empty() || http2()) return;
       config_->stats->downstream_rq_timeout.inc();
       // Armed only once request bytes arrived, so there is a client to answer.
       codec_->sendErrorResponse({http::CodecError::Kind::Protocol, 408, "request_header_timeout", "request headers timed out"});
@@ -440,24 +515,64 @@ network::FilterStatus ConnectionManager::onNewConnection() {
     });
   }
   if (config_->idle_timeout.count() > 0) {
-    idle_timer_ = worker_.dispatcher.createTimer([this] { connection().close(network::CloseType::FlushWrite); });
+    idle_timer_ = worker_.dispatcher.createTimer([this] {
+      if (http2()) {
+        // Idle means no stream open on HTTP/2; say goodbye with GOAWAY.
+        if (!streams_.empty()) {
+          idle_timer_->enable(config_->idle_timeout);
+          return;
+        }
+        h2_codec_->goAway();
+        flushOutput();
+      }
+      closing_ = true;
+      connection().close(network::CloseType::FlushWrite);
+    });
     idle_timer_->enable(config_->idle_timeout);
   }
+  if (h2_codec_ != nullptr) flushOutput();  // our SETTINGS
   return network::FilterStatus::Continue;
 }
 
+bool ConnectionManager::chooseCodec() {
+  if (codec_chosen_) return true;
+  const size_t n = std::min(input_.length(), kHttp2Preface.size());
+  char head[kHttp2Preface.size()];
+  input_.copyOut(0, n, head);
+  if (std::string_view(head, n) != kHttp2Preface.substr(0, n)) {
+    codec_chosen_ = true;
+    return true;
+  }
+  if (n < kHttp2Preface.size()) return false;
+  codec_.reset();
+  h2_codec_ = std::make_unique<http::http2::ServerConnection>(*this, output_, config_->http2);
+  codec_chosen_ = true;
+  return true;
+}
+
 network::FilterStatus ConnectionManager::onData(buffer::Buffer& data, bool end_stream) {
+  input_.move(data);
+  if (!chooseCodec()) {
+    if (end_stream) connection().close(network::CloseType::NoFlush);
+    return network::FilterStatus::StopIteration;
+  }
   // Envoy's request_headers_timeout runs from a request's first byte.
-  if (headers_timer_ && stream_ == nullptr && !headers_timer_->enabled() && input_.empty() && !data.empty()) {
+  if (headers_timer_ && !http2() && streams_.empty() && !headers_timer_->enabled() && !input_.empty()) {
     headers_timer_->enable(config_->request_headers_timeout);
   }
-  input_.move(data);
   dispatch();
-  if (end_stream && codec_->tunneling()) {
+  if (http2()) {
+    // A client that half-closes an HTTP/2 connection is done with it.
+    if (end_stream && !closing_) {
+      closing_ = true;
+      flushOutput();
+      connection().close(network::CloseType::FlushWrite);
+    }
+  } else if (end_stream && codec_->tunneling()) {
     // An upgraded stream's client is done sending: its request ends here.
     codec_->endOfInput();
     flushOutput();
-  } else if (end_stream && !closing_ && stream_ == nullptr) {
+  } else if (end_stream && !closing_ && streams_.empty()) {
     connection().close(network::CloseType::FlushWrite);
   }
   return network::FilterStatus::StopIteration;
@@ -475,7 +590,7 @@ void ConnectionManager::dispatch() {
   dispatching_ = true;
   do {
     redispatch_ = false;
-    auto err = codec_->dispatch(input_);
+    auto err = http2() ? h2_codec_->dispatch(input_) : codec_->dispatch(input_);
     if (err.has_value()) {
       dispatching_ = false;
       onCodecError(*err);
@@ -483,9 +598,9 @@ void ConnectionManager::dispatch() {
     }
   } while (redispatch_ && !closing_ && !input_.empty());
   dispatching_ = false;
-  // Pipelined bytes wait while a response is pending; stop reading more of
-  // them so a client cannot queue unbounded input.
-  if (!closing_ && codec_->waitingForResponse() && !input_.empty() && !input_paused_) {
+  // HTTP/1: pipelined bytes wait while a response is pending; stop reading
+  // more of them so a client cannot queue unbounded input.
+  if (!http2() && !closing_ && codec_->waitingForResponse() && !input_.empty() && !input_paused_) {
     input_paused_ = true;
     connection().readDisable(true);
   }
@@ -494,8 +609,10 @@ void ConnectionManager::dispatch() {
 
 void ConnectionManager::onCodecError(const http::CodecError& error) {
   config_->stats->downstream_cx_protocol_error.inc();
-  spdlog::debug("[C{}] http1 codec error: {} ({})", connection().id(), error.details, error.message);
-  if (stream_ == nullptr || !stream_->complete()) {
+  spdlog::debug("[C{}] {} codec error: {} ({})", connection().id(), http2() ? "http2" : "http1", error.details,
+                error.message);
+  // HTTP/2: the codec already queued GOAWAY; the streams end with the close.
+  if (!http2() && (streams_.empty() || !streams_.front()->complete())) {
     if (codec_->sendErrorResponse(error)) {
       config_->stats->downstream_rq_total.inc();
       (error.http_status >= 500 ? config_->stats->downstream_rq_5xx : config_->stats->downstream_rq_4xx).inc();
@@ -508,8 +625,8 @@ void ConnectionManager::onCodecError(const http::CodecError& error) {
 
 http::RequestDecoder& ConnectionManager::newStream(http::ResponseEncoder& encoder) {
   if (headers_timer_) headers_timer_->disable();
-  stream_ = std::make_unique<ActiveStream>(*this, encoder);
-  return *stream_;
+  streams_.push_back(std::make_unique<ActiveStream>(*this, encoder));
+  return *streams_.back();
 }
 
 void ConnectionManager::flushOutput() {
@@ -518,7 +635,11 @@ void ConnectionManager::flushOutput() {
 
 void ConnectionManager::onStreamComplete(ActiveStream& stream) {
   flushOutput();
-  if (stream_.get() == &stream) deferDeleteStream();
+  deferDeleteStream(stream);
+  if (http2()) {
+    closeIfDrainedHttp2();
+    return;
+  }
   // A response that finished before its request did (a local reply to an
   // upload, say) leaves the rest of the request unread: close, as Envoy does
   // for HTTP/1.
@@ -535,30 +656,54 @@ void ConnectionManager::onStreamComplete(ActiveStream& stream) {
   if (!input_.empty()) dispatch();
 }
 
-void ConnectionManager::deferDeleteStream() {
-  if (stream_ == nullptr) return;
+void ConnectionManager::onStreamReset(ActiveStream& stream) {
+  if (!closing_) flushOutput();  // the RST_STREAM
+  deferDeleteStream(stream);
+  closeIfDrainedHttp2();
+}
+
+void ConnectionManager::closeIfDrainedHttp2() {
+  if (closing_ || !goaway_sent_ || !streams_.empty()) return;
+  closing_ = true;
+  flushOutput();
+  connection().close(network::CloseType::FlushWrite);
+}
+
+void ConnectionManager::deferDeleteStream(ActiveStream& stream) {
+  auto it = std::find_if(streams_.begin(), streams_.end(), [&](const auto& s) { return s.get() == &stream; });
+  if (it == streams_.end()) return;
   // The stream may be deep in its own call stack: delete it after this turn.
   struct Holder : event::DeferredDeletable {
     std::unique_ptr<ActiveStream> s;
   };
   auto holder = std::make_unique<Holder>();
-  holder->s = std::move(stream_);
+  holder->s = std::move(*it);
+  streams_.erase(it);
   worker_.dispatcher.deferredDelete(std::move(holder));
 }
 
 void ConnectionManager::onDrainStarted() {
-  if (closing_ || stream_ != nullptr) return;  // the stream's end closes it
+  if (closing_) return;
+  if (http2()) {
+    // Streams in flight finish; the client opens new ones elsewhere.
+    goaway_sent_ = true;
+    h2_codec_->goAway();
+    flushOutput();
+    closeIfDrainedHttp2();
+    return;
+  }
+  if (!streams_.empty()) return;  // the stream's end closes it
   closing_ = true;
   flushOutput();
   connection().close(network::CloseType::FlushWrite);
 }
 
 void ConnectionManager::onAboveWriteBufferHighWatermark() {
-  if (stream_ != nullptr) stream_->onDownstreamWatermark(true);
+  for (auto& stream : streams_) stream->onDownstreamWatermark(true);
 }
 
 void ConnectionManager::onBelowWriteBufferLowWatermark() {
-  if (stream_ != nullptr) stream_->onDownstreamWatermark(false);
+  for (auto& stream : streams_) stream->onDownstreamWatermark(false);
 }
 
 void ConnectionManager::onEvent(network::ConnectionEvent event) {
@@ -566,9 +711,12 @@ void ConnectionManager::onEvent(network::ConnectionEvent event) {
   closing_ = true;
   if (headers_timer_) headers_timer_->disable();
   if (idle_timer_) idle_timer_->disable();
-  if (stream_ != nullptr) {
-    stream_->onConnectionGone();
-    deferDeleteStream();
+  // HTTP/2 streams hear it from the codec (onResetStream) and leave the list.
+  if (h2_codec_ != nullptr) h2_codec_->onConnectionClosed();
+  while (!streams_.empty()) {
+    ActiveStream& stream = *streams_.front();
+    stream.onConnectionGone();
+    deferDeleteStream(stream);
   }
 }
 

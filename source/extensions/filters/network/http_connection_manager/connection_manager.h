@@ -1,11 +1,13 @@
 // envoy.filters.network.http_connection_manager: turns a downstream
-// connection's bytes into HTTP streams (HTTP/1.1 codec), runs each stream
+// connection's bytes into HTTP streams (HTTP/1.1, or HTTP/2 with many streams
+// per connection), runs each stream
 // through its HTTP filter chain (the router last), and owns what is the
 // connection's business: request ids, x-forwarded-*, stream timeouts, local
 // replies, stats and access logs.
 #pragma once
 
 #include <chrono>
+#include <list>
 #include <memory>
 #include <string>
 
@@ -13,6 +15,7 @@
 #include "source/common/http/codec.h"
 #include "source/common/http/filter.h"
 #include "source/common/http/http1/codec.h"
+#include "source/common/http/http2/codec.h"
 #include "source/common/http/pool/conn_pool.h"
 #include "source/common/network/connection.h"
 #include "source/common/router/route_table.h"
@@ -40,8 +43,14 @@ struct HcmStats {
   stats::Histogram& downstream_rq_time;
 };
 
+// codec_type: AUTO picks HTTP/2 when the client opens with the HTTP/2
+// connection preface (prior knowledge on plaintext), HTTP/1 otherwise.
+enum class CodecType { Auto, Http1, Http2 };
+
 struct HcmConfig {
   std::string stat_prefix;
+  CodecType codec_type = CodecType::Auto;
+  http::http2::Http2Settings http2;
   std::shared_ptr<const courier::router::RouteTable> route_table;
   http::http1::Http1Settings http1;
   std::string server_name = "envoy";
@@ -81,8 +90,9 @@ class ConnectionManager : public network::ReadFilter,
   void onEvent(network::ConnectionEvent event) override;
   void onAboveWriteBufferHighWatermark() override;
   void onBelowWriteBufferLowWatermark() override;
-  // The listener is draining: finish the stream in flight with
-  // "connection: close", or close at once when idle.
+  // The listener is draining: HTTP/1 finishes the stream in flight with
+  // "connection: close", or closes at once when idle; HTTP/2 sends GOAWAY and
+  // closes once the streams in flight are done.
   void onDrainStarted() override;
   // ServerConnectionCallbacks
   http::RequestDecoder& newStream(http::ResponseEncoder& encoder) override;
@@ -94,20 +104,34 @@ class ConnectionManager : public network::ReadFilter,
   const HcmConfig& config() const { return *config_; }
   const std::shared_ptr<const HcmConfig>& sharedConfig() const { return config_; }
   server::WorkerContext& worker() { return worker_; }
+  // Valid only while !http2().
   http::http1::ServerConnection& codec() { return *codec_; }
+  bool http2() const { return h2_codec_ != nullptr; }
+  // An HTTP/2 stream was reset (by the peer, by us, or by the connection
+  // closing): it leaves the connection and is deleted after this turn.
+  void onStreamReset(ActiveStream& stream);
 
  private:
   void dispatch();
   void onCodecError(const http::CodecError& error);
-  void deferDeleteStream();
+  void deferDeleteStream(ActiveStream& stream);
+  // AUTO: true once the codec is chosen; false while the first bytes could
+  // still be the start of the HTTP/2 preface.
+  bool chooseCodec();
+  void closeIfDrainedHttp2();
 
   std::shared_ptr<const HcmConfig> config_;
   server::WorkerContext& worker_;
   network::ReadFilterCallbacks* callbacks_ = nullptr;
   buffer::Buffer input_;
   buffer::Buffer output_;
+  // Exactly one of the two once the codec is chosen.
   std::unique_ptr<http::http1::ServerConnection> codec_;
-  std::unique_ptr<ActiveStream> stream_;
+  std::unique_ptr<http::http2::ServerConnection> h2_codec_;
+  bool codec_chosen_ = false;
+  bool goaway_sent_ = false;  // HTTP/2 drain: close once the last stream ends
+  // HTTP/1 holds at most one stream at a time; HTTP/2 one per open stream.
+  std::list<std::unique_ptr<ActiveStream>> streams_;
   std::unique_ptr<event::Timer> idle_timer_;
   std::unique_ptr<event::Timer> headers_timer_;
   bool closing_ = false;
