@@ -1,0 +1,313 @@
+// HTTP/2 downstream end to end: the real courier binary with an HTTP
+// connection manager speaking HTTP/2 (prior knowledge, or AUTO by preface) to
+// curl, nghttp, h2load and a raw client built on our own HTTP/2 client codec,
+// in front of HTTP/1 upstreams on loopback.
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "source/common/http/http2/client_codec.h"
+#include "test/integration/http_test_util.h"
+#include "test/test_common/courier_process.h"
+#include "test/test_common/net.h"
+
+namespace courier::test {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+std::string cluster(const std::string& name, uint16_t port) {
+  return "  - name: " + name + R"(
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment:
+      cluster_name: )" + name + R"(
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
+         std::to_string(port) + "}}}\n";
+}
+
+std::string config(const std::string& codec_type, uint16_t primary, uint16_t slow, const std::string& hcm_extra = "") {
+  return hcmListener("          codec_type: " + codec_type + "\n" + hcm_extra) + R"(          route_config:
+            name: local
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {path: "/direct"}
+                direct_response: {status: 200, body: {inline_string: "hello"}}
+              - match: {prefix: "/slow"}
+                route: {cluster: slow, timeout: 30s}
+              - match: {prefix: "/up"}
+                route: {cluster: primary}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+)" + cluster("primary", primary) +
+         cluster("slow", slow);
+}
+
+// Runs a shell command and returns its stdout.
+std::string run(const std::string& cmd) {
+  std::string out;
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (f == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = ::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
+  ::pclose(f);
+  return out;
+}
+
+// A blocking HTTP/2 client over one socket: our client codec drives the
+// frames, the test decides when streams start and reset.
+class H2Client : public http::http2::ClientConnectionCallbacks {
+ public:
+  struct Response : http::ResponseDecoder, http::StreamCallbacks {
+    void decode1xxHeaders(http::HeaderMapPtr) override {}
+    void decodeHeaders(http::HeaderMapPtr h, bool end) override {
+      status = h->status();
+      headers = std::move(h);
+      done = end;
+    }
+    void decodeData(buffer::Buffer& data, bool end) override {
+      body += data.toString();
+      data.drain(data.length());
+      done = end;
+    }
+    void decodeTrailers(http::HeaderMapPtr t) override {
+      trailers = std::move(t);
+      done = true;
+    }
+    void onResetStream(http::StreamResetReason r, std::string_view) override {
+      reset = true;
+      reason = r;
+    }
+    int status = 0;
+    http::HeaderMapPtr headers;
+    http::HeaderMapPtr trailers;
+    std::string body;
+    bool done = false;
+    bool reset = false;
+    http::StreamResetReason reason{};
+    http::RequestEncoder* encoder = nullptr;
+  };
+
+  explicit H2Client(uint16_t port) : socket_(port), codec_(out_, {}, this) { flush(); }
+
+  void onGoAway(uint32_t, uint32_t, const std::vector<http::RequestEncoder*>&) override { goaway_ = true; }
+
+  // end_stream false: a POST whose upload_length body bytes follow later.
+  Response& get(const std::string& path, bool end_stream = true, size_t upload_length = 0) {
+    responses_.push_back(std::make_unique<Response>());
+    Response& r = *responses_.back();
+    r.encoder = &codec_.newStream(r);
+    r.encoder->getStream()->addCallbacks(r);
+    http::HeaderMap h;
+    h.set(http::headers::kMethod, end_stream ? "GET" : "POST");
+    h.set(http::headers::kPath, path);
+    h.set(http::headers::kScheme, "http");
+    h.set(http::headers::kAuthority, "example.com");
+    // The test upstreams read bodies by content-length (no chunked).
+    if (!end_stream) h.set("content-length", std::to_string(upload_length));
+    r.encoder->encodeHeaders(h, end_stream);
+    flush();
+    return r;
+  }
+
+  // Pumps bytes both ways until done() or the timeout; false on timeout.
+  template <class Pred>
+  bool until(Pred done, int timeout_ms = 10000) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (!done()) {
+      flush();
+      if (closed_ || std::chrono::steady_clock::now() > deadline) return done();
+      pollfd p{socket_.fd(), POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      buffer::Buffer in;
+      auto io = in.readFromFd(socket_.fd(), 65536);
+      if (io.bytes <= 0) {
+        closed_ = true;
+        codec_.onConnectionClosed();
+        continue;
+      }
+      if (codec_.dispatch(in)) closed_ = true;
+    }
+    flush();
+    return true;
+  }
+
+  void flush() {
+    while (!out_.empty()) {
+      if (out_.writeToFd(socket_.fd()).bytes <= 0) return;
+    }
+  }
+
+  bool goAway() const { return goaway_; }
+  bool closed() const { return closed_; }
+
+ private:
+  TcpClient socket_;
+  buffer::Buffer out_;
+  http::http2::ClientConnection codec_;
+  std::vector<std::unique_ptr<Response>> responses_;
+  bool goaway_ = false;
+  bool closed_ = false;
+};
+
+class Http2IntegrationTest : public ::testing::Test {
+ protected:
+  void start(const std::string& codec_type = "HTTP2", const std::string& hcm_extra = "") {
+    ASSERT_TRUE(courier_.start(config(codec_type, primary_.port(), slow_.port(), hcm_extra), {"--concurrency", "1"}))
+        << courier_.log();
+    port_ = courier_.listenerPort("http");
+    ASSERT_NE(port_, 0);
+  }
+  std::string url(const std::string& path) { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+
+  std::atomic<bool> stop_{false};
+  TcpServer primary_{namedUpstream("primary")};
+  TcpServer slow_{silentUpstream(stop_)};
+  CourierProcess courier_;
+  uint16_t port_ = 0;
+
+  void TearDown() override { stop_ = true; }
+};
+
+TEST_F(Http2IntegrationTest, CurlWithPriorKnowledgeReachesAnHttp1Upstream) {
+  start();
+  std::string out = run("curl -s -i --http2-prior-knowledge " + url("/up/a"));
+  EXPECT_THAT(out, StartsWith("HTTP/2 200"));
+  EXPECT_THAT(out, HasSubstr("primary GET /up/a HTTP/1.1"));
+  EXPECT_THAT(out, HasSubstr("server: envoy"));
+  EXPECT_EQ(courier_.stat("http.ingress.downstream_rq_2xx"), 1u);
+}
+
+TEST_F(Http2IntegrationTest, RequestBodyIsForwardedUpstream) {
+  start();
+  std::string out = run("curl -s --http2-prior-knowledge --data-binary 0123456789 " + url("/up/post"));
+  EXPECT_THAT(out, HasSubstr("primary POST /up/post HTTP/1.1 body=10"));
+}
+
+TEST_F(Http2IntegrationTest, AutoServesHttp2ByPrefaceAndHttp1Otherwise) {
+  start("AUTO");
+  EXPECT_THAT(run("curl -s -i --http2-prior-knowledge " + url("/direct")), StartsWith("HTTP/2 200"));
+  Raw h1(port_);
+  std::string r = h1.roundTrip(get("example.com", "/up/h1"));
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(r, HasSubstr("primary GET /up/h1"));
+}
+
+TEST_F(Http2IntegrationTest, FiftyConcurrentStreamsShareOneConnection) {
+  start();
+  // nghttp -m 50 sends the 50 requests at once on one connection.
+  std::string out = run("nghttp -n -s -m 50 " + url("/up/many") + " 2>&1");
+  size_t ok = 0;
+  for (size_t at = out.find(" 200 "); at != std::string::npos; at = out.find(" 200 ", at + 1)) ++ok;
+  EXPECT_EQ(ok, 50u) << out;
+  EXPECT_EQ(courier_.stat("http.ingress.downstream_cx_total"), 1u);
+  EXPECT_EQ(courier_.stat("http.ingress.downstream_rq_2xx"), 50u);
+}
+
+TEST_F(Http2IntegrationTest, ALocalReplyOnOneStreamLeavesItsSiblingsAlone) {
+  start();
+  H2Client c(port_);
+  auto& a = c.get("/up/one");
+  auto& missing = c.get("/nowhere");
+  auto& direct = c.get("/direct");
+  auto& b = c.get("/up/two");
+  ASSERT_TRUE(c.until([&] { return a.done && missing.done && direct.done && b.done; }));
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(direct.status, 200);
+  EXPECT_EQ(direct.body, "hello");
+  EXPECT_EQ(a.status, 200);
+  EXPECT_THAT(a.body, HasSubstr("primary GET /up/one"));
+  EXPECT_THAT(b.body, HasSubstr("primary GET /up/two"));
+  EXPECT_EQ(courier_.stat("http.ingress.downstream_rq_4xx"), 1u);
+}
+
+TEST_F(Http2IntegrationTest, AStreamResetByTheClientDoesNotDisturbItsSiblings) {
+  start();
+  H2Client c(port_);
+  auto& doomed = c.get("/slow/forever");
+  // The request reaches the upstream before the client gives up on it.
+  ASSERT_TRUE(courier_.waitForStat("cluster.slow.upstream_rq_total", 1));
+  doomed.encoder->getStream()->resetStream(http::StreamResetReason::LocalReset);
+  auto& sibling = c.get("/up/after");
+  ASSERT_TRUE(c.until([&] { return sibling.done; }));
+  EXPECT_EQ(sibling.status, 200);
+  EXPECT_THAT(sibling.body, HasSubstr("primary GET /up/after"));
+  EXPECT_FALSE(c.closed());
+  // The reset stream's upstream request is abandoned (its connection closed).
+  EXPECT_TRUE(courier_.waitForStat("http.ingress.downstream_rq_active", 0));
+  auto& again = c.get("/direct");
+  ASSERT_TRUE(c.until([&] { return again.done; }));
+  EXPECT_EQ(again.status, 200);
+}
+
+TEST_F(Http2IntegrationTest, AStreamTimeoutResetsOnlyThatStream) {
+  start("HTTP2", "          stream_idle_timeout: 0.3s\n");
+  H2Client c(port_);
+  auto& stuck = c.get("/slow/idle");
+  ASSERT_TRUE(c.until([&] { return stuck.done || stuck.reset; }));
+  // No response had started: the timeout is a local 408 on that stream.
+  EXPECT_EQ(stuck.status, 408);
+  auto& next = c.get("/up/next");
+  ASSERT_TRUE(c.until([&] { return next.done; }));
+  EXPECT_EQ(next.status, 200);
+}
+
+TEST_F(Http2IntegrationTest, DrainSendsGoAwayAndLetsTheStreamInFlightFinish) {
+  start();
+  H2Client c(port_);
+  auto& first = c.get("/up/first");
+  ASSERT_TRUE(c.until([&] { return first.done; }));
+  auto& upload = c.get("/up/late", /*end_stream=*/false, 3);
+  ASSERT_TRUE(courier_.waitForStat("http.ingress.downstream_rq_active", 1));
+  EXPECT_EQ(courier_.admin("/drain_listeners?graceful", "POST").status, 200);
+  ASSERT_TRUE(c.until([&] { return c.goAway(); }));
+  EXPECT_FALSE(upload.done);
+  buffer::Buffer body;
+  body.add("abc");
+  upload.encoder->encodeData(body, true);
+  ASSERT_TRUE(c.until([&] { return upload.done; }));
+  EXPECT_THAT(upload.body, HasSubstr("primary POST /up/late HTTP/1.1 body=3"));
+  // With its last stream done, the connection closes.
+  EXPECT_TRUE(c.until([&] { return c.closed(); }));
+}
+
+TEST_F(Http2IntegrationTest, MaxConcurrentStreamsIsAdvertised) {
+  start("HTTP2", "          http2_protocol_options: {max_concurrent_streams: 7, initial_stream_window_size: 70000}\n");
+  std::string out = run("nghttp -v -n " + url("/direct") + " 2>&1");
+  EXPECT_THAT(out, HasSubstr("SETTINGS_MAX_CONCURRENT_STREAMS(0x03):7"));
+  EXPECT_THAT(out, HasSubstr("SETTINGS_INITIAL_WINDOW_SIZE(0x04):70000"));
+}
+
+TEST(Http2ConfigTest, OutOfRangeWindowNamesTheField) {
+  CourierProcess courier;
+  EXPECT_FALSE(courier.start(config("HTTP2", 9, 9, "          http2_protocol_options: {initial_stream_window_size: 10}\n")));
+  EXPECT_THAT(courier.log(), HasSubstr("http2_protocol_options.initial_stream_window_size"));
+}
+
+TEST_F(Http2IntegrationTest, H2loadCompletesWithoutFailures) {
+  start();
+  std::string out = run("h2load -n 2000 -c 4 -m 10 " + url("/up/load") + " 2>&1");
+  EXPECT_THAT(out, HasSubstr("2000 succeeded, 0 failed, 0 errored"));
+  std::printf("%s\n", out.substr(out.find("finished in")).c_str());
+}
+
+}  // namespace
+}  // namespace courier::test
