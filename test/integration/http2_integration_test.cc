@@ -296,6 +296,50 @@ TEST_F(Http2IntegrationTest, MaxConcurrentStreamsIsAdvertised) {
   EXPECT_THAT(out, HasSubstr("SETTINGS_INITIAL_WINDOW_SIZE(0x04):70000"));
 }
 
+TEST(Http2TrailersTest, ChunkedUpstreamTrailersReachTheHttp2Client) {
+  TcpServer upstream([](int fd) {
+    std::string buffered, request;
+    while (readRequest(fd, buffered, request)) {
+      sendAll(fd, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: grpc-status\r\n\r\n"
+                  "5\r\nhello\r\n0\r\ngrpc-status: 0\r\nx-checksum: abc\r\n\r\n");
+    }
+  });
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config("HTTP2", upstream.port(), upstream.port()), {"--concurrency", "1"})) << courier.log();
+  H2Client c(courier.listenerPort("http"));
+  auto& r = c.get("/up/trailers");
+  ASSERT_TRUE(c.until([&] { return r.done; }));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "hello");
+  ASSERT_NE(r.trailers, nullptr);
+  EXPECT_EQ(r.trailers->getValue("grpc-status"), "0");
+  EXPECT_EQ(r.trailers->getValue("x-checksum"), "abc");
+  // curl asks for trailers with te: trailers and prints them after the body.
+  std::string out = run("curl -s -i --http2-prior-knowledge -H 'te: trailers' http://127.0.0.1:" +
+                        std::to_string(courier.listenerPort("http")) + "/up/curl");
+  EXPECT_THAT(out, HasSubstr("hello"));
+  EXPECT_THAT(out, HasSubstr("grpc-status: 0"));
+}
+
+TEST(Http2FlowControlTest, ALargeResponseCrossesASmallClientWindowWhole) {
+  // 8 MiB: well past the codec's per-stream buffer limit (1 MiB), so the
+  // stream's watermarks pause and resume the upstream read.
+  const size_t size = 8u << 20;
+  TcpServer upstream([size](int fd) {
+    std::string buffered, request;
+    while (readRequest(fd, buffered, request)) {
+      sendAll(fd, "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(size) + "\r\n\r\n");
+      sendAll(fd, std::string(size, 'x'));
+    }
+  });
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config("HTTP2", upstream.port(), upstream.port()), {"--concurrency", "1"})) << courier.log();
+  // nghttp -w/-W 16: 64 KiB stream and connection windows.
+  std::string out = run("nghttp -w 16 -W 16 http://127.0.0.1:" + std::to_string(courier.listenerPort("http")) +
+                        "/up/big | wc -c");
+  EXPECT_EQ(std::stoul(out), size);
+}
+
 TEST(Http2ConfigTest, OutOfRangeWindowNamesTheField) {
   CourierProcess courier;
   EXPECT_FALSE(courier.start(config("HTTP2", 9, 9, "          http2_protocol_options: {initial_stream_window_size: 10}\n")));
