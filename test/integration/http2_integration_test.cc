@@ -289,6 +289,36 @@ TEST_F(Http2IntegrationTest, DrainSendsGoAwayAndLetsTheStreamInFlightFinish) {
   EXPECT_TRUE(c.until([&] { return c.closed(); }));
 }
 
+TEST_F(Http2IntegrationTest, AReplyBeforeTheUploadEndsWaitsForTheRestOfTheRequest) {
+  start();
+  H2Client c(port_);
+  auto& upload = c.get("/direct", /*end_stream=*/false, 5);
+  ASSERT_TRUE(c.until([&] { return upload.done; }));
+  EXPECT_EQ(upload.body, "hello");
+  // The stream stays open for the client's remaining bytes, then goes.
+  EXPECT_EQ(courier_.stat("http.ingress.downstream_rq_active"), 1u);
+  buffer::Buffer rest;
+  rest.add("abcde");
+  upload.encoder->encodeData(rest, true);
+  c.flush();
+  EXPECT_TRUE(courier_.waitForStat("http.ingress.downstream_rq_active", 0));
+  auto& next = c.get("/up/next");
+  ASSERT_TRUE(c.until([&] { return next.done; }));
+  EXPECT_EQ(next.status, 200);
+  EXPECT_FALSE(upload.reset);
+}
+
+TEST_F(Http2IntegrationTest, GarbageAfterThePrefaceIsAConnectionError) {
+  start("AUTO");
+  TcpClient raw(port_);
+  // The preface, then a frame header claiming an absurd length.
+  std::string bytes("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+  bytes += std::string("\xff\xff\xff\x04\x00\x00\x00\x00\x00", 9) + std::string(64, 'z');
+  ASSERT_TRUE(raw.write(bytes));
+  EXPECT_TRUE(raw.waitForClose());
+  EXPECT_TRUE(courier_.waitForStat("http.ingress.downstream_cx_protocol_error", 1));
+}
+
 TEST_F(Http2IntegrationTest, MaxConcurrentStreamsIsAdvertised) {
   start("HTTP2", "          http2_protocol_options: {max_concurrent_streams: 7, initial_stream_window_size: 70000}\n");
   std::string out = run("nghttp -v -n " + url("/direct") + " 2>&1");
