@@ -16,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "source/common/http/http2/client_codec.h"
+#include "source/common/http/http2/codec.h"
 #include "test/integration/http_test_util.h"
 #include "test/test_common/courier_process.h"
 #include "test/test_common/net.h"
@@ -167,6 +168,86 @@ class H2Client : public http::http2::ClientConnectionCallbacks {
   bool goaway_ = false;
   bool closed_ = false;
 };
+
+// An HTTP/2 upstream on our own server codec: each request is answered with
+// "<name> <method> <path> body=<n>" (and "trailers" if the request had
+// some); with_trailers adds grpc-status trailers to the response. After
+// goaway_after responses on a connection it sends GOAWAY and closes once the
+// streams are done.
+TcpServer::Handler http2Upstream(std::string name, bool with_trailers = false, uint32_t goaway_after = 0) {
+  return [=](int fd) {
+    struct Conn : http::ServerConnectionCallbacks {
+      struct Request : http::RequestDecoder {
+        Request(Conn& c, http::ResponseEncoder& e) : conn(c), encoder(e) {}
+        void decodeHeaders(http::HeaderMapPtr h, bool end) override {
+          line = std::string(h->method()) + " " + std::string(h->path());
+          if (end) respond();
+        }
+        void decodeData(buffer::Buffer& d, bool end) override {
+          body += d.length();
+          d.drain(d.length());
+          if (end) respond();
+        }
+        void decodeTrailers(http::HeaderMapPtr) override {
+          had_trailers = true;
+          respond();
+        }
+        void respond() {
+          std::string text = conn.name + " " + line + " body=" + std::to_string(body) + (had_trailers ? " trailers" : "");
+          http::HeaderMap h;
+          h.setStatus(200);
+          if (!conn.with_trailers) h.set("content-length", std::to_string(text.size()));
+          encoder.encodeHeaders(h, false);
+          buffer::Buffer b;
+          b.add(text);
+          encoder.encodeData(b, !conn.with_trailers);
+          if (conn.with_trailers) {
+            http::HeaderMap t;
+            t.set("grpc-status", "0");
+            encoder.encodeTrailers(t);
+          }
+          if (conn.goaway_after != 0 && ++conn.answered == conn.goaway_after) conn.codec->goAway();
+        }
+        Conn& conn;
+        http::ResponseEncoder& encoder;
+        std::string line;
+        size_t body = 0;
+        bool had_trailers = false;
+      };
+      http::RequestDecoder& newStream(http::ResponseEncoder& e) override {
+        requests.push_back(std::make_unique<Request>(*this, e));
+        return *requests.back();
+      }
+      std::string name;
+      bool with_trailers;
+      uint32_t goaway_after;
+      uint32_t answered = 0;
+      buffer::Buffer out;
+      std::unique_ptr<http::http2::ServerConnection> codec;
+      std::vector<std::unique_ptr<Request>> requests;
+    } conn;
+    conn.name = name;
+    conn.with_trailers = with_trailers;
+    conn.goaway_after = goaway_after;
+    conn.codec = std::make_unique<http::http2::ServerConnection>(conn, conn.out);
+    while (true) {
+      while (!conn.out.empty()) {
+        if (conn.out.writeToFd(fd).bytes <= 0) break;
+      }
+      if (conn.codec->wantsToClose()) break;
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 10000) <= 0) break;
+      buffer::Buffer in;
+      if (in.readFromFd(fd, 65536).bytes <= 0) break;
+      if (conn.codec->dispatch(in)) {
+        while (!conn.out.empty() && conn.out.writeToFd(fd).bytes > 0) {
+        }
+        break;
+      }
+    }
+    conn.codec->onConnectionClosed();
+  };
+}
 
 class Http2IntegrationTest : public ::testing::Test {
  protected:
@@ -381,6 +462,86 @@ TEST_F(Http2IntegrationTest, H2loadCompletesWithoutFailures) {
   std::string out = run("h2load -n 2000 -c 4 -m 10 " + url("/up/load") + " 2>&1");
   EXPECT_THAT(out, HasSubstr("2000 succeeded, 0 failed, 0 errored"));
   std::printf("%s\n", out.substr(out.find("finished in")).c_str());
+}
+
+}  // namespace
+}  // namespace courier::test
+
+namespace courier::test {
+namespace {
+
+// The primary cluster speaks HTTP/2 upstream, by the HttpProtocolOptions
+// extension (Istio's way) or by the deprecated cluster field.
+std::string h2UpstreamConfig(const std::string& codec_type, uint16_t port, bool deprecated_field = false) {
+  std::string cfg = config(codec_type, port, port);
+  const std::string anchor = "  - name: primary\n    connect_timeout: 1s\n";
+  cfg.replace(cfg.find(anchor) + anchor.size(), 0,
+              deprecated_field ? "    http2_protocol_options: {}\n" : R"(    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+)");
+  return cfg;
+}
+
+TEST(Http2UpstreamTest, AnHttp1ClientReachesAnHttp2UpstreamOnOneConnection) {
+  for (bool deprecated : {false, true}) {
+    TcpServer upstream(http2Upstream("h2up"));
+    CourierProcess courier;
+    ASSERT_TRUE(courier.start(h2UpstreamConfig("HTTP1", upstream.port(), deprecated), {"--concurrency", "1"}))
+        << courier.log();
+    Raw c(courier.listenerPort("http"));
+    for (int i = 0; i < 3; ++i) {
+      std::string r = c.roundTrip(get("example.com", "/up/" + std::to_string(i)));
+      EXPECT_THAT(r, StartsWith("HTTP/1.1 200"));
+      EXPECT_THAT(r, HasSubstr("h2up GET /up/" + std::to_string(i) + " body=0"));
+    }
+    std::string post = c.roundTrip("POST /up/p HTTP/1.1\r\nhost: example.com\r\ncontent-length: 4\r\n\r\nabcd");
+    EXPECT_THAT(post, HasSubstr("h2up POST /up/p body=4"));
+    EXPECT_EQ(courier.stat("cluster.primary.upstream_cx_total"), 1u);
+  }
+}
+
+TEST(Http2UpstreamTest, FiftyConcurrentHttp2StreamsGoUpstreamMultiplexed) {
+  TcpServer upstream(http2Upstream("h2up"));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(h2UpstreamConfig("HTTP2", upstream.port()), {"--concurrency", "1"})) << courier.log();
+  std::string out =
+      run("nghttp -n -s -m 50 http://127.0.0.1:" + std::to_string(courier.listenerPort("http")) + "/up/m 2>&1");
+  size_t ok = 0;
+  for (size_t at = out.find(" 200 "); at != std::string::npos; at = out.find(" 200 ", at + 1)) ++ok;
+  EXPECT_EQ(ok, 50u) << out;
+  EXPECT_EQ(courier.stat("cluster.primary.upstream_cx_total"), 1u);
+  EXPECT_EQ(courier.stat("cluster.primary.upstream_rq_total"), 50u);
+}
+
+TEST(Http2UpstreamTest, AfterAnUpstreamGoAwayRequestsMoveToANewConnection) {
+  TcpServer upstream(http2Upstream("h2up", false, /*goaway_after=*/2));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(h2UpstreamConfig("HTTP1", upstream.port()), {"--concurrency", "1"})) << courier.log();
+  Raw c(courier.listenerPort("http"));
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_THAT(c.roundTrip(get("example.com", "/up/g")), HasSubstr("h2up GET /up/g")) << i;
+  }
+  EXPECT_EQ(courier.stat("cluster.primary.upstream_cx_total"), 3u);
+}
+
+TEST(Http2UpstreamTest, TrailersFromAnHttp2UpstreamReachAnHttp1Client) {
+  TcpServer upstream(http2Upstream("h2up", /*with_trailers=*/true));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(h2UpstreamConfig("AUTO", upstream.port()), {"--concurrency", "1"})) << courier.log();
+  const std::string base = "http://127.0.0.1:" + std::to_string(courier.listenerPort("http"));
+  // HTTP/1: chunked, with the trailers after the last chunk.
+  std::string h1 = run("curl -s --raw -i -H 'te: trailers' " + base + "/up/t1");
+  EXPECT_THAT(h1, HasSubstr("transfer-encoding: chunked"));
+  EXPECT_THAT(h1, HasSubstr("h2up GET /up/t1"));
+  EXPECT_THAT(h1, HasSubstr("grpc-status: 0"));
+  // HTTP/2 end to end.
+  H2Client c(courier.listenerPort("http"));
+  auto& r = c.get("/up/t2");
+  ASSERT_TRUE(c.until([&] { return r.done; }));
+  ASSERT_NE(r.trailers, nullptr);
+  EXPECT_EQ(r.trailers->getValue("grpc-status"), "0");
 }
 
 }  // namespace

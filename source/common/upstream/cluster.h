@@ -10,7 +10,10 @@
 #include <string>
 #include <vector>
 
+#include <optional>
+
 #include "absl/container/flat_hash_map.h"
+#include "source/common/http/http2/settings.h"
 #include "source/common/network/address.h"
 #include "source/common/stats/store.h"
 #include "source/common/upstream/resource_manager.h"
@@ -80,6 +83,12 @@ class Cluster {
   uint32_t per_connection_buffer_limit_bytes = 1024 * 1024;
   // Upstream HTTP connections are retired after this many requests; 0: no limit.
   uint32_t max_requests_per_connection = 0;
+  // Set: upstream requests go over HTTP/2 with these settings (cluster
+  // http2_protocol_options, or HttpProtocolOptions explicit_http_config /
+  // use_downstream_protocol_config). With use_downstream_protocol only
+  // requests that arrived over HTTP/2 do.
+  std::optional<http::http2::Http2Settings> http2_settings;
+  bool use_downstream_protocol = false;
   std::vector<HostConstSharedPtr> hosts;
   // Built on the main thread from `hosts`; nullptr means round robin. Code
   // that replaces `hosts` must replace this with lb_factory->forHosts(*this).

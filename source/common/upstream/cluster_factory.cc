@@ -1,6 +1,7 @@
 #include "source/common/upstream/cluster_factory.h"
 
 #include "absl/strings/str_cat.h"
+#include "source/common/http/http2/protocol_options.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "google/protobuf/util/time_util.h"
 #include "source/common/upstream/load_balancer_factory.h"
@@ -67,6 +68,11 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
   if (config.has_max_requests_per_connection()) {
     cluster->max_requests_per_connection = config.max_requests_per_connection().value();
   }
+  if (config.has_http2_protocol_options()) {
+    auto settings = http::http2::settingsFromProto(config.http2_protocol_options(), path + ".http2_protocol_options");
+    if (!settings.ok()) return settings.status();
+    cluster->http2_settings = *settings;
+  }
   for (const auto& [name, any] : config.typed_extension_protocol_options()) {
     const std::string opath = absl::StrCat(path, ".typed_extension_protocol_options[\"", name, "\"]");
     if (name != "envoy.extensions.upstreams.http.v3.HttpProtocolOptions") {
@@ -75,6 +81,18 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
     envoy::extensions::upstreams::http::v3::HttpProtocolOptions options;
     if (!any.UnpackTo(&options)) {
       return fieldError(opath, absl::StrCat("expected ", options.GetDescriptor()->full_name(), ", got ", any.type_url()));
+    }
+    if (options.has_explicit_http_config() && options.explicit_http_config().has_http2_protocol_options()) {
+      auto settings = http::http2::settingsFromProto(options.explicit_http_config().http2_protocol_options(),
+                                    opath + ".explicit_http_config.http2_protocol_options");
+      if (!settings.ok()) return settings.status();
+      cluster->http2_settings = *settings;
+    } else if (options.has_use_downstream_protocol_config()) {
+      auto settings = http::http2::settingsFromProto(options.use_downstream_protocol_config().http2_protocol_options(),
+                                    opath + ".use_downstream_protocol_config.http2_protocol_options");
+      if (!settings.ok()) return settings.status();
+      cluster->http2_settings = *settings;
+      cluster->use_downstream_protocol = true;
     }
     if (options.common_http_protocol_options().has_max_requests_per_connection()) {
       cluster->max_requests_per_connection =

@@ -1,6 +1,7 @@
 #include "source/common/http/pool/conn_pool.h"
 
 #include "absl/strings/str_cat.h"
+#include "source/common/http/pool/http2_pool.h"
 
 namespace courier::http::pool {
 
@@ -110,7 +111,9 @@ void ConnPool::cancel(PoolCallbacks& callbacks) {
   checkDrained();
 }
 
-void ConnPool::release(PooledConnection& c, bool reusable) {
+void ConnPool::release(UpstreamStream& stream, bool reusable) {
+  // This pool hands out only its own connections.
+  auto& c = static_cast<PooledConnection&>(stream);
   owners_.erase(&c);
   c.busy_ = false;
   if (draining_) reusable = false;
@@ -237,12 +240,23 @@ void ConnPool::erase(PooledConnection& c) {
   checkDrained();
 }
 
-ConnPool& ConnPoolManager::pool(const upstream::ClusterConstSharedPtr& cluster, const upstream::Host& host) {
+Pool& ConnPoolManager::pool(const upstream::ClusterConstSharedPtr& cluster, const upstream::Host& host,
+                            bool downstream_http2) {
+  const bool http2 =
+      cluster->http2_settings.has_value() && (!cluster->use_downstream_protocol || downstream_http2);
   // The pool holds the cluster (and so its hosts): neither address can be
-  // reused while the key lives.
-  const auto key = std::make_pair(cluster.get(), &host);
+  // reused while the key lives. No address formatting per request.
+  const PoolKey key{cluster.get(), &host, http2};
   auto it = pools_.find(key);
-  if (it == pools_.end()) it = pools_.emplace(key, std::make_unique<ConnPool>(dispatcher_, cluster, host)).first;
+  if (it == pools_.end()) {
+    std::unique_ptr<Pool> pool;
+    if (http2) {
+      pool = std::make_unique<Http2Pool>(dispatcher_, cluster, host);
+    } else {
+      pool = std::make_unique<ConnPool>(dispatcher_, cluster, host);
+    }
+    it = pools_.emplace(key, std::move(pool)).first;
+  }
   return *it->second;
 }
 
@@ -276,7 +290,7 @@ void ConnPoolManager::drainStale(const upstream::ClusterSet& current) {
       ++it;
       continue;
     }
-    ConnPool* raw = it->second.get();
+    Pool* raw = it->second.get();
     draining_.emplace(raw, std::move(it->second));
     pools_.erase(it++);
     raw->drain([this, raw] { draining_.erase(raw); });

@@ -1,10 +1,12 @@
-// Per-worker HTTP/1.1 connection pools to upstream hosts: keep-alive reuse of
+// Per-worker HTTP/1.1 connection pools to upstream hosts (and the manager
+// that picks the HTTP/1.1 or HTTP/2 pool for a cluster and host): keep-alive reuse of
 // idle connections, a new connection when none is idle, and connect
 // timeouts. One request at a time per connection (no upstream pipelining).
 #pragma once
 
 #include <chrono>
 #include <functional>
+#include <tuple>
 #include <list>
 #include <memory>
 #include <string>
@@ -14,6 +16,8 @@
 #include "source/common/event/dispatcher.h"
 #include "source/common/http/codec.h"
 #include "source/common/http/http1/client_codec.h"
+#include "source/common/http/http2/settings.h"
+#include "source/common/http/pool/pool.h"
 #include "source/common/network/connection.h"
 #include "source/common/upstream/cluster.h"
 
@@ -22,17 +26,25 @@ namespace courier::http::pool {
 class ConnPool;
 
 // An upstream connection with its codec; handed to one request at a time.
-class PooledConnection : public network::ConnectionCallbacks {
+class PooledConnection : public network::ConnectionCallbacks, public UpstreamStream {
  public:
   PooledConnection(ConnPool& pool, std::unique_ptr<network::Connection> connection);
   ~PooledConnection() override;
 
   http1::ClientConnection& codec() { return *codec_; }
-  // Writes what the codec encoded so far.
-  void flush();
   network::Connection& connection() { return *connection_; }
   // How many requests this connection has been handed (1 for a fresh one).
-  uint32_t requestCount() const { return requests_; }
+  uint32_t requestCount() const override { return requests_; }
+
+  // UpstreamStream
+  RequestEncoder& newStream(ResponseDecoder& decoder) override { return codec_->newStream(decoder); }
+  void flush() override;
+  DispatchResult dispatch(buffer::Buffer& data) override { return codec_->dispatch(data); }
+  DispatchResult onConnectionClosed() override { return codec_->onConnectionClosed(); }
+  bool shouldClose() const override { return codec_->shouldClose(); }
+  bool tunneling() const override { return codec_->tunneling(); }
+  void closeUpstream() override { connection_->close(network::CloseType::FlushWrite); }
+  void readDisable(bool disable) override { connection_->readDisable(disable); }
 
   // ConnectionCallbacks
   void onEvent(network::ConnectionEvent event) override;
@@ -54,41 +66,24 @@ class PooledConnection : public network::ConnectionCallbacks {
   std::list<std::unique_ptr<PooledConnection>>::iterator self_;
 };
 
-// What a request waiting for a connection is told.
-class PoolCallbacks {
- public:
-  virtual ~PoolCallbacks() = default;
-  virtual void onPoolReady(PooledConnection& connection) = 0;
-  // Overflow: the cluster's max_pending_requests circuit breaker is open.
-  enum class Failure { ConnectFailure, Timeout, Overflow };
-  virtual void onPoolFailure(Failure reason) = 0;
-  // The connection handed out was closed by the peer or failed while in use.
-  virtual void onUpstreamClosed() = 0;
-  // Bytes arrived for the request (the codec is fed; decoders are called).
-  virtual void onUpstreamData(buffer::Buffer& data) = 0;
-  // The upstream connection's write buffer crossed its high (true) or low
-  // (false) watermark: pause or resume whatever feeds it.
-  virtual void onUpstreamWatermark(bool above) { (void)above; }
-};
-
-class ConnPool {
+class ConnPool : public Pool {
  public:
   ConnPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster, const upstream::Host& host);
   ~ConnPool();
 
   // Ready now (an idle connection) or later (a new one connecting). Returns a
   // handle to cancel while waiting; null if ready already called back.
-  void newStream(PoolCallbacks& callbacks);
+  void newStream(PoolCallbacks& callbacks) override;
   // The caller no longer waits (downstream gone).
-  void cancel(PoolCallbacks& callbacks);
+  void cancel(PoolCallbacks& callbacks) override;
   // The request on this connection finished: keep it for reuse or close it.
-  void release(PooledConnection& connection, bool reusable);
+  void release(UpstreamStream& stream, bool reusable) override;
 
   // The cluster was removed or replaced: idle connections close now, busy
   // ones when their request ends; on_drained runs (posted) once nothing is
   // left. Waiting requests are still served.
-  void drain(std::function<void()> on_drained);
-  const upstream::ClusterConstSharedPtr& cluster() const { return cluster_; }
+  void drain(std::function<void()> on_drained) override;
+  const upstream::ClusterConstSharedPtr& cluster() const override { return cluster_; }
 
  private:
   friend class PooledConnection;
@@ -123,7 +118,9 @@ class ConnPoolManager {
   explicit ConnPoolManager(event::Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
   // Pools belong to one version of a cluster: a changed cluster gets new
   // pools with its new settings.
-  ConnPool& pool(const upstream::ClusterConstSharedPtr& cluster, const upstream::Host& host);
+  // downstream_http2: the request came over HTTP/2 (for clusters with
+  // use_downstream_protocol_config).
+  Pool& pool(const upstream::ClusterConstSharedPtr& cluster, const upstream::Host& host, bool downstream_http2 = false);
   // After a cluster-set swap: pools whose cluster is no longer in the set
   // (removed, or replaced by a new version) drain and are dropped when empty.
   void drainStale(const upstream::ClusterSet& current);
@@ -131,9 +128,10 @@ class ConnPoolManager {
 
  private:
   event::Dispatcher& dispatcher_;
-  // By cluster version and host (a host lives as long as its cluster).
-  absl::flat_hash_map<std::pair<const upstream::Cluster*, const upstream::Host*>, std::unique_ptr<ConnPool>> pools_;
-  absl::flat_hash_map<ConnPool*, std::unique_ptr<ConnPool>> draining_;
+  // By cluster version, host (a host lives as long as its cluster) and protocol.
+  using PoolKey = std::tuple<const upstream::Cluster*, const upstream::Host*, bool>;
+  absl::flat_hash_map<PoolKey, std::unique_ptr<Pool>> pools_;
+  absl::flat_hash_map<Pool*, std::unique_ptr<Pool>> draining_;
 };
 
 }  // namespace courier::http::pool

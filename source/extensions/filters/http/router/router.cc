@@ -204,7 +204,7 @@ void RouterFilter::startUpstreamAttempt() {
   attempt_active_ = true;
   upstream_start_ = std::chrono::steady_clock::now();
   upstream_request_complete_ = false;
-  pool_ = &callbacks_->worker().http_pools.pool(cluster_, *host);
+  pool_ = &callbacks_->worker().http_pools.pool(cluster_, *host, callbacks_->streamInfo().protocol == "HTTP/2");
   if (route_->retry_policy.has_value() && route_->retry_policy->per_try_timeout.has_value()) {
     per_try_timer_ = callbacks_->dispatcher().createTimer([this] { onPerTryTimeout(); });
     per_try_timer_->enable(*route_->retry_policy->per_try_timeout);
@@ -264,10 +264,10 @@ void RouterFilter::endUpstreamAttempt() {
   cluster_->resources->requests.dec();
 }
 
-void RouterFilter::onPoolReady(http::pool::PooledConnection& connection) {
+void RouterFilter::onPoolReady(http::pool::UpstreamStream& connection) {
   upstream_ = &connection;
   on_reused_connection_ = connection.requestCount() > 1;
-  upstream_encoder_ = &connection.codec().newStream(upstream_decoder_);
+  upstream_encoder_ = &connection.newStream(upstream_decoder_);
   if (retries_done_ > 0) {
     // A retry replays the whole request, which is complete by now.
     buffer::Buffer body;
@@ -304,7 +304,7 @@ http::FilterDataStatus RouterFilter::decodeData(buffer::Buffer& data, bool end_s
     upstream_->flush();
     // A tunnel has no end-of-request marker: the client is done, so the
     // upstream connection goes once what we wrote is out.
-    if (end_stream && upstream_->codec().tunneling()) upstream_->connection().close(network::CloseType::FlushWrite);
+    if (end_stream && upstream_->tunneling()) upstream_->closeUpstream();
   } else {
     request_body_.move(data);
   }
@@ -391,8 +391,8 @@ void RouterFilter::onUpstreamData(buffer::Buffer& data) {
   if (!info.first_upstream_rx_byte_received.has_value() && data.length() > 0) {
     info.first_upstream_rx_byte_received = sinceStart();
   }
-  http::pool::PooledConnection* conn = upstream_;
-  auto err = conn->codec().dispatch(data);
+  http::pool::UpstreamStream* conn = upstream_;
+  auto err = conn->dispatch(data);
   if (err.has_value() && !response_complete_ && upstream_ == conn && !destroyed_) {
     releaseUpstream(false);
     endUpstreamAttempt();
@@ -408,14 +408,14 @@ void RouterFilter::onUpstreamData(buffer::Buffer& data) {
 
 void RouterFilter::onUpstreamClosed() {
   // The pool has dropped the connection; a close-delimited body ends here.
-  http::pool::PooledConnection* conn = upstream_;
+  http::pool::UpstreamStream* conn = upstream_;
   upstream_ = nullptr;
   upstream_encoder_ = nullptr;
   pool_ = nullptr;
   if (response_complete_ || destroyed_) return;
   if (conn != nullptr && response_started_) {
     upstream_ = conn;  // let the decoder callbacks through for the final bytes
-    auto err = conn->codec().onConnectionClosed();
+    auto err = conn->onConnectionClosed();
     upstream_ = nullptr;
     if (!err.has_value() && response_complete_) return;
   }
@@ -512,14 +512,14 @@ void RouterFilter::onUpstreamComplete() {
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - upstream_start_)
           .count()));
   // Reusable only if the whole request went out and the upstream keeps it open.
-  const bool reusable = upstream_request_complete_ && upstream_ != nullptr && !upstream_->codec().shouldClose();
+  const bool reusable = upstream_request_complete_ && upstream_ != nullptr && !upstream_->shouldClose();
   releaseUpstream(reusable);
   endUpstreamAttempt();
 }
 
 void RouterFilter::releaseUpstream(bool reusable) {
   pauseDownstream(false);
-  if (upstream_paused_ && upstream_ != nullptr) upstream_->connection().readDisable(false);
+  if (upstream_paused_ && upstream_ != nullptr) upstream_->readDisable(false);
   upstream_paused_ = false;
   if (pool_ != nullptr && upstream_ != nullptr) pool_->release(*upstream_, reusable);
   upstream_ = nullptr;
@@ -542,7 +542,7 @@ void RouterFilter::onUpstreamWatermark(bool above) { pauseDownstream(above); }
 void RouterFilter::pauseUpstream(bool pause) {
   if (upstream_ == nullptr || pause == upstream_paused_) return;
   upstream_paused_ = pause;
-  upstream_->connection().readDisable(pause);
+  upstream_->readDisable(pause);
 }
 
 void RouterFilter::onResponseTimeout() {

@@ -52,7 +52,7 @@ class RouterFilter : public http::StreamDecoderFilter,
   void onDestroy() override;
 
   // PoolCallbacks
-  void onPoolReady(http::pool::PooledConnection& connection) override;
+  void onPoolReady(http::pool::UpstreamStream& connection) override;
   void onPoolFailure(Failure reason) override;
   void onUpstreamClosed() override;
   void onUpstreamData(buffer::Buffer& data) override;
@@ -128,8 +128,8 @@ class RouterFilter : public http::StreamDecoderFilter,
   upstream::FixedLoadBalancerContext lb_context_;
   // The host of the active attempt, whose active_requests it holds up.
   const upstream::Host* attempt_host_ = nullptr;
-  http::pool::ConnPool* pool_ = nullptr;
-  http::pool::PooledConnection* upstream_ = nullptr;
+  http::pool::Pool* pool_ = nullptr;
+  http::pool::UpstreamStream* upstream_ = nullptr;
   http::RequestEncoder* upstream_encoder_ = nullptr;
   UpstreamDecoder upstream_decoder_{*this};
   std::unique_ptr<event::Timer> response_timer_;

@@ -40,9 +40,9 @@ ShadowRequest::ShadowRequest(server::WorkerContext& worker, upstream::ClusterCon
   cluster_->resources->requests.inc();
 }
 
-void ShadowRequest::onPoolReady(http::pool::PooledConnection& connection) {
+void ShadowRequest::onPoolReady(http::pool::UpstreamStream& connection) {
   upstream_ = &connection;
-  http::RequestEncoder& encoder = connection.codec().newStream(*this);
+  http::RequestEncoder& encoder = connection.newStream(*this);
   const bool has_body = !body_.empty();
   encoder.encodeHeaders(*headers_, !has_body && trailers_ == nullptr);
   if (has_body) {
@@ -71,7 +71,7 @@ void ShadowRequest::onUpstreamData(buffer::Buffer& data) {
     data.drain(data.length());
     return;
   }
-  if (upstream_->codec().dispatch(data).has_value()) finish(false);
+  if (upstream_->dispatch(data).has_value()) finish(false);
 }
 
 void ShadowRequest::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
@@ -82,16 +82,16 @@ void ShadowRequest::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
     case 4: cluster_->stats->upstream_rq_4xx.inc(); break;
     default: cluster_->stats->upstream_rq_5xx.inc(); break;
   }
-  if (end_stream) finish(upstream_ != nullptr && !upstream_->codec().shouldClose());
+  if (end_stream) finish(upstream_ != nullptr && !upstream_->shouldClose());
 }
 
 void ShadowRequest::decodeData(buffer::Buffer& data, bool end_stream) {
   data.drain(data.length());
-  if (end_stream) finish(upstream_ != nullptr && !upstream_->codec().shouldClose());
+  if (end_stream) finish(upstream_ != nullptr && !upstream_->shouldClose());
 }
 
 void ShadowRequest::decodeTrailers(http::HeaderMapPtr) {
-  finish(upstream_ != nullptr && !upstream_->codec().shouldClose());
+  finish(upstream_ != nullptr && !upstream_->shouldClose());
 }
 
 void ShadowRequest::finish(bool reusable) {

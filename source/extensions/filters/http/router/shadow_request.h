@@ -23,7 +23,7 @@ class ShadowRequest : public http::pool::PoolCallbacks, public http::ResponseDec
                    std::string body, http::HeaderMapPtr trailers, std::chrono::milliseconds timeout);
 
   // PoolCallbacks
-  void onPoolReady(http::pool::PooledConnection& connection) override;
+  void onPoolReady(http::pool::UpstreamStream& connection) override;
   void onPoolFailure(Failure reason) override;
   void onUpstreamClosed() override;
   void onUpstreamData(buffer::Buffer& data) override;
@@ -48,8 +48,8 @@ class ShadowRequest : public http::pool::PoolCallbacks, public http::ResponseDec
   http::HeaderMapPtr headers_;
   std::string body_;
   http::HeaderMapPtr trailers_;
-  http::pool::ConnPool* pool_ = nullptr;
-  http::pool::PooledConnection* upstream_ = nullptr;
+  http::pool::Pool* pool_ = nullptr;
+  http::pool::UpstreamStream* upstream_ = nullptr;
   std::unique_ptr<event::Timer> timeout_timer_;
   bool done_ = false;
 };

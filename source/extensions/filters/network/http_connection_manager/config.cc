@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
 #include "google/protobuf/util/time_util.h"
+#include "source/common/http/http2/protocol_options.h"
 #include "source/extensions/filters/network/http_connection_manager/connection_manager.h"
 #include "spdlog/spdlog.h"
 
@@ -19,47 +20,6 @@ absl::Status fieldError(const std::string& path, const std::string& what) {
 
 std::chrono::milliseconds ms(const google::protobuf::Duration& d) {
   return std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(d));
-}
-
-// http2_protocol_options onto the codec's settings, with Envoy's bounds.
-absl::Status http2Settings(const ProtoHcm& proto, const std::string& path, http::http2::Http2Settings& out) {
-  const auto& o = proto.http2_protocol_options();
-  auto bounded = [&](const google::protobuf::UInt32Value& v, bool has, const char* field, uint32_t lo, uint32_t hi,
-                     uint32_t& dst) -> absl::Status {
-    if (!has) return absl::OkStatus();
-    if (v.value() < lo || v.value() > hi) {
-      return fieldError(absl::StrCat(path, ".", field), absl::StrCat("must be in [", lo, ", ", hi, "]"));
-    }
-    dst = v.value();
-    return absl::OkStatus();
-  };
-  constexpr uint32_t kMax31 = 2147483647;
-  absl::Status s;
-  if (!(s = bounded(o.hpack_table_size(), o.has_hpack_table_size(), "hpack_table_size", 0, UINT32_MAX,
-                    out.hpack_table_size)).ok()) return s;
-  if (!(s = bounded(o.max_concurrent_streams(), o.has_max_concurrent_streams(), "max_concurrent_streams", 1, kMax31,
-                    out.max_concurrent_streams)).ok()) return s;
-  if (!(s = bounded(o.initial_stream_window_size(), o.has_initial_stream_window_size(), "initial_stream_window_size",
-                    65535, kMax31, out.initial_stream_window_size)).ok()) return s;
-  if (!(s = bounded(o.initial_connection_window_size(), o.has_initial_connection_window_size(),
-                    "initial_connection_window_size", 65535, kMax31, out.initial_connection_window_size)).ok()) return s;
-  if (!(s = bounded(o.max_outbound_frames(), o.has_max_outbound_frames(), "max_outbound_frames", 1, UINT32_MAX,
-                    out.max_outbound_frames)).ok()) return s;
-  if (!(s = bounded(o.max_outbound_control_frames(), o.has_max_outbound_control_frames(),
-                    "max_outbound_control_frames", 1, UINT32_MAX, out.max_outbound_control_frames)).ok()) return s;
-  if (!(s = bounded(o.max_consecutive_inbound_frames_with_empty_payload(),
-                    o.has_max_consecutive_inbound_frames_with_empty_payload(),
-                    "max_consecutive_inbound_frames_with_empty_payload", 0, UINT32_MAX,
-                    out.max_consecutive_inbound_frames_with_empty_payload)).ok()) return s;
-  if (!(s = bounded(o.max_inbound_priority_frames_per_stream(), o.has_max_inbound_priority_frames_per_stream(),
-                    "max_inbound_priority_frames_per_stream", 0, UINT32_MAX,
-                    out.max_inbound_priority_frames_per_stream)).ok()) return s;
-  if (!(s = bounded(o.max_inbound_window_update_frames_per_data_frame_sent(),
-                    o.has_max_inbound_window_update_frames_per_data_frame_sent(),
-                    "max_inbound_window_update_frames_per_data_frame_sent", 1, UINT32_MAX,
-                    out.max_inbound_window_update_frames_per_data_frame_sent)).ok()) return s;
-  out.allow_connect = o.allow_connect();
-  return absl::OkStatus();
 }
 
 class HttpConnectionManagerConfigFactory : public server::NetworkFilterConfigFactory {
@@ -92,9 +52,9 @@ class HttpConnectionManagerConfigFactory : public server::NetworkFilterConfigFac
                           absl::StrCat("codec type ", ProtoHcm::CodecType_Name(proto.codec_type()),
                                        " is not supported yet (AUTO, HTTP1 and HTTP2 are)"));
     }
-    if (auto status = http2Settings(proto, path + ".http2_protocol_options", config->http2); !status.ok()) {
-      return status;
-    }
+    auto h2 = http::http2::settingsFromProto(proto.http2_protocol_options(), path + ".http2_protocol_options");
+    if (!h2.ok()) return h2.status();
+    config->http2 = *h2;
     if (proto.route_specifier_case() != ProtoHcm::kRouteConfig) {
       return fieldError(path, "only an inline route_config is supported yet (rds and scoped_routes are not)");
     }

@@ -1,0 +1,357 @@
+#include "source/common/http/pool/http2_pool.h"
+
+#include <vector>
+
+namespace courier::http::pool {
+namespace {
+
+// Streams a connection still connecting is counted on for (nghttp2's
+// assumption until the server's SETTINGS arrive).
+constexpr uint32_t kAssumedConcurrency = 100;
+
+template <class T>
+void deferDelete(event::Dispatcher& dispatcher, std::unique_ptr<T> doomed) {
+  struct Holder : event::DeferredDeletable {
+    std::unique_ptr<T> p;
+  };
+  auto holder = std::make_unique<Holder>();
+  holder->p = std::move(doomed);
+  dispatcher.deferredDelete(std::move(holder));
+}
+
+}  // namespace
+
+Http2PoolConnection::Http2PoolConnection(Http2Pool& pool, std::unique_ptr<network::Connection> connection)
+    : pool_(pool),
+      connection_(std::move(connection)),
+      codec_(std::make_unique<http2::ClientConnection>(output_, *pool.cluster_->http2_settings, this)) {
+  connection_->addConnectionCallbacks(*this);
+}
+
+Http2PoolConnection::~Http2PoolConnection() {
+  if (connection_ != nullptr) {
+    connection_->removeConnectionCallbacks(*this);
+    connection_->close(network::CloseType::NoFlush);
+  }
+}
+
+void Http2PoolConnection::flush() {
+  if (!erased_ && connected_ && !output_.empty()) connection_->write(output_, false);
+}
+
+bool Http2PoolConnection::hasCapacity() const {
+  const uint32_t max_requests = pool_.cluster_->max_requests_per_connection;
+  return connected_ && !erased_ && !goaway_ && !codec_->goAwayReceived() &&
+         active_ < codec_->maxConcurrentStreams() && (max_requests == 0 || requests_ < max_requests);
+}
+
+void Http2PoolConnection::onEvent(network::ConnectionEvent event) {
+  if (event == network::ConnectionEvent::Connected) {
+    pool_.onConnected(*this);
+    return;
+  }
+  pool_.onClosed(*this);
+}
+
+void Http2PoolConnection::onAboveWriteBufferHighWatermark() { pool_.onWatermark(*this, true); }
+
+void Http2PoolConnection::onBelowWriteBufferLowWatermark() { pool_.onWatermark(*this, false); }
+
+void Http2PoolConnection::onGoAway(uint32_t, uint32_t, const std::vector<RequestEncoder*>&) {
+  // The streams above last_stream_id are reset (refused) by the codec next;
+  // those below finish here.
+  goaway_ = true;
+}
+
+void Http2PoolConnection::onData(buffer::Buffer& data) {
+  if (erased_) {
+    data.drain(data.length());
+    return;
+  }
+  auto err = codec_->dispatch(data);
+  if (err.has_value()) {
+    flush();  // our GOAWAY, if the socket still takes it
+    pool_.onClosed(*this);
+    return;
+  }
+  flush();
+  if (erased_) return;
+  pool_.maybeRetire(*this);
+  pool_.serveWaiters();
+}
+
+RequestEncoder& Http2PoolStream::newStream(ResponseDecoder& decoder) {
+  RequestEncoder& encoder = connection_.codec_->newStream(decoder);
+  stream_ = encoder.getStream();
+  stream_->addCallbacks(*this);
+  return encoder;
+}
+
+DispatchResult Http2PoolStream::dispatch(buffer::Buffer& data) {
+  // The pool's connection feeds the codec; nothing comes through here.
+  data.drain(data.length());
+  return std::nullopt;
+}
+
+DispatchResult Http2PoolStream::onConnectionClosed() {
+  // A stream has no close-delimited body: reaching here means it was cut.
+  return CodecError{CodecError::Kind::PrematureResponse, 503, "upstream_reset", "upstream stream reset"};
+}
+
+void Http2PoolStream::readDisable(bool disable) {
+  if (stream_ != nullptr) stream_->readDisable(disable);
+}
+
+void Http2PoolStream::onResetStream(StreamResetReason, std::string_view) {
+  stream_ = nullptr;
+  reset_ = true;
+  connection_.pool_.onStreamReset(*this);
+}
+
+void Http2PoolStream::detach() {
+  if (stream_ == nullptr) return;
+  stream_->removeCallbacks(*this);
+  stream_ = nullptr;
+}
+
+Http2Pool::Http2Pool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster,
+                     const upstream::Host& host)
+    : dispatcher_(dispatcher), cluster_(std::move(cluster)), address_(host.address) {}
+
+Http2Pool::~Http2Pool() {
+  // The cluster's circuit-breaker counts outlive this pool.
+  for (size_t i = 0; i < waiting_.size(); ++i) cluster_->resources->pending_requests.dec();
+  for (const auto& c : connections_) {
+    if (!c->erased_) cluster_->resources->connections.dec();
+  }
+  waiting_.clear();
+  streams_.clear();
+  connections_.clear();
+}
+
+void Http2Pool::newStream(PoolCallbacks& callbacks) {
+  for (auto& c : connections_) {
+    if (c->hasCapacity()) {
+      attach(*c, callbacks);
+      return;
+    }
+  }
+  if (!cluster_->resources->pending_requests.canCreate()) {
+    cluster_->stats->upstream_rq_pending_overflow.inc();
+    callbacks.onPoolFailure(PoolCallbacks::Failure::Overflow);
+    return;
+  }
+  waiting_.push_back(&callbacks);
+  cluster_->resources->pending_requests.inc();
+  serveWaiters();
+}
+
+void Http2Pool::attach(Http2PoolConnection& c, PoolCallbacks& callbacks) {
+  ++c.active_;
+  ++c.requests_;
+  auto stream = std::make_unique<Http2PoolStream>(c, callbacks);
+  Http2PoolStream& raw = *stream;
+  streams_[&callbacks] = std::move(stream);
+  callbacks.onPoolReady(raw);
+}
+
+void Http2Pool::serveWaiters() {
+  while (!waiting_.empty()) {
+    Http2PoolConnection* room = nullptr;
+    for (auto& c : connections_) {
+      if (c->hasCapacity()) {
+        room = c.get();
+        break;
+      }
+    }
+    if (room == nullptr) break;
+    PoolCallbacks* next = waiting_.front();
+    waiting_.pop_front();
+    cluster_->resources->pending_requests.dec();
+    attach(*room, *next);
+  }
+  if (waiting_.empty()) return;
+  size_t coming = 0;
+  for (const auto& c : connections_) {
+    if (!c->connected_ && !c->erased_) coming += kAssumedConcurrency;
+  }
+  if (waiting_.size() <= coming) return;
+  if (!cluster_->resources->connections.canCreate() && !connections_.empty()) {
+    // The waiters stay queued until a stream slot or a connection frees up.
+    cluster_->stats->upstream_cx_overflow.inc();
+    return;
+  }
+  createConnection();
+}
+
+void Http2Pool::createConnection() {
+  auto conn = network::Connection::connect(dispatcher_, address_);
+  conn->setBufferLimits(cluster_->per_connection_buffer_limit_bytes);
+  conn->setConnectionStats({&cluster_->stats->upstream_cx_rx_bytes_total, &cluster_->stats->upstream_cx_tx_bytes_total});
+  cluster_->stats->upstream_cx_total.inc();
+  cluster_->stats->upstream_cx_active.inc();
+  cluster_->resources->connections.inc();
+  auto pooled = std::make_unique<Http2PoolConnection>(*this, std::move(conn));
+  Http2PoolConnection* raw = pooled.get();
+  // The connection owns its read filters while the pool owns the pooled
+  // connection, so the filter only forwards.
+  struct Shim : network::ReadFilter {
+    explicit Shim(Http2PoolConnection& c) : c(c) {}
+    void initializeReadFilterCallbacks(network::ReadFilterCallbacks&) override {}
+    network::FilterStatus onData(buffer::Buffer& data, bool) override {
+      c.onData(data);
+      return network::FilterStatus::StopIteration;
+    }
+    Http2PoolConnection& c;
+  };
+  raw->connection_->addReadFilter(std::make_unique<Shim>(*raw));
+  raw->connect_timer_ = dispatcher_.createTimer([this, raw] {
+    cluster_->stats->upstream_cx_connect_timeout.inc();
+    onClosed(*raw);
+  });
+  raw->connect_timer_->enable(cluster_->connect_timeout);
+  connections_.push_front(std::move(pooled));
+  raw->self_ = connections_.begin();
+}
+
+void Http2Pool::onConnected(Http2PoolConnection& c) {
+  c.connected_ = true;
+  c.connect_timer_->disable();
+  c.flush();  // the client preface
+  serveWaiters();
+  maybeRetire(c);
+}
+
+void Http2Pool::onClosed(Http2PoolConnection& c) {
+  if (c.erased_) return;
+  if (c.connect_timer_) c.connect_timer_->disable();
+  const bool failed_connect = !c.connected_;
+  if (failed_connect) cluster_->stats->upstream_cx_connect_fail.inc();
+  c.goaway_ = true;
+  // Live streams hear it from the codec and their requests see
+  // onUpstreamClosed(); streams whose codec stream already ended are told here.
+  c.codec_->onConnectionClosed();
+  std::vector<Http2PoolStream*> left;
+  for (auto& [callbacks, stream] : streams_) {
+    if (&stream->connection_ == &c) left.push_back(stream.get());
+  }
+  for (Http2PoolStream* s : left) onStreamReset(*s);
+  erase(c);
+  if (failed_connect) {
+    bool other_coming = false;
+    for (const auto& other : connections_) other_coming |= !other->connected_ && !other->erased_;
+    if (!other_coming) {
+      // The connect the waiters counted on failed.
+      std::list<PoolCallbacks*> failed;
+      failed.swap(waiting_);
+      for (size_t i = 0; i < failed.size(); ++i) cluster_->resources->pending_requests.dec();
+      for (PoolCallbacks* cb : failed) cb->onPoolFailure(PoolCallbacks::Failure::ConnectFailure);
+      checkDrained();
+      return;
+    }
+  }
+  serveWaiters();
+}
+
+void Http2Pool::onStreamReset(Http2PoolStream& stream) {
+  PoolCallbacks& callbacks = stream.callbacks_;
+  stream.detach();
+  detach(stream);
+  callbacks.onUpstreamClosed();
+}
+
+void Http2Pool::detach(Http2PoolStream& stream) {
+  Http2PoolConnection& c = stream.connection_;
+  auto it = streams_.find(&stream.callbacks_);
+  if (it == streams_.end()) return;
+  std::unique_ptr<Http2PoolStream> doomed = std::move(it->second);
+  streams_.erase(it);
+  // We may be inside the stream's own call stack.
+  deferDelete(dispatcher_, std::move(doomed));
+  --c.active_;
+  maybeRetire(c);
+}
+
+void Http2Pool::release(UpstreamStream& upstream, bool reusable) {
+  // This pool hands out only its own streams.
+  auto& stream = static_cast<Http2PoolStream&>(upstream);
+  Http2PoolConnection& c = stream.connection_;
+  Stream* codec_stream = stream.stream_;
+  stream.detach();
+  // Abandoned mid-exchange: only this stream ends (RST_STREAM).
+  if (!reusable && codec_stream != nullptr) {
+    codec_stream->resetStream(StreamResetReason::LocalReset);
+    c.flush();
+  }
+  detach(stream);
+  serveWaiters();
+}
+
+void Http2Pool::cancel(PoolCallbacks& callbacks) {
+  const size_t before = waiting_.size();
+  waiting_.remove(&callbacks);
+  for (size_t i = waiting_.size(); i < before; ++i) cluster_->resources->pending_requests.dec();
+  auto it = streams_.find(&callbacks);
+  if (it != streams_.end()) {
+    release(*it->second, false);
+    return;
+  }
+  checkDrained();
+}
+
+void Http2Pool::maybeRetire(Http2PoolConnection& c) {
+  if (c.erased_ || c.active_ > 0 || !c.connected_) return;
+  const uint32_t max_requests = cluster_->max_requests_per_connection;
+  const bool spent = max_requests != 0 && c.requests_ >= max_requests;
+  if (!(c.goaway_ || c.codec_->goAwayReceived() || spent || draining_)) return;
+  if (spent) cluster_->stats->upstream_cx_max_requests.inc();
+  erase(c);
+}
+
+void Http2Pool::onWatermark(Http2PoolConnection& c, bool above) {
+  std::vector<PoolCallbacks*> affected;
+  for (auto& [callbacks, stream] : streams_) {
+    if (&stream->connection_ == &c) affected.push_back(callbacks);
+  }
+  for (PoolCallbacks* cb : affected) cb->onUpstreamWatermark(above);
+}
+
+void Http2Pool::erase(Http2PoolConnection& c) {
+  if (c.erased_) return;
+  c.erased_ = true;
+  if (c.connect_timer_) c.connect_timer_->disable();
+  cluster_->stats->upstream_cx_active.dec();
+  cluster_->stats->upstream_cx_destroy.inc();
+  cluster_->resources->connections.dec();
+  auto it = c.self_;
+  std::unique_ptr<Http2PoolConnection> doomed = std::move(*it);
+  connections_.erase(it);
+  if (doomed->connection_ != nullptr) {
+    doomed->connection_->removeConnectionCallbacks(*doomed);
+    doomed->connection_->close(network::CloseType::FlushWrite);
+    // We may be inside this connection's callback: delete later.
+    dispatcher_.deferredDelete(std::move(doomed->connection_));
+  }
+  deferDelete(dispatcher_, std::move(doomed));
+  checkDrained();
+}
+
+void Http2Pool::drain(std::function<void()> on_drained) {
+  draining_ = true;
+  on_drained_ = std::move(on_drained);
+  std::vector<Http2PoolConnection*> idle;
+  for (auto& c : connections_) {
+    if (c->connected_ && c->active_ == 0) idle.push_back(c.get());
+  }
+  for (Http2PoolConnection* c : idle) erase(*c);
+  checkDrained();
+}
+
+void Http2Pool::checkDrained() {
+  if (!draining_ || !connections_.empty() || !waiting_.empty() || !on_drained_) return;
+  // Posted: we may be inside this pool's own call stack.
+  dispatcher_.post(std::move(on_drained_));
+  on_drained_ = nullptr;
+}
+
+}  // namespace courier::http::pool

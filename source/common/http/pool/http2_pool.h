@@ -1,0 +1,133 @@
+// Per-worker HTTP/2 connection pool to one upstream host: many requests
+// multiplexed as streams on one connection, up to the server's
+// SETTINGS_MAX_CONCURRENT_STREAMS; another connection when that one is full;
+// a connection that got GOAWAY or reached max_requests_per_connection takes
+// no new streams and closes once its last one ends.
+#pragma once
+
+#include <list>
+#include <memory>
+
+#include "absl/container/flat_hash_map.h"
+#include "source/common/buffer/buffer.h"
+#include "source/common/event/dispatcher.h"
+#include "source/common/http/http2/client_codec.h"
+#include "source/common/http/pool/pool.h"
+#include "source/common/network/connection.h"
+#include "source/common/upstream/cluster.h"
+
+namespace courier::http::pool {
+
+class Http2Pool;
+class Http2PoolStream;
+
+// One upstream connection with its HTTP/2 client codec.
+class Http2PoolConnection : public network::ConnectionCallbacks, public http2::ClientConnectionCallbacks {
+ public:
+  Http2PoolConnection(Http2Pool& pool, std::unique_ptr<network::Connection> connection);
+  ~Http2PoolConnection() override;
+
+  void flush();
+  // New streams fit: connected, no GOAWAY, below the peer's stream limit and
+  // max_requests_per_connection.
+  bool hasCapacity() const;
+
+  // ConnectionCallbacks
+  void onEvent(network::ConnectionEvent event) override;
+  void onAboveWriteBufferHighWatermark() override;
+  void onBelowWriteBufferLowWatermark() override;
+  // ClientConnectionCallbacks
+  void onGoAway(uint32_t last_stream_id, uint32_t error_code,
+                const std::vector<RequestEncoder*>& unprocessed) override;
+  void onData(buffer::Buffer& data);
+
+ private:
+  friend class Http2Pool;
+  friend class Http2PoolStream;
+  Http2Pool& pool_;
+  std::unique_ptr<network::Connection> connection_;
+  buffer::Buffer output_;
+  std::unique_ptr<http2::ClientConnection> codec_;
+  std::unique_ptr<event::Timer> connect_timer_;
+  bool connected_ = false;
+  bool goaway_ = false;
+  bool erased_ = false;
+  uint32_t active_ = 0;    // streams handed out and not yet released
+  uint32_t requests_ = 0;  // streams ever handed out
+  std::list<std::unique_ptr<Http2PoolConnection>>::iterator self_;
+};
+
+// One request's stream on a pooled connection.
+class Http2PoolStream : public UpstreamStream, public StreamCallbacks {
+ public:
+  Http2PoolStream(Http2PoolConnection& connection, PoolCallbacks& callbacks)
+      : connection_(connection), callbacks_(callbacks), request_number_(connection.requests_) {}
+
+  // UpstreamStream
+  RequestEncoder& newStream(ResponseDecoder& decoder) override;
+  void flush() override { connection_.flush(); }
+  uint32_t requestCount() const override { return request_number_; }
+  DispatchResult dispatch(buffer::Buffer& data) override;
+  DispatchResult onConnectionClosed() override;
+  bool shouldClose() const override { return false; }
+  bool tunneling() const override { return false; }
+  void closeUpstream() override {}
+  void readDisable(bool disable) override;
+
+  // StreamCallbacks
+  void onResetStream(StreamResetReason reason, std::string_view details) override;
+  void onAboveWriteBufferHighWatermark() override { callbacks_.onUpstreamWatermark(true); }
+  void onBelowWriteBufferLowWatermark() override { callbacks_.onUpstreamWatermark(false); }
+
+ private:
+  friend class Http2Pool;
+  // Stop listening to the codec stream (it may outlive us until it ends).
+  void detach();
+
+  Http2PoolConnection& connection_;
+  PoolCallbacks& callbacks_;
+  const uint32_t request_number_;
+  Stream* stream_ = nullptr;  // while the codec stream lives
+  bool reset_ = false;
+};
+
+class Http2Pool : public Pool {
+ public:
+  Http2Pool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster, const upstream::Host& host);
+  ~Http2Pool() override;
+
+  void newStream(PoolCallbacks& callbacks) override;
+  void cancel(PoolCallbacks& callbacks) override;
+  void release(UpstreamStream& stream, bool reusable) override;
+  void drain(std::function<void()> on_drained) override;
+  const upstream::ClusterConstSharedPtr& cluster() const override { return cluster_; }
+
+ private:
+  friend class Http2PoolConnection;
+  friend class Http2PoolStream;
+  void attach(Http2PoolConnection& c, PoolCallbacks& callbacks);
+  void detach(Http2PoolStream& stream);
+  void onConnected(Http2PoolConnection& c);
+  void onClosed(Http2PoolConnection& c);
+  void onStreamReset(Http2PoolStream& stream);
+  void onWatermark(Http2PoolConnection& c, bool above);
+  // Hands waiting requests to connections with room, and connects another
+  // connection when the waiters outnumber what is on its way.
+  void serveWaiters();
+  void createConnection();
+  // A connection that takes no new streams closes with its last one.
+  void maybeRetire(Http2PoolConnection& c);
+  void erase(Http2PoolConnection& c);
+  void checkDrained();
+
+  event::Dispatcher& dispatcher_;
+  upstream::ClusterConstSharedPtr cluster_;
+  const network::Address address_;
+  std::list<std::unique_ptr<Http2PoolConnection>> connections_;
+  std::list<PoolCallbacks*> waiting_;
+  absl::flat_hash_map<PoolCallbacks*, std::unique_ptr<Http2PoolStream>> streams_;
+  bool draining_ = false;
+  std::function<void()> on_drained_;
+};
+
+}  // namespace courier::http::pool
