@@ -173,8 +173,11 @@ class H2Client : public http::http2::ClientConnectionCallbacks {
 // "<name> <method> <path> body=<n>" (and "trailers" if the request had
 // some); with_trailers adds grpc-status trailers to the response. After
 // goaway_after responses on a connection it sends GOAWAY and closes once the
-// streams are done.
-TcpServer::Handler http2Upstream(std::string name, bool with_trailers = false, uint32_t goaway_after = 0) {
+// streams are done. With batch, responses wait until that many requests are
+// complete on the connection. A path containing "/reset" is answered with
+// RST_STREAM.
+TcpServer::Handler http2Upstream(std::string name, bool with_trailers = false, uint32_t goaway_after = 0,
+                                 http::http2::Http2Settings settings = {}, size_t batch = 0) {
   return [=](int fd) {
     struct Conn : http::ServerConnectionCallbacks {
       struct Request : http::RequestDecoder {
@@ -193,6 +196,21 @@ TcpServer::Handler http2Upstream(std::string name, bool with_trailers = false, u
           respond();
         }
         void respond() {
+          if (line.find("/reset") != std::string::npos) {
+            encoder.getStream()->resetStream(http::StreamResetReason::ProtocolError);
+            return;
+          }
+          if (conn.batch != 0) {
+            conn.ready.push_back(this);
+            if (conn.ready.size() < conn.batch) return;
+            std::vector<Request*> now;
+            now.swap(conn.ready);
+            for (Request* r : now) r->answer();
+            return;
+          }
+          answer();
+        }
+        void answer() {
           std::string text = conn.name + " " + line + " body=" + std::to_string(body) + (had_trailers ? " trailers" : "");
           http::HeaderMap h;
           h.setStatus(200);
@@ -222,6 +240,8 @@ TcpServer::Handler http2Upstream(std::string name, bool with_trailers = false, u
       bool with_trailers;
       uint32_t goaway_after;
       uint32_t answered = 0;
+      size_t batch = 0;
+      std::vector<Request*> ready;
       buffer::Buffer out;
       std::unique_ptr<http::http2::ServerConnection> codec;
       std::vector<std::unique_ptr<Request>> requests;
@@ -229,7 +249,8 @@ TcpServer::Handler http2Upstream(std::string name, bool with_trailers = false, u
     conn.name = name;
     conn.with_trailers = with_trailers;
     conn.goaway_after = goaway_after;
-    conn.codec = std::make_unique<http::http2::ServerConnection>(conn, conn.out);
+    conn.batch = batch;
+    conn.codec = std::make_unique<http::http2::ServerConnection>(conn, conn.out, settings);
     while (true) {
       while (!conn.out.empty()) {
         if (conn.out.writeToFd(fd).bytes <= 0) break;
@@ -542,6 +563,58 @@ TEST(Http2UpstreamTest, TrailersFromAnHttp2UpstreamReachAnHttp1Client) {
   ASSERT_TRUE(c.until([&] { return r.done; }));
   ASSERT_NE(r.trailers, nullptr);
   EXPECT_EQ(r.trailers->getValue("grpc-status"), "0");
+}
+
+TEST(Http2UpstreamTest, StreamsBeyondThePeersLimitWaitAndAllComplete) {
+  http::http2::Http2Settings limited;
+  limited.max_concurrent_streams = 2;
+  // Responses leave in pairs, so progress needs the pool to keep exactly the
+  // peer's two streams open at a time.
+  TcpServer upstream(http2Upstream("h2up", false, 0, limited, /*batch=*/2));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(h2UpstreamConfig("HTTP2", upstream.port()), {"--concurrency", "1"})) << courier.log();
+  std::string out =
+      run("nghttp -n -s -m 6 http://127.0.0.1:" + std::to_string(courier.listenerPort("http")) + "/up/lim 2>&1");
+  size_t ok = 0;
+  for (size_t at = out.find(" 200 "); at != std::string::npos; at = out.find(" 200 ", at + 1)) ++ok;
+  EXPECT_EQ(ok, 6u) << out;
+}
+
+TEST(Http2UpstreamTest, AnUpstreamStreamResetFailsOnlyThatRequest) {
+  TcpServer upstream(http2Upstream("h2up"));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(h2UpstreamConfig("HTTP2", upstream.port()), {"--concurrency", "1"})) << courier.log();
+  H2Client c(courier.listenerPort("http"));
+  auto& before = c.get("/up/before");
+  ASSERT_TRUE(c.until([&] { return before.done; }));
+  auto& doomed = c.get("/up/reset");
+  auto& sibling = c.get("/up/sibling");
+  ASSERT_TRUE(c.until([&] { return doomed.done && sibling.done; }));
+  EXPECT_EQ(doomed.status, 503);
+  EXPECT_EQ(sibling.status, 200);
+  EXPECT_THAT(sibling.body, HasSubstr("h2up GET /up/sibling"));
+  // The upstream connection carried on.
+  EXPECT_EQ(courier.stat("cluster.primary.upstream_cx_total"), 1u);
+}
+
+TEST(Http2UpstreamTest, MaxRequestsPerConnectionRetiresHttp2Connections) {
+  TcpServer upstream(http2Upstream("h2up"));
+  std::string cfg = h2UpstreamConfig("HTTP1", upstream.port());
+  cfg.replace(cfg.find("        explicit_http_config:"), 0, "        common_http_protocol_options: {max_requests_per_connection: 2}\n");
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(cfg, {"--concurrency", "1"})) << courier.log();
+  Raw c(courier.listenerPort("http"));
+  for (int i = 0; i < 5; ++i) EXPECT_THAT(c.roundTrip(get("example.com", "/up/r")), StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(courier.stat("cluster.primary.upstream_cx_total"), 3u);
+  EXPECT_EQ(courier.stat("cluster.primary.upstream_cx_max_requests"), 2u);
+}
+
+TEST(Http2UpstreamTest, BadUpstreamHttp2OptionNamesTheField) {
+  std::string cfg = h2UpstreamConfig("HTTP1", 9);
+  cfg.replace(cfg.find("http2_protocol_options: {}"), 26, "http2_protocol_options: {max_concurrent_streams: 0}");
+  CourierProcess courier;
+  EXPECT_FALSE(courier.start(cfg));
+  EXPECT_THAT(courier.log(), HasSubstr("explicit_http_config.http2_protocol_options.max_concurrent_streams"));
 }
 
 }  // namespace
