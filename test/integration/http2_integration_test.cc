@@ -196,6 +196,12 @@ TcpServer::Handler http2Upstream(std::string name, bool with_trailers = false, u
           respond();
         }
         void respond() {
+          if (line.find("/refuse") != std::string::npos && !conn.refused_once) {
+            // Unprocessed: the proxy may send it again.
+            conn.refused_once = true;
+            encoder.getStream()->resetStream(http::StreamResetReason::LocalRefusedStreamReset);
+            return;
+          }
           if (line.find("/reset") != std::string::npos) {
             encoder.getStream()->resetStream(http::StreamResetReason::ProtocolError);
             return;
@@ -241,6 +247,7 @@ TcpServer::Handler http2Upstream(std::string name, bool with_trailers = false, u
       uint32_t goaway_after;
       uint32_t answered = 0;
       size_t batch = 0;
+      bool refused_once = false;
       std::vector<Request*> ready;
       buffer::Buffer out;
       std::unique_ptr<http::http2::ServerConnection> codec;
@@ -595,6 +602,18 @@ TEST(Http2UpstreamTest, AnUpstreamStreamResetFailsOnlyThatRequest) {
   EXPECT_THAT(sibling.body, HasSubstr("h2up GET /up/sibling"));
   // The upstream connection carried on.
   EXPECT_EQ(courier.stat("cluster.primary.upstream_cx_total"), 1u);
+}
+
+TEST(Http2UpstreamTest, ARefusedStreamIsSentAgainTransparently) {
+  TcpServer upstream(http2Upstream("h2up"));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(h2UpstreamConfig("HTTP1", upstream.port()), {"--concurrency", "1"})) << courier.log();
+  Raw c(courier.listenerPort("http"));
+  // A POST: not idempotent, yet safe to resend because it was refused.
+  std::string r = c.roundTrip("POST /up/refuse HTTP/1.1\r\nhost: example.com\r\ncontent-length: 0\r\n\r\n");
+  EXPECT_THAT(r, StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(r, HasSubstr("h2up POST /up/refuse"));
+  EXPECT_EQ(courier.stat("cluster.primary.upstream_rq_total"), 2u);
 }
 
 TEST(Http2UpstreamTest, MaxRequestsPerConnectionRetiresHttp2Connections) {

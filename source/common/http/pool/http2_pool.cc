@@ -102,9 +102,10 @@ void Http2PoolStream::readDisable(bool disable) {
   if (stream_ != nullptr) stream_->readDisable(disable);
 }
 
-void Http2PoolStream::onResetStream(StreamResetReason, std::string_view) {
+void Http2PoolStream::onResetStream(StreamResetReason reason, std::string_view) {
   stream_ = nullptr;
   reset_ = true;
+  refused_ = reason == StreamResetReason::RemoteRefusedStreamReset;
   connection_.pool_.onStreamReset(*this);
 }
 

@@ -73,6 +73,7 @@ class Http2PoolStream : public UpstreamStream, public StreamCallbacks {
   bool tunneling() const override { return false; }
   void closeUpstream() override {}
   void readDisable(bool disable) override;
+  bool refused() const override { return refused_; }
 
   // StreamCallbacks
   void onResetStream(StreamResetReason reason, std::string_view details) override;
@@ -89,6 +90,7 @@ class Http2PoolStream : public UpstreamStream, public StreamCallbacks {
   const uint32_t request_number_;
   Stream* stream_ = nullptr;  // while the codec stream lives
   bool reset_ = false;
+  bool refused_ = false;
 };
 
 class Http2Pool : public Pool {

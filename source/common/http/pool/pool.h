@@ -36,6 +36,10 @@ class UpstreamStream {
   virtual void closeUpstream() = 0;
   // Stop (or resume) reading the response.
   virtual void readDisable(bool disable) = 0;
+  // After onUpstreamClosed(): the peer refused the stream unprocessed
+  // (REFUSED_STREAM, or above a GOAWAY's last stream id), so sending the
+  // request again elsewhere is safe whatever its method.
+  virtual bool refused() const { return false; }
 };
 
 // What a request waiting for (or holding) an upstream stream is told.

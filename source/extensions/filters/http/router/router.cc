@@ -427,7 +427,10 @@ void RouterFilter::onUpstreamClosed() {
     const std::string_view method = request_headers_->method();
     const bool idempotent = method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
                             method == "DELETE" || method == "TRACE";
-    if (on_reused_connection_ && !replayed_on_fresh_ && idempotent && request_complete_ &&
+    // An HTTP/2 stream the upstream refused was never processed: as Envoy,
+    // it is sent again once, whatever the method.
+    const bool refused = conn != nullptr && conn->refused();
+    if ((refused || (on_reused_connection_ && idempotent)) && !replayed_on_fresh_ && request_complete_ &&
         callbacks_->streamInfo().bytes_received == 0) {
       replayed_on_fresh_ = true;
       startUpstreamAttempt();
