@@ -41,6 +41,29 @@ bool Timer::enabled() const { return evtimer_pending(ev_, nullptr) != 0; }
 
 void Timer::onFire(int, short, void* arg) { static_cast<Timer*>(arg)->cb_(); }
 
+SchedulableCallback::SchedulableCallback(Dispatcher& dispatcher, std::function<void()> cb)
+    : cb_(std::move(cb)), ev_(event_new(dispatcher.base(), -1, 0, &SchedulableCallback::onFire, this)) {}
+
+SchedulableCallback::~SchedulableCallback() { event_free(ev_); }
+
+void SchedulableCallback::schedule() {
+  if (scheduled_) return;
+  scheduled_ = true;
+  event_active(ev_, EV_TIMEOUT, 0);
+}
+
+void SchedulableCallback::cancel() {
+  if (!scheduled_) return;
+  scheduled_ = false;
+  event_del(ev_);
+}
+
+void SchedulableCallback::onFire(int, short, void* arg) {
+  auto* self = static_cast<SchedulableCallback*>(arg);
+  self->scheduled_ = false;
+  self->cb_();
+}
+
 FileEvent::FileEvent(Dispatcher& dispatcher, int fd, std::function<void(uint32_t)> cb)
     : cb_(std::move(cb)),
       ev_(event_new(dispatcher.base(), fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, &FileEvent::onReady,

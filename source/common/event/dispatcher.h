@@ -23,6 +23,26 @@ enum FileReadyType : uint32_t { kRead = 0x1, kWrite = 0x2, kClosed = 0x4 };
 
 class Dispatcher;
 
+// A callback run later in the current loop iteration, after the events
+// already being handled: a way to batch work (one socket write for several
+// encoder calls) without a syscall. schedule() twice runs it once.
+class SchedulableCallback {
+ public:
+  SchedulableCallback(Dispatcher& dispatcher, std::function<void()> cb);
+  ~SchedulableCallback();
+  SchedulableCallback(const SchedulableCallback&) = delete;
+  SchedulableCallback& operator=(const SchedulableCallback&) = delete;
+  void schedule();
+  void cancel();
+  bool scheduled() const { return scheduled_; }
+
+ private:
+  static void onFire(int, short, void* arg);
+  std::function<void()> cb_;
+  struct event* ev_;
+  bool scheduled_ = false;
+};
+
 // A one-shot timer; enable() re-arms it.
 class Timer {
  public:
@@ -88,6 +108,9 @@ class Dispatcher {
   // True when called on the thread running this dispatcher (or before run()).
   bool isThreadSafe() const;
 
+  std::unique_ptr<SchedulableCallback> createSchedulableCallback(std::function<void()> cb) {
+    return std::make_unique<SchedulableCallback>(*this, std::move(cb));
+  }
   std::unique_ptr<Timer> createTimer(std::function<void()> cb) {
     return std::make_unique<Timer>(*this, std::move(cb));
   }

@@ -186,7 +186,9 @@ class ActiveStream : public http::RequestDecoder,
       h2_stream_->resetStream(http::StreamResetReason::LocalReset);
       return;
     }
-    // HTTP/1 has no per-stream reset: the connection goes.
+    // HTTP/1 has no per-stream reset: the connection goes, after what the
+    // client was already given (a batched write may still be pending).
+    parent_.flushOutput();
     parent_.connection().close(network::CloseType::NoFlush);
   }
   uint32_t bufferLimit() const override { return config_->buffer_limit; }
@@ -377,7 +379,8 @@ void ActiveStream::encodeHeadersToCodec(http::HeaderMap& headers, bool end_strea
   if (end_stream) {
     finishResponse();
   } else {
-    parent_.flushOutput();
+    // The body often follows in the same upstream read: one write for both.
+    parent_.scheduleFlush();
   }
 }
 
@@ -389,7 +392,7 @@ void ActiveStream::encodeDataToCodec(buffer::Buffer& data, bool end_stream) {
   if (end_stream) {
     finishResponse();
   } else {
-    parent_.flushOutput();
+    parent_.scheduleFlush();
   }
 }
 
@@ -629,7 +632,13 @@ http::RequestDecoder& ConnectionManager::newStream(http::ResponseEncoder& encode
   return *streams_.back();
 }
 
+void ConnectionManager::scheduleFlush() {
+  if (flush_cb_ == nullptr) flush_cb_ = worker_.dispatcher.createSchedulableCallback([this] { flushOutput(); });
+  flush_cb_->schedule();
+}
+
 void ConnectionManager::flushOutput() {
+  if (flush_cb_ != nullptr) flush_cb_->cancel();
   if (!output_.empty()) connection().write(output_, false);
 }
 

@@ -99,6 +99,8 @@ class ConnectionManager : public network::ReadFilter,
 
   // Called by the stream.
   void flushOutput();
+  // Writes the output later in this loop iteration, batching encoder calls.
+  void scheduleFlush();
   void onStreamComplete(ActiveStream& stream);
   network::Connection& connection() { return callbacks_->connection(); }
   const HcmConfig& config() const { return *config_; }
@@ -133,6 +135,7 @@ class ConnectionManager : public network::ReadFilter,
   // HTTP/1 holds at most one stream at a time; HTTP/2 one per open stream.
   std::list<std::unique_ptr<ActiveStream>> streams_;
   std::unique_ptr<event::Timer> idle_timer_;
+  std::unique_ptr<event::SchedulableCallback> flush_cb_;
   std::unique_ptr<event::Timer> headers_timer_;
   bool closing_ = false;
   bool dispatching_ = false;
