@@ -27,17 +27,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-std::string cluster(const std::string& name, uint16_t port) {
-  return "  - name: " + name + R"(
-    connect_timeout: 1s
-    type: STATIC
-    load_assignment:
-      cluster_name: )" + name + R"(
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
-         std::to_string(port) + "}}}\n";
-}
+std::string cluster(const std::string& name, uint16_t port) { return staticCluster(name, port); }
 
 std::string config(const std::string& codec_type, uint16_t primary, uint16_t slow, const std::string& hcm_extra = "") {
   return hcmListener("          codec_type: " + codec_type + "\n" + hcm_extra) + R"(          route_config:

@@ -28,17 +28,7 @@ using ::testing::StartsWith;
 
 std::string config(uint16_t primary, uint16_t canary, const std::string& timeout = "5s",
                    const std::string& hcm_extra = "") {
-  auto cluster = [](const std::string& name, uint16_t port) {
-    return "  - name: " + name + R"(
-    connect_timeout: 1s
-    type: STATIC
-    load_assignment:
-      cluster_name: )" + name + R"(
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
-           std::to_string(port) + "}}}\n";
-  };
+  const auto cluster = staticCluster;
   return hcmListener(hcm_extra) + R"(          route_config:
             name: local
             virtual_hosts:
@@ -546,17 +536,7 @@ TcpServer::Handler failingThenOk(std::atomic<int>& seen, int failures) {
 
 // primary answers; mirror records what reached it.
 std::string mirrorConfig(uint16_t primary, uint16_t mirror, const std::string& fraction) {
-  auto cluster = [](const std::string& name, uint16_t port) {
-    return "  - name: " + name + R"(
-    connect_timeout: 1s
-    type: STATIC
-    load_assignment:
-      cluster_name: )" + name + R"(
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
-           std::to_string(port) + "}}}\n";
-  };
+  const auto cluster = staticCluster;
   return hcmListener("") + R"(          route_config:
             virtual_hosts:
             - name: all

@@ -89,6 +89,19 @@ inline TcpServer::Handler silentUpstream(std::atomic<bool>& stop) {
   };
 }
 
+// A static_resources.clusters entry: one STATIC endpoint on 127.0.0.1.
+inline std::string staticCluster(const std::string& name, uint16_t port) {
+  return "  - name: " + name + R"(
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment:
+      cluster_name: )" + name + R"(
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
+         std::to_string(port) + "}}}\n";
+}
+
 // Admin and an HTTP connection manager listener "http" up to its stat_prefix;
 // callers append HCM fields (hcm_extra first) and the route config.
 inline std::string hcmListener(const std::string& hcm_extra) {
