@@ -131,7 +131,6 @@ class FilterManager::Iteration {
 
  private:
   bool blocked(size_t i) const;
-  bool anyStop() const { return headers_stop_.has_value() || data_stop_.has_value(); }
   bool runHeaders(size_t from);
   void runData(size_t from, buffer::Buffer& data, bool end_stream);
   void runTrailers(size_t from);
