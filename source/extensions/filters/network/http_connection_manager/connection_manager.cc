@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 
 #include "absl/strings/str_cat.h"
+#include "source/common/grpc/common.h"
 #include "source/common/http/filter_manager.h"
 #include "source/common/stream_info/stream_info.h"
 #include "spdlog/spdlog.h"
@@ -430,6 +431,17 @@ void ActiveStream::sendLocalReply(int status, std::string_view body, stream_info
   if (flag != 0) info_.setResponseFlag(flag);
   info_.response_code_details = std::string(details);
   auto reply = std::make_unique<http::HeaderMap>();
+  if (info_.request_headers != nullptr && grpc::hasGrpcContentType(*info_.request_headers)) {
+    // A gRPC client reads the outcome from grpc-status, not from :status, so
+    // the reply is gRPC's trailers-only form (as Envoy): 200, the status
+    // mapped to its gRPC code, the body as grpc-message, and nothing after.
+    reply->setStatus(200);
+    reply->add("content-type", "application/grpc");
+    reply->add("grpc-status", std::to_string(static_cast<uint32_t>(grpc::httpToGrpcStatus(status))));
+    if (!body.empty()) reply->add("grpc-message", grpc::percentEncode(body));
+    filters_.encodeHeaders(std::move(reply), true);
+    return;
+  }
   reply->setStatus(status);
   if (!body.empty()) {
     reply->add("content-length", std::to_string(body.size()));
