@@ -27,6 +27,9 @@ class EchoService final : public courier::test::Echo::Service {
  public:
   grpc::Status Unary(grpc::ServerContext* ctx, const EchoRequest* req, EchoResponse* resp) override {
     if (req->sleep_ms() > 0) sleepUnlessCancelled(ctx, req->sleep_ms());
+    if (req->fail_first() > 0) {
+      if (++flaky_calls_ > req->fail_first()) return reply(ctx, req, resp);
+    }
     if (req->fail_code() != 0) return grpc::Status(static_cast<grpc::StatusCode>(req->fail_code()), req->message());
     // Client metadata comes back both as initial and as trailing metadata, so
     // the test sees that each direction crossed the proxy.
@@ -36,6 +39,10 @@ class EchoService final : public courier::test::Echo::Service {
       ctx->AddInitialMetadata("x-initial-meta", "initial-" + v);
       ctx->AddTrailingMetadata("x-trailing-meta", "trailing-" + v);
     }
+    return reply(ctx, req, resp);
+  }
+
+  grpc::Status reply(grpc::ServerContext*, const EchoRequest* req, EchoResponse* resp) {
     resp->set_message(req->message());
     resp->set_payload(req->payload());
     return grpc::Status::OK;
@@ -87,6 +94,7 @@ class EchoService final : public courier::test::Echo::Service {
   }
 
   std::atomic<bool> cancelled_{false};
+  std::atomic<int> flaky_calls_{0};
 
  private:
   void sleepUnlessCancelled(grpc::ServerContext* ctx, int ms) {
@@ -104,7 +112,11 @@ std::string config(uint16_t upstream_port) {
               domains: ["*"]
               routes:
               - match: {prefix: "/courier.test.Echo/"}
-                route: {cluster: grpc_backend}
+                route:
+                  cluster: grpc_backend
+                  retry_policy:
+                    retry_on: "cancelled,deadline-exceeded,internal,resource-exhausted,unavailable"
+                    num_retries: 2
               - match: {prefix: "/courier.test.Missing/"}
                 route: {cluster: nowhere}
           http_filters:
@@ -306,6 +318,34 @@ TEST_F(GrpcIntegrationTest, ServerErrorStatusAndMessageReachTheClient) {
   EXPECT_EQ(s.error_message(), "no such thing 100%");
 }
 
+TEST_F(GrpcIntegrationTest, RetryOnGrpcStatusRetriesATrailersOnlyFailure) {
+  auto call = [&](grpc::StatusCode code, int fail_first) {
+    service_.flaky_calls_ = 0;
+    grpc::ClientContext ctx;
+    setDeadline(ctx, 10s);
+    EchoRequest req;
+    req.set_message("flaky");
+    req.set_fail_code(static_cast<int>(code));
+    req.set_fail_first(fail_first);
+    EchoResponse resp;
+    return stub_->Unary(&ctx, req, &resp);
+  };
+  // UNAVAILABLE once: the retry succeeds.
+  grpc::Status s = call(grpc::StatusCode::UNAVAILABLE, 1);
+  EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  EXPECT_EQ(service_.flaky_calls_, 2);
+  // INTERNAL every time: the first try and num_retries (2) more, then the
+  // client sees the upstream's status.
+  s = call(grpc::StatusCode::INTERNAL, 100);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_EQ(service_.flaky_calls_, 3);
+  // NOT_FOUND is no retry condition.
+  s = call(grpc::StatusCode::NOT_FOUND, 100);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(service_.flaky_calls_, 1);
+  EXPECT_TRUE(courier_.waitForStat("cluster.grpc_backend.upstream_rq_retry", 3));
+}
+
 TEST_F(GrpcIntegrationTest, MissingClusterIsAGrpcUnavailable) {
   // The router's 503 (cluster_not_found) becomes a trailers-only gRPC reply.
   auto stub = courier::test::Missing::NewStub(channel_);
@@ -327,6 +367,64 @@ TEST_F(GrpcIntegrationTest, NoRouteIsAGrpcUnimplemented) {
   grpc::Status s = stub->Unary(&ctx, req, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED) << s.error_message();
   EXPECT_TRUE(courier_.waitForStat("http.ingress.no_route", 1));
+}
+
+// grpc-timeout, honoured because the route sets grpc_timeout_header_max, is
+// checked with a raw HTTP/1 client against an upstream that never answers:
+// the 504 arrives after the client's deadline (or the cap), not the 30s route
+// timeout, and as a gRPC-shaped reply.
+std::string timeoutConfig(uint16_t upstream_port) {
+  return hcmListener("          codec_type: AUTO\n") + R"(          route_config:
+            name: local
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: "/capped"}
+                route: {cluster: silent, timeout: 30s, max_stream_duration: {grpc_timeout_header_max: 0.3s}}
+              - match: {prefix: "/deprecated"}
+                route: {cluster: silent, timeout: 30s, max_grpc_timeout: 0s}
+              - match: {prefix: "/plain"}
+                route: {cluster: silent, timeout: 0.3s}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+)" + staticCluster("silent", upstream_port);
+}
+
+std::string grpcPost(const std::string& path, const std::string& grpc_timeout) {
+  std::string r = "POST " + path + " HTTP/1.1\r\nhost: example.com\r\ncontent-type: application/grpc\r\n";
+  if (!grpc_timeout.empty()) r += "grpc-timeout: " + grpc_timeout + "\r\n";
+  return r + "te: trailers\r\ncontent-length: 0\r\n\r\n";
+}
+
+TEST(GrpcTimeoutTest, GrpcTimeoutHeaderSetsTheRouteTimeoutWithinTheMaximum) {
+  std::atomic<bool> stop{false};
+  TcpServer silent(silentUpstream(stop));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(timeoutConfig(silent.port()))) << courier.log();
+  struct Case {
+    std::string path, grpc_timeout;
+  };
+  // The header below the cap; the header above the cap; no cap (0) with a
+  // header, through the deprecated field.
+  for (const Case& c : {Case{"/capped", "100m"}, Case{"/capped", "99S"}, Case{"/deprecated", "200000u"}}) {
+    Raw client(courier.listenerPort("http"));
+    auto start = std::chrono::steady_clock::now();
+    std::string r = client.roundTrip(grpcPost(c.path, c.grpc_timeout));
+    auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_THAT(r, ::testing::StartsWith("HTTP/1.1 200")) << c.path << " " << r;
+    EXPECT_THAT(r, ::testing::HasSubstr("grpc-status: 14\r\n")) << r;
+    EXPECT_THAT(r, ::testing::HasSubstr("grpc-message: upstream request timeout\r\n")) << r;
+    EXPECT_LT(took, 5s) << c.path << " " << c.grpc_timeout;
+  }
+  // A request that is not gRPC keeps the route's plain timeout and HTTP reply.
+  Raw client(courier.listenerPort("http"));
+  std::string r = client.roundTrip("GET /plain HTTP/1.1\r\nhost: example.com\r\ngrpc-timeout: 99S\r\n\r\n");
+  EXPECT_THAT(r, ::testing::StartsWith("HTTP/1.1 504")) << r;
+  stop = true;
 }
 
 }  // namespace

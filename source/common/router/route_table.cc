@@ -559,6 +559,15 @@ absl::Status compileRouteAction(const v3::RouteAction& a, const std::string& pat
   }
   if (a.has_timeout()) r.timeout = toMs(a.timeout());
   if (a.has_idle_timeout()) r.idle_timeout = toMs(a.idle_timeout());
+  if (a.has_max_stream_duration() && a.max_stream_duration().has_grpc_timeout_header_max()) {
+    r.max_grpc_timeout = toMs(a.max_stream_duration().grpc_timeout_header_max());
+  } else if (a.has_max_grpc_timeout()) {
+    // Still honoured, as Envoy does, for configs written before max_stream_duration.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    r.max_grpc_timeout = toMs(a.max_grpc_timeout());
+#pragma GCC diagnostic pop
+  }
   if (a.has_retry_policy()) {
     auto rp = compileRetryPolicy(a.retry_policy(), path + ".retry_policy");
     if (!rp.ok()) return rp.status();

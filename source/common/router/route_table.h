@@ -198,6 +198,10 @@ struct RouteEntry {
   std::string host_rewrite_header;
   std::chrono::milliseconds timeout{15000};  // 0: no timeout
   std::optional<std::chrono::milliseconds> idle_timeout;
+  // max_stream_duration.grpc_timeout_header_max, else the deprecated
+  // max_grpc_timeout: when set, a gRPC request's grpc-timeout (capped by it,
+  // 0 meaning no cap) replaces the route timeout.
+  std::optional<std::chrono::milliseconds> max_grpc_timeout;
   std::optional<RetryPolicy> retry_policy;  // route's, else the virtual host's
   std::vector<HashPolicy> hash_policy;
   std::vector<MirrorPolicy> request_mirror_policies;  // route's, else vhost's, else route config's

@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
+#include "source/common/grpc/common.h"
 #include "source/common/router/hash_policy.h"
 #include "source/extensions/filters/http/router/shadow_request.h"
 
@@ -122,6 +123,16 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
     if (headerNumber(headers, "x-envoy-max-retries", max_retries)) retries_left_ = static_cast<uint32_t>(max_retries);
   }
   std::chrono::milliseconds timeout = route_->timeout;
+  if (route_->max_grpc_timeout.has_value() && grpc::hasGrpcContentType(headers)) {
+    // Envoy's finalTimeout: the client's own deadline governs a gRPC call,
+    // capped by the route's maximum; without grpc-timeout the maximum applies
+    // (0 on either side meaning none).
+    const std::chrono::milliseconds max = *route_->max_grpc_timeout;
+    std::chrono::milliseconds grpc_timeout{0};
+    if (auto t = grpc::parseTimeout(headers.getValue("grpc-timeout"))) grpc_timeout = *t;
+    if (max.count() > 0 && (grpc_timeout.count() == 0 || grpc_timeout > max)) grpc_timeout = max;
+    timeout = grpc_timeout;
+  }
   uint64_t header_timeout;
   if (headerNumber(headers, "x-envoy-upstream-rq-timeout-ms", header_timeout)) {
     timeout = std::chrono::milliseconds(header_timeout);
@@ -462,6 +473,18 @@ void RouterFilter::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream
     if (status == 409) conditions |= rt::retry_on::kRetriable4xx;
     for (uint32_t code : route_->retry_policy->retriable_status_codes) {
       if (code == static_cast<uint32_t>(status)) conditions |= rt::retry_on::kRetriableStatusCodes;
+    }
+    // A gRPC failure before any message is a trailers-only response: its
+    // grpc-status is already in these headers (trailers are not looked at yet).
+    if (auto grpc_status = grpc::grpcStatus(*headers)) {
+      switch (static_cast<grpc::Status>(*grpc_status)) {
+        case grpc::Status::Canceled: conditions |= rt::retry_on::kGrpcCancelled; break;
+        case grpc::Status::DeadlineExceeded: conditions |= rt::retry_on::kGrpcDeadlineExceeded; break;
+        case grpc::Status::ResourceExhausted: conditions |= rt::retry_on::kGrpcResourceExhausted; break;
+        case grpc::Status::Unavailable: conditions |= rt::retry_on::kGrpcUnavailable; break;
+        case grpc::Status::Internal: conditions |= rt::retry_on::kGrpcInternal; break;
+        default: break;
+      }
     }
     if (conditions != 0 && maybeRetry(conditions)) return;
   }
