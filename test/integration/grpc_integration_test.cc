@@ -253,8 +253,7 @@ TEST_F(GrpcIntegrationTest, BidiStreamingEchoesAHundredMessagesInLockstep) {
   EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
 }
 
-// DISABLED: the 16 MiB call stalls in courier (flow control under investigation).
-TEST_F(GrpcIntegrationTest, DISABLED_SixteenMebibyteMessageCrossesBothWays) {
+TEST_F(GrpcIntegrationTest, SixteenMebibyteMessageCrossesBothWays) {
   grpc::ClientContext ctx;
   setDeadline(ctx, 30s);
   EchoRequest req;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 namespace courier::http::http2 {
 
@@ -305,23 +306,21 @@ DispatchResult Connection::dispatch(buffer::Buffer& input) {
   dispatching_ = true;
   size_t consumed = 0;
   ssize_t rv = 0;
-  struct iovec iov[16];
-  while (consumed < input.length() && rv >= 0) {
-    // The iovecs point into input; nothing drains it until the loop ends.
-    const int n = input.fillIovecs(iov, 16);
-    size_t skip = consumed;
-    for (int i = 0; i < n && rv >= 0; ++i) {
-      if (skip >= iov[i].iov_len) {
-        skip -= iov[i].iov_len;
-        continue;
-      }
-      const uint8_t* base = static_cast<const uint8_t*>(iov[i].iov_base) + skip;
-      const size_t len = iov[i].iov_len - skip;
-      skip = 0;
-      rv = nghttp2_session_mem_recv(session_, base, len);
-      if (rv >= 0) consumed += len;
-    }
-    if (n == 0) break;
+  // One window over every slice: a fixed 16-iovec window always starts at the
+  // first slice, so input longer than 16 slices (a multi-MiB gRPC message read
+  // in one go) stopped at the window's end and the loop spun forever.
+  struct iovec small[16];
+  std::vector<struct iovec> large;
+  struct iovec* iov = small;
+  if (input.sliceCount() > 16) {
+    large.resize(input.sliceCount());
+    iov = large.data();
+  }
+  // The iovecs point into input; nothing drains it until the loop ends.
+  const int n = input.fillIovecs(iov, input.sliceCount() > 16 ? static_cast<int>(large.size()) : 16);
+  for (int i = 0; i < n && rv >= 0; ++i) {
+    rv = nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(iov[i].iov_base), iov[i].iov_len);
+    if (rv >= 0) consumed += iov[i].iov_len;
   }
   dispatching_ = false;
   input.drain(std::min(consumed, input.length()));

@@ -210,6 +210,37 @@ TEST(Http2CodecTest, LargeBodyFollowsReceiverConsumption) {
   EXPECT_EQ(std::string(s.decoder.body_.data() + kBody - 3, 3), "xxx");
 }
 
+TEST(Http2CodecTest, InputOfMoreThanSixteenSlicesIsDispatchedInOneCall) {
+  // A socket read of a big gRPC message leaves the input in many slices; the
+  // codec used to look at the first 16 only and spin forever past them.
+  Http2Settings big_windows;
+  big_windows.initial_stream_window_size = 4 * 1024 * 1024;
+  big_windows.initial_connection_window_size = 4 * 1024 * 1024;
+  CodecPair p(big_windows, big_windows);
+  p.pump();
+  RequestHeaderMap req{{":method", "POST"}, {":path", "/big"}, {":scheme", "http"}, {":authority", "x"}};
+  ClientStream& c = p.startRequest(req, false);
+  constexpr size_t kBody = 1024 * 1024;
+  buffer::Buffer b;
+  b.add(std::string(kBody, 'y'));
+  c.encoder->encodeData(b, true);
+  // Re-slice the client's output into 4 KiB slices, then dispatch it once.
+  std::string wire = p.to_server_.toString();
+  p.to_server_.drain(p.to_server_.length());
+  buffer::Buffer input;
+  for (size_t at = 0; at < wire.size(); at += 4096) {
+    buffer::Buffer piece;
+    piece.add(wire.substr(at, 4096));
+    input.move(piece, piece.length());
+  }
+  ASSERT_GT(input.sliceCount(), 16u);
+  ASSERT_EQ(p.server_.dispatch(input), std::nullopt);
+  EXPECT_TRUE(input.empty());
+  ASSERT_EQ(p.server_callbacks_.streams_.size(), 1u);
+  EXPECT_EQ(p.server_callbacks_.streams_[0]->decoder.body_.size(), kBody);
+  EXPECT_TRUE(p.server_callbacks_.streams_[0]->decoder.end_stream_);
+}
+
 TEST(Http2CodecTest, ClientResetReachesServer) {
   CodecPair p;
   ClientStream& c = p.startRequest(CodecPair::get(), false);
