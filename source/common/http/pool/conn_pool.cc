@@ -1,4 +1,5 @@
 #include "source/common/http/pool/conn_pool.h"
+#include "source/common/http/pool/upstream_connection.h"
 
 #include "absl/strings/str_cat.h"
 #include "source/common/http/pool/http2_pool.h"
@@ -136,26 +137,9 @@ void ConnPool::release(UpstreamStream& stream, bool reusable) {
 }
 
 void ConnPool::createConnection() {
-  auto conn = network::Connection::connect(dispatcher_, address_);
-  conn->setBufferLimits(cluster_->per_connection_buffer_limit_bytes);
-  conn->setConnectionStats({&cluster_->stats->upstream_cx_rx_bytes_total, &cluster_->stats->upstream_cx_tx_bytes_total});
-  cluster_->stats->upstream_cx_total.inc();
-  cluster_->stats->upstream_cx_active.inc();
-  cluster_->resources->connections.inc();
-  auto pooled = std::make_unique<PooledConnection>(*this, std::move(conn));
+  auto pooled = std::make_unique<PooledConnection>(*this, connectUpstream(dispatcher_, *cluster_, address_));
   PooledConnection* raw = pooled.get();
-  // The connection owns its read filters while the pool owns the pooled
-  // connection, so the filter only forwards.
-  struct Shim : network::ReadFilter {
-    explicit Shim(PooledConnection& c) : c(c) {}
-    void initializeReadFilterCallbacks(network::ReadFilterCallbacks&) override {}
-    network::FilterStatus onData(buffer::Buffer& data, bool) override {
-      c.onData(data);
-      return network::FilterStatus::StopIteration;
-    }
-    PooledConnection& c;
-  };
-  raw->connection_->addReadFilter(std::make_unique<Shim>(*raw));
+  forwardReads(*raw->connection_, *raw);
   raw->connect_timer_ = dispatcher_.createTimer([this, raw] {
     cluster_->stats->upstream_cx_connect_timeout.inc();
     raw->connection_->removeConnectionCallbacks(*raw);

@@ -1,4 +1,5 @@
 #include "source/common/http/pool/http2_pool.h"
+#include "source/common/http/pool/upstream_connection.h"
 
 #include <vector>
 
@@ -186,26 +187,9 @@ void Http2Pool::serveWaiters() {
 }
 
 void Http2Pool::createConnection() {
-  auto conn = network::Connection::connect(dispatcher_, address_);
-  conn->setBufferLimits(cluster_->per_connection_buffer_limit_bytes);
-  conn->setConnectionStats({&cluster_->stats->upstream_cx_rx_bytes_total, &cluster_->stats->upstream_cx_tx_bytes_total});
-  cluster_->stats->upstream_cx_total.inc();
-  cluster_->stats->upstream_cx_active.inc();
-  cluster_->resources->connections.inc();
-  auto pooled = std::make_unique<Http2PoolConnection>(*this, std::move(conn));
+  auto pooled = std::make_unique<Http2PoolConnection>(*this, connectUpstream(dispatcher_, *cluster_, address_));
   Http2PoolConnection* raw = pooled.get();
-  // The connection owns its read filters while the pool owns the pooled
-  // connection, so the filter only forwards.
-  struct Shim : network::ReadFilter {
-    explicit Shim(Http2PoolConnection& c) : c(c) {}
-    void initializeReadFilterCallbacks(network::ReadFilterCallbacks&) override {}
-    network::FilterStatus onData(buffer::Buffer& data, bool) override {
-      c.onData(data);
-      return network::FilterStatus::StopIteration;
-    }
-    Http2PoolConnection& c;
-  };
-  raw->connection_->addReadFilter(std::make_unique<Shim>(*raw));
+  forwardReads(*raw->connection_, *raw);
   raw->connect_timer_ = dispatcher_.createTimer([this, raw] {
     cluster_->stats->upstream_cx_connect_timeout.inc();
     onClosed(*raw);
