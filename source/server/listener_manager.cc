@@ -17,15 +17,6 @@ namespace {
 
 using envoy::config::listener::v3::Listener;
 
-// Envoy's lds.version gauge holds a hash of version_info (see cluster_manager.cc).
-uint64_t versionHash(const std::string& version) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : version) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h & ((1ull << 52) - 1);
-}
 
 absl::Status prefixed(const absl::Status& status, const std::string& prefix) {
   return absl::Status(status.code(), absl::StrCat(prefix, status.message()));
@@ -274,7 +265,7 @@ absl::Status ListenerManager::apply(const std::vector<config::DecodedResource>& 
     ++changes;
   }
   version_info_ = version_info;
-  stats_.lds_version.set(versionHash(version_info));
+  stats_.lds_version.set(config::versionHash(version_info));
   updateGauges();
   // Success is counted once every worker runs the new listeners, so that
   // whoever watches the counter can rely on new connections meeting them.

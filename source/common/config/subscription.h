@@ -5,7 +5,9 @@
 #pragma once
 
 #include <memory>
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -24,6 +26,18 @@ inline constexpr char kClusterLoadAssignment[] =
     "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 inline constexpr char kSecret[] = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 }  // namespace type_url
+
+// The value of Envoy's <type>.version gauges (cds.version, lds.version): a
+// hash of version_info. FNV-1a is stable between runs; 52 bits keep it exact
+// when gauges are read back as JSON or Prometheus doubles.
+inline uint64_t versionHash(std::string_view version) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : version) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h & ((1ull << 52) - 1);
+}
 
 // One resource as the source received it, already unpacked from its Any.
 struct DecodedResource {

@@ -12,17 +12,6 @@ namespace {
 
 using ProtoCluster = envoy::config::cluster::v3::Cluster;
 
-// Envoy's cds.version gauge holds a hash of version_info; any stable 64-bit
-// hash serves, FNV-1a is one that does not change between runs.
-uint64_t versionHash(const std::string& version) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : version) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  // Gauges are read back through JSON and Prometheus; keep clear of doubles' 2^53.
-  return h & ((1ull << 52) - 1);
-}
 
 }  // namespace
 
@@ -156,7 +145,7 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
   }
   // Unchanged clusters keep their version info; the set's version moves on.
   version_info_ = version_info;
-  stats_.cds_version.set(versionHash(version_info));
+  stats_.cds_version.set(config::versionHash(version_info));
   // Success is counted once every worker routes with the new set, so that
   // whoever watches the counter can rely on the next request seeing it.
   std::shared_ptr<bool> alive = alive_;
