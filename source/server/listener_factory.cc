@@ -1,4 +1,5 @@
 #include "source/server/listener_factory.h"
+#include "source/common/common/field_error.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -8,10 +9,6 @@ namespace courier::server {
 namespace {
 
 using envoy::config::listener::v3::Listener;
-
-absl::Status fieldError(const std::string& path, const std::string& what) {
-  return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
-}
 
 std::string typeOf(const google::protobuf::Any& any) {
   const std::string& url = any.type_url();

@@ -1,4 +1,5 @@
 #include "source/common/router/route_table.h"
+#include "source/common/common/field_error.h"
 
 #include <algorithm>
 #include <map>
@@ -20,10 +21,6 @@ namespace {
 namespace v3 = envoy::config::route::v3;
 using ProtoStringMatcher = envoy::type::matcher::v3::StringMatcher;
 using google::protobuf::util::TimeUtil;
-
-absl::Status fieldError(const std::string& path, const std::string& what) {
-  return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
-}
 
 absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 re2::StringPiece sp(std::string_view s) { return re2::StringPiece(s.data(), s.size()); }

@@ -1,4 +1,5 @@
 #include "source/common/upstream/cluster_factory.h"
+#include "source/common/common/field_error.h"
 
 #include "absl/strings/str_cat.h"
 #include "source/common/http/http2/protocol_options.h"
@@ -10,10 +11,6 @@ namespace courier::upstream {
 namespace {
 
 using ProtoCluster = envoy::config::cluster::v3::Cluster;
-
-absl::Status fieldError(const std::string& path, const std::string& what) {
-  return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
-}
 
 absl::StatusOr<LbPolicy> lbPolicy(const ProtoCluster& config, const std::string& path) {
   switch (config.lb_policy()) {

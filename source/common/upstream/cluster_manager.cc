@@ -12,7 +12,6 @@ namespace {
 
 using ProtoCluster = envoy::config::cluster::v3::Cluster;
 
-
 }  // namespace
 
 ClusterManagerStats::ClusterManagerStats(stats::Store& store)

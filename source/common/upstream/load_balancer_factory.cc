@@ -1,4 +1,5 @@
 #include "source/common/upstream/load_balancer_factory.h"
+#include "source/common/common/field_error.h"
 
 #include "absl/strings/str_cat.h"
 #include "source/common/upstream/least_request_lb.h"
@@ -10,10 +11,6 @@ namespace courier::upstream {
 namespace {
 
 using ProtoCluster = envoy::config::cluster::v3::Cluster;
-
-absl::Status fieldError(const std::string& path, const std::string& what) {
-  return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
-}
 
 absl::StatusOr<LeastRequestConfig> leastRequestConfig(const ProtoCluster& config, const std::string& path) {
   LeastRequestConfig out;

@@ -1,4 +1,5 @@
 #include "source/extensions/filters/http/router/router.h"
+#include "source/common/common/random.h"
 
 #include <random>
 
@@ -13,11 +14,6 @@ namespace courier::extensions::router {
 namespace {
 
 namespace rt = courier::router;
-
-std::mt19937_64& rng() {
-  static thread_local std::mt19937_64 r{std::random_device{}()};
-  return r;
-}
 
 bool headerNumber(const http::HeaderMap& headers, std::string_view key, uint64_t& out) {
   const std::string_view v = headers.getValue(key);
@@ -78,7 +74,7 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
   }
   std::string cluster_name = route_->cluster;
   if (!route_->weighted_clusters.empty()) {
-    if (const auto* wc = route_->pickWeightedCluster(rng()())) cluster_name = wc->name;
+    if (const auto* wc = route_->pickWeightedCluster(threadRandom()())) cluster_name = wc->name;
   } else if (!route_->cluster_header.empty()) {
     cluster_name = std::string(headers.getValue(route_->cluster_header));
   }
@@ -141,7 +137,7 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
   headers.remove("x-envoy-max-retries");
   timeout_ = timeout;
   for (const auto& mirror : route_->request_mirror_policies) {
-    if (!mirror.fraction.enabled(rng()())) continue;
+    if (!mirror.fraction.enabled(threadRandom()())) continue;
     std::string name = mirror.cluster.empty() ? std::string(headers.getValue(mirror.cluster_header)) : mirror.cluster;
     if (name.empty()) continue;
     shadows_.push_back({std::move(name), mirror.disable_shadow_host_suffix_append});
@@ -362,7 +358,7 @@ bool RouterFilter::maybeRetry(uint32_t conditions) {
   const auto& policy = *route_->retry_policy;
   uint64_t ceiling = static_cast<uint64_t>(policy.base_interval.count()) << std::min<uint32_t>(retries_done_ - 1, 10);
   ceiling = std::min<uint64_t>(ceiling, static_cast<uint64_t>(policy.max_interval.count()));
-  const auto delay = std::chrono::milliseconds(ceiling == 0 ? 0 : rng()() % (ceiling + 1));
+  const auto delay = std::chrono::milliseconds(ceiling == 0 ? 0 : threadRandom()() % (ceiling + 1));
   // The retry counts against max_retries until its attempt ends.
   cluster_->resources->retries.inc();
   retry_open_ = true;

@@ -1,6 +1,7 @@
 // Builds the HTTP connection manager from
 // envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.
 #include "absl/strings/ascii.h"
+#include "source/common/common/field_error.h"
 #include "absl/strings/str_cat.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
 #include "google/protobuf/util/time_util.h"
@@ -13,10 +14,6 @@ namespace {
 
 using ProtoHcm = envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 using google::protobuf::util::TimeUtil;
-
-absl::Status fieldError(const std::string& path, const std::string& what) {
-  return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
-}
 
 std::chrono::milliseconds ms(const google::protobuf::Duration& d) {
   return std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(d));

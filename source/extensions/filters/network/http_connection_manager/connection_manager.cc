@@ -1,4 +1,5 @@
 #include "source/extensions/filters/network/http_connection_manager/connection_manager.h"
+#include "source/common/common/random.h"
 
 #include <random>
 
@@ -12,11 +13,6 @@
 
 namespace courier::extensions::http_connection_manager {
 namespace {
-
-std::mt19937_64& rng() {
-  static thread_local std::mt19937_64 r{std::random_device{}()};
-  return r;
-}
 
 // Envoy's notion of an internal client: loopback or RFC 1918 / ULA.
 bool isInternal(std::string_view ip) {
@@ -62,7 +58,7 @@ constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 std::string requestId() {
   // A v4 UUID, as Envoy's x-request-id; formatted by hand (snprintf costs
   // more than the rest of the request's header work).
-  uint64_t a = rng()(), b = rng()();
+  uint64_t a = threadRandom()(), b = threadRandom()();
   a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
   b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
   static constexpr char kHex[] = "0123456789abcdef";
@@ -175,7 +171,7 @@ class ActiveStream : public http::RequestDecoder,
       route_cached_ = true;
       route_ = filters_.requestHeaders() == nullptr
                    ? nullptr
-                   : config_->route_table->route(*filters_.requestHeaders(), rng()());
+                   : config_->route_table->route(*filters_.requestHeaders(), threadRandom()());
     }
     return route_;
   }

@@ -1,4 +1,5 @@
 #include "source/extensions/filters/network/tcp_proxy/tcp_proxy.h"
+#include "source/common/common/random.h"
 
 #include <random>
 
@@ -76,8 +77,7 @@ network::FilterStatus TcpProxy::onNewConnection() {
 }
 
 void TcpProxy::connectUpstream() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  const std::string& name = config_->pickCluster(rng());
+  const std::string& name = config_->pickCluster(threadRandom()());
   upstream::ThreadLocalCluster* cluster = worker_.cluster_manager.get(name);
   network::Connection& downstream = callbacks_->connection();
   info_.upstream_cluster = name;
