@@ -1,5 +1,8 @@
 #include "source/common/config/ads_config.h"
 
+#include <algorithm>
+#include <limits>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
@@ -65,6 +68,12 @@ absl::StatusOr<GrpcMuxOptions> grpcMuxOptionsFromConfig(const ApiConfigSource& c
           absl::StrCat(service_path, ".envoy_grpc.cluster_name: ", target.status().message()));
     }
     options.target_uri = *target;
+    // Envoy: unset or 0 is no limit.
+    const auto& limit = service.envoy_grpc().max_receive_message_length();
+    if (service.envoy_grpc().has_max_receive_message_length() && limit.value() > 0) {
+      options.max_receive_message_length =
+          static_cast<int>(std::min<uint32_t>(limit.value(), std::numeric_limits<int>::max()));
+    }
   } else {
     return absl::InvalidArgumentError(absl::StrCat(service_path, ": set envoy_grpc or google_grpc"));
   }

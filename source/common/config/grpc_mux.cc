@@ -114,7 +114,9 @@ GrpcMux::GrpcMux(event::Dispatcher& dispatcher, GrpcMuxOptions options)
       node_(options_.node),
       backoff_(options_.backoff_base, options_.backoff_max) {
   fillUserAgent(node_);
-  channel_ = grpc::CreateChannel(options_.target_uri, grpc::InsecureChannelCredentials());
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options_.max_receive_message_length);
+  channel_ = grpc::CreateCustomChannel(options_.target_uri, grpc::InsecureChannelCredentials(), args);
   stub_ = AggregatedDiscoveryService::NewStub(channel_);
   retry_timer_ = dispatcher_.createTimer([this] { establishStream(); });
 }

@@ -38,6 +38,10 @@ struct GrpcMuxOptions {
   // Called with true once a stream answers (headers or a first response) and
   // with false when it ends: control_plane.connected_state.
   std::function<void(bool connected)> on_connection_state;
+  // Largest DiscoveryResponse accepted, in bytes; -1 is no limit. A full
+  // state-of-the-world CDS of a large mesh is tens of MB, far over gRPC's
+  // 4 MiB default, so the default here is no limit.
+  int max_receive_message_length = -1;
   std::chrono::milliseconds backoff_base{500};
   std::chrono::milliseconds backoff_max{30000};
 };

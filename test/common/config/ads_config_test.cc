@@ -51,6 +51,16 @@ TEST(AdsConfigTest, EnvoyGrpcClusterIsResolvedToATarget) {
                                           });
   ASSERT_TRUE(options.ok()) << options.status();
   EXPECT_EQ(options->target_uri, "10.0.0.1:15010");
+  // Unset: no receive limit (a large mesh's CDS is far over gRPC's 4 MiB).
+  EXPECT_EQ(options->max_receive_message_length, -1);
+
+  config.mutable_grpc_services(0)->mutable_envoy_grpc()->mutable_max_receive_message_length()->set_value(1 << 20);
+  auto limited = grpcMuxOptionsFromConfig(config, node(), "dynamic_resources.ads_config",
+                                          [](const std::string&) -> absl::StatusOr<std::string> {
+                                            return std::string("10.0.0.1:15010");
+                                          });
+  ASSERT_TRUE(limited.ok()) << limited.status();
+  EXPECT_EQ(limited->max_receive_message_length, 1 << 20);
 
   config.mutable_grpc_services(0)->mutable_envoy_grpc()->set_cluster_name("other");
   auto missing = grpcMuxOptionsFromConfig(config, node(), "dynamic_resources.ads_config",

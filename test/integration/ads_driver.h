@@ -1,0 +1,132 @@
+// Plays a management server's side of ADS over FakeAdsServer in either
+// protocol, so a test or benchmark states what it serves (a type, a version,
+// a set of resources) and not how each protocol frames it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "test/common/config/fake_ads_server.h"
+
+namespace courier::test {
+
+class AdsDriver {
+ public:
+  using DiscoveryRequest = envoy::service::discovery::v3::DiscoveryRequest;
+  using DiscoveryResponse = envoy::service::discovery::v3::DiscoveryResponse;
+  using DeltaDiscoveryRequest = envoy::service::discovery::v3::DeltaDiscoveryRequest;
+  using DeltaDiscoveryResponse = envoy::service::discovery::v3::DeltaDiscoveryResponse;
+
+  AdsDriver(config::test::FakeAdsServer& server, bool delta) : server_(server), delta_(delta) {}
+
+  bool delta() const { return delta_; }
+  config::test::FakeAdsServer& server() { return server_; }
+
+  // The next request of `type_url` on `stream` from request `cursor` on;
+  // advances the cursor past it. Requests of other types are skipped.
+  bool nextSotw(size_t stream, size_t& cursor, const std::string& type_url, DiscoveryRequest* out) {
+    for (;; ++cursor) {
+      if (!server_.waitSotwRequest(stream, cursor, out)) return false;
+      if (out->type_url() == type_url) {
+        ++cursor;
+        return true;
+      }
+    }
+  }
+  bool nextDelta(size_t stream, size_t& cursor, const std::string& type_url, DeltaDiscoveryRequest* out) {
+    for (;; ++cursor) {
+      if (!server_.waitDeltaRequest(stream, cursor, out)) return false;
+      if (out->type_url() == type_url) {
+        ++cursor;
+        return true;
+      }
+    }
+  }
+
+  // Waits for the client's next request of the type, then answers it with
+  // `resources` as version `version`. Delta sends every resource as an
+  // add/update; SotW sends the whole set.
+  template <class Resource>
+  bool serve(size_t stream, size_t& cursor, const std::string& type_url, const std::string& version,
+             const std::vector<Resource>& resources) {
+    if (delta_) {
+      DeltaDiscoveryRequest request;
+      if (!nextDelta(stream, cursor, type_url, &request)) return false;
+    } else {
+      DiscoveryRequest request;
+      if (!nextSotw(stream, cursor, type_url, &request)) return false;
+    }
+    return push(stream, type_url, version, resources);
+  }
+
+  // Sends without waiting for a request (the client already asked).
+  // `removed` only means something in delta; SotW removes by omission.
+  template <class Resource>
+  bool push(size_t stream, const std::string& type_url, const std::string& version,
+            const std::vector<Resource>& resources, const std::vector<std::string>& removed = {}) {
+    const std::string nonce = nonceFor(type_url, version);
+    if (delta_) {
+      DeltaDiscoveryResponse response;
+      response.set_type_url(type_url);
+      response.set_system_version_info(version);
+      response.set_nonce(nonce);
+      for (const auto& r : resources) {
+        auto* added = response.add_resources();
+        added->set_name(r.name());
+        added->set_version(version);
+        added->mutable_resource()->PackFrom(r);
+      }
+      for (const auto& name : removed) response.add_removed_resources(name);
+      return server_.send(stream, response);
+    }
+    DiscoveryResponse response;
+    response.set_type_url(type_url);
+    response.set_version_info(version);
+    response.set_nonce(nonce);
+    for (const auto& r : resources) response.add_resources()->PackFrom(r);
+    return server_.send(stream, response);
+  }
+
+  // The error_detail message of the next request of `type_url` that carries
+  // one ("" when none came in time).
+  std::string nextNack(size_t stream, size_t& cursor, const std::string& type_url) {
+    for (;;) {
+      if (delta_) {
+        DeltaDiscoveryRequest r;
+        if (!nextDelta(stream, cursor, type_url, &r)) return "";
+        if (r.has_error_detail()) return r.error_detail().message();
+      } else {
+        DiscoveryRequest r;
+        if (!nextSotw(stream, cursor, type_url, &r)) return "";
+        if (r.has_error_detail()) return r.error_detail().message();
+      }
+    }
+  }
+
+  // Waits for the client to ACK what push/serve sent as `version`: a request
+  // echoing its nonce without an error. False on a NACK or timeout.
+  bool waitAck(size_t stream, size_t& cursor, const std::string& type_url, const std::string& version) {
+    const std::string nonce = nonceFor(type_url, version);
+    for (;;) {
+      if (delta_) {
+        DeltaDiscoveryRequest r;
+        if (!nextDelta(stream, cursor, type_url, &r)) return false;
+        if (r.response_nonce() == nonce) return !r.has_error_detail();
+      } else {
+        DiscoveryRequest r;
+        if (!nextSotw(stream, cursor, type_url, &r)) return false;
+        if (r.response_nonce() == nonce) return !r.has_error_detail();
+      }
+    }
+  }
+
+  static std::string nonceFor(const std::string& type_url, const std::string& version) {
+    return type_url.substr(type_url.rfind('.') + 1) + "-" + version;
+  }
+
+ private:
+  config::test::FakeAdsServer& server_;
+  const bool delta_;
+};
+
+}  // namespace courier::test
