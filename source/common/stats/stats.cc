@@ -3,7 +3,10 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
+
+#include "source/common/stats/tag_producer.h"
 
 namespace courier::stats {
 
@@ -66,9 +69,52 @@ HistogramStatistics::HistogramStatistics() {
   quantiles.fill(std::numeric_limits<double>::quiet_NaN());
 }
 
-Histogram::Histogram(std::string name, std::string tag_extracted_name, std::vector<Tag> tags,
-                     Unit unit)
-    : Metric(std::move(name), std::move(tag_extracted_name), std::move(tags)), unit_(unit) {}
+Metric::Metric(std::string_view name) : prefix_(std::make_shared<const std::string>(name)), suffix_("") {}
+
+Metric::Metric(std::shared_ptr<const std::string> prefix, const char* static_suffix)
+    : prefix_(std::move(prefix)), suffix_(static_suffix) {}
+
+std::string Metric::name() const {
+  std::string out;
+  out.reserve(prefix_->size() + std::strlen(suffix_));
+  out += *prefix_;
+  out += suffix_;
+  return out;
+}
+
+bool Metric::nameEquals(std::string_view prefix, std::string_view suffix) const {
+  const std::string_view mine_prefix = *prefix_;
+  const std::string_view mine_suffix = suffix_;
+  if (mine_prefix.size() + mine_suffix.size() != prefix.size() + suffix.size()) return false;
+  // Compare the concatenations piecewise: the split points may differ.
+  auto part = [](std::string_view a, std::string_view b, size_t i) { return i < a.size() ? a[i] : b[i - a.size()]; };
+  if (mine_prefix.size() == prefix.size()) return mine_prefix == prefix && mine_suffix == suffix;
+  const size_t n = prefix.size() + suffix.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (part(mine_prefix, mine_suffix, i) != part(prefix, suffix, i)) return false;
+  }
+  return true;
+}
+
+std::string Metric::tagExtractedName(std::vector<Tag>& tags) const {
+  return defaultTagProducer().produceTags(name(), tags);
+}
+
+std::string Metric::tagExtractedName() const {
+  std::vector<Tag> ignored;
+  return tagExtractedName(ignored);
+}
+
+std::vector<Tag> Metric::tags() const {
+  std::vector<Tag> tags;
+  tagExtractedName(tags);
+  return tags;
+}
+
+Histogram::Histogram(std::string_view name, Unit unit) : Metric(name), unit_(unit) {}
+
+Histogram::Histogram(std::shared_ptr<const std::string> prefix, const char* static_suffix, Unit unit)
+    : Metric(std::move(prefix), static_suffix), unit_(unit) {}
 
 Histogram::~Histogram() {
   for (auto& d : decades_) delete d.load(std::memory_order_relaxed);
@@ -205,48 +251,54 @@ void Histogram::merge() {
   // intervals from the same previous snapshot; recordValue() never takes it.
   std::lock_guard<std::mutex> lock(merge_mutex_);
   BucketCounts current = liveBucketCounts();
+  if (merged_ == nullptr) {
+    if (!used()) return;  // never recorded: nothing to keep
+    merged_ = std::make_unique<Merged>();
+  }
+  const BucketCounts& last = merged_->last_merged;
   // Interval = current minus what the previous merge saw (both sorted).
   BucketCounts interval;
   size_t j = 0;
   for (const auto& [index, count] : current) {
-    while (j < last_merged_.size() && last_merged_[j].first < index) ++j;
+    while (j < last.size() && last[j].first < index) ++j;
     const uint64_t before =
-        (j < last_merged_.size() && last_merged_[j].first == index) ? last_merged_[j].second : 0;
+        (j < last.size() && last[j].first == index) ? last[j].second : 0;
     if (count > before) interval.emplace_back(index, count - before);
   }
-  interval_ = computeStatistics(interval, unit_);
-  cumulative_ = computeStatistics(current, unit_);
-  if (used()) merged_used_ = true;
-  last_merged_ = std::move(current);
+  merged_->interval = computeStatistics(interval, unit_);
+  merged_->cumulative = computeStatistics(current, unit_);
+  merged_->last_merged = std::move(current);
 }
 
 bool Histogram::usedSinceMerge() const {
   std::lock_guard<std::mutex> lock(merge_mutex_);
-  return merged_used_;
+  return merged_ != nullptr;
 }
 
 HistogramStatistics Histogram::intervalStatistics() const {
   std::lock_guard<std::mutex> lock(merge_mutex_);
-  return interval_;
+  return merged_ ? merged_->interval : HistogramStatistics();
 }
 
 HistogramStatistics Histogram::cumulativeStatistics() const {
   std::lock_guard<std::mutex> lock(merge_mutex_);
-  return cumulative_;
+  return merged_ ? merged_->cumulative : HistogramStatistics();
 }
 
 std::string Histogram::quantileSummary() const {
   std::lock_guard<std::mutex> lock(merge_mutex_);
-  if (!merged_used_) return "No recorded values";
+  if (merged_ == nullptr) return "No recorded values";
+  const HistogramStatistics& interval_stats = merged_->interval;
+  const HistogramStatistics& cumulative_stats = merged_->cumulative;
   std::string out;
   for (size_t i = 0; i < HistogramStatistics::kNumQuantiles; ++i) {
     if (i != 0) out += ' ';
     out += 'P';
     out += kQuantileLabels[i];
     out += '(';
-    out += formatDouble(interval_.quantiles[i]);
+    out += formatDouble(interval_stats.quantiles[i]);
     out += ',';
-    out += formatDouble(cumulative_.quantiles[i]);
+    out += formatDouble(cumulative_stats.quantiles[i]);
     out += ')';
   }
   return out;
@@ -254,18 +306,20 @@ std::string Histogram::quantileSummary() const {
 
 std::string Histogram::bucketSummary(bool disjoint) const {
   std::lock_guard<std::mutex> lock(merge_mutex_);
-  if (!merged_used_) return "No recorded values";
+  if (merged_ == nullptr) return "No recorded values";
+  const HistogramStatistics& interval_stats = merged_->interval;
+  const HistogramStatistics& cumulative_stats = merged_->cumulative;
   std::string out;
   const auto& bounds = HistogramStatistics::supportedBuckets();
   uint64_t prev_interval = 0, prev_cumulative = 0;
   for (size_t i = 0; i < bounds.size(); ++i) {
-    uint64_t interval = interval_.bucket_counts[i];
-    uint64_t cumulative = cumulative_.bucket_counts[i];
+    uint64_t interval = interval_stats.bucket_counts[i];
+    uint64_t cumulative = cumulative_stats.bucket_counts[i];
     if (disjoint) {
       interval -= prev_interval;
       cumulative -= prev_cumulative;
-      prev_interval = interval_.bucket_counts[i];
-      prev_cumulative = cumulative_.bucket_counts[i];
+      prev_interval = interval_stats.bucket_counts[i];
+      prev_cumulative = cumulative_stats.bucket_counts[i];
     }
     if (i != 0) out += ' ';
     // Envoy prints bounds with fmt's "{:g}": 1800000 -> 1.8e+06.

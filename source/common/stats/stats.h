@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -22,20 +23,33 @@ struct Tag {
   bool operator==(const Tag& other) const { return name == other.name && value == other.value; }
 };
 
-// What every stat carries: its full name and, computed once at creation, the
-// tag-extracted name and tags that the Prometheus output needs.
+// What every stat carries: its name. Tags and the tag-extracted name that the
+// Prometheus output needs are computed from the name when asked (admin and
+// sinks), not stored: a mesh has ~30 stats per cluster and 10k+ clusters, so
+// a stat is kept to a few words.
+//
+// The name is a prefix shared by the stats of one scope ("cluster.backend.")
+// followed by a suffix with static storage (a string literal such as
+// "upstream_cx_total"), or, for names built at run time, a string of its own
+// held as the prefix with an empty suffix.
 class Metric {
  public:
-  Metric(std::string name, std::string tag_extracted_name, std::vector<Tag> tags)
-      : name_(std::move(name)),
-        tag_extracted_name_(std::move(tag_extracted_name)),
-        tags_(std::move(tags)) {}
+  explicit Metric(std::string_view name);
+  Metric(std::shared_ptr<const std::string> prefix, const char* static_suffix);
   Metric(const Metric&) = delete;
   Metric& operator=(const Metric&) = delete;
 
-  const std::string& name() const { return name_; }
-  const std::string& tagExtractedName() const { return tag_extracted_name_; }
-  const std::vector<Tag>& tags() const { return tags_; }
+  std::string name() const;
+  // The two parts, for hashing and comparing without building the name.
+  std::string_view namePrefix() const { return *prefix_; }
+  std::string_view nameSuffix() const { return suffix_; }
+  bool nameEquals(std::string_view prefix, std::string_view suffix) const;
+
+  // Envoy's default tag extraction applied to name(): "cluster.upstream_cx_total"
+  // and {envoy.cluster_name=backend} for "cluster.backend.upstream_cx_total".
+  std::string tagExtractedName() const;
+  std::vector<Tag> tags() const;
+  std::string tagExtractedName(std::vector<Tag>& tags) const;
 
   // Whether the stat was ever written since start (admin's `usedonly`).
   bool used() const { return used_.load(std::memory_order_relaxed); }
@@ -48,9 +62,8 @@ class Metric {
   }
 
  private:
-  const std::string name_;
-  const std::string tag_extracted_name_;
-  const std::vector<Tag> tags_;
+  std::shared_ptr<const std::string> prefix_;
+  const char* suffix_;
   std::atomic<bool> used_{false};
 };
 
@@ -129,7 +142,8 @@ class Histogram : public Metric {
   // Percent values are recorded scaled by this factor (Envoy's PercentScale).
   static constexpr uint64_t kPercentScale = 1000000;
 
-  Histogram(std::string name, std::string tag_extracted_name, std::vector<Tag> tags, Unit unit);
+  Histogram(std::string_view name, Unit unit);
+  Histogram(std::shared_ptr<const std::string> prefix, const char* static_suffix, Unit unit);
   ~Histogram();
 
   void recordValue(uint64_t value);
@@ -173,11 +187,15 @@ class Histogram : public Metric {
   std::atomic<uint64_t> zero_count_{0};
   std::array<std::atomic<Decade*>, kDecades> decades_{};
 
+  // What merges computed. Allocated by the first merge that sees a sample:
+  // most histograms of a large mesh never get one, and this is ~0.5 KB.
+  struct Merged {
+    BucketCounts last_merged;
+    HistogramStatistics interval;
+    HistogramStatistics cumulative;
+  };
   mutable std::mutex merge_mutex_;  // merge() vs readers; never on the record path
-  BucketCounts last_merged_;
-  HistogramStatistics interval_;
-  HistogramStatistics cumulative_;
-  bool merged_used_ = false;
+  std::unique_ptr<Merged> merged_;
 };
 
 // "1", "1.025", "nan": the shortest text that reads back as the same double,

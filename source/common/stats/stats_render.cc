@@ -133,16 +133,24 @@ std::string formattedTags(const std::vector<Tag>& tags) {
 template <class T, class Gen>
 void prometheusGroups(std::string& out, const std::vector<T*>& metrics, const char* type,
                       const std::function<bool(const T&)>& show, Gen generate) {
-  std::map<std::string, std::vector<const T*>, StatNameLess> groups;
+  // Tags are computed from each name once per scrape (stats do not store them).
+  struct Entry {
+    std::string name;
+    std::vector<Tag> tags;
+    const T* metric;
+  };
+  std::map<std::string, std::vector<Entry>, StatNameLess> groups;
   for (const T* m : metrics) {
-    if (show(*m)) groups[m->tagExtractedName()].push_back(m);
+    if (!show(*m)) continue;
+    std::vector<Tag> tags;
+    std::string extracted = m->tagExtractedName(tags);
+    groups[std::move(extracted)].push_back(Entry{m->name(), std::move(tags), m});
   }
   for (auto& [extracted, list] : groups) {
     const std::string name = "envoy_" + prometheusSanitize(extracted);
     out += "# TYPE " + name + " " + type + "\n";
-    std::sort(list.begin(), list.end(),
-              [](const T* a, const T* b) { return statNameLess(a->name(), b->name()); });
-    for (const T* m : list) generate(out, name, *m);
+    std::sort(list.begin(), list.end(), [](const Entry& a, const Entry& b) { return statNameLess(a.name, b.name); });
+    for (const Entry& e : list) generate(out, name, *e.metric, e.tags);
     out += '\n';
   }
 }
@@ -268,8 +276,8 @@ std::string renderPrometheus(const Store& store, const RenderParams& params) {
   const std::function<bool(const Histogram&)> show_histogram = [&](const Histogram& h) {
     return showHistogram(params, h);
   };
-  auto numeric = [](std::string& o, const std::string& name, const auto& m) {
-    o += name + "{" + formattedTags(m.tags()) + "} " + std::to_string(m.value()) + "\n";
+  auto numeric = [](std::string& o, const std::string& name, const auto& m, const std::vector<Tag>& tags) {
+    o += name + "{" + formattedTags(tags) + "} " + std::to_string(m.value()) + "\n";
   };
 
   if (wantCounters(params))
@@ -277,9 +285,10 @@ std::string renderPrometheus(const Store& store, const RenderParams& params) {
   if (wantGauges(params)) prometheusGroups(out, store.gauges(), "gauge", show_gauge, numeric);
   if (wantHistograms(params)) {
     prometheusGroups(out, store.histograms(), "histogram", show_histogram,
-                     [](std::string& o, const std::string& name, const Histogram& h) {
-                       const std::string tags = formattedTags(h.tags());
-                       const std::string bucket_tags = h.tags().empty() ? "" : tags + ",";
+                     [](std::string& o, const std::string& name, const Histogram& h,
+                        const std::vector<Tag>& tag_list) {
+                       const std::string tags = formattedTags(tag_list);
+                       const std::string bucket_tags = tag_list.empty() ? "" : tags + ",";
                        // Prometheus histograms are cumulative over the process life.
                        const HistogramStatistics stats = h.cumulativeStatistics();
                        const auto& bounds = HistogramStatistics::supportedBuckets();

@@ -1,5 +1,11 @@
 #include "source/common/stats/store.h"
 
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include <algorithm>
+#include <utility>
+
 namespace courier::stats {
 
 std::string sanitizeStatName(std::string_view name) {
@@ -14,52 +20,86 @@ std::string sanitizeStatName(std::string_view name) {
 
 Store::Store() = default;
 
-template <class T, class... Args>
-T& Store::findOrCreate(std::map<std::string, std::unique_ptr<T>, std::less<>>& map,
-                       std::string_view name, Args... args) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto it = map.find(name);
-  if (it != map.end()) return *it->second;
-  std::vector<Tag> tags;
-  std::string extracted = tag_producer_.produceTags(name, tags);
-  auto stat =
-      std::make_unique<T>(std::string(name), std::move(extracted), std::move(tags), args...);
-  T& ref = *stat;
-  map.emplace(std::string(name), std::move(stat));
-  return ref;
+Store::~Store() {
+  for (Counter* c : counters_) delete c;
+  for (Gauge* g : gauges_) delete g;
+  for (Histogram* h : histograms_) delete h;
 }
 
-Counter& Store::counter(std::string_view name) { return findOrCreate(counters_, name); }
+size_t Store::NameHash::operator()(const NameKey& key) const {
+  // Streaming over both parts hashes the name the same whatever its split.
+  XXH3_state_t state;
+  XXH3_64bits_reset(&state);
+  XXH3_64bits_update(&state, key.prefix.data(), key.prefix.size());
+  XXH3_64bits_update(&state, key.suffix.data(), key.suffix.size());
+  return static_cast<size_t>(XXH3_64bits_digest(&state));
+}
 
-Gauge& Store::gauge(std::string_view name) { return findOrCreate(gauges_, name); }
+template <class T, class Make>
+T& Store::findOrCreate(Set<T>& set, const NameKey& key, Make make) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = set.find(key);
+  if (it != set.end()) return **it;
+  T* stat = make();
+  set.insert(stat);
+  return *stat;
+}
+
+Counter& Store::counter(std::string_view name) {
+  return findOrCreate(counters_, NameKey{name, {}}, [&] { return new Counter(name); });
+}
+
+Gauge& Store::gauge(std::string_view name) {
+  return findOrCreate(gauges_, NameKey{name, {}}, [&] { return new Gauge(name); });
+}
 
 Histogram& Store::histogram(std::string_view name, Histogram::Unit unit) {
-  return findOrCreate(histograms_, name, unit);
+  return findOrCreate(histograms_, NameKey{name, {}}, [&] { return new Histogram(name, unit); });
+}
+
+Counter& Store::counter(const std::shared_ptr<const std::string>& prefix, const char* static_suffix) {
+  return findOrCreate(counters_, NameKey{*prefix, static_suffix},
+                      [&] { return new Counter(prefix, static_suffix); });
+}
+
+Gauge& Store::gauge(const std::shared_ptr<const std::string>& prefix, const char* static_suffix) {
+  return findOrCreate(gauges_, NameKey{*prefix, static_suffix}, [&] { return new Gauge(prefix, static_suffix); });
+}
+
+Histogram& Store::histogram(const std::shared_ptr<const std::string>& prefix, const char* static_suffix,
+                            Histogram::Unit unit) {
+  return findOrCreate(histograms_, NameKey{*prefix, static_suffix},
+                      [&] { return new Histogram(prefix, static_suffix, unit); });
 }
 
 namespace {
-template <class T>
-std::vector<T*> snapshot(const std::map<std::string, std::unique_ptr<T>, std::less<>>& map) {
+// Sorted by name, as the admin output lists them.
+template <class T, class S>
+std::vector<T*> snapshot(const S& set) {
+  std::vector<std::pair<std::string, T*>> named;
+  named.reserve(set.size());
+  for (T* stat : set) named.emplace_back(stat->name(), stat);
+  std::sort(named.begin(), named.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<T*> out;
-  out.reserve(map.size());
-  for (const auto& [name, stat] : map) out.push_back(stat.get());
+  out.reserve(named.size());
+  for (const auto& entry : named) out.push_back(entry.second);
   return out;
 }
 }  // namespace
 
 std::vector<Counter*> Store::counters() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return snapshot(counters_);
+  return snapshot<Counter>(counters_);
 }
 
 std::vector<Gauge*> Store::gauges() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return snapshot(gauges_);
+  return snapshot<Gauge>(gauges_);
 }
 
 std::vector<Histogram*> Store::histograms() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return snapshot(histograms_);
+  return snapshot<Histogram>(histograms_);
 }
 
 void Store::mergeHistograms() {
@@ -70,13 +110,14 @@ void Store::resetCounters() {
   for (Counter* c : counters()) c->reset();
 }
 
-Scope::Scope(Store& store, std::string_view prefix)
-    : store_(store), prefix_(sanitizeStatName(prefix)) {
-  if (!prefix_.empty()) prefix_ += '.';
+Scope::Scope(Store& store, std::string_view prefix) : store_(store) {
+  std::string sanitized = sanitizeStatName(prefix);
+  if (!sanitized.empty()) sanitized += '.';
+  prefix_ = std::make_shared<const std::string>(std::move(sanitized));
 }
 
 std::string Scope::statName(std::string_view name) const {
-  return prefix_ + sanitizeStatName(name);
+  return *prefix_ + sanitizeStatName(name);
 }
 
 }  // namespace courier::stats

@@ -3,15 +3,14 @@
 // store's life, so the hot path keeps them and never looks anything up.
 #pragma once
 
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "source/common/stats/stats.h"
-#include "source/common/stats/tag_producer.h"
 
 namespace courier::stats {
 
@@ -23,6 +22,7 @@ std::string sanitizeStatName(std::string_view name);
 class Store {
  public:
   Store();
+  ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
@@ -30,6 +30,14 @@ class Store {
   Gauge& gauge(std::string_view name);
   // A histogram keeps the unit it was created with.
   Histogram& histogram(std::string_view name, Histogram::Unit unit = Histogram::Unit::Milliseconds);
+
+  // The same, for a name made of a shared prefix and a suffix with static
+  // storage: the stat keeps a pointer to both instead of a copy of its name
+  // (Scope uses these for string literals).
+  Counter& counter(const std::shared_ptr<const std::string>& prefix, const char* static_suffix);
+  Gauge& gauge(const std::shared_ptr<const std::string>& prefix, const char* static_suffix);
+  Histogram& histogram(const std::shared_ptr<const std::string>& prefix, const char* static_suffix,
+                       Histogram::Unit unit = Histogram::Unit::Milliseconds);
 
   // Snapshots sorted by name; the pointers stay valid for the store's life.
   std::vector<Counter*> counters() const;
@@ -44,23 +52,61 @@ class Store {
   void resetCounters();
 
  private:
-  template <class T, class... Args>
-  T& findOrCreate(std::map<std::string, std::unique_ptr<T>, std::less<>>& map,
-                  std::string_view name, Args... args);
+  // A name as two parts, so a lookup never concatenates them.
+  struct NameKey {
+    std::string_view prefix;
+    std::string_view suffix;
+  };
+  // Hash and equality over the name's characters, whatever its split.
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(const Metric* m) const { return (*this)(NameKey{m->namePrefix(), m->nameSuffix()}); }
+    size_t operator()(const NameKey& key) const;
+  };
+  struct NameEq {
+    using is_transparent = void;
+    bool operator()(const Metric* a, const Metric* b) const {
+      return a == b || a->nameEquals(b->namePrefix(), b->nameSuffix());
+    }
+    bool operator()(const Metric* a, const NameKey& b) const { return a->nameEquals(b.prefix, b.suffix); }
+    bool operator()(const NameKey& a, const Metric* b) const { return b->nameEquals(a.prefix, a.suffix); }
+  };
+  template <class T>
+  using Set = absl::flat_hash_set<T*, NameHash, NameEq>;
 
-  const TagProducer tag_producer_;
+  template <class T, class Make>
+  T& findOrCreate(Set<T>& set, const NameKey& key, Make make);
+
   mutable std::mutex mutex_;
-  std::map<std::string, std::unique_ptr<Counter>, std::less<>> counters_;
-  std::map<std::string, std::unique_ptr<Gauge>, std::less<>> gauges_;
-  std::map<std::string, std::unique_ptr<Histogram>, std::less<>> histograms_;
+  // The store owns every stat (deleted in ~Store).
+  Set<Counter> counters_;
+  Set<Gauge> gauges_;
+  Set<Histogram> histograms_;
 };
 
 // Stats under one prefix, as Envoy's Scope: Scope(store, "cluster.backend")
 // .counter("upstream_cx_total") is "cluster.backend.upstream_cx_total".
+// With a string literal the stat shares the scope's prefix (no copy of the
+// name); any other string_view is sanitized and copied.
 class Scope {
  public:
   // The prefix is sanitized; a trailing '.' is added when missing.
   Scope(Store& store, std::string_view prefix);
+
+  // String literals: must already be sanitized (no ':'), no leading or
+  // trailing '.'. The template wins overload resolution for a literal.
+  template <size_t N>
+  Counter& counter(const char (&literal)[N]) const {
+    return store_.counter(prefix_, literal);
+  }
+  template <size_t N>
+  Gauge& gauge(const char (&literal)[N]) const {
+    return store_.gauge(prefix_, literal);
+  }
+  template <size_t N>
+  Histogram& histogram(const char (&literal)[N], Histogram::Unit unit = Histogram::Unit::Milliseconds) const {
+    return store_.histogram(prefix_, literal, unit);
+  }
 
   Counter& counter(std::string_view name) const { return store_.counter(statName(name)); }
   Gauge& gauge(std::string_view name) const { return store_.gauge(statName(name)); }
@@ -70,13 +116,13 @@ class Scope {
   }
   Scope createScope(std::string_view name) const { return Scope(store_, statName(name)); }
 
-  const std::string& prefix() const { return prefix_; }
+  const std::string& prefix() const { return *prefix_; }
   std::string statName(std::string_view name) const;
   Store& store() const { return store_; }
 
  private:
   Store& store_;
-  std::string prefix_;  // empty or ends with '.'
+  std::shared_ptr<const std::string> prefix_;  // empty or ends with '.'
 };
 
 }  // namespace courier::stats

@@ -324,4 +324,9 @@ std::string TagProducer::produceTags(std::string_view name, std::vector<Tag>& ta
   return out;
 }
 
+const TagProducer& defaultTagProducer() {
+  static const TagProducer* producer = new TagProducer();
+  return *producer;
+}
+
 }  // namespace courier::stats

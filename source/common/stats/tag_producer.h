@@ -41,4 +41,7 @@ class TagProducer {
   std::map<std::string, int> name_count_;
 };
 
+// Envoy's default extractors, built once and shared (read-only).
+const TagProducer& defaultTagProducer();
+
 }  // namespace courier::stats

@@ -34,7 +34,8 @@ using HostConstSharedPtr = std::shared_ptr<const Host>;
 
 // Envoy's cluster.<name>.* stats that this engine maintains.
 struct ClusterStats {
-  explicit ClusterStats(stats::Store& store, const std::string& cluster_name);
+  ClusterStats(stats::Store& store, const std::string& cluster_name);
+  explicit ClusterStats(const stats::Scope& scope);
   stats::Counter& upstream_cx_total;
   stats::Gauge& upstream_cx_active;
   stats::Counter& upstream_cx_connect_fail;

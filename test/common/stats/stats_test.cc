@@ -11,7 +11,7 @@ namespace courier::stats {
 namespace {
 
 TEST(CounterTest, IncAndAddAccumulate) {
-  Counter c("a.b", "a.b", {});
+  Counter c("a.b");
   c.inc();
   c.add(41);
   EXPECT_EQ(c.value(), 42u);
@@ -19,14 +19,14 @@ TEST(CounterTest, IncAndAddAccumulate) {
 }
 
 TEST(CounterTest, UsedOnlyAfterFirstWrite) {
-  Counter c("c", "c", {});
+  Counter c("c");
   EXPECT_FALSE(c.used());
   c.add(0);  // as Envoy: any write marks it used, even of zero
   EXPECT_TRUE(c.used());
 }
 
 TEST(CounterTest, ResetGoesBackToZeroButStaysUsed) {
-  Counter c("c", "c", {});
+  Counter c("c");
   c.add(5);
   c.reset();
   EXPECT_EQ(c.value(), 0u);
@@ -34,7 +34,7 @@ TEST(CounterTest, ResetGoesBackToZeroButStaysUsed) {
 }
 
 TEST(CounterTest, ConcurrentIncrementsAreNotLost) {
-  Counter c("c", "c", {});
+  Counter c("c");
   constexpr int kPerThread = 100000;
   std::thread a([&] {
     for (int i = 0; i < kPerThread; ++i) c.inc();
@@ -48,7 +48,7 @@ TEST(CounterTest, ConcurrentIncrementsAreNotLost) {
 }
 
 TEST(GaugeTest, SetAddSubIncDec) {
-  Gauge g("g", "g", {});
+  Gauge g("g");
   EXPECT_FALSE(g.used());
   g.set(10);
   g.add(5);
@@ -90,7 +90,7 @@ TEST(HistogramTest, BucketIndexGrowsWithValue) {
 }
 
 TEST(HistogramTest, NoSamplesSaysNoRecordedValues) {
-  Histogram h("h", "h", {}, Histogram::Unit::Milliseconds);
+  Histogram h("h", Histogram::Unit::Milliseconds);
   EXPECT_EQ(h.quantileSummary(), "No recorded values");
   h.merge();
   EXPECT_EQ(h.quantileSummary(), "No recorded values");
@@ -99,7 +99,7 @@ TEST(HistogramTest, NoSamplesSaysNoRecordedValues) {
 }
 
 TEST(HistogramTest, SamplesShowOnlyAfterMerge) {
-  Histogram h("h", "h", {}, Histogram::Unit::Milliseconds);
+  Histogram h("h", Histogram::Unit::Milliseconds);
   h.recordValue(1);
   EXPECT_TRUE(h.used());
   EXPECT_FALSE(h.usedSinceMerge());
@@ -110,7 +110,7 @@ TEST(HistogramTest, SamplesShowOnlyAfterMerge) {
 
 // The same numbers Envoy (libcircllhist) prints for one sample of 1.
 TEST(HistogramTest, SingleValueQuantilesMatchEnvoy) {
-  Histogram h("h", "h", {}, Histogram::Unit::Milliseconds);
+  Histogram h("h", Histogram::Unit::Milliseconds);
   h.recordValue(1);
   h.merge();
   EXPECT_EQ(h.quantileSummary(),
@@ -120,7 +120,7 @@ TEST(HistogramTest, SingleValueQuantilesMatchEnvoy) {
 }
 
 TEST(HistogramTest, IntervalCoversOnlySamplesSinceLastMerge) {
-  Histogram h("h", "h", {}, Histogram::Unit::Milliseconds);
+  Histogram h("h", Histogram::Unit::Milliseconds);
   h.recordValue(1);
   h.merge();
   h.merge();
@@ -136,7 +136,7 @@ TEST(HistogramTest, IntervalCoversOnlySamplesSinceLastMerge) {
 }
 
 TEST(HistogramTest, QuantilesInterpolateAcrossBuckets) {
-  Histogram h("h", "h", {}, Histogram::Unit::Milliseconds);
+  Histogram h("h", Histogram::Unit::Milliseconds);
   for (uint64_t v = 1; v <= 100; ++v) h.recordValue(v);
   h.merge();
   const HistogramStatistics s = h.cumulativeStatistics();
@@ -147,7 +147,7 @@ TEST(HistogramTest, QuantilesInterpolateAcrossBuckets) {
 }
 
 TEST(HistogramTest, ZeroHasItsOwnZeroWidthBucket) {
-  Histogram h("h", "h", {}, Histogram::Unit::Milliseconds);
+  Histogram h("h", Histogram::Unit::Milliseconds);
   h.recordValue(0);
   h.recordValue(0);
   h.merge();
@@ -160,7 +160,7 @@ TEST(HistogramTest, ZeroHasItsOwnZeroWidthBucket) {
 }
 
 TEST(HistogramTest, BucketCountsAndApproximateSum) {
-  Histogram h("h", "h", {}, Histogram::Unit::Milliseconds);
+  Histogram h("h", Histogram::Unit::Milliseconds);
   h.recordValue(1);     // [1,1.1): not below le=1, below le=5
   h.recordValue(30);    // [30,31): below le=50
   h.recordValue(7000);  // [7000,7100): below le=10000
@@ -180,7 +180,7 @@ TEST(HistogramTest, BucketCountsAndApproximateSum) {
 }
 
 TEST(HistogramTest, PercentUnitIsScaledBack) {
-  Histogram h("h", "h", {}, Histogram::Unit::Percent);
+  Histogram h("h", Histogram::Unit::Percent);
   h.recordValue(Histogram::kPercentScale / 2);  // 50%
   h.merge();
   const HistogramStatistics s = h.cumulativeStatistics();
@@ -190,7 +190,7 @@ TEST(HistogramTest, PercentUnitIsScaledBack) {
 }
 
 TEST(HistogramTest, CumulativeAndDisjointBucketSummaries) {
-  Histogram h("h", "h", {}, Histogram::Unit::Milliseconds);
+  Histogram h("h", Histogram::Unit::Milliseconds);
   h.recordValue(3);
   h.recordValue(20);
   h.merge();
@@ -203,7 +203,7 @@ TEST(HistogramTest, CumulativeAndDisjointBucketSummaries) {
 }
 
 TEST(HistogramTest, ConcurrentRecordsAreNotLost) {
-  Histogram h("h", "h", {}, Histogram::Unit::Milliseconds);
+  Histogram h("h", Histogram::Unit::Milliseconds);
   constexpr int kPerThread = 50000;
   auto work = [&](uint64_t base) {
     for (int i = 0; i < kPerThread; ++i) h.recordValue(base + static_cast<uint64_t>(i % 1000));

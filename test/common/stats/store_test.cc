@@ -25,6 +25,27 @@ TEST(StoreTest, ReferencesStayValidWhileStoreGrows) {
   EXPECT_EQ(store.counter("a.first").value(), 2u);
 }
 
+TEST(StoreTest, ScopeLiteralsShareThePrefixAndFindTheSameStatAsAFullName) {
+  Store store;
+  Scope scope(store, "cluster.backend");
+  Counter& by_literal = scope.counter("upstream_cx_total");
+  // Whatever way a name is split, it is one stat.
+  EXPECT_EQ(&by_literal, &store.counter("cluster.backend.upstream_cx_total"));
+  EXPECT_EQ(&by_literal, &scope.counter(std::string("upstream_cx_total")));
+  EXPECT_EQ(&scope.gauge("membership_total"), &store.gauge("cluster.backend.membership_total"));
+  EXPECT_EQ(&scope.histogram("upstream_rq_time"), &store.histogram("cluster.backend.upstream_rq_time"));
+  EXPECT_EQ(by_literal.name(), "cluster.backend.upstream_cx_total");
+  EXPECT_EQ(by_literal.namePrefix(), "cluster.backend.");
+  EXPECT_EQ(by_literal.nameSuffix(), "upstream_cx_total");
+  // A name that is a prefix of another, or differs only where the split is, is another stat.
+  EXPECT_NE(&by_literal, &store.counter("cluster.backend.upstream_cx_tota"));
+  EXPECT_NE(&by_literal, &store.counter("cluster.backendupstream_cx_total."));
+  // A stat found by literal from the full-name side: created with a copy, found by parts.
+  Counter& full_first = store.counter("cluster.other.upstream_rq_total");
+  EXPECT_EQ(&full_first, &Scope(store, "cluster.other").counter("upstream_rq_total"));
+  EXPECT_EQ(store.counters().size(), 4u);
+}
+
 TEST(StoreTest, StatsCarryTagsFromCreation) {
   Store store;
   Counter& c = store.counter("cluster.backend.upstream_cx_total");
