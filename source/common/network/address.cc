@@ -11,8 +11,8 @@ namespace courier::network {
 absl::StatusOr<Address> Address::fromIpPort(const std::string& ip, uint32_t port) {
   if (port > 65535) return absl::InvalidArgumentError(absl::StrCat("port ", port, " is out of range (0..65535)"));
   Address a;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&a.storage_);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.storage_);
+  auto* v4 = &a.storage_.v4;
+  auto* v6 = &a.storage_.v6;
   if (inet_pton(AF_INET, ip.c_str(), &v4->sin_addr) == 1) {
     v4->sin_family = AF_INET;
     v4->sin_port = htons(static_cast<uint16_t>(port));
@@ -31,6 +31,8 @@ absl::StatusOr<Address> Address::fromIpPort(const std::string& ip, uint32_t port
 
 Address Address::fromSockaddr(const sockaddr_storage& ss, socklen_t len) {
   Address a;
+  // Anything but IPv4/IPv6 (a unix socket peer) is left invalid.
+  if ((ss.ss_family != AF_INET && ss.ss_family != AF_INET6) || len > sizeof(a.storage_)) return a;
   std::memcpy(&a.storage_, &ss, len);
   a.len_ = len;
   return a;
@@ -51,17 +53,17 @@ Address Address::peerOf(int fd) {
 }
 
 uint16_t Address::port() const {
-  if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
-  if (family() == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
+  if (family() == AF_INET) return ntohs(storage_.v4.sin_port);
+  if (family() == AF_INET6) return ntohs(storage_.v6.sin6_port);
   return 0;
 }
 
 std::string Address::ip() const {
   char buf[INET6_ADDRSTRLEN] = {};
   if (family() == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf, sizeof(buf));
+    inet_ntop(AF_INET, &storage_.v4.sin_addr, buf, sizeof(buf));
   } else if (family() == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf, sizeof(buf));
+    inet_ntop(AF_INET6, &storage_.v6.sin6_addr, buf, sizeof(buf));
   }
   return buf;
 }
