@@ -31,7 +31,8 @@ absl::StatusOr<std::string> clusterTarget(const upstream::ClusterManager& cluste
   }
   // From the config rather than the built hosts: a STRICT_DNS cluster has
   // none before its first resolution, and gRPC resolves the name itself.
-  for (const auto& locality : it->second.proto.load_assignment().endpoints()) {
+  const auto proto = it->second.proto();
+  for (const auto& locality : proto.load_assignment().endpoints()) {
     for (const auto& endpoint : locality.lb_endpoints()) {
       if (!endpoint.endpoint().address().has_socket_address()) continue;
       const auto& address = endpoint.endpoint().address().socket_address();

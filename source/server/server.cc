@@ -343,7 +343,7 @@ std::string Server::configDumpJson(const std::string& resource) const {
     for (const auto& [name, entry] : dynamic) {
       auto* dc = c.add_dynamic_active_clusters();
       dc->set_version_info(entry->version_info);
-      dc->mutable_cluster()->PackFrom(entry->proto);
+      dc->mutable_cluster()->PackFrom(entry->proto());
       *dc->mutable_last_updated() = entry->last_updated;
     }
     dump.add_configs()->PackFrom(c);

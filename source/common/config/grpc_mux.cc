@@ -1,5 +1,7 @@
 #include "source/common/config/grpc_mux.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -430,8 +432,24 @@ absl::Status GrpcMux::deliverDelta(TypeState& state, std::vector<DecodedResource
   return absl::OkStatus();
 }
 
+void GrpcMux::releaseMemoryAfterLargeResponse(size_t bytes) {
+  // Decoding a large response (a mesh's CDS: MBs on the wire, ~10x that
+  // parsed) leaves freed heap that glibc keeps as resident memory. Give it
+  // back once the response itself is gone, on the next loop turn.
+  constexpr size_t kLarge = 256 << 10;
+  if (bytes < kLarge || trim_posted_) return;
+  trim_posted_ = true;
+  const std::weak_ptr<void> alive = alive_;
+  dispatcher_.post([this, alive] {
+    if (alive.expired()) return;
+    trim_posted_ = false;
+    ::malloc_trim(0);
+  });
+}
+
 void GrpcMux::onSotwResponse(uint64_t generation, const DiscoveryResponse& response) {
   if (generation != generation_) return;
+  releaseMemoryAfterLargeResponse(response.ByteSizeLong());
   // The stream works again: the next failure starts the back-off afresh.
   backoff_.reset();
   setConnected(generation, true);
@@ -473,6 +491,7 @@ void GrpcMux::onSotwResponse(uint64_t generation, const DiscoveryResponse& respo
 
 void GrpcMux::onDeltaResponse(uint64_t generation, const DeltaDiscoveryResponse& response) {
   if (generation != generation_) return;
+  releaseMemoryAfterLargeResponse(response.ByteSizeLong());
   backoff_.reset();
   setConnected(generation, true);
   const std::string type_url = response.type_url();

@@ -128,6 +128,7 @@ class GrpcMux {
   void establishStream();
   void onStreamClosed(uint64_t generation, const grpc::Status& status);
   void onSotwResponse(uint64_t generation, const envoy::service::discovery::v3::DiscoveryResponse& response);
+  void releaseMemoryAfterLargeResponse(size_t bytes);
   void onDeltaResponse(uint64_t generation,
                        const envoy::service::discovery::v3::DeltaDiscoveryResponse& response);
   // Applies the decoded update to every watch; returns the first refusal
@@ -160,6 +161,7 @@ class GrpcMux {
   // Closures posted by gRPC threads hold a weak reference to this and do
   // nothing once the mux is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  bool trim_posted_ = false;
 
   // Node-based: callbacks may subscribe to new types while a TypeState& is held.
   absl::node_hash_map<std::string, TypeState> types_;

@@ -2,7 +2,8 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/message_differencer.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/time_util.h"
 #include "source/common/upstream/cluster_factory.h"
 #include "spdlog/spdlog.h"
@@ -27,6 +28,24 @@ ClusterManagerStats::ClusterManagerStats(stats::Store& store)
       cds_update_failure(store.counter("cluster_manager.cds.update_failure")),
       cds_version(store.gauge("cluster_manager.cds.version")) {}
 
+ProtoCluster ClusterManager::Entry::proto() const {
+  ProtoCluster proto;
+  proto.ParseFromString(config);
+  return proto;
+}
+
+std::string ClusterManager::Entry::serialize(const ProtoCluster& proto) {
+  // Deterministic, so that the same cluster always compares equal.
+  std::string out;
+  google::protobuf::io::StringOutputStream stream(&out);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  proto.SerializeToCodedStream(&coded);
+  coded.Trim();
+  out.shrink_to_fit();
+  return out;
+}
+
 ClusterManager::ClusterManager(stats::Store& stats, thread_local_::SnapshotSlot<ClusterSet>& slot)
     : store_(stats), stats_(stats), slot_(slot) {}
 
@@ -36,7 +55,7 @@ absl::Status ClusterManager::addStaticClusters(const google::protobuf::RepeatedP
     const std::string path = absl::StrCat("static_resources.clusters[", i, "]");
     auto cluster = createCluster(clusters[i], path, store_);
     if (!cluster.ok()) return cluster.status();
-    Entry entry{clusters[i], *cluster, false, "", now};
+    Entry entry{Entry::serialize(clusters[i]), *cluster, false, "", now};
     if (!entries_.emplace((*cluster)->name, std::move(entry)).second) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ".name: duplicate cluster name \"", (*cluster)->name, "\""));
@@ -112,15 +131,16 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
         spdlog::warn("cds: cluster '{}' is static; its CDS version is ignored", proto->name());
         continue;
       }
-      if (google::protobuf::util::MessageDifferencer::Equals(existing->second.proto, *proto)) continue;
     }
+    std::string config = Entry::serialize(*proto);
+    if (existing != entries_.end() && existing->second.config == config) continue;
     auto cluster = createCluster(*proto, path, store_);
     if (!cluster.ok()) {
       stats_.cds_update_rejected.inc();
       return absl::Status(cluster.status().code(),
                           absl::StrCat("cluster \"", proto->name(), "\": ", cluster.status().message()));
     }
-    changes.push_back({proto->name(), Entry{*proto, *cluster, true, added[i].version, now},
+    changes.push_back({proto->name(), Entry{std::move(config), *cluster, true, added[i].version, now},
                        existing == entries_.end()});
   }
 

@@ -41,11 +41,17 @@ class ClusterManager : public config::SubscriptionCallbacks {
  public:
   // A cluster as it was configured, for /config_dump.
   struct Entry {
-    envoy::config::cluster::v3::Cluster proto;
+    // The Cluster as configured, serialized (deterministically). The parsed
+    // message costs ~10x the bytes (a 10-endpoint cluster: ~7 KB against
+    // ~0.3 KB) and only /config_dump and change detection read it.
+    std::string config;
     ClusterConstSharedPtr cluster;
     bool added_via_api = false;
     std::string version_info;
     google::protobuf::Timestamp last_updated;
+
+    envoy::config::cluster::v3::Cluster proto() const;
+    static std::string serialize(const envoy::config::cluster::v3::Cluster& proto);
   };
 
   // `slot` carries the set to the workers; it outlives this manager.
