@@ -11,13 +11,18 @@
 // RSS is read from /proc before and after the push.
 //
 // Not a test: run by hand or by `ci/do_ci.sh bench`.
-//   xds_scale_benchmark [--clusters=1000,10000] [--endpoints=10] [--protocol=sotw|delta|both]
+//   xds_scale_benchmark [--clusters=1000,10000] [--endpoints=10,20]
+//   [--protocol=sotw|delta|both]
+// Two endpoint counts at the same cluster count give the cost of a host (the
+// slope) apart from the cost of a cluster.
 #include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -55,6 +60,21 @@ long rssKib(pid_t pid) {
   return 0;
 }
 
+// CPU time (user + system) the process has used so far, in ms, all threads.
+double cpuMs(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  std::istringstream rest(content.substr(content.rfind(')') + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) * 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 // Endpoint k of the mesh: 127.x.y.z, distinct for k < 16M, port 1 (never
 // connected: only the clusters a route names get traffic).
 std::string meshAddress(size_t k) {
@@ -86,7 +106,8 @@ Cluster makeCluster(const std::string& name, size_t endpoints, size_t first_endp
 Listener makeListener(uint16_t port, const std::string& cluster_name) {
   Listener l;
   const std::string yaml = R"(name: scale
-address: {socket_address: {address: 127.0.0.1, port_value: )" + std::to_string(port) + R"(}}
+address: {socket_address: {address: 127.0.0.1, port_value: )" +
+                           std::to_string(port) + R"(}}
 filter_chains:
 - filters:
   - name: envoy.filters.network.http_connection_manager
@@ -99,7 +120,8 @@ filter_chains:
           domains: ["*"]
           routes:
           - match: {prefix: "/"}
-            route: {cluster: )" + cluster_name + R"(}
+            route: {cluster: )" +
+                           cluster_name + R"(}
       http_filters:
       - name: envoy.filters.http.router
         typed_config:
@@ -115,7 +137,8 @@ admin:
   address: {socket_address: {address: 127.0.0.1, port_value: 0}}
 dynamic_resources:
   ads_config:
-    api_type: )" + std::string(delta ? "DELTA_GRPC" : "GRPC") + R"(
+    api_type: )" +
+         std::string(delta ? "DELTA_GRPC" : "GRPC") + R"(
     transport_api_version: V3
     grpc_services:
     - envoy_grpc: {cluster_name: xds}
@@ -154,6 +177,9 @@ struct Result {
   double first_request_ms = -1;
   double route_change_ms = -1;
   double one_cluster_ack_ms = -1;
+  // The proxy's own CPU from the push to the first request on the new route:
+  // unlike wall time, not inflated by whatever else the machine runs.
+  double apply_cpu_ms = -1;
   long rss_before_kib = 0;
   long rss_after_kib = 0;
 };
@@ -193,8 +219,10 @@ bool run(bool delta, size_t clusters, size_t endpoints, Result& out) {
   const std::string last = "c" + std::to_string(clusters - 1);
   const std::string second_last = "c" + std::to_string(clusters - 2);
 
+  const double cpu_before = cpuMs(courier.pid());
   auto start = Clock::now();
-  if (!driver.push(0, kClusterType, "1", set) || !driver.push(0, kListenerType, "1", std::vector{makeListener(port, last)})) {
+  if (!driver.push(0, kClusterType, "1", set) ||
+      !driver.push(0, kListenerType, "1", std::vector{makeListener(port, last)})) {
     return false;
   }
   if (!driver.waitAck(0, cursor, kClusterType, "1")) {
@@ -203,6 +231,7 @@ bool run(bool delta, size_t clusters, size_t endpoints, Result& out) {
   }
   out.cds_ack_ms = msSince(start);
   out.first_request_ms = firstRequestAnswered(port, "target", start);
+  out.apply_cpu_ms = cpuMs(courier.pid()) - cpu_before;
   if (!driver.waitAck(0, cursor, kListenerType, "1")) return false;
   out.rss_after_kib = rssKib(courier.pid());
 
@@ -214,7 +243,8 @@ bool run(bool delta, size_t clusters, size_t endpoints, Result& out) {
   // One cluster changes (its endpoint count): delta carries it alone.
   set[1] = makeCluster("c0", endpoints + 1, 0, 0);
   start = Clock::now();
-  const bool sent = delta ? driver.push(0, kClusterType, "2", std::vector{set[1]}) : driver.push(0, kClusterType, "2", set);
+  const bool sent =
+      delta ? driver.push(0, kClusterType, "2", std::vector{set[1]}) : driver.push(0, kClusterType, "2", set);
   if (!sent || !driver.waitAck(0, cursor, kClusterType, "2")) return false;
   out.one_cluster_ack_ms = msSince(start);
 
@@ -237,41 +267,45 @@ std::vector<size_t> parseList(const std::string& s) {
 int main(int argc, char** argv) {
   using namespace courier::test;
   std::vector<size_t> counts = {1000, 10000};
-  size_t endpoints = 10;
+  std::vector<size_t> endpoint_counts = {10};
   std::vector<bool> protocols = {false, true};
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg.rfind("--clusters=", 0) == 0) {
       counts = parseList(arg.substr(11));
     } else if (arg.rfind("--endpoints=", 0) == 0) {
-      endpoints = std::stoul(arg.substr(12));
+      endpoint_counts = parseList(arg.substr(12));
     } else if (arg == "--protocol=sotw") {
       protocols = {false};
     } else if (arg == "--protocol=delta") {
       protocols = {true};
     } else if (arg != "--protocol=both") {
-      std::fprintf(stderr, "usage: %s [--clusters=N,M] [--endpoints=E] [--protocol=sotw|delta|both]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--clusters=N,M] [--endpoints=E,F] "
+                   "[--protocol=sotw|delta|both]\n",
+                   argv[0]);
       return 2;
     }
   }
-  std::printf("%-6s %8s %6s %12s %14s %14s %14s %10s %12s %12s\n", "proto", "clusters", "eps", "cds_ack_ms",
-              "first_req_ms", "route_chg_ms", "one_upd_ms", "rss_MB", "B/cluster", "B/host");
+  std::printf("%-6s %8s %6s %11s %13s %13s %13s %11s %8s %16s\n", "proto", "clusters", "eps", "cds_ack_ms",
+              "first_req_ms", "apply_cpu_ms", "route_chg_ms", "one_upd_ms", "rss_MB", "B/cluster+hosts");
   int failures = 0;
   for (bool delta : protocols) {
     for (size_t n : counts) {
-      if (n < 2) continue;
-      Result r;
-      if (!run(delta, n, endpoints, r)) {
-        std::printf("%-6s %8zu FAILED\n", delta ? "delta" : "sotw", n);
-        ++failures;
-        continue;
+      for (size_t endpoints : endpoint_counts) {
+        if (n < 2) continue;
+        Result r;
+        if (!run(delta, n, endpoints, r)) {
+          std::printf("%-6s %8zu FAILED\n", delta ? "delta" : "sotw", n);
+          ++failures;
+          continue;
+        }
+        const double grown = static_cast<double>(r.rss_after_kib - r.rss_before_kib) * 1024.0;
+        std::printf("%-6s %8zu %6zu %11.1f %13.1f %13.1f %13.1f %11.1f %8.1f %16.0f\n", delta ? "delta" : "sotw", n,
+                    endpoints, r.cds_ack_ms, r.first_request_ms, r.apply_cpu_ms, r.route_change_ms,
+                    r.one_cluster_ack_ms, r.rss_after_kib / 1024.0, grown / static_cast<double>(n));
+        std::fflush(stdout);
       }
-      const double grown = static_cast<double>(r.rss_after_kib - r.rss_before_kib) * 1024.0;
-      std::printf("%-6s %8zu %6zu %12.1f %14.1f %14.1f %14.1f %10.1f %12.0f %12.0f\n", delta ? "delta" : "sotw", n,
-                  endpoints, r.cds_ack_ms, r.first_request_ms, r.route_change_ms, r.one_cluster_ack_ms,
-                  r.rss_after_kib / 1024.0, grown / static_cast<double>(n),
-                  grown / static_cast<double>(n * endpoints));
-      std::fflush(stdout);
     }
   }
   return failures == 0 ? 0 : 1;
