@@ -1,8 +1,5 @@
 #include "source/common/stats/store.h"
 
-#define XXH_STATIC_LINKING_ONLY
-#include <xxhash.h>
-
 #include <algorithm>
 #include <utility>
 
@@ -27,12 +24,22 @@ Store::~Store() {
 }
 
 size_t Store::NameHash::operator()(const NameKey& key) const {
-  // Streaming over both parts hashes the name the same whatever its split.
-  XXH3_state_t state;
-  XXH3_64bits_reset(&state);
-  XXH3_64bits_update(&state, key.prefix.data(), key.prefix.size());
-  XXH3_64bits_update(&state, key.suffix.data(), key.suffix.size());
-  return static_cast<size_t>(XXH3_64bits_digest(&state));
+  // Byte-wise FNV-1a over both parts hashes the name the same whatever its
+  // split; a final avalanche (MurmurHash3's fmix64) spreads it over the bits
+  // the table uses. Names are short and this runs at config time only.
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (std::string_view part : {key.prefix, key.suffix}) {
+    for (unsigned char c : part) {
+      h ^= c;
+      h *= 0x100000001b3ULL;
+    }
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return static_cast<size_t>(h);
 }
 
 template <class T, class Make>
