@@ -709,10 +709,10 @@ void ConnectionManager::onDrainStarted() {
     closeIfDrainedHttp2();
     return;
   }
-  if (!streams_.empty()) return;  // the stream's end closes it
-  closing_ = true;
-  flushOutput();
-  connection().close(network::CloseType::FlushWrite);
+  // HTTP/1, as Envoy: the next response carries `connection: close` and the
+  // connection ends after it; one that stays idle lasts until the drain time
+  // is over. Closing an idle keep-alive connection now would race with a
+  // request the client is already sending, which then meets a reset.
 }
 
 void ConnectionManager::onAboveWriteBufferHighWatermark() {
