@@ -84,6 +84,14 @@ absl::Status checkApiSource(const ConfigSource& source, const std::string& field
   return absl::OkStatus();
 }
 
+}  // namespace
+
+absl::Status checkConfigSource(const ConfigSource& source, const std::string& field_path, bool have_ads) {
+  return checkApiSource(source, field_path, have_ads);
+}
+
+namespace {
+
 absl::StatusOr<config::GrpcMuxOptions> adsOptions(const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
                                                   const envoy::config::core::v3::Node& node,
                                                   const upstream::ClusterManager& clusters) {

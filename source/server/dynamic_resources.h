@@ -42,6 +42,11 @@ absl::StatusOr<std::unique_ptr<config::GrpcMux>> createAdsMux(const envoy::confi
 absl::Status checkDynamicResources(const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
                                    const upstream::ClusterManager& clusters);
 
+// The refusals createSubscription makes for `source` without creating
+// anything: per-type API sources, ads without ads_config, V2.
+absl::Status checkConfigSource(const envoy::config::core::v3::ConfigSource& source, const std::string& field_path,
+                               bool have_ads);
+
 // The subscription `source` asks for (path_config_source, path or ads). `ads`
 // may be null when there is no ads_config. A non-aggregated
 // api_config_source (its own gRPC stream per type) is refused naming the field.

@@ -15,6 +15,7 @@
 #include "source/common/http/filter.h"
 #include "source/common/http/pool/conn_pool.h"
 #include "source/common/network/connection.h"
+#include "source/common/router/rds.h"
 #include "source/common/stats/store.h"
 #include "source/common/upstream/cluster.h"
 #include "source/common/upstream/thread_local_cluster_manager.h"
@@ -40,6 +41,8 @@ struct FactoryContext {
   const upstream::ClusterSet* clusters = nullptr;
   // Where access loggers get their shared, buffered log files.
   access_log::AccessLogManager* access_logs = nullptr;
+  // Route tables by name (an HCM's `rds`); null where RDS is not available.
+  router::RdsManager* rds = nullptr;
 };
 
 class NetworkFilterConfigFactory {

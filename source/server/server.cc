@@ -97,18 +97,49 @@ absl::Status Server::createManagers(bool bind) {
     access_logs_ = std::make_unique<access_log::AccessLogManager>(
         std::chrono::milliseconds(options_.file_flush_interval_msec));
   }
+  std::vector<event::Dispatcher*> dispatchers;
+  for (auto& w : workers_) dispatchers.push_back(&w->dispatcher());
+  rds_ = std::make_unique<router::RdsManager>(main_, std::move(dispatchers), stats_);
+  if (bind) {
+    // The ADS client exists before any listener, so static listeners can
+    // name their route tables over ADS; it starts after CDS subscribed.
+    auto mux = createAdsMux(bootstrap_, options_, *cluster_manager_, main_, stats_);
+    if (!mux.ok()) return mux.status();
+    ads_ = std::move(*mux);
+    rds_->setSubscriptionFactory([this](const envoy::config::core::v3::ConfigSource& source,
+                                        const std::string& path, const std::string& type_url,
+                                        config::SubscriptionCallbacks& callbacks) {
+      return createSubscription(source, path, main_, ads_.get(), type_url, callbacks);
+    });
+  } else {
+    const bool have_ads = bootstrap_.dynamic_resources().has_ads_config();
+    rds_->setSubscriptionFactory(
+        [have_ads](const envoy::config::core::v3::ConfigSource& source, const std::string& path,
+                   const std::string&, config::SubscriptionCallbacks&)
+            -> absl::StatusOr<std::unique_ptr<config::Subscription>> {
+          if (auto s = checkConfigSource(source, path, have_ads); !s.ok()) return s;
+          return std::unique_ptr<config::Subscription>();
+        });
+  }
   listener_manager_ = std::make_unique<ListenerManager>(
       main_, workers_, stats_,
-      [this] { return FactoryContext{stats_, cluster_manager_->clusters().get(), access_logs_.get()}; },
+      [this] {
+        FactoryContext context{stats_, cluster_manager_->clusters().get(), access_logs_.get()};
+        context.rds = rds_.get();
+        return context;
+      },
       std::chrono::seconds(options_.drain_time_s), bind);
   return listener_manager_->addStaticListeners(bootstrap_.static_resources().listeners());
 }
 
 absl::Status Server::startDynamicResources() {
   const auto& dynamic = bootstrap_.dynamic_resources();
-  auto mux = createAdsMux(bootstrap_, options_, *cluster_manager_, main_, stats_);
-  if (!mux.ok()) return mux.status();
-  ads_ = std::move(*mux);
+  auto factory = [this](const envoy::config::core::v3::ConfigSource& source, const std::string& path,
+                        const std::string& type_url, config::SubscriptionCallbacks& callbacks) {
+    return createSubscription(source, path, main_, ads_.get(), type_url, callbacks);
+  };
+  // Static EDS clusters subscribe now; their requests wait for the stream.
+  if (auto s = cluster_manager_->startEds(factory); !s.ok()) return s;
   // Both subscriptions are created before either starts, so a bad config
   // source fails start-up instead of half-applying.
   if (dynamic.has_cds_config()) {
@@ -192,7 +223,7 @@ void Server::registerAdminHandlers() {
                        return AdminResponse{200, "application/json", serverInfoJson()};
                      });
   admin_->addHandler("/config_dump", "dump current Envoy configs", false, [this](const AdminRequest& req) {
-    return AdminResponse{200, "application/json", configDumpJson(req.get("resource"))};
+    return AdminResponse{200, "application/json", configDumpJson(req.get("resource"), req.has("include_eds"))};
   });
   admin_->addHandler("/listeners", "print listener info", false, [this](const AdminRequest& req) {
     bool json = req.get("format") == "json";
@@ -318,7 +349,7 @@ std::string Server::serverInfoJson() const {
   return protobuf::toJson(info, true, true);
 }
 
-std::string Server::configDumpJson(const std::string& resource) const {
+std::string Server::configDumpJson(const std::string& resource, bool include_eds) const {
   envoy::admin::v3::ConfigDump dump;
   auto now = TimeUtil::GetCurrentTime();
   {
@@ -367,6 +398,29 @@ std::string Server::configDumpJson(const std::string& resource) const {
     }
     dump.add_configs()->PackFrom(l);
   }
+  if (include_eds || resource == "dynamic_endpoint_configs") {
+    // Envoy lists endpoints only when asked (?include_eds).
+    envoy::admin::v3::EndpointsConfigDump e;
+    for (const auto& d : cluster_manager_->endpointDumps()) {
+      auto* de = e.add_dynamic_endpoint_configs();
+      de->set_version_info(d.version_info);
+      de->mutable_endpoint_config()->PackFrom(d.assignment);
+      *de->mutable_last_updated() = d.last_updated;
+    }
+    dump.add_configs()->PackFrom(e);
+  }
+  {
+    // Inline route_config tables are part of their listeners; Envoy lists
+    // them here too, but tools read them from the listener.
+    envoy::admin::v3::RoutesConfigDump r;
+    for (const auto& d : rds_->dumps()) {
+      auto* dr = r.add_dynamic_route_configs();
+      dr->set_version_info(d.version_info);
+      dr->mutable_route_config()->PackFrom(d.config);
+      *dr->mutable_last_updated() = d.last_updated;
+    }
+    dump.add_configs()->PackFrom(r);
+  }
   if (resource.empty()) return protobuf::toJson(dump, true);
   // ?resource=static_clusters etc: Envoy returns the matching repeated field's
   // entries, each as its own config.
@@ -374,6 +428,15 @@ std::string Server::configDumpJson(const std::string& resource) const {
   for (const auto& any : dump.configs()) {
     envoy::admin::v3::ClustersConfigDump c;
     envoy::admin::v3::ListenersConfigDump l;
+    envoy::admin::v3::RoutesConfigDump r;
+    envoy::admin::v3::EndpointsConfigDump e;
+    if (any.Is<envoy::admin::v3::EndpointsConfigDump>() && any.UnpackTo(&e) &&
+        resource == "dynamic_endpoint_configs") {
+      for (const auto& x : e.dynamic_endpoint_configs()) filtered.add_configs()->PackFrom(x);
+    }
+    if (any.Is<envoy::admin::v3::RoutesConfigDump>() && any.UnpackTo(&r) && resource == "dynamic_route_configs") {
+      for (const auto& x : r.dynamic_route_configs()) filtered.add_configs()->PackFrom(x);
+    }
     if (any.UnpackTo(&c)) {
       if (resource == "static_clusters") {
         for (const auto& x : c.static_clusters()) filtered.add_configs()->PackFrom(x);

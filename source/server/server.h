@@ -65,7 +65,7 @@ class Server {
   void startDrain();
   void checkDrained();
   std::string serverInfoJson() const;
-  std::string configDumpJson(const std::string& resource) const;
+  std::string configDumpJson(const std::string& resource, bool include_eds) const;
   std::string listenersText(bool json) const;
   std::string clustersText(bool json) const;
 
@@ -79,6 +79,8 @@ class Server {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<thread_local_::SnapshotSlot<upstream::ClusterSet>> clusters_;
   std::unique_ptr<upstream::ClusterManager> cluster_manager_;
+  // RDS subscriptions, shared by the listeners' connection managers.
+  std::unique_ptr<router::RdsManager> rds_;
   std::unique_ptr<ListenerManager> listener_manager_;
   // Declared after the managers they call into, so they go first; the
   // subscriptions before the mux they were made by.

@@ -71,11 +71,20 @@ TEST(ConfigIntegrationTest, UnknownTypedConfigTypeIsNamed) {
 
 TEST(ConfigIntegrationTest, UnsupportedClusterTypeIsNamed) {
   std::string config = tcpProxyConfig({9});
+  config.replace(config.find("type: STATIC"), 12, "type: ORIGINAL_DST");
+  std::string path = writeConfig("bad.yaml", config);
+  std::string out;
+  EXPECT_EQ(CourierProcess::runToExit({"--mode", "validate", "-c", path}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("static_resources.clusters[0].type: cluster type ORIGINAL_DST is not supported yet"));
+}
+
+TEST(ConfigIntegrationTest, EdsClusterWithoutEdsConfigIsNamed) {
+  std::string config = tcpProxyConfig({9});
   config.replace(config.find("type: STATIC"), 12, "type: EDS");
   std::string path = writeConfig("bad.yaml", config);
   std::string out;
   EXPECT_EQ(CourierProcess::runToExit({"--mode", "validate", "-c", path}, &out), 1);
-  EXPECT_THAT(out, HasSubstr("static_resources.clusters[0].type: cluster type EDS is not supported yet"));
+  EXPECT_THAT(out, HasSubstr("static_resources.clusters[0].eds_cluster_config.eds_config: an EDS cluster needs an eds_config"));
 }
 
 TEST(ConfigIntegrationTest, DuplicateClusterNameIsAnError) {

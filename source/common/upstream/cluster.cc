@@ -1,8 +1,15 @@
 #include "source/common/upstream/cluster.h"
 
+#include <atomic>
+
 #include "absl/strings/str_cat.h"
 
 namespace courier::upstream {
+
+uint64_t nextClusterSettingsId() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
 
 ClusterStats::ClusterStats(stats::Store& store, const std::string& cluster_name)
     : ClusterStats(stats::Scope(store, absl::StrCat("cluster.", cluster_name))) {}

@@ -98,7 +98,13 @@ class Cluster {
   std::shared_ptr<ClusterStats> stats;
   // Circuit breakers (mutable counts behind an immutable cluster).
   std::shared_ptr<ResourceManager> resources = std::make_shared<ResourceManager>();
+  // Unique per cluster config; kept by a version that only changes `hosts`
+  // (an EDS update), so the upstream pools of hosts that stay carry over.
+  uint64_t settings_id = 0;
 };
+
+// A fresh settings_id (main thread or any: atomic).
+uint64_t nextClusterSettingsId();
 using ClusterConstSharedPtr = std::shared_ptr<const Cluster>;
 
 struct ClusterSet {

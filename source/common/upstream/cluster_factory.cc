@@ -43,7 +43,10 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
     return fieldError(path + ".cluster_type",
                       absl::StrCat("custom cluster type \"", config.cluster_type().name(), "\" is not supported"));
   }
-  if (config.type() != ProtoCluster::STATIC && !literal_only) {
+  if (config.type() == ProtoCluster::EDS && !config.eds_cluster_config().has_eds_config()) {
+    return fieldError(path + ".eds_cluster_config.eds_config", "an EDS cluster needs an eds_config");
+  }
+  if (config.type() != ProtoCluster::STATIC && config.type() != ProtoCluster::EDS && !literal_only) {
     return fieldError(path + ".type", absl::StrCat("cluster type ", ProtoCluster::DiscoveryType_Name(config.type()),
                                                    " is not supported yet (STATIC is)"));
   }
@@ -97,7 +100,10 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
     }
   }
 
-  const auto& cla = config.load_assignment();
+  cluster->settings_id = nextClusterSettingsId();
+  // EDS clusters get their hosts from their ClusterLoadAssignment (eds.h).
+  const auto& cla = config.type() == ProtoCluster::EDS ? envoy::config::endpoint::v3::ClusterLoadAssignment()
+                                                        : config.load_assignment();
   // Priority levels arrive with the upstream issue; until then the lowest
   // priority present serves, as it would when all its hosts are healthy.
   uint32_t best_priority = UINT32_MAX;

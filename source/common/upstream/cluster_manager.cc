@@ -1,19 +1,165 @@
 #include "source/common/upstream/cluster_manager.h"
 
+#include <map>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
 #include "source/common/upstream/cluster_factory.h"
+#include "source/common/upstream/eds.h"
 #include "spdlog/spdlog.h"
 
 namespace courier::upstream {
 namespace {
 
 using ProtoCluster = envoy::config::cluster::v3::Cluster;
+using envoy::config::endpoint::v3::ClusterLoadAssignment;
 
 }  // namespace
+
+// One EDS cluster's subscription and its last accepted endpoints.
+class ClusterManager::EdsSubscription : public config::SubscriptionCallbacks {
+ public:
+  EdsSubscription(ClusterManager& parent, const std::string& cluster, const ProtoCluster::EdsClusterConfig& config,
+                  std::string field_path)
+      : parent_(parent),
+        cluster_(cluster),
+        service_name_(config.service_name().empty() ? cluster : config.service_name()),
+        source_(config.eds_config()),
+        field_path_(std::move(field_path)),
+        update_attempt_(counter("update_attempt")),
+        update_success_(counter("update_success")),
+        update_rejected_(counter("update_rejected")),
+        update_failure_(counter("update_failure")),
+        update_empty_(counter("update_empty")),
+        version_(parent.store_.gauge(absl::StrCat("cluster.", cluster, ".version"))) {}
+  ~EdsSubscription() override { *alive_ = false; }
+
+  bool sameSource(const ProtoCluster::EdsClusterConfig& config) const {
+    const std::string& name = config.service_name().empty() ? cluster_ : config.service_name();
+    return name == service_name_ &&
+           google::protobuf::util::MessageDifferencer::Equals(source_, config.eds_config());
+  }
+  absl::Status subscribe(const SubscriptionFactory& factory) {
+    auto made = factory(source_, field_path_, config::type_url::kClusterLoadAssignment, *this);
+    if (!made.ok()) return made.status();
+    subscription_ = std::move(*made);
+    return absl::OkStatus();
+  }
+  bool subscribed() const { return subscription_ != nullptr; }
+  void start() {
+    if (subscription_ != nullptr && !started_) {
+      started_ = true;
+      subscription_->start({service_name_});
+    }
+  }
+
+  absl::Status onConfigUpdate(const std::vector<config::DecodedResource>& resources,
+                              const std::string& version_info) override {
+    update_attempt_.inc();
+    if (resources.empty()) {
+      // Envoy keeps the hosts it has; a warming cluster warms with none.
+      update_empty_.inc();
+      if (warming) parent_.onEndpoints(*this, nullptr);
+      return absl::OkStatus();
+    }
+    if (resources.size() > 1) {
+      return reject(absl::InvalidArgumentError(absl::StrCat("cluster load assignment \"", service_name_,
+                                                            "\": expected one resource, got ", resources.size())));
+    }
+    return apply(resources[0], version_info);
+  }
+  absl::Status onConfigUpdate(const std::vector<config::DecodedResource>& added,
+                              const std::vector<std::string>& removed, const std::string& system_version_info) override {
+    if (!added.empty()) return onConfigUpdate(added, system_version_info);
+    update_attempt_.inc();
+    update_empty_.inc();
+    if (!removed.empty()) {
+      spdlog::warn("eds: the server removed '{}'; cluster '{}' keeps its endpoints", service_name_, cluster_);
+    }
+    if (warming) parent_.onEndpoints(*this, nullptr);
+    return absl::OkStatus();
+  }
+  void onConfigUpdateFailed(config::UpdateFailureReason reason, const absl::Status& error) override {
+    update_attempt_.inc();
+    (reason == config::UpdateFailureReason::UpdateRejected ? update_rejected_ : update_failure_).inc();
+    spdlog::warn("eds: cluster '{}': update failed, keeping {} endpoint(s): {}", cluster_, hosts.total,
+                 std::string(error.message()));
+    // Envoy: a fetch that failed or timed out ends warming, with no hosts.
+    if (warming) parent_.onEndpoints(*this, nullptr);
+  }
+
+  const std::string& cluster() const { return cluster_; }
+  const std::string& serviceName() const { return service_name_; }
+
+  bool warming = true;
+  bool has_assignment = false;
+  EdsHosts hosts;
+  ClusterLoadAssignment assignment;
+  std::string version_info;
+  google::protobuf::Timestamp last_updated;
+
+ private:
+  stats::Counter& counter(const char* name) {
+    return parent_.store_.counter(absl::StrCat("cluster.", cluster_, ".", name));
+  }
+  absl::Status reject(absl::Status status) {
+    update_rejected_.inc();
+    spdlog::warn("eds: update rejected, cluster '{}' keeps its endpoints: {}", cluster_, std::string(status.message()));
+    return status;
+  }
+  absl::Status apply(const config::DecodedResource& resource, const std::string& version) {
+    const auto* cla = dynamic_cast<const ClusterLoadAssignment*>(resource.resource.get());
+    if (cla == nullptr) {
+      return reject(absl::InvalidArgumentError(
+          absl::StrCat("resources[0]: not a ", ClusterLoadAssignment::descriptor()->full_name())));
+    }
+    const std::string prefix = absl::StrCat("cluster load assignment \"", service_name_, "\": ");
+    if (cla->cluster_name() != service_name_) {
+      return reject(absl::InvalidArgumentError(absl::StrCat(prefix, "resources[0].cluster_name: expected \"",
+                                                            service_name_, "\", got \"", cla->cluster_name(), "\"")));
+    }
+    auto built = hostsFromAssignment(*cla, "resources[0]", hosts.all);
+    if (!built.ok()) {
+      return reject(absl::Status(built.status().code(), absl::StrCat(prefix, built.status().message())));
+    }
+    version_info = version;
+    version_.set(config::versionHash(version));
+    if (has_assignment && !warming && google::protobuf::util::MessageDifferencer::Equals(assignment, *cla)) {
+      update_success_.inc();
+      return absl::OkStatus();
+    }
+    hosts = std::move(*built);
+    assignment = *cla;
+    has_assignment = true;
+    last_updated = google::protobuf::util::TimeUtil::GetCurrentTime();
+    spdlog::info("eds: cluster '{}' has {} endpoint(s), {} selectable (version '{}')", cluster_, hosts.total,
+                 hosts.selectable.size(), version);
+    // Success is counted once every worker balances over the new hosts.
+    parent_.onEndpoints(*this, [this, alive = alive_] {
+      if (*alive) update_success_.inc();
+    });
+    return absl::OkStatus();
+  }
+
+  ClusterManager& parent_;
+  const std::string cluster_;
+  const std::string service_name_;
+  const envoy::config::core::v3::ConfigSource source_;
+  const std::string field_path_;
+  std::unique_ptr<config::Subscription> subscription_;
+  bool started_ = false;
+  stats::Counter& update_attempt_;
+  stats::Counter& update_success_;
+  stats::Counter& update_rejected_;
+  stats::Counter& update_failure_;
+  stats::Counter& update_empty_;
+  stats::Gauge& version_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
 
 ClusterManagerStats::ClusterManagerStats(stats::Store& store)
     : cluster_added(store.counter("cluster_manager.cluster_added")),
@@ -49,6 +195,12 @@ std::string ClusterManager::Entry::serialize(const ProtoCluster& proto) {
 ClusterManager::ClusterManager(stats::Store& stats, thread_local_::SnapshotSlot<ClusterSet>& slot)
     : store_(stats), stats_(stats), slot_(slot) {}
 
+ClusterManager::~ClusterManager() {
+  *alive_ = false;
+  // The EDS subscriptions call back into this manager: they go first.
+  eds_.clear();
+}
+
 absl::Status ClusterManager::addStaticClusters(const google::protobuf::RepeatedPtrField<ProtoCluster>& clusters) {
   const auto now = google::protobuf::util::TimeUtil::GetCurrentTime();
   for (int i = 0; i < clusters.size(); ++i) {
@@ -60,14 +212,78 @@ absl::Status ClusterManager::addStaticClusters(const google::protobuf::RepeatedP
       return absl::InvalidArgumentError(
           absl::StrCat(path, ".name: duplicate cluster name \"", (*cluster)->name, "\""));
     }
+    if (clusters[i].type() == ProtoCluster::EDS) {
+      // Subscribed by startEds(), once the ADS client exists.
+      eds_[(*cluster)->name] = std::make_unique<EdsSubscription>(*this, (*cluster)->name,
+                                                                 clusters[i].eds_cluster_config(),
+                                                                 path + ".eds_cluster_config.eds_config");
+    }
   }
-  stats_.warming_clusters.set(0);
+  updateWarming();
   publish();
   return absl::OkStatus();
 }
 
+absl::Status ClusterManager::startEds(SubscriptionFactory factory) {
+  eds_factory_ = std::move(factory);
+  for (auto& [name, eds] : eds_) {
+    if (eds->subscribed()) continue;
+    if (auto s = eds->subscribe(eds_factory_); !s.ok()) return s;
+  }
+  for (auto& [name, eds] : eds_) eds->start();
+  return absl::OkStatus();
+}
+
+bool ClusterManager::warming(const std::string& name) const {
+  auto it = eds_.find(name);
+  return it != eds_.end() && it->second->warming;
+}
+
+std::vector<ClusterManager::EndpointDump> ClusterManager::endpointDumps() const {
+  std::map<std::string, EndpointDump> sorted;
+  for (const auto& [name, eds] : eds_) {
+    if (eds->has_assignment) sorted.emplace(name, EndpointDump{eds->version_info, eds->assignment, eds->last_updated});
+  }
+  std::vector<EndpointDump> out;
+  for (auto& [name, dump] : sorted) out.push_back(std::move(dump));
+  return out;
+}
+
+void ClusterManager::onEndpoints(EdsSubscription& eds, std::function<void()> on_applied) {
+  auto it = entries_.find(eds.cluster());
+  if (it == entries_.end()) return;
+  Entry& entry = it->second;
+  entry.cluster = clusterWithHosts(*entry.cluster, eds.hosts.selectable);
+  entry.cluster->stats->membership_total.set(eds.hosts.total);
+  entry.cluster->stats->membership_healthy.set(eds.hosts.healthy);
+  if (eds.warming) {
+    eds.warming = false;
+    spdlog::info("eds: cluster '{}' warmed", eds.cluster());
+  }
+  updateWarming();
+  std::shared_ptr<bool> alive = alive_;
+  publish([this, alive, on_applied = std::move(on_applied)] {
+    if (on_applied) on_applied();
+    if (*alive) maybeInitialLoadDone();
+  });
+}
+
+void ClusterManager::updateWarming() {
+  size_t warming = 0;
+  for (const auto& [name, eds] : eds_) warming += eds->warming ? 1 : 0;
+  stats_.warming_clusters.set(warming);
+}
+
 void ClusterManager::markInitialLoadDone() {
-  if (initial_load_done_) return;
+  cds_initial_done_ = true;
+  maybeInitialLoadDone();
+}
+
+void ClusterManager::maybeInitialLoadDone() {
+  if (initial_load_done_ || !cds_initial_done_) return;
+  for (const auto& [name, eds] : eds_) {
+    if (eds->warming) return;
+  }
   initial_load_done_ = true;
   if (on_initial_load_) {
     // Moved out first: the callback may start LDS, which may call back here.
@@ -114,6 +330,9 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
     std::string name;
     Entry entry;
     bool is_new;
+    // EDS: a new subscription, or none when the current one carries over.
+    std::unique_ptr<EdsSubscription> eds;
+    bool is_eds = false;
   };
   std::vector<Change> changes;
   for (size_t i = 0; i < added.size(); ++i) {
@@ -140,8 +359,22 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
       return absl::Status(cluster.status().code(),
                           absl::StrCat("cluster \"", proto->name(), "\": ", cluster.status().message()));
     }
+    std::unique_ptr<EdsSubscription> eds;
+    if (proto->type() == ProtoCluster::EDS) {
+      auto current = eds_.find(proto->name());
+      if (current == eds_.end() || !current->second->sameSource(proto->eds_cluster_config())) {
+        eds = std::make_unique<EdsSubscription>(*this, proto->name(), proto->eds_cluster_config(),
+                                                path + ".eds_cluster_config.eds_config");
+        if (eds_factory_) {
+          if (auto s = eds->subscribe(eds_factory_); !s.ok()) {
+            stats_.cds_update_rejected.inc();
+            return absl::Status(s.code(), absl::StrCat("cluster \"", proto->name(), "\": ", s.message()));
+          }
+        }
+      }
+    }
     changes.push_back({proto->name(), Entry{std::move(config), *cluster, true, added[i].version, now},
-                       existing == entries_.end()});
+                       existing == entries_.end(), std::move(eds), proto->type() == ProtoCluster::EDS});
   }
 
   size_t removed_count = 0;
@@ -153,15 +386,29 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
       continue;
     }
     entries_.erase(it);
+    eds_.erase(name);
     ++removed_count;
     stats_.cluster_removed.inc();
     spdlog::info("cds: removed cluster '{}'", name);
   }
+  std::vector<EdsSubscription*> to_start;
   for (auto& change : changes) {
     (change.is_new ? stats_.cluster_added : stats_.cluster_modified).inc();
     spdlog::info("cds: {} cluster '{}'", change.is_new ? "added" : "updated", change.name);
+    if (change.eds != nullptr) {
+      to_start.push_back(change.eds.get());
+      eds_[change.name] = std::move(change.eds);
+    } else if (!change.is_eds) {
+      eds_.erase(change.name);
+    } else if (auto& current = eds_[change.name]; !current->warming) {
+      // Same endpoints source: the new settings serve the hosts it has.
+      change.entry.cluster = clusterWithHosts(*change.entry.cluster, current->hosts.selectable);
+      change.entry.cluster->stats->membership_total.set(current->hosts.total);
+      change.entry.cluster->stats->membership_healthy.set(current->hosts.healthy);
+    }
     entries_.insert_or_assign(change.name, std::move(change.entry));
   }
+  updateWarming();
   // Unchanged clusters keep their version info; the set's version moves on.
   version_info_ = version_info;
   stats_.cds_version.set(config::versionHash(version_info));
@@ -178,6 +425,8 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
   } else {
     done();
   }
+  // After the commit: a file subscription may deliver from start().
+  for (EdsSubscription* eds : to_start) eds->start();
   return absl::OkStatus();
 }
 
@@ -186,7 +435,9 @@ void ClusterManager::publish(std::function<void()> on_applied) {
   // change (ThreadLocalClusterManager::update); requests in flight hold their
   // own shared_ptr to the cluster they started with.
   auto set = std::make_shared<ClusterSet>();
-  for (const auto& [name, entry] : entries_) set->clusters.emplace(name, entry.cluster);
+  for (const auto& [name, entry] : entries_) {
+    if (!warming(name)) set->clusters.emplace(name, entry.cluster);
+  }
   stats_.active_clusters.set(set->clusters.size());
   slot_.publish(std::move(set), std::move(on_applied));
 }

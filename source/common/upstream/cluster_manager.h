@@ -11,6 +11,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
+#include "envoy/config/core/v3/config_source.pb.h"
+#include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "google/protobuf/repeated_field.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "source/common/config/subscription.h"
@@ -56,7 +58,7 @@ class ClusterManager : public config::SubscriptionCallbacks {
 
   // `slot` carries the set to the workers; it outlives this manager.
   ClusterManager(stats::Store& stats, thread_local_::SnapshotSlot<ClusterSet>& slot);
-  ~ClusterManager() override { *alive_ = false; }
+  ~ClusterManager() override;
 
   // Bootstrap static_resources.clusters; errors name static_resources.clusters[i].
   absl::Status addStaticClusters(const google::protobuf::RepeatedPtrField<envoy::config::cluster::v3::Cluster>& clusters);
@@ -73,6 +75,28 @@ class ClusterManager : public config::SubscriptionCallbacks {
   // For a bootstrap without CDS: nothing to wait for.
   void markInitialLoadDone();
 
+  // Makes the subscription a ConfigSource asks for (path, ads).
+  using SubscriptionFactory = std::function<absl::StatusOr<std::unique_ptr<config::Subscription>>(
+      const envoy::config::core::v3::ConfigSource& source, const std::string& field_path,
+      const std::string& type_url, config::SubscriptionCallbacks& callbacks)>;
+  // EDS clusters subscribe through `factory` from now on: the static ones at
+  // once (errors name their eds_config), CDS ones as they arrive. Until its
+  // first ClusterLoadAssignment (or a failed or timed-out fetch) an EDS
+  // cluster is warming: not in the set workers route with, and the initial
+  // load waits for it, as Envoy's cluster manager does.
+  absl::Status startEds(SubscriptionFactory factory);
+
+  // An accepted ClusterLoadAssignment, for /config_dump.
+  struct EndpointDump {
+    std::string version_info;
+    envoy::config::endpoint::v3::ClusterLoadAssignment assignment;
+    google::protobuf::Timestamp last_updated;
+  };
+  // By cluster name.
+  std::vector<EndpointDump> endpointDumps() const;
+  // Whether `name` is an EDS cluster waiting for its first endpoints.
+  bool warming(const std::string& name) const;
+
   // config::SubscriptionCallbacks (CDS).
   absl::Status onConfigUpdate(const std::vector<config::DecodedResource>& resources,
                               const std::string& version_info) override;
@@ -87,7 +111,15 @@ class ClusterManager : public config::SubscriptionCallbacks {
   absl::Status apply(const std::vector<config::DecodedResource>& added, const std::vector<std::string>& removed,
                      const std::string& version_info);
   // on_applied runs on main once every worker swapped to the new set.
+  // Warming clusters are left out.
   void publish(std::function<void()> on_applied = nullptr);
+
+  class EdsSubscription;
+  // An EDS cluster's endpoints changed (or its first fetch ended): serve them.
+  void onEndpoints(EdsSubscription& eds, std::function<void()> on_applied);
+  void updateWarming();
+  // The initial load is done once CDS delivered (or failed) and no cluster warms.
+  void maybeInitialLoadDone();
 
   stats::Store& store_;
   ClusterManagerStats stats_;
@@ -95,7 +127,11 @@ class ClusterManager : public config::SubscriptionCallbacks {
   absl::flat_hash_map<std::string, Entry> entries_;
   std::string version_info_;
   std::function<void()> on_initial_load_;
+  bool cds_initial_done_ = false;
   bool initial_load_done_ = false;
+  // EDS state by cluster name.
+  absl::flat_hash_map<std::string, std::unique_ptr<EdsSubscription>> eds_;
+  SubscriptionFactory eds_factory_;
   // Lets completions posted back from workers notice the manager is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

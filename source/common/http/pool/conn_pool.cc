@@ -1,4 +1,6 @@
 #include "source/common/http/pool/conn_pool.h"
+
+#include "absl/container/flat_hash_set.h"
 #include "source/common/http/pool/upstream_connection.h"
 
 #include "absl/strings/str_cat.h"
@@ -230,7 +232,10 @@ Pool& ConnPoolManager::pool(const upstream::ClusterConstSharedPtr& cluster, cons
       cluster->http2_settings.has_value() && (!cluster->use_downstream_protocol || downstream_http2);
   // The pool holds the cluster (and so its hosts): neither address can be
   // reused while the key lives. No address formatting per request.
-  const PoolKey key{cluster.get(), &host, http2};
+  // A cluster made without a settings_id (tests) shares pools with no other version.
+  const uint64_t settings =
+      cluster->settings_id != 0 ? cluster->settings_id : reinterpret_cast<uintptr_t>(cluster.get());
+  const PoolKey key{settings, &host, http2};
   auto it = pools_.find(key);
   if (it == pools_.end()) {
     std::unique_ptr<Pool> pool;
@@ -267,10 +272,23 @@ void ConnPool::checkDrained() {
 }
 
 void ConnPoolManager::drainStale(const upstream::ClusterSet& current) {
+  // The hosts of each live cluster a pool asks about, gathered once per swap.
+  absl::flat_hash_map<const upstream::Cluster*, absl::flat_hash_set<const upstream::Host*>> hosts_of;
   for (auto it = pools_.begin(); it != pools_.end();) {
     const upstream::ClusterConstSharedPtr& cluster = it->second->cluster();
     auto live = current.clusters.find(cluster->name);
+    bool keep = false;
     if (live != current.clusters.end() && live->second == cluster) {
+      keep = true;
+    } else if (live != current.clusters.end() && cluster->settings_id != 0 &&
+               live->second->settings_id == cluster->settings_id) {
+      auto [hosts, fresh] = hosts_of.try_emplace(live->second.get());
+      if (fresh) {
+        for (const auto& h : live->second->hosts) hosts->second.insert(h.get());
+      }
+      keep = hosts->second.contains(std::get<1>(it->first));
+    }
+    if (keep) {
       ++it;
       continue;
     }

@@ -122,14 +122,16 @@ class ConnPoolManager {
   // use_downstream_protocol_config).
   Pool& pool(const upstream::ClusterConstSharedPtr& cluster, const upstream::Host& host, bool downstream_http2 = false);
   // After a cluster-set swap: pools whose cluster is no longer in the set
-  // (removed, or replaced by a new version) drain and are dropped when empty.
+  // (removed, or replaced by a version with other settings) or whose host
+  // left it (EDS) drain and are dropped when empty.
   void drainStale(const upstream::ClusterSet& current);
   size_t poolCount() const { return pools_.size() + draining_.size(); }
 
  private:
   event::Dispatcher& dispatcher_;
-  // By cluster version, host (a host lives as long as its cluster) and protocol.
-  using PoolKey = std::tuple<const upstream::Cluster*, const upstream::Host*, bool>;
+  // By cluster settings (versions that differ only in hosts share them),
+  // host (a host lives as long as a cluster version holding it) and protocol.
+  using PoolKey = std::tuple<uint64_t, const upstream::Host*, bool>;
   absl::flat_hash_map<PoolKey, std::unique_ptr<Pool>> pools_;
   absl::flat_hash_map<Pool*, std::unique_ptr<Pool>> draining_;
 };

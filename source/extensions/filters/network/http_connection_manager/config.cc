@@ -52,20 +52,28 @@ class HttpConnectionManagerConfigFactory : public server::NetworkFilterConfigFac
     auto h2 = http::http2::settingsFromProto(proto.http2_protocol_options(), path + ".http2_protocol_options");
     if (!h2.ok()) return h2.status();
     config->http2 = *h2;
-    if (proto.route_specifier_case() != ProtoHcm::kRouteConfig) {
-      return fieldError(path, "only an inline route_config is supported yet (rds and scoped_routes are not)");
+    if (proto.route_specifier_case() == ProtoHcm::kRds) {
+      if (context.rds == nullptr) return fieldError(path + ".rds", "RDS is not available for this listener");
+      auto provider = context.rds->provider(proto.rds().config_source(), proto.rds().route_config_name(),
+                                            proto.stat_prefix(), path + ".rds");
+      if (!provider.ok()) return provider.status();
+      config->rds = std::move(*provider);
+    } else if (proto.route_specifier_case() != ProtoHcm::kRouteConfig) {
+      return fieldError(path, "an inline route_config or rds is required (scoped_routes is not supported)");
+    } else {
+      std::unique_ptr<courier::router::ClusterNameChecker> checker;
+      // Envoy validates cluster names of inline route tables by default.
+      const bool validate =
+          !proto.route_config().has_validate_clusters() || proto.route_config().validate_clusters().value();
+      if (validate && context.clusters != nullptr) {
+        const upstream::ClusterSet* clusters = context.clusters;
+        checker = std::make_unique<courier::router::ClusterNameChecker>(
+            [clusters](std::string_view name) { return clusters->find(std::string(name)) != nullptr; });
+      }
+      auto table = courier::router::RouteTable::create(proto.route_config(), path + ".route_config", checker.get());
+      if (!table.ok()) return table.status();
+      config->route_table = *table;
     }
-    std::unique_ptr<courier::router::ClusterNameChecker> checker;
-    // Envoy validates cluster names of inline route tables by default.
-    const bool validate = !proto.route_config().has_validate_clusters() || proto.route_config().validate_clusters().value();
-    if (validate && context.clusters != nullptr) {
-      const upstream::ClusterSet* clusters = context.clusters;
-      checker = std::make_unique<courier::router::ClusterNameChecker>(
-          [clusters](std::string_view name) { return clusters->find(std::string(name)) != nullptr; });
-    }
-    auto table = courier::router::RouteTable::create(proto.route_config(), path + ".route_config", checker.get());
-    if (!table.ok()) return table.status();
-    config->route_table = *table;
     auto filters = buildFilterChain(proto, path, context);
     if (!filters.ok()) return filters.status();
     config->filter_factories = std::move(*filters);

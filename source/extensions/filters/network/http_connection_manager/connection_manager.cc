@@ -112,7 +112,13 @@ class ActiveStream : public http::RequestDecoder,
                      public http::StreamCallbacks {
  public:
   ActiveStream(ConnectionManager& parent, http::ResponseEncoder& encoder)
-      : parent_(parent), config_(parent.sharedConfig()), encoder_(encoder), filters_(*this) {
+      : parent_(parent),
+        config_(parent.sharedConfig()),
+        // An RDS table is taken when the stream starts and kept to its end,
+        // whatever updates arrive meanwhile.
+        rds_table_(config_->rds != nullptr ? config_->rds->current(parent.worker().index) : nullptr),
+        encoder_(encoder),
+        filters_(*this) {
     info_.start_time = std::chrono::system_clock::now();
     info_.start_mono = std::chrono::steady_clock::now();
     info_.protocol = parent.http2() ? "HTTP/2" : "HTTP/1.1";
@@ -169,9 +175,12 @@ class ActiveStream : public http::RequestDecoder,
   const courier::router::RouteEntry* route() override {
     if (!route_cached_) {
       route_cached_ = true;
-      route_ = filters_.requestHeaders() == nullptr
+      const courier::router::RouteTable* table =
+          config_->route_table != nullptr ? config_->route_table.get() : rds_table_.get();
+      // No table yet (RDS has not answered): no route, 404 as Envoy.
+      route_ = filters_.requestHeaders() == nullptr || table == nullptr
                    ? nullptr
-                   : config_->route_table->route(*filters_.requestHeaders(), threadRandom()());
+                   : table->route(*filters_.requestHeaders(), threadRandom()());
     }
     return route_;
   }
@@ -263,6 +272,7 @@ class ActiveStream : public http::RequestDecoder,
 
   ConnectionManager& parent_;
   std::shared_ptr<const HcmConfig> config_;
+  std::shared_ptr<const courier::router::RouteTable> rds_table_;
   http::ResponseEncoder& encoder_;
   http::Stream* h2_stream_ = nullptr;  // HTTP/2: the codec stream while it lives
   stream_info::StreamInfo info_;

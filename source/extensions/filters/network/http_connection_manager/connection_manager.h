@@ -18,6 +18,7 @@
 #include "source/common/http/http2/codec.h"
 #include "source/common/http/pool/conn_pool.h"
 #include "source/common/network/connection.h"
+#include "source/common/router/rds.h"
 #include "source/common/router/route_table.h"
 #include "source/common/stats/store.h"
 #include "source/server/filter_config.h"
@@ -51,7 +52,9 @@ struct HcmConfig {
   std::string stat_prefix;
   CodecType codec_type = CodecType::Auto;
   http::http2::Http2Settings http2;
+  // Inline route_config; or, with rds, the table each worker currently has.
   std::shared_ptr<const courier::router::RouteTable> route_table;
+  std::shared_ptr<courier::router::RouteConfigProvider> rds;
   http::http1::Http1Settings http1;
   std::string server_name = "envoy";
   bool generate_request_id = true;

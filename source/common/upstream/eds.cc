@@ -1,0 +1,81 @@
+#include "source/common/upstream/eds.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+#include "source/common/common/field_error.h"
+#include "source/common/upstream/load_balancer.h"
+
+namespace courier::upstream {
+
+using envoy::config::core::v3::HealthStatus;
+
+absl::StatusOr<EdsHosts> hostsFromAssignment(const envoy::config::endpoint::v3::ClusterLoadAssignment& cla,
+                                             const std::string& path,
+                                             const absl::flat_hash_map<std::string, HostConstSharedPtr>& previous) {
+  EdsHosts out;
+  uint32_t best_priority = UINT32_MAX;
+  for (const auto& locality : cla.endpoints()) best_priority = std::min(best_priority, locality.priority());
+  for (int i = 0; i < cla.endpoints_size(); ++i) {
+    const auto& locality = cla.endpoints(i);
+    const std::string lpath = absl::StrCat(path, ".endpoints[", i, "]");
+    for (int j = 0; j < locality.lb_endpoints_size(); ++j) {
+      const auto& lb = locality.lb_endpoints(j);
+      const std::string epath = absl::StrCat(lpath, ".lb_endpoints[", j, "]");
+      if (!lb.has_endpoint()) return fieldError(epath, "an lb_endpoint needs an endpoint (named endpoints are not supported)");
+      const auto& addr = lb.endpoint().address();
+      if (!addr.has_socket_address()) {
+        return fieldError(epath + ".endpoint.address", "a socket_address is required");
+      }
+      const auto& sa = addr.socket_address();
+      if (sa.port_specifier_case() != envoy::config::core::v3::SocketAddress::kPortValue) {
+        return fieldError(epath + ".endpoint.address.socket_address", "port_value is required");
+      }
+      auto address = network::Address::fromIpPort(sa.address(), sa.port_value());
+      if (!address.ok()) {
+        return fieldError(epath + ".endpoint.address.socket_address.address", std::string(address.status().message()));
+      }
+      const uint32_t weight = lb.has_load_balancing_weight() ? lb.load_balancing_weight().value() : 1;
+      if (weight == 0) return fieldError(epath + ".load_balancing_weight", "must be at least 1");
+      if (locality.priority() != best_priority) continue;
+      const std::string key = address->asString();
+      if (out.all.contains(key)) continue;  // a duplicate endpoint counts once
+      HostConstSharedPtr host;
+      auto old = previous.find(key);
+      if (old != previous.end() && old->second->weight == weight && old->second->hostname == lb.endpoint().hostname()) {
+        host = old->second;
+      } else {
+        auto fresh = std::make_shared<Host>();
+        fresh->address = *address;
+        fresh->weight = weight;
+        fresh->hostname = lb.endpoint().hostname();
+        host = std::move(fresh);
+      }
+      out.all.emplace(key, host);
+      ++out.total;
+      switch (lb.health_status()) {
+        case HealthStatus::UNHEALTHY:
+        case HealthStatus::DRAINING:
+        case HealthStatus::TIMEOUT:
+          break;
+        case HealthStatus::DEGRADED:
+          out.selectable.push_back(host);
+          break;
+        default:
+          ++out.healthy;
+          out.selectable.push_back(host);
+      }
+    }
+  }
+  return out;
+}
+
+ClusterConstSharedPtr clusterWithHosts(const Cluster& cluster, std::vector<HostConstSharedPtr> hosts) {
+  auto next = std::make_shared<Cluster>(cluster);
+  next->hosts = std::move(hosts);
+  if (cluster.lb_factory != nullptr) next->lb_factory = cluster.lb_factory->forHosts(*next);
+  return next;
+}
+
+}  // namespace courier::upstream

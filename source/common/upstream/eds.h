@@ -1,0 +1,39 @@
+// EDS: a cluster's hosts from a ClusterLoadAssignment. Hosts that stay from
+// one assignment to the next keep their Host object, so the workers' upstream
+// pools keyed by it (and their connections) carry over.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "source/common/upstream/cluster.h"
+
+namespace courier::upstream {
+
+struct EdsHosts {
+  // Every endpoint of the serving priority by "address:port", including those
+  // not picked: the identities the next assignment reuses.
+  absl::flat_hash_map<std::string, HostConstSharedPtr> all;
+  // The endpoints the balancer may pick: not UNHEALTHY, DRAINING or TIMEOUT.
+  std::vector<HostConstSharedPtr> selectable;
+  size_t total = 0;
+  // HEALTHY or UNKNOWN, as Envoy's membership_healthy counts them.
+  size_t healthy = 0;
+};
+
+// Validates the whole assignment (errors name the field under `path`) and
+// builds its hosts, reusing those of `previous` whose address, weight and
+// hostname did not change. Only the lowest priority present serves, as for
+// static clusters.
+absl::StatusOr<EdsHosts> hostsFromAssignment(const envoy::config::endpoint::v3::ClusterLoadAssignment& cla,
+                                             const std::string& path,
+                                             const absl::flat_hash_map<std::string, HostConstSharedPtr>& previous);
+
+// A new version of `cluster` serving `hosts`, with the same settings (and
+// settings_id) and a load-balancer factory rebuilt for the hosts.
+ClusterConstSharedPtr clusterWithHosts(const Cluster& cluster, std::vector<HostConstSharedPtr> hosts);
+
+}  // namespace courier::upstream
