@@ -12,47 +12,12 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "source/common/protobuf/yaml_loader.h"
-#include "test/common/config/fake_ads_server.h"
-#include "test/test_common/courier_process.h"
-#include "test/test_common/net.h"
+#include "test/integration/xds_test_util.h"
 
 namespace courier::test {
 namespace {
 
-using config::test::FakeAdsServer;
-using envoy::service::discovery::v3::DeltaDiscoveryRequest;
-using envoy::service::discovery::v3::DeltaDiscoveryResponse;
-using envoy::service::discovery::v3::DiscoveryRequest;
-using envoy::service::discovery::v3::DiscoveryResponse;
 using ::testing::HasSubstr;
-
-constexpr char kClusterType[] = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
-constexpr char kListenerType[] = "type.googleapis.com/envoy.config.listener.v3.Listener";
-
-// Reads one request head (no bodies here); false on EOF or timeout.
-bool readRequestHead(int fd, std::string& buffered) {
-  char buf[4096];
-  while (buffered.find("\r\n\r\n") == std::string::npos) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 10000) <= 0) return false;
-    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) return false;
-    buffered.append(buf, static_cast<size_t>(n));
-  }
-  buffered.erase(0, buffered.find("\r\n\r\n") + 4);
-  return true;
-}
-
-// Answers every request with its own name, keep-alive.
-TcpServer::Handler named(std::string name) {
-  return [name](int fd) {
-    std::string buffered;
-    while (readRequestHead(fd, buffered)) {
-      std::string r = "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(name.size()) + "\r\n\r\n" + name;
-      ::send(fd, r.data(), r.size(), MSG_NOSIGNAL);
-    }
-  };
-}
 
 envoy::config::cluster::v3::Cluster cluster(const std::string& name, uint16_t port) {
   envoy::config::cluster::v3::Cluster c;
@@ -96,16 +61,8 @@ filter_chains:
   return l;
 }
 
-class XdsAdsIntegrationTest : public ::testing::TestWithParam<bool> {
+class XdsAdsIntegrationTest : public AdsIntegrationTest {
  protected:
-  bool delta() const { return GetParam(); }
-
-  void SetUp() override {
-    ads_ = std::make_unique<FakeAdsServer>();
-    ads_port_ = static_cast<uint16_t>(std::stoi(ads_->address().substr(ads_->address().rfind(':') + 1)));
-    port_ = unusedPort();
-    courier_.setWaitForReady(false);
-  }
 
   std::string bootstrap(const std::string& extra_ads = "") const {
     return R"(node:
@@ -137,100 +94,6 @@ static_resources:
            std::to_string(ads_port_) + "}}}\n";
   }
 
-  // The next request of `type_url` on `stream` from request `cursor` on;
-  // advances the cursor past it. Requests of other types are skipped.
-  bool nextSotw(size_t stream, size_t& cursor, const std::string& type_url, DiscoveryRequest* out) {
-    for (;; ++cursor) {
-      if (!ads_->waitSotwRequest(stream, cursor, out)) return false;
-      if (out->type_url() == type_url) {
-        ++cursor;
-        return true;
-      }
-    }
-  }
-  bool nextDelta(size_t stream, size_t& cursor, const std::string& type_url, DeltaDiscoveryRequest* out) {
-    for (;; ++cursor) {
-      if (!ads_->waitDeltaRequest(stream, cursor, out)) return false;
-      if (out->type_url() == type_url) {
-        ++cursor;
-        return true;
-      }
-    }
-  }
-
-  // Waits for the client's next request of the type, then answers it with
-  // `resources` as version `version`. For delta every resource is an
-  // add/update (the set is small); SotW sends the whole set.
-  template <class Resource>
-  bool serve(size_t stream, size_t& cursor, const std::string& type_url, const std::string& version,
-             const std::vector<Resource>& resources) {
-    const std::string nonce = type_url.substr(type_url.rfind('.') + 1) + "-" + version;
-    if (delta()) {
-      DeltaDiscoveryRequest request;
-      if (!nextDelta(stream, cursor, type_url, &request)) return false;
-      DeltaDiscoveryResponse response;
-      response.set_type_url(type_url);
-      response.set_system_version_info(version);
-      response.set_nonce(nonce);
-      for (const auto& r : resources) {
-        auto* added = response.add_resources();
-        added->set_name(r.name());
-        added->set_version(version);
-        added->mutable_resource()->PackFrom(r);
-      }
-      return ads_->send(stream, response);
-    }
-    DiscoveryRequest request;
-    if (!nextSotw(stream, cursor, type_url, &request)) return false;
-    DiscoveryResponse response;
-    response.set_type_url(type_url);
-    response.set_version_info(version);
-    response.set_nonce(nonce);
-    for (const auto& r : resources) response.add_resources()->PackFrom(r);
-    return ads_->send(stream, response);
-  }
-
-  // Pushes without waiting for a request (the client already ACKed).
-  template <class Resource>
-  bool push(size_t stream, const std::string& type_url, const std::string& version,
-            const std::vector<Resource>& resources) {
-    const std::string nonce = "push-" + version;
-    if (delta()) {
-      DeltaDiscoveryResponse response;
-      response.set_type_url(type_url);
-      response.set_system_version_info(version);
-      response.set_nonce(nonce);
-      for (const auto& r : resources) {
-        auto* added = response.add_resources();
-        added->set_name(r.name());
-        added->set_version(version);
-        added->mutable_resource()->PackFrom(r);
-      }
-      return ads_->send(stream, response);
-    }
-    DiscoveryResponse response;
-    response.set_type_url(type_url);
-    response.set_version_info(version);
-    response.set_nonce(nonce);
-    for (const auto& r : resources) response.add_resources()->PackFrom(r);
-    return ads_->send(stream, response);
-  }
-
-  // The error_detail of the next request of `type_url` that carries one.
-  std::string nextNack(size_t stream, size_t& cursor, const std::string& type_url) {
-    for (;;) {
-      if (delta()) {
-        DeltaDiscoveryRequest r;
-        if (!nextDelta(stream, cursor, type_url, &r)) return "";
-        if (r.has_error_detail()) return r.error_detail().message();
-      } else {
-        DiscoveryRequest r;
-        if (!nextSotw(stream, cursor, type_url, &r)) return "";
-        if (r.has_error_detail()) return r.error_detail().message();
-      }
-    }
-  }
-
   // Serves clusters a and b, then the listener routing to `route_to`.
   bool serveInitial(size_t& cursor, const std::string& route_to) {
     return serve(0, cursor, kClusterType, "c1", std::vector{cluster("a", a_.port()), cluster("b", b_.port())}) &&
@@ -245,10 +108,6 @@ static_resources:
 
   TcpServer a_{named("a")};
   TcpServer b_{named("b")};
-  std::unique_ptr<FakeAdsServer> ads_;
-  uint16_t ads_port_ = 0;
-  uint16_t port_ = 0;
-  CourierProcess courier_;
 };
 
 INSTANTIATE_TEST_SUITE_P(Protocols, XdsAdsIntegrationTest, ::testing::Bool(),

@@ -1,0 +1,438 @@
+// RDS and EDS end to end: the real courier binary fetching listeners, route
+// tables, clusters and endpoints from the fake ADS server (state of the world
+// and delta) or from watched files, with real upstreams counting accepts.
+#include <stdio.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "envoy/config/cluster/v3/cluster.pb.h"
+#include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "envoy/config/listener/v3/listener.pb.h"
+#include "envoy/config/route/v3/route.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "source/common/protobuf/yaml_loader.h"
+#include "test/integration/http_test_util.h"
+#include "test/integration/xds_test_util.h"
+
+namespace courier::test {
+namespace {
+
+using envoy::config::endpoint::v3::ClusterLoadAssignment;
+using ::testing::HasSubstr;
+
+template <class T>
+T fromYaml(const std::string& yaml) {
+  T out;
+  auto s = protobuf::loadFromYamlString(yaml, out);
+  EXPECT_TRUE(s.ok()) << s.message() << "\n" << yaml;
+  return out;
+}
+
+// An EDS cluster whose endpoints come over ADS.
+envoy::config::cluster::v3::Cluster edsCluster(const std::string& name) {
+  return fromYaml<envoy::config::cluster::v3::Cluster>("name: " + name + R"(
+connect_timeout: 1s
+type: EDS
+eds_cluster_config:
+  eds_config: {ads: {}, resource_api_version: V3}
+)");
+}
+
+struct Endpoint {
+  uint16_t port;
+  std::string health = "HEALTHY";
+  uint32_t weight = 1;
+};
+
+std::string endpointsYaml(const std::vector<Endpoint>& endpoints, const std::string& indent) {
+  std::string out = indent + "endpoints:\n" + indent + "- lb_endpoints:\n";
+  for (const auto& e : endpoints) {
+    out += indent + "  - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: " +
+           std::to_string(e.port) + "}}}\n" + indent + "    health_status: " + e.health + "\n" + indent +
+           "    load_balancing_weight: " + std::to_string(e.weight) + "\n";
+  }
+  return out;
+}
+
+ClusterLoadAssignment assignment(const std::string& name, const std::vector<Endpoint>& endpoints) {
+  return fromYaml<ClusterLoadAssignment>("cluster_name: " + name + "\n" + endpointsYaml(endpoints, ""));
+}
+
+// The route table `name` sending everything to `cluster`; `match` replaces
+// the catch-all prefix match.
+std::string routeYaml(const std::string& name, const std::string& cluster, const std::string& indent,
+                      const std::string& match = "{prefix: \"/\"}") {
+  return indent + "name: " + name + "\n" + indent + "virtual_hosts:\n" + indent + "- name: all\n" + indent +
+         "  domains: [\"*\"]\n" + indent + "  routes:\n" + indent + "  - match: " + match + "\n" + indent +
+         "    route: {cluster: " + cluster + "}\n";
+}
+
+envoy::config::route::v3::RouteConfiguration route(const std::string& name, const std::string& cluster,
+                                                   const std::string& match = "{prefix: \"/\"}") {
+  return fromYaml<envoy::config::route::v3::RouteConfiguration>(routeYaml(name, cluster, "", match));
+}
+
+// An HTTP listener on `port` whose table is RDS's `route_config_name` from `source`.
+std::string rdsListenerYaml(const std::string& name, uint16_t port, const std::string& route_config_name,
+                            const std::string& source) {
+  return "name: " + name + R"(
+address: {socket_address: {address: 127.0.0.1, port_value: )" +
+         std::to_string(port) + R"(}}
+filter_chains:
+- filters:
+  - name: envoy.filters.network.http_connection_manager
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+      stat_prefix: )" + name + R"(
+      rds:
+        route_config_name: )" + route_config_name + R"(
+        config_source: )" + source + R"(
+      http_filters:
+      - name: envoy.filters.http.router
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+)";
+}
+
+envoy::config::listener::v3::Listener rdsListener(uint16_t port, const std::string& route_config_name) {
+  return fromYaml<envoy::config::listener::v3::Listener>(
+      rdsListenerYaml("ads", port, route_config_name, "{ads: {}, resource_api_version: V3}"));
+}
+
+std::string bodyOf(const std::string& response) {
+  size_t at = response.find("\r\n\r\n");
+  return at == std::string::npos ? "" : response.substr(at + 4);
+}
+
+class XdsRdsEdsIntegrationTest : public AdsIntegrationTest {
+ protected:
+  std::string bootstrap() const {
+    return R"(node: {id: node-1, cluster: mesh}
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+dynamic_resources:
+  ads_config:
+    api_type: )" + std::string(delta() ? "DELTA_GRPC" : "GRPC") + R"(
+    transport_api_version: V3
+    grpc_services:
+    - envoy_grpc: {cluster_name: xds}
+  cds_config: {ads: {}, resource_api_version: V3}
+  lds_config: {ads: {}, resource_api_version: V3}
+static_resources:
+  clusters:
+  - name: xds
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment:
+      cluster_name: xds
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
+           std::to_string(ads_port_) + "}}}\n";
+  }
+
+  std::vector<ClusterLoadAssignment> endpoints(const std::vector<Endpoint>& web) const {
+    return {assignment("web", web), assignment("api", {{b_.port()}})};
+  }
+
+  // CDS (web and api, both EDS), then EDS (web -> a, api -> b), then LDS
+  // (one listener naming r1), then RDS (r1 -> web), in Envoy's warming order.
+  void serveInitial(size_t& cursor) {
+    ASSERT_TRUE(serve(0, cursor, kClusterType, "c1", std::vector{edsCluster("web"), edsCluster("api")}))
+        << courier_.log();
+    // Both clusters warm until their endpoints arrive; nothing asked for listeners yet.
+    ASSERT_TRUE(courier_.waitForStat("cluster_manager.warming_clusters", 2)) << courier_.log();
+    for (size_t i = 0; i < ads_->requestCount(0); ++i) {
+      std::string type;
+      if (delta()) {
+        DeltaDiscoveryRequest r;
+        ASSERT_TRUE(ads_->waitDeltaRequest(0, i, &r));
+        type = r.type_url();
+      } else {
+        DiscoveryRequest r;
+        ASSERT_TRUE(ads_->waitSotwRequest(0, i, &r));
+        type = r.type_url();
+      }
+      EXPECT_NE(type, kListenerType) << "LDS was asked for before the clusters warmed";
+    }
+    ASSERT_TRUE(serve(0, cursor, kEndpointType, "e1", endpoints({{a_.port()}}))) << courier_.log();
+    ASSERT_TRUE(courier_.waitForStat("cluster_manager.warming_clusters", 0)) << courier_.log();
+    ASSERT_TRUE(serve(0, cursor, kListenerType, "l1", std::vector{rdsListener(port_, "r1")})) << courier_.log();
+    ASSERT_TRUE(serve(0, cursor, kRouteType, "r1v1", std::vector{route("r1", "web")})) << courier_.log();
+    ASSERT_TRUE(courier_.waitForStat("http.ads.rds.r1.update_success", 1)) << courier_.log();
+  }
+
+  std::string fetch() {
+    HttpResponse r = httpRequest(port_, "GET", "/");
+    return std::to_string(r.status) + " " + r.body;
+  }
+
+  TcpServer a_{named("a")};
+  TcpServer b_{named("b")};
+  TcpServer c_{named("c")};
+};
+
+INSTANTIATE_TEST_SUITE_P(Protocols, XdsRdsEdsIntegrationTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "Delta" : "Sotw"; });
+
+TEST_P(XdsRdsEdsIntegrationTest, InitialFetchOfAllFourTypes) {
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  serveInitial(cursor);
+  EXPECT_EQ(fetch(), "200 a");
+  EXPECT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
+
+  // The RDS and EDS requests named what the listener and clusters asked for.
+  std::vector<std::string> rds_names, eds_names;
+  for (size_t i = 0; i < ads_->requestCount(0); ++i) {
+    if (delta()) {
+      DeltaDiscoveryRequest r;
+      ASSERT_TRUE(ads_->waitDeltaRequest(0, i, &r));
+      auto* names = r.type_url() == kRouteType ? &rds_names : r.type_url() == kEndpointType ? &eds_names : nullptr;
+      if (names != nullptr) names->insert(names->end(), r.resource_names_subscribe().begin(), r.resource_names_subscribe().end());
+    } else {
+      DiscoveryRequest r;
+      ASSERT_TRUE(ads_->waitSotwRequest(0, i, &r));
+      auto* names = r.type_url() == kRouteType ? &rds_names : r.type_url() == kEndpointType ? &eds_names : nullptr;
+      if (names != nullptr) names->insert(names->end(), r.resource_names().begin(), r.resource_names().end());
+    }
+  }
+  EXPECT_THAT(rds_names, ::testing::Contains("r1"));
+  EXPECT_THAT(eds_names, ::testing::IsSupersetOf({"web", "api"}));
+
+  EXPECT_EQ(courier_.stat("http.ads.rds.r1.update_attempt"), 1u);
+  EXPECT_EQ(courier_.stat("http.ads.rds.r1.update_rejected"), 0u);
+  EXPECT_EQ(courier_.stat("cluster.web.update_success"), 1u);
+  EXPECT_EQ(courier_.stat("cluster.web.membership_total"), 1u);
+  EXPECT_EQ(courier_.stat("cluster.web.membership_healthy"), 1u);
+  EXPECT_EQ(courier_.stat("cluster_manager.active_clusters"), 3u);
+
+  const std::string dump = courier_.admin("/config_dump?include_eds").body;
+  EXPECT_THAT(dump, HasSubstr("type.googleapis.com/envoy.admin.v3.RoutesConfigDump"));
+  EXPECT_THAT(dump, HasSubstr("\"dynamic_route_configs\""));
+  EXPECT_THAT(dump, HasSubstr("\"version_info\": \"r1v1\""));
+  EXPECT_THAT(dump, HasSubstr("\"dynamic_endpoint_configs\""));
+  EXPECT_THAT(dump, HasSubstr("\"version_info\": \"e1\""));
+  EXPECT_THAT(dump, HasSubstr("\"cluster_name\": \"web\""));
+  // Endpoints only when asked, as Envoy.
+  EXPECT_THAT(courier_.admin("/config_dump").body, ::testing::Not(HasSubstr("dynamic_endpoint_configs")));
+  const std::string routes = courier_.admin("/config_dump?resource=dynamic_route_configs").body;
+  EXPECT_THAT(routes, HasSubstr("RoutesConfigDump.DynamicRouteConfig"));
+  EXPECT_THAT(routes, HasSubstr("last_updated"));
+}
+
+TEST_P(XdsRdsEdsIntegrationTest, RouteUpdateSwitchesTrafficOnAnOpenConnection) {
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  serveInitial(cursor);
+  Raw conn(port_);
+  ASSERT_EQ(bodyOf(conn.roundTrip(get("x", "/"))), "a");
+
+  ASSERT_TRUE(push(0, kRouteType, "r1v2", std::vector{route("r1", "api")}));
+  ASSERT_TRUE(courier_.waitForStat("http.ads.rds.r1.update_success", 2)) << courier_.log();
+  // The same downstream connection: no listener drain, no reset.
+  EXPECT_EQ(bodyOf(conn.roundTrip(get("x", "/"))), "b");
+  EXPECT_EQ(bodyOf(conn.roundTrip(get("x", "/"))), "b");
+  EXPECT_EQ(courier_.stat("listener_manager.listener_modified"), 0u);
+  EXPECT_EQ(courier_.stat("listener_manager.lds.update_success"), 1u);
+  EXPECT_NE(courier_.stat("http.ads.rds.r1.version"), 0u);
+}
+
+TEST_P(XdsRdsEdsIntegrationTest, BadRouteConfigurationIsNackedAndTheOldTableServes) {
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  serveInitial(cursor);
+  ASSERT_TRUE(push(0, kRouteType, "r1v2", std::vector{route("r1", "api", "{safe_regex: {regex: \"(\"}}")}));
+  const std::string error = nextNack(0, cursor, kRouteType);
+  EXPECT_THAT(error, HasSubstr("route configuration \"r1\""));
+  EXPECT_THAT(error, HasSubstr("safe_regex.regex"));
+  ASSERT_TRUE(courier_.waitForStat("http.ads.rds.r1.update_rejected", 1)) << courier_.log();
+  EXPECT_EQ(fetch(), "200 a");
+  EXPECT_EQ(courier_.stat("http.ads.rds.r1.update_success"), 1u);
+  EXPECT_THAT(courier_.admin("/config_dump").body, HasSubstr("\"version_info\": \"r1v1\""));
+}
+
+TEST_P(XdsRdsEdsIntegrationTest, EndpointUpdateMovesTrafficAndKeepsConnectionsToHostsThatStay) {
+  ASSERT_TRUE(courier_.start(bootstrap(), {"--concurrency", "1"})) << courier_.log();
+  size_t cursor = 0;
+  serveInitial(cursor);
+  ASSERT_EQ(fetch(), "200 a");
+  ASSERT_EQ(a_.acceptedCount(), 1);
+
+  // a stays, c joins: both serve, and a's pooled connection is the one used.
+  ASSERT_TRUE(push(0, kEndpointType, "e2", endpoints({{a_.port()}, {c_.port()}})));
+  ASSERT_TRUE(courier_.waitForStat("cluster.web.membership_total", 2)) << courier_.log();
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 6; ++i) ++seen[fetch()];
+  EXPECT_EQ(seen["200 a"], 3);
+  EXPECT_EQ(seen["200 c"], 3);
+  EXPECT_EQ(a_.acceptedCount(), 1);
+  EXPECT_EQ(c_.acceptedCount(), 1);
+
+  // a leaves: everything goes to c, over the connection it already has.
+  ASSERT_TRUE(push(0, kEndpointType, "e3", endpoints({{c_.port()}})));
+  ASSERT_TRUE(courier_.waitForStat("cluster.web.membership_total", 1)) << courier_.log();
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(fetch(), "200 c");
+  EXPECT_EQ(c_.acceptedCount(), 1);
+  EXPECT_EQ(a_.acceptedCount(), 1);
+  EXPECT_GE(courier_.stat("cluster.web.update_success").value_or(0), 3u);
+}
+
+TEST_P(XdsRdsEdsIntegrationTest, UnhealthyEndpointsAreNotPickedAndWeightsAreHonoured) {
+  ASSERT_TRUE(courier_.start(bootstrap(), {"--concurrency", "1"})) << courier_.log();
+  size_t cursor = 0;
+  serveInitial(cursor);
+  ASSERT_TRUE(push(0, kEndpointType, "e2",
+                   endpoints({{a_.port(), "UNHEALTHY"}, {c_.port()}, {b_.port(), "DRAINING"}})));
+  ASSERT_TRUE(courier_.waitForStat("cluster.web.membership_total", 3)) << courier_.log();
+  EXPECT_EQ(courier_.stat("cluster.web.membership_healthy"), 1u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(fetch(), "200 c");
+
+  ASSERT_TRUE(push(0, kEndpointType, "e3", endpoints({{a_.port(), "HEALTHY", 3}, {c_.port(), "HEALTHY", 1}})));
+  ASSERT_TRUE(courier_.waitForStat("cluster.web.membership_total", 2)) << courier_.log();
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 8; ++i) ++seen[fetch()];
+  EXPECT_EQ(seen["200 a"], 6);
+  EXPECT_EQ(seen["200 c"], 2);
+}
+
+TEST_P(XdsRdsEdsIntegrationTest, BadAssignmentIsNackedAndTheOldEndpointsServe) {
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  serveInitial(cursor);
+  auto bad = endpoints({{a_.port()}});
+  bad[0].mutable_endpoints(0)->mutable_lb_endpoints(0)->mutable_endpoint()->mutable_address()->mutable_socket_address()->set_address(
+      "not-an-ip");
+  ASSERT_TRUE(push(0, kEndpointType, "e2", bad));
+  const std::string error = nextNack(0, cursor, kEndpointType);
+  EXPECT_THAT(error, HasSubstr("cluster load assignment \"web\""));
+  EXPECT_THAT(error, HasSubstr("endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address"));
+  ASSERT_TRUE(courier_.waitForStat("cluster.web.update_rejected", 1)) << courier_.log();
+  EXPECT_EQ(fetch(), "200 a");
+  EXPECT_EQ(courier_.stat("cluster.web.membership_total"), 1u);
+}
+
+TEST_P(XdsRdsEdsIntegrationTest, UntilRdsAnswersRequestsGet404) {
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  ASSERT_TRUE(serve(0, cursor, kClusterType, "c1", std::vector{edsCluster("web"), edsCluster("api")}));
+  ASSERT_TRUE(serve(0, cursor, kEndpointType, "e1", endpoints({{a_.port()}})));
+  ASSERT_TRUE(serve(0, cursor, kListenerType, "l1", std::vector{rdsListener(port_, "r1")}));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.lds.update_success", 1)) << courier_.log();
+  EXPECT_EQ(fetch().substr(0, 3), "404");
+  ASSERT_TRUE(serve(0, cursor, kRouteType, "r1v1", std::vector{route("r1", "web")}));
+  ASSERT_TRUE(courier_.waitForStat("http.ads.rds.r1.update_success", 1)) << courier_.log();
+  EXPECT_EQ(fetch(), "200 a");
+}
+
+// --- file-based RDS and EDS (path_config_source) ---
+
+class XdsRdsEdsFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = tempDir();
+    port_ = unusedPort();
+  }
+
+  void replaceFile(const std::string& path, const std::string& content) {
+    const std::string tmp = path + ".tmp";
+    writeFile(tmp, content);
+    ASSERT_EQ(::rename(tmp.c_str(), path.c_str()), 0);
+  }
+
+  std::string routeFile(const std::string& version, const std::string& cluster,
+                        const std::string& match = "{prefix: \"/\"}") const {
+    return "version_info: " + version +
+           "\nresources:\n- \"@type\": type.googleapis.com/envoy.config.route.v3.RouteConfiguration\n" +
+           routeYaml("r1", cluster, "  ", match);
+  }
+  std::string endpointFile(const std::string& version, const std::string& name, uint16_t port) const {
+    return "version_info: " + version +
+           "\nresources:\n- \"@type\": type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment\n"
+           "  cluster_name: " + name + "\n" + endpointsYaml({{port}}, "  ");
+  }
+  std::string edsClusterYaml(const std::string& name) const {
+    return "  - name: " + name + "\n    connect_timeout: 1s\n    type: EDS\n    eds_cluster_config:\n"
+           "      eds_config: {path_config_source: {path: \"" + dir_ + "/" + name + ".yaml\"}}\n";
+  }
+
+  bool start() {
+    const std::string listener = rdsListenerYaml("files", port_, "r1",
+                                                 "{path_config_source: {path: \"" + dir_ + "/rds.yaml\"}}");
+    std::string indented;
+    for (size_t at = 0; at < listener.size();) {
+      size_t nl = listener.find('\n', at);
+      indented += (at == 0 ? "  - " : "    ") + listener.substr(at, nl - at) + "\n";
+      at = nl + 1;
+    }
+    const std::string yaml = R"(admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  clusters:
+)" + edsClusterYaml("web") + edsClusterYaml("api") + "  listeners:\n" + indented;
+    return courier_.start(yaml, {"--concurrency", "1"});
+  }
+
+  std::string fetch() {
+    HttpResponse r = httpRequest(port_, "GET", "/");
+    return std::to_string(r.status) + " " + r.body;
+  }
+
+  std::string dir_;
+  uint16_t port_ = 0;
+  TcpServer a_{named("a")};
+  TcpServer b_{named("b")};
+  TcpServer c_{named("c")};
+  CourierProcess courier_;
+};
+
+TEST_F(XdsRdsEdsFileTest, FilesServeAndAtomicRenamesSwitchRoutesAndEndpoints) {
+  writeFile(dir_ + "/rds.yaml", routeFile("r1", "web"));
+  writeFile(dir_ + "/web.yaml", endpointFile("w1", "web", a_.port()));
+  writeFile(dir_ + "/api.yaml", endpointFile("p1", "api", b_.port()));
+  ASSERT_TRUE(start()) << courier_.log();
+  ASSERT_TRUE(courier_.waitForStat("http.files.rds.r1.update_success", 1)) << courier_.log();
+  EXPECT_EQ(fetch(), "200 a");
+  EXPECT_EQ(courier_.stat("cluster.web.membership_total"), 1u);
+
+  // New endpoints for web.
+  replaceFile(dir_ + "/web.yaml", endpointFile("w2", "web", c_.port()));
+  ASSERT_TRUE(courier_.waitForStat("cluster.web.update_success", 2)) << courier_.log();
+  EXPECT_EQ(fetch(), "200 c");
+
+  // The route moves to api.
+  replaceFile(dir_ + "/rds.yaml", routeFile("r2", "api"));
+  ASSERT_TRUE(courier_.waitForStat("http.files.rds.r1.update_success", 2)) << courier_.log();
+  EXPECT_EQ(fetch(), "200 b");
+
+  // A bad table is refused whole; api keeps serving.
+  replaceFile(dir_ + "/rds.yaml", routeFile("r3", "web", "{safe_regex: {regex: \"(\"}}"));
+  ASSERT_TRUE(courier_.waitForStat("http.files.rds.r1.update_rejected", 1)) << courier_.log();
+  EXPECT_EQ(fetch(), "200 b");
+  // So is a bad assignment.
+  replaceFile(dir_ + "/api.yaml", endpointFile("p2", "api", 0) + "    - endpoint: {}\n");
+  ASSERT_TRUE(courier_.waitForStat("cluster.api.update_rejected", 1)) << courier_.log();
+  EXPECT_EQ(fetch(), "200 b");
+  EXPECT_THAT(courier_.admin("/config_dump?resource=dynamic_endpoint_configs").body, HasSubstr("\"p1\""));
+}
+
+TEST_F(XdsRdsEdsFileTest, MissingEndpointFileWarmsTheClusterWithNoHosts) {
+  writeFile(dir_ + "/rds.yaml", routeFile("r1", "web"));
+  writeFile(dir_ + "/api.yaml", endpointFile("p1", "api", b_.port()));
+  ASSERT_TRUE(start()) << courier_.log();
+  EXPECT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
+  EXPECT_EQ(courier_.stat("cluster_manager.warming_clusters"), 0u);
+  EXPECT_EQ(fetch().substr(0, 3), "503");
+  // The file appears: web gets its host.
+  replaceFile(dir_ + "/web.yaml", endpointFile("w1", "web", a_.port()));
+  ASSERT_TRUE(courier_.waitForStat("cluster.web.update_success", 1)) << courier_.log();
+  EXPECT_EQ(fetch(), "200 a");
+}
+
+}  // namespace
+}  // namespace courier::test
