@@ -4,7 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
+#include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "source/common/protobuf/yaml_loader.h"
@@ -147,6 +149,169 @@ TEST_F(ClusterManagerTest, UndecodableFileCountsRejected) {
   manager_.onConfigUpdateFailed(config::UpdateFailureReason::UpdateRejected, absl::InvalidArgumentError("bad"));
   EXPECT_EQ(counter("cluster_manager.cds.update_rejected"), 1u);
   EXPECT_EQ(counter("cluster_manager.cds.update_attempt"), 1u);
+}
+
+
+// --- EDS ---
+
+// Records what the manager subscribes to and hands the test the callbacks.
+class FakeSubscription : public config::Subscription {
+ public:
+  explicit FakeSubscription(absl::flat_hash_set<std::string>* started) : started_(started) {}
+  void start(const absl::flat_hash_set<std::string>& names) override { *started_ = names; }
+  void updateResourceInterest(const absl::flat_hash_set<std::string>& names) override { *started_ = names; }
+
+ private:
+  absl::flat_hash_set<std::string>* started_;
+};
+
+config::DecodedResource assignmentResource(const std::string& yaml) {
+  auto cla = std::make_unique<envoy::config::endpoint::v3::ClusterLoadAssignment>();
+  EXPECT_TRUE(protobuf::loadFromYamlString(yaml, *cla).ok()) << yaml;
+  config::DecodedResource r;
+  r.name = cla->cluster_name();
+  r.version = "e";
+  r.any.PackFrom(*cla);
+  r.resource = std::move(cla);
+  return r;
+}
+
+std::vector<config::DecodedResource> assignment(const std::string& name, const std::string& endpoints) {
+  std::vector<config::DecodedResource> out;
+  out.push_back(assignmentResource("{cluster_name: " + name + ", endpoints: [{lb_endpoints: [" + endpoints + "]}]}"));
+  return out;
+}
+
+std::string endpoint(int port, const std::string& extra = "") {
+  return "{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: " + std::to_string(port) + "}}}" +
+         extra + "}";
+}
+
+std::string edsClusterYaml(const std::string& name, const std::string& timeout = "1s") {
+  return "{name: " + name + ", type: EDS, connect_timeout: " + timeout +
+         ", eds_cluster_config: {service_name: svc, eds_config: {ads: {}}}}";
+}
+
+class EdsClusterManagerTest : public ClusterManagerTest {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(manager_
+                    .startEds([this](const envoy::config::core::v3::ConfigSource&, const std::string& path,
+                                     const std::string& type_url, config::SubscriptionCallbacks& callbacks)
+                                  -> absl::StatusOr<std::unique_ptr<config::Subscription>> {
+                      EXPECT_EQ(type_url, config::type_url::kClusterLoadAssignment);
+                      paths_.push_back(path);
+                      eds_ = &callbacks;
+                      return std::make_unique<FakeSubscription>(&started_);
+                    })
+                    .ok());
+  }
+  const upstream::Cluster* web() { return manager_.clusters()->find("web"); }
+
+  config::SubscriptionCallbacks* eds_ = nullptr;
+  absl::flat_hash_set<std::string> started_;
+  std::vector<std::string> paths_;
+};
+
+TEST_F(EdsClusterManagerTest, ClusterWarmsUntilItsFirstAssignment) {
+  bool loaded = false;
+  manager_.setInitialLoadCallback([&] { loaded = true; });
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({edsClusterYaml("web")}), "c1").ok());
+  manager_.markInitialLoadDone();
+  ASSERT_NE(eds_, nullptr);
+  EXPECT_EQ(started_, absl::flat_hash_set<std::string>{"svc"});
+  EXPECT_EQ(paths_.front(), "resources[0].eds_cluster_config.eds_config");
+  EXPECT_EQ(web(), nullptr);
+  EXPECT_TRUE(manager_.warming("web"));
+  EXPECT_EQ(gauge("cluster_manager.warming_clusters"), 1u);
+  EXPECT_FALSE(loaded);
+
+  ASSERT_TRUE(eds_->onConfigUpdate(assignment("svc", endpoint(1) + "," + endpoint(2)), "e1").ok());
+  ASSERT_NE(web(), nullptr);
+  EXPECT_EQ(web()->hosts.size(), 2u);
+  EXPECT_EQ(gauge("cluster_manager.warming_clusters"), 0u);
+  EXPECT_TRUE(loaded);
+  EXPECT_EQ(counter("cluster.web.update_success"), 1u);
+  EXPECT_EQ(gauge("cluster.web.membership_total"), 2u);
+  EXPECT_EQ(gauge("cluster.web.membership_healthy"), 2u);
+  ASSERT_EQ(manager_.endpointDumps().size(), 1u);
+  EXPECT_EQ(manager_.endpointDumps()[0].version_info, "e1");
+}
+
+TEST_F(EdsClusterManagerTest, HostsThatStayKeepTheirObjectAndTheClusterItsSettings) {
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({edsClusterYaml("web")}), "c1").ok());
+  ASSERT_TRUE(eds_->onConfigUpdate(assignment("svc", endpoint(1) + "," + endpoint(2)), "e1").ok());
+  auto first = manager_.clusters()->clusters.at("web");
+  ASSERT_TRUE(eds_->onConfigUpdate(assignment("svc", endpoint(1) + "," + endpoint(3)), "e2").ok());
+  auto second = manager_.clusters()->clusters.at("web");
+  EXPECT_NE(second, first);
+  EXPECT_EQ(second->settings_id, first->settings_id);
+  ASSERT_EQ(second->hosts.size(), 2u);
+  EXPECT_EQ(second->hosts[0], first->hosts[0]);  // port 1 stayed
+  EXPECT_EQ(second->hosts[1]->address.port(), 3);
+  // A changed weight is a new host.
+  ASSERT_TRUE(
+      eds_->onConfigUpdate(assignment("svc", endpoint(1, ", load_balancing_weight: 5") + "," + endpoint(3)), "e3").ok());
+  auto third = manager_.clusters()->clusters.at("web");
+  EXPECT_NE(third->hosts[0], second->hosts[0]);
+  EXPECT_EQ(third->hosts[0]->weight, 5u);
+  EXPECT_EQ(third->hosts[1], second->hosts[1]);
+}
+
+TEST_F(EdsClusterManagerTest, UnhealthyDrainingAndTimedOutHostsAreNotPicked) {
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({edsClusterYaml("web")}), "c1").ok());
+  ASSERT_TRUE(eds_->onConfigUpdate(assignment("svc", endpoint(1, ", health_status: UNHEALTHY") + "," +
+                                                         endpoint(2, ", health_status: DRAINING") + "," +
+                                                         endpoint(3, ", health_status: TIMEOUT") + "," +
+                                                         endpoint(4, ", health_status: DEGRADED") + "," +
+                                                         endpoint(5, ", health_status: HEALTHY") + "," + endpoint(6)),
+                                   "e1")
+                  .ok());
+  ASSERT_EQ(web()->hosts.size(), 3u);
+  EXPECT_EQ(web()->hosts[0]->address.port(), 4);
+  EXPECT_EQ(web()->hosts[1]->address.port(), 5);
+  EXPECT_EQ(web()->hosts[2]->address.port(), 6);
+  EXPECT_EQ(gauge("cluster.web.membership_total"), 6u);
+  EXPECT_EQ(gauge("cluster.web.membership_healthy"), 2u);
+}
+
+TEST_F(EdsClusterManagerTest, BadAssignmentIsRejectedNamingTheFieldAndHostsStay) {
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({edsClusterYaml("web")}), "c1").ok());
+  ASSERT_TRUE(eds_->onConfigUpdate(assignment("svc", endpoint(1)), "e1").ok());
+  auto status = eds_->onConfigUpdate(assignment("svc", endpoint(2, ", load_balancing_weight: 0")), "e2");
+  EXPECT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("cluster load assignment \"svc\": resources[0].endpoints[0].lb_endpoints[0].load_balancing_weight"));
+  status = eds_->onConfigUpdate(assignment("other", endpoint(2)), "e3");
+  EXPECT_THAT(std::string(status.message()), HasSubstr("resources[0].cluster_name: expected \"svc\""));
+  EXPECT_EQ(counter("cluster.web.update_rejected"), 2u);
+  ASSERT_EQ(web()->hosts.size(), 1u);
+  EXPECT_EQ(web()->hosts[0]->address.port(), 1);
+  EXPECT_EQ(manager_.endpointDumps()[0].version_info, "e1");
+}
+
+TEST_F(EdsClusterManagerTest, FailedFirstFetchWarmsTheClusterWithNoHosts) {
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({edsClusterYaml("web")}), "c1").ok());
+  eds_->onConfigUpdateFailed(config::UpdateFailureReason::FetchTimedOut, absl::DeadlineExceededError("timeout"));
+  ASSERT_NE(web(), nullptr);
+  EXPECT_TRUE(web()->hosts.empty());
+  EXPECT_EQ(counter("cluster.web.update_failure"), 1u);
+  EXPECT_FALSE(manager_.warming("web"));
+}
+
+TEST_F(EdsClusterManagerTest, ChangedClusterKeepsItsSubscriptionAndHosts) {
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({edsClusterYaml("web")}), "c1").ok());
+  config::SubscriptionCallbacks* first = eds_;
+  ASSERT_TRUE(eds_->onConfigUpdate(assignment("svc", endpoint(1)), "e1").ok());
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({edsClusterYaml("web", "2s")}), "c2").ok());
+  EXPECT_EQ(eds_, first);  // not subscribed again
+  ASSERT_NE(web(), nullptr);
+  EXPECT_EQ(web()->connect_timeout, std::chrono::milliseconds(2000));
+  ASSERT_EQ(web()->hosts.size(), 1u);
+  // Removing the cluster drops its endpoints.
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({}), "c3").ok());
+  EXPECT_EQ(web(), nullptr);
+  EXPECT_TRUE(manager_.endpointDumps().empty());
 }
 
 }  // namespace
