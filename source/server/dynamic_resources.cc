@@ -153,31 +153,29 @@ absl::StatusOr<std::unique_ptr<config::Subscription>> createSubscription(
   return ads->subscription(type_url, callbacks, timeout);
 }
 
-absl::Status PausingCdsCallbacks::onConfigUpdate(const std::vector<config::DecodedResource>& resources,
-                                                 const std::string& version_info) {
+absl::Status PausingCallbacks::onConfigUpdate(const std::vector<config::DecodedResource>& resources,
+                                              const std::string& version_info) {
   pause();
-  absl::Status status = clusters_.onConfigUpdate(resources, version_info);
+  absl::Status status = inner_.onConfigUpdate(resources, version_info);
   resume();
   return status;
 }
 
-absl::Status PausingCdsCallbacks::onConfigUpdate(const std::vector<config::DecodedResource>& added,
-                                                 const std::vector<std::string>& removed,
-                                                 const std::string& system_version_info) {
+absl::Status PausingCallbacks::onConfigUpdate(const std::vector<config::DecodedResource>& added,
+                                              const std::vector<std::string>& removed,
+                                              const std::string& system_version_info) {
   pause();
-  absl::Status status = clusters_.onConfigUpdate(added, removed, system_version_info);
+  absl::Status status = inner_.onConfigUpdate(added, removed, system_version_info);
   resume();
   return status;
 }
 
-void PausingCdsCallbacks::pause() {
-  mux_.pause(config::type_url::kClusterLoadAssignment);
-  mux_.pause(config::type_url::kListener);
+void PausingCallbacks::pause() {
+  for (const auto& type : paused_types_) mux_.pause(type);
 }
 
-void PausingCdsCallbacks::resume() {
-  mux_.resume(config::type_url::kListener);
-  mux_.resume(config::type_url::kClusterLoadAssignment);
+void PausingCallbacks::resume() {
+  for (auto it = paused_types_.rbegin(); it != paused_types_.rend(); ++it) mux_.resume(*it);
 }
 
 }  // namespace courier::server

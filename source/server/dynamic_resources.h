@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
@@ -54,13 +55,13 @@ absl::StatusOr<std::unique_ptr<config::Subscription>> createSubscription(
     const envoy::config::core::v3::ConfigSource& source, const std::string& field_path, event::Dispatcher& dispatcher,
     config::GrpcMux* ads, const std::string& type_url, config::SubscriptionCallbacks& callbacks);
 
-// CDS callbacks that pause the types depending on clusters (EDS, LDS) while a
-// CDS update applies, as Envoy's CDS does, so requests caused by the update
-// merge into one per type sent after it.
-class PausingCdsCallbacks : public config::SubscriptionCallbacks {
+// Callbacks that hold the requests of the types depending on this one while
+// an update of it applies, as Envoy's CDS (EDS, LDS) and LDS (RDS) do, so
+// requests caused by the update merge into one per type sent after it.
+class PausingCallbacks : public config::SubscriptionCallbacks {
  public:
-  PausingCdsCallbacks(config::GrpcMux& mux, config::SubscriptionCallbacks& clusters)
-      : mux_(mux), clusters_(clusters) {}
+  PausingCallbacks(config::GrpcMux& mux, config::SubscriptionCallbacks& inner, std::vector<std::string> paused_types)
+      : mux_(mux), inner_(inner), paused_types_(std::move(paused_types)) {}
 
   absl::Status onConfigUpdate(const std::vector<config::DecodedResource>& resources,
                               const std::string& version_info) override;
@@ -68,7 +69,7 @@ class PausingCdsCallbacks : public config::SubscriptionCallbacks {
                               const std::vector<std::string>& removed,
                               const std::string& system_version_info) override;
   void onConfigUpdateFailed(config::UpdateFailureReason reason, const absl::Status& error) override {
-    clusters_.onConfigUpdateFailed(reason, error);
+    inner_.onConfigUpdateFailed(reason, error);
   }
 
  private:
@@ -76,7 +77,22 @@ class PausingCdsCallbacks : public config::SubscriptionCallbacks {
   void resume();
 
   config::GrpcMux& mux_;
-  config::SubscriptionCallbacks& clusters_;
+  config::SubscriptionCallbacks& inner_;
+  const std::vector<std::string> paused_types_;
+};
+
+// CDS pauses EDS and LDS.
+class PausingCdsCallbacks : public PausingCallbacks {
+ public:
+  PausingCdsCallbacks(config::GrpcMux& mux, config::SubscriptionCallbacks& clusters)
+      : PausingCallbacks(mux, clusters, {config::type_url::kClusterLoadAssignment, config::type_url::kListener}) {}
+};
+
+// LDS pauses RDS.
+class PausingLdsCallbacks : public PausingCallbacks {
+ public:
+  PausingLdsCallbacks(config::GrpcMux& mux, config::SubscriptionCallbacks& listeners)
+      : PausingCallbacks(mux, listeners, {config::type_url::kRouteConfiguration}) {}
 };
 
 }  // namespace courier::server

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "google/protobuf/any.pb.h"
@@ -43,6 +44,9 @@ struct FactoryContext {
   access_log::AccessLogManager* access_logs = nullptr;
   // Route tables by name (an HCM's `rds`); null where RDS is not available.
   router::RdsManager* rds = nullptr;
+  // When set, filters add the RDS tables they use: the listener warms until
+  // each has had its first fetch.
+  std::vector<std::shared_ptr<router::RouteConfigProvider>>* rds_providers = nullptr;
 };
 
 class NetworkFilterConfigFactory {

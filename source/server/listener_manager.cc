@@ -165,13 +165,17 @@ absl::Status ListenerManager::apply(const std::vector<config::DecodedResource>& 
     }
     // Byte-for-byte the same listener: leave it and its connections alone.
     if (existing != nullptr && google::protobuf::util::MessageDifferencer::Equals(existing->proto, *proto)) continue;
+    std::vector<std::shared_ptr<router::RouteConfigProvider>> rds;
+    context.rds_providers = &rds;
     auto config = createListener(*proto, path, context);
+    context.rds_providers = nullptr;
     if (!config.ok()) return reject(prefixed(config.status(), prefix));
     if ((*config)->name != added[i].name) {
       return reject(absl::InvalidArgumentError(
           absl::StrCat(prefix, path, ".name: the listener is named \"", (*config)->name, "\"")));
     }
     Pending p{i, Entry{*proto, *config, (*config)->address, true, added[i].version, now}, {}, existing != nullptr};
+    p.rds = std::move(rds);
     pending.push_back(std::move(p));
   }
   absl::flat_hash_set<std::string> removing;
@@ -212,6 +216,17 @@ absl::Status ListenerManager::apply(const std::vector<config::DecodedResource>& 
   // connection queued in the kernel is lost to the swap.
   if (bind_) {
     for (auto& p : pending) {
+      auto warming = warming_.find(p.entry.config->name);
+      if (warming != warming_.end()) {
+        const auto& w = warming->second.pending;
+        if (w.entry.config->address.asString() == p.entry.config->address.asString() &&
+            w.entry.config->reuse_port == p.entry.config->reuse_port) {
+          // The warming version bound these sockets (or borrows its predecessor's).
+          p.take_warming_fds = true;
+          p.entry.bound_address = w.entry.bound_address;
+          continue;
+        }
+      }
       if (p.replaces) {
         const Entry* old = find(p.entry.config->name);
         if (old->config->address.asString() == p.entry.config->address.asString() &&
@@ -229,6 +244,8 @@ absl::Status ListenerManager::apply(const std::vector<config::DecodedResource>& 
   // 4. Commit: from here nothing fails.
   size_t changes = 0;
   for (const auto& name : removing) {
+    warming_.erase(name);
+    if (find(name) == nullptr) continue;  // it was only warming
     const uint64_t tag = next_drain_tag_++;
     onEveryWorker([name, tag](Worker& w) { w.drainListener(name, tag); }, nullptr);
     scheduleDrainEnd(tag);
@@ -241,27 +258,12 @@ absl::Status ListenerManager::apply(const std::vector<config::DecodedResource>& 
   }
   for (auto& p : pending) {
     const std::string name = p.entry.config->name;
-    auto cfg = p.entry.config;
-    auto fds = std::make_shared<std::vector<network::SocketFd>>(std::move(p.fds));
-    if (p.replaces) {
-      const uint64_t tag = next_drain_tag_++;
-      onEveryWorker(
-          [cfg, fds, tag](Worker& w) {
-            w.replaceListener(cfg, fds->empty() ? network::SocketFd() : std::move((*fds)[w.index()]), tag);
-          },
-          nullptr);
-      scheduleDrainEnd(tag);
-      *find(name) = std::move(p.entry);
-      stats_.listener_modified.inc();
-      spdlog::info("lds: updated listener '{}' on {}; the previous version drains for {}s", name,
-                   cfg->address.asString(), drain_time_.count());
-    } else {
-      onEveryWorker([cfg, fds](Worker& w) { w.addListener(cfg, std::move((*fds)[w.index()])); }, nullptr);
-      spdlog::info("lds: added listener '{}' on {}", name, p.entry.bound_address.asString());
-      entries_.push_back(std::move(p.entry));
-      stats_.listener_added.inc();
+    auto previous = warming_.find(name);
+    if (previous != warming_.end()) {
+      if (p.take_warming_fds) p.fds = std::move(previous->second.pending.fds);
+      warming_.erase(previous);
     }
-    stats_.listener_create_success.inc();
+    startWarming(std::move(p));
     ++changes;
   }
   version_info_ = version_info;
@@ -277,6 +279,72 @@ absl::Status ListenerManager::apply(const std::vector<config::DecodedResource>& 
   });
   if (changes == 0) spdlog::debug("lds: version '{}' changes no listener", version_info);
   return absl::OkStatus();
+}
+
+void ListenerManager::startWarming(Pending p) {
+  const std::string name = p.entry.config->name;
+  std::vector<std::shared_ptr<router::RouteConfigProvider>> waiting;
+  for (const auto& provider : p.rds) {
+    if (!provider->warm()) waiting.push_back(provider);
+  }
+  if (waiting.empty()) {
+    activate(p);
+    return;
+  }
+  const uint64_t generation = next_warming_generation_++;
+  spdlog::info("lds: listener '{}' warms until {} route table(s) arrive", name, waiting.size());
+  warming_[name] = Warming{std::move(p), waiting.size(), generation};
+  updateGauges();
+  for (const auto& provider : waiting) {
+    provider->onWarm([this, alive = alive_, name, generation] {
+      if (*alive) onWarm(name, generation);
+    });
+  }
+}
+
+void ListenerManager::onWarm(const std::string& name, uint64_t generation) {
+  auto it = warming_.find(name);
+  // Replaced or removed while it warmed: that version is gone.
+  if (it == warming_.end() || it->second.generation != generation) return;
+  if (--it->second.waiting > 0) return;
+  Pending p = std::move(it->second.pending);
+  warming_.erase(it);
+  // Its predecessor may have gone meanwhile (then its sockets went too).
+  p.replaces = find(name) != nullptr;
+  activate(p);
+  updateGauges();
+  maybeInitialLoadDone();
+}
+
+void ListenerManager::activate(Pending& p) {
+  const std::string name = p.entry.config->name;
+  auto cfg = p.entry.config;
+  auto fds = std::make_shared<std::vector<network::SocketFd>>(std::move(p.fds));
+  if (p.replaces) {
+    const uint64_t tag = next_drain_tag_++;
+    onEveryWorker(
+        [cfg, fds, tag](Worker& w) {
+          w.replaceListener(cfg, fds->empty() ? network::SocketFd() : std::move((*fds)[w.index()]), tag);
+        },
+        nullptr);
+    scheduleDrainEnd(tag);
+    *find(name) = std::move(p.entry);
+    stats_.listener_modified.inc();
+    spdlog::info("lds: updated listener '{}' on {}; the previous version drains for {}s", name,
+                 cfg->address.asString(), drain_time_.count());
+  } else {
+    if (bind_) onEveryWorker([cfg, fds](Worker& w) { w.addListener(cfg, std::move((*fds)[w.index()])); }, nullptr);
+    spdlog::info("lds: added listener '{}' on {}", name, p.entry.bound_address.asString());
+    entries_.push_back(std::move(p.entry));
+    stats_.listener_added.inc();
+  }
+  stats_.listener_create_success.inc();
+}
+
+std::vector<const ListenerManager::Entry*> ListenerManager::warmingListeners() const {
+  std::vector<const Entry*> out;
+  for (const auto& [name, w] : warming_) out.push_back(&w.pending.entry);
+  return out;
 }
 
 void ListenerManager::onEveryWorker(std::function<void(Worker&)> fn, std::function<void()> done) {
@@ -313,17 +381,24 @@ void ListenerManager::scheduleDrainEnd(uint64_t drain_tag) {
 }
 
 void ListenerManager::stopListeners() {
+  warming_.clear();
   stats_.total_listeners_draining.set(stats_.total_listeners_draining.value() + entries_.size());
   stats_.total_listeners_active.set(0);
 }
 
 void ListenerManager::updateGauges() {
   stats_.total_listeners_active.set(entries_.size());
-  stats_.total_listeners_warming.set(0);
+  stats_.total_listeners_warming.set(warming_.size());
 }
 
 void ListenerManager::markInitialLoadDone() {
-  if (initial_load_done_) return;
+  lds_initial_done_ = true;
+  maybeInitialLoadDone();
+}
+
+void ListenerManager::maybeInitialLoadDone() {
+  // Envoy's server initializes once the first LDS listeners warmed.
+  if (initial_load_done_ || !lds_initial_done_ || !warming_.empty()) return;
   initial_load_done_ = true;
   if (on_initial_load_) {
     auto cb = std::move(on_initial_load_);

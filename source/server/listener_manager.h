@@ -67,6 +67,9 @@ class ListenerManager : public config::SubscriptionCallbacks {
 
   // In the order they were added.
   const std::vector<Entry>& listeners() const { return entries_; }
+  // Listeners from LDS waiting for their route tables (RDS) before they take
+  // traffic; a changed one's predecessor keeps serving meanwhile.
+  std::vector<const Entry*> warmingListeners() const;
   const std::string& ldsVersion() const { return version_info_; }
 
   // Runs once, after the first LDS delivery or failure.
@@ -91,6 +94,15 @@ class ListenerManager : public config::SubscriptionCallbacks {
     // One socket per worker; empty when the old listener's sockets carry over.
     std::vector<network::SocketFd> fds;
     bool replaces = false;
+    // The RDS tables its connection managers use.
+    std::vector<std::shared_ptr<router::RouteConfigProvider>> rds;
+    // Takes over the sockets of the warming listener of the same name.
+    bool take_warming_fds = false;
+  };
+  struct Warming {
+    Pending pending;
+    size_t waiting = 0;
+    uint64_t generation = 0;
   };
 
   absl::Status apply(const std::vector<config::DecodedResource>& added, const std::vector<std::string>& removed,
@@ -106,6 +118,12 @@ class ListenerManager : public config::SubscriptionCallbacks {
   void scheduleDrainEnd(uint64_t drain_tag);
   void updateGauges();
   void markInitialLoadDone();
+  void maybeInitialLoadDone();
+  // Hands a built listener to every worker (added, or replacing its predecessor).
+  void activate(Pending& p);
+  // Holds `p` until its route tables are warm, then activates it.
+  void startWarming(Pending p);
+  void onWarm(const std::string& name, uint64_t generation);
 
   event::Dispatcher& main_;
   std::vector<std::unique_ptr<Worker>>& workers_;
@@ -119,7 +137,10 @@ class ListenerManager : public config::SubscriptionCallbacks {
   uint64_t next_drain_tag_ = 1;
   absl::flat_hash_map<uint64_t, std::unique_ptr<event::Timer>> drain_timers_;
   std::function<void()> on_initial_load_;
+  bool lds_initial_done_ = false;
   bool initial_load_done_ = false;
+  absl::flat_hash_map<std::string, Warming> warming_;
+  uint64_t next_warming_generation_ = 1;
   // Lets callbacks posted back from workers notice the manager is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -154,8 +154,13 @@ absl::Status Server::startDynamicResources() {
     cds_ = std::move(*sub);
   }
   if (dynamic.has_lds_config()) {
+    config::SubscriptionCallbacks* callbacks = listener_manager_.get();
+    if (ads_ && dynamic.lds_config().has_ads()) {
+      lds_callbacks_ = std::make_unique<PausingLdsCallbacks>(*ads_, *listener_manager_);
+      callbacks = lds_callbacks_.get();
+    }
     auto sub = createSubscription(dynamic.lds_config(), "dynamic_resources.lds_config", main_, ads_.get(),
-                                  config::type_url::kListener, *listener_manager_);
+                                  config::type_url::kListener, *callbacks);
     if (!sub.ok()) return sub.status();
     lds_ = std::move(*sub);
   }
@@ -395,6 +400,20 @@ std::string Server::configDumpJson(const std::string& resource, bool include_eds
       active->set_version_info(entry.version_info);
       active->mutable_listener()->PackFrom(entry.proto);
       *active->mutable_last_updated() = entry.last_updated;
+    }
+    for (const auto* entry : listener_manager_->warmingListeners()) {
+      envoy::admin::v3::ListenersConfigDump::DynamicListener* dl = nullptr;
+      for (auto& existing : *l.mutable_dynamic_listeners()) {
+        if (existing.name() == entry->config->name) dl = &existing;
+      }
+      if (dl == nullptr) {
+        dl = l.add_dynamic_listeners();
+        dl->set_name(entry->config->name);
+      }
+      auto* warming = dl->mutable_warming_state();
+      warming->set_version_info(entry->version_info);
+      warming->mutable_listener()->PackFrom(entry->proto);
+      *warming->mutable_last_updated() = entry->last_updated;
     }
     dump.add_configs()->PackFrom(l);
   }

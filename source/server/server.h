@@ -86,6 +86,7 @@ class Server {
   // subscriptions before the mux they were made by.
   std::unique_ptr<config::GrpcMux> ads_;
   std::unique_ptr<config::SubscriptionCallbacks> cds_callbacks_;
+  std::unique_ptr<config::SubscriptionCallbacks> lds_callbacks_;
   std::unique_ptr<config::Subscription> cds_;
   std::unique_ptr<config::Subscription> lds_;
   bool initial_loads_done_ = false;

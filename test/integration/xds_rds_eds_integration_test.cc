@@ -317,14 +317,38 @@ TEST_P(XdsRdsEdsIntegrationTest, BadAssignmentIsNackedAndTheOldEndpointsServe) {
   EXPECT_EQ(courier_.stat("cluster.web.membership_total"), 1u);
 }
 
-TEST_P(XdsRdsEdsIntegrationTest, UntilRdsAnswersRequestsGet404) {
+TEST_P(XdsRdsEdsIntegrationTest, ListenerWarmsUntilItsRouteTableArrives) {
   ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
   size_t cursor = 0;
   ASSERT_TRUE(serve(0, cursor, kClusterType, "c1", std::vector{edsCluster("web"), edsCluster("api")}));
   ASSERT_TRUE(serve(0, cursor, kEndpointType, "e1", endpoints({{a_.port()}})));
   ASSERT_TRUE(serve(0, cursor, kListenerType, "l1", std::vector{rdsListener(port_, "r1")}));
   ASSERT_TRUE(courier_.waitForStat("listener_manager.lds.update_success", 1)) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 1u);
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_active"), 0u);
+  EXPECT_EQ(courier_.admin("/ready").status, 503);
+  EXPECT_THAT(courier_.admin("/config_dump?resource=dynamic_listeners").body, HasSubstr("\"warming_state\""));
+
+  ASSERT_TRUE(serve(0, cursor, kRouteType, "r1v1", std::vector{route("r1", "web")}));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_warming", 0)) << courier_.log();
+  EXPECT_EQ(fetch(), "200 a");
+  EXPECT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
+  EXPECT_THAT(courier_.admin("/config_dump?resource=dynamic_listeners").body,
+              ::testing::Not(HasSubstr("\"warming_state\"")));
+}
+
+TEST_P(XdsRdsEdsIntegrationTest, WithoutRdsTheListenerGoesActiveAfterTheInitialFetchTimeoutAndAnswers404) {
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  ASSERT_TRUE(serve(0, cursor, kClusterType, "c1", std::vector{edsCluster("web"), edsCluster("api")}));
+  ASSERT_TRUE(serve(0, cursor, kEndpointType, "e1", endpoints({{a_.port()}})));
+  auto listener = fromYaml<envoy::config::listener::v3::Listener>(rdsListenerYaml(
+      "ads", port_, "r1", "{ads: {}, resource_api_version: V3, initial_fetch_timeout: 0.3s}"));
+  ASSERT_TRUE(serve(0, cursor, kListenerType, "l1", std::vector{listener}));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_active", 1)) << courier_.log();
+  EXPECT_EQ(courier_.stat("http.ads.rds.r1.update_failure"), 1u);
   EXPECT_EQ(fetch().substr(0, 3), "404");
+  // A late table still applies.
   ASSERT_TRUE(serve(0, cursor, kRouteType, "r1v1", std::vector{route("r1", "web")}));
   ASSERT_TRUE(courier_.waitForStat("http.ads.rds.r1.update_success", 1)) << courier_.log();
   EXPECT_EQ(fetch(), "200 a");

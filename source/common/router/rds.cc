@@ -36,6 +36,7 @@ class RdsManager::Subscription : public config::SubscriptionCallbacks {
     if (auto live = provider_.lock()) return live;
     auto fresh = std::make_shared<RouteConfigProvider>(parent_.workers_.size());
     for (auto& w : fresh->per_worker_) w.table = table_;
+    fresh->warm_ = warm_;
     provider_ = fresh;
     return fresh;
   }
@@ -48,6 +49,12 @@ class RdsManager::Subscription : public config::SubscriptionCallbacks {
 
   absl::Status onConfigUpdate(const std::vector<config::DecodedResource>& resources,
                               const std::string& version_info) override {
+    absl::Status status = update(resources, version_info);
+    setWarm();
+    return status;
+  }
+
+  absl::Status update(const std::vector<config::DecodedResource>& resources, const std::string& version_info) {
     stats_.update_attempt.inc();
     if (resources.empty()) {
       // Envoy counts it and keeps serving what it has.
@@ -67,6 +74,7 @@ class RdsManager::Subscription : public config::SubscriptionCallbacks {
     if (!added.empty()) return onConfigUpdate(added, system_version_info);
     stats_.update_attempt.inc();
     stats_.update_empty.inc();
+    setWarm();
     if (!removed.empty()) {
       // Envoy keeps serving the last table of a removed route configuration.
       spdlog::warn("rds: route configuration '{}' was removed by the server; keeping the last one", name_);
@@ -79,9 +87,17 @@ class RdsManager::Subscription : public config::SubscriptionCallbacks {
     (reason == config::UpdateFailureReason::UpdateRejected ? stats_.update_rejected : stats_.update_failure).inc();
     spdlog::warn("rds: route configuration '{}': update failed, keeping the current table: {}", name_,
                  std::string(error.message()));
+    setWarm();
   }
 
  private:
+  // The first fetch ended: listeners waiting for this table may go on.
+  void setWarm() {
+    if (warm_) return;
+    warm_ = true;
+    if (auto provider = provider_.lock()) provider->setWarm();
+  }
+
   absl::Status reject(absl::Status status) {
     stats_.update_rejected.inc();
     spdlog::warn("rds: update rejected, the previous table keeps serving: {}", std::string(status.message()));
@@ -151,6 +167,7 @@ class RdsManager::Subscription : public config::SubscriptionCallbacks {
   RouteConfiguration config_;
   std::string version_info_;
   google::protobuf::Timestamp last_updated_;
+  bool warm_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -34,8 +34,29 @@ class RouteConfigProvider {
   // (requests then get 404, as Envoy answers with no route table).
   const std::shared_ptr<const RouteTable>& current(size_t worker) const { return per_worker_[worker].table; }
 
+  // Main thread: whether the first fetch ended (a table arrived, was refused,
+  // or the fetch failed or timed out), which is when a listener using this
+  // table stops warming, as Envoy's RDS init target.
+  bool warm() const { return warm_; }
+  // Main thread: runs `cb` once warm (at once when already).
+  void onWarm(std::function<void()> cb) {
+    if (warm_) {
+      cb();
+    } else {
+      on_warm_.push_back(std::move(cb));
+    }
+  }
+
  private:
   friend class RdsManager;
+  void setWarm() {
+    if (warm_) return;
+    warm_ = true;
+    auto callbacks = std::move(on_warm_);
+    for (auto& cb : callbacks) cb();
+  }
+  bool warm_ = false;
+  std::vector<std::function<void()>> on_warm_;
   struct alignas(64) PerWorker {
     std::shared_ptr<const RouteTable> table;
   };

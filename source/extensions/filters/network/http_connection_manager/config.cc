@@ -57,6 +57,7 @@ class HttpConnectionManagerConfigFactory : public server::NetworkFilterConfigFac
       auto provider = context.rds->provider(proto.rds().config_source(), proto.rds().route_config_name(),
                                             proto.stat_prefix(), path + ".rds");
       if (!provider.ok()) return provider.status();
+      if (context.rds_providers != nullptr) context.rds_providers->push_back(*provider);
       config->rds = std::move(*provider);
     } else if (proto.route_specifier_case() != ProtoHcm::kRouteConfig) {
       return fieldError(path, "an inline route_config or rds is required (scoped_routes is not supported)");
