@@ -3,7 +3,10 @@
 // and delta) or from watched files, with real upstreams counting accepts.
 #include <stdio.h>
 
+#include <atomic>
+#include <iostream>
 #include <map>
+#include <thread>
 #include <memory>
 #include <string>
 #include <utility>
@@ -352,6 +355,67 @@ TEST_P(XdsRdsEdsIntegrationTest, WithoutRdsTheListenerGoesActiveAfterTheInitialF
   ASSERT_TRUE(serve(0, cursor, kRouteType, "r1v1", std::vector{route("r1", "web")}));
   ASSERT_TRUE(courier_.waitForStat("http.ads.rds.r1.update_success", 1)) << courier_.log();
   EXPECT_EQ(fetch(), "200 a");
+}
+
+TEST_P(XdsRdsEdsIntegrationTest, SteadyTrafficThroughRouteAndEndpointUpdatesLosesNoRequest) {
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  serveInitial(cursor);
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::string unexpected;
+  // One client on a keep-alive connection, one opening a connection per request.
+  auto client = [&](bool keep_alive) {
+    std::unique_ptr<Raw> conn;
+    while (!stop.load()) {
+      std::string body;
+      if (keep_alive) {
+        if (conn == nullptr) conn = std::make_unique<Raw>(port_);
+        std::string r = conn->roundTrip(get("x", "/"));
+        body = r.rfind("HTTP/1.1 200", 0) == 0 ? bodyOf(r) : "status: " + r.substr(0, 12);
+      } else {
+        HttpResponse r = httpRequest(port_, "GET", "/");
+        body = r.status == 200 ? r.body : "status " + std::to_string(r.status);
+      }
+      if (body == "a" || body == "b" || body == "c") {
+        ++ok;
+      } else {
+        if (failed.fetch_add(1) == 0) unexpected = body;
+      }
+    }
+  };
+  std::thread keep_alive(client, true);
+  std::thread per_request(client, false);
+  // Joined however the test leaves this scope (an ASSERT returns early).
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::thread& a;
+    std::thread& b;
+    ~Joiner() {
+      stop = true;
+      if (a.joinable()) a.join();
+      if (b.joinable()) b.join();
+    }
+  } joiner{stop, keep_alive, per_request};
+  for (int i = 0; i < 40; ++i) {
+    // Some requests between updates, so that every update meets traffic.
+    const int before = ok.load() + failed.load();
+    ASSERT_TRUE(waitFor([&] { return ok.load() + failed.load() >= before + 4; }));
+    const std::string v = std::to_string(i + 2);
+    ASSERT_TRUE(push(0, kRouteType, "r1v" + v, std::vector{route("r1", i % 2 == 0 ? "api" : "web")}));
+    ASSERT_TRUE(courier_.waitForStat("http.ads.rds.r1.update_success", i + 2)) << courier_.log();
+    ASSERT_TRUE(push(0, kEndpointType, "e" + v,
+                     endpoints(i % 2 == 0 ? std::vector<Endpoint>{{a_.port()}, {c_.port()}}
+                                          : std::vector<Endpoint>{{c_.port()}})));
+    ASSERT_TRUE(courier_.waitForStat("cluster.web.update_success", i + 2)) << courier_.log();
+  }
+  stop = true;
+  keep_alive.join();
+  per_request.join();
+  std::cout << ok.load() << " requests through 80 updates\n";
+  EXPECT_EQ(failed.load(), 0) << unexpected;
+  EXPECT_GE(ok.load(), 160);
+  EXPECT_EQ(courier_.stat("listener_manager.listener_modified"), 0u);
 }
 
 // --- file-based RDS and EDS (path_config_source) ---
