@@ -149,6 +149,7 @@ absl::Status ListenerManager::apply(const std::vector<config::DecodedResource>& 
 
   // 1. Build every new or changed listener; nothing is live yet.
   std::vector<Pending> pending;
+  std::vector<std::string> back_to_active;
   for (size_t i = 0; i < added.size(); ++i) {
     const std::string path = absl::StrCat("resources[", i, "]");
     const auto* proto = dynamic_cast<const Listener*>(added[i].resource.get());
@@ -163,8 +164,12 @@ absl::Status ListenerManager::apply(const std::vector<config::DecodedResource>& 
       spdlog::warn("lds: listener '{}' is static; its LDS version is ignored", added[i].name);
       continue;
     }
-    // Byte-for-byte the same listener: leave it and its connections alone.
-    if (existing != nullptr && google::protobuf::util::MessageDifferencer::Equals(existing->proto, *proto)) continue;
+    // Byte-for-byte the same listener: leave it and its connections alone
+    // (and drop a newer version that was still warming: this one wins).
+    if (existing != nullptr && google::protobuf::util::MessageDifferencer::Equals(existing->proto, *proto)) {
+      if (warming_.contains(added[i].name)) back_to_active.push_back(added[i].name);
+      continue;
+    }
     std::vector<std::shared_ptr<router::RouteConfigProvider>> rds;
     context.rds_providers = &rds;
     auto config = createListener(*proto, path, context);
@@ -243,6 +248,7 @@ absl::Status ListenerManager::apply(const std::vector<config::DecodedResource>& 
 
   // 4. Commit: from here nothing fails.
   size_t changes = 0;
+  for (const auto& name : back_to_active) warming_.erase(name);
   for (const auto& name : removing) {
     warming_.erase(name);
     if (find(name) == nullptr) continue;  // it was only warming

@@ -357,6 +357,61 @@ TEST_P(XdsRdsEdsIntegrationTest, WithoutRdsTheListenerGoesActiveAfterTheInitialF
   EXPECT_EQ(fetch(), "200 a");
 }
 
+TEST_P(XdsRdsEdsIntegrationTest, ListenersNamingOneTableShareItsSubscription) {
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  ASSERT_TRUE(serve(0, cursor, kClusterType, "c1", std::vector{edsCluster("web"), edsCluster("api")}));
+  ASSERT_TRUE(serve(0, cursor, kEndpointType, "e1", endpoints({{a_.port()}})));
+  const uint16_t second_port = unusedPort();
+  const std::string source = "{ads: {}, resource_api_version: V3}";
+  ASSERT_TRUE(serve(0, cursor, kListenerType, "l1",
+                    std::vector{fromYaml<envoy::config::listener::v3::Listener>(rdsListenerYaml("one", port_, "r1", source)),
+                                fromYaml<envoy::config::listener::v3::Listener>(
+                                    rdsListenerYaml("two", second_port, "r1", source))}));
+  // One RDS request for the pair, naming r1 once.
+  if (delta()) {
+    DeltaDiscoveryRequest r;
+    ASSERT_TRUE(nextDelta(0, cursor, kRouteType, &r)) << courier_.log();
+    EXPECT_EQ(r.resource_names_subscribe_size(), 1);
+  } else {
+    DiscoveryRequest r;
+    ASSERT_TRUE(nextSotw(0, cursor, kRouteType, &r)) << courier_.log();
+    EXPECT_EQ(r.resource_names_size(), 1);
+  }
+  ASSERT_TRUE(push(0, kRouteType, "r1v1", std::vector{route("r1", "web")}));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_active", 2)) << courier_.log();
+  EXPECT_EQ(httpRequest(port_, "GET", "/").body, "a");
+  EXPECT_EQ(httpRequest(second_port, "GET", "/").body, "a");
+  // Counted once, under the first listener's stat_prefix.
+  EXPECT_EQ(courier_.stat("http.one.rds.r1.update_attempt"), 1u);
+  EXPECT_FALSE(courier_.stat("http.two.rds.r1.update_attempt").has_value());
+
+  ASSERT_TRUE(push(0, kRouteType, "r1v2", std::vector{route("r1", "api")}));
+  ASSERT_TRUE(courier_.waitForStat("http.one.rds.r1.update_success", 2)) << courier_.log();
+  EXPECT_EQ(httpRequest(port_, "GET", "/").body, "b");
+  EXPECT_EQ(httpRequest(second_port, "GET", "/").body, "b");
+}
+
+TEST_P(XdsRdsEdsIntegrationTest, AListenerChangedWhileWarmingWarmsAsTheNewVersion) {
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  ASSERT_TRUE(serve(0, cursor, kClusterType, "c1", std::vector{edsCluster("web"), edsCluster("api")}));
+  ASSERT_TRUE(serve(0, cursor, kEndpointType, "e1", endpoints({{a_.port()}})));
+  ASSERT_TRUE(serve(0, cursor, kListenerType, "l1", std::vector{rdsListener(port_, "r1")}));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_warming", 1)) << courier_.log();
+  // The same listener now names r2: r1's warming version is gone.
+  ASSERT_TRUE(push(0, kListenerType, "l2", std::vector{rdsListener(port_, "r2")}));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.lds.update_success", 2)) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 1u);
+  ASSERT_TRUE(push(0, kRouteType, "r1v1", std::vector{route("r1", "web")}));
+  ASSERT_TRUE(courier_.waitForStat("http.ads.rds.r1.update_attempt", 1)) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 1u);
+  ASSERT_TRUE(push(0, kRouteType, "r2v1", std::vector{route("r2", "api")}));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_active", 1)) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 0u);
+  EXPECT_EQ(fetch(), "200 b");
+}
+
 TEST_P(XdsRdsEdsIntegrationTest, SteadyTrafficThroughRouteAndEndpointUpdatesLosesNoRequest) {
   ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
   size_t cursor = 0;

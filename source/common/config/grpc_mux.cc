@@ -396,6 +396,11 @@ absl::Status GrpcMux::deliverSotw(TypeState& state, std::vector<DecodedResource>
     for (const DecodedResource& resource : resources) {
       if (watch->names.empty() || watch->names.contains(resource.name)) mine.push_back(cloneResource(resource));
     }
+    // A watch that named its resources learns nothing from a response that
+    // carries others (RDS and EDS responses need not repeat every resource,
+    // and their absence is not a removal); a response with none at all is
+    // delivered to everyone.
+    if (!watch->names.empty() && mine.empty() && !resources.empty()) continue;
     initialFetchDone(*watch);
     absl::Status status = watch->callbacks->onConfigUpdate(mine, version);
     if (!status.ok()) {
@@ -422,6 +427,8 @@ absl::Status GrpcMux::deliverDelta(TypeState& state, std::vector<DecodedResource
     for (const std::string& name : removed) {
       if (watch->names.empty() || watch->names.contains(name)) mine_removed.push_back(name);
     }
+    // Nothing for a watch that named its resources: not its update.
+    if (!watch->names.empty() && mine_added.empty() && mine_removed.empty()) continue;
     initialFetchDone(*watch);
     absl::Status status = watch->callbacks->onConfigUpdate(mine_added, mine_removed, version);
     if (!status.ok()) {

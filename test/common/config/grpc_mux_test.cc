@@ -401,6 +401,25 @@ TEST_F(GrpcMuxTest, EachSubscriptionGetsOnlyTheNamesItAskedFor) {
   EXPECT_EQ(details.update(0).names, (std::vector<std::string>{"details"}));
 }
 
+TEST_F(GrpcMuxTest, AResponseCarryingOnlyOthersResourcesIsNotDeliveredToANamedSubscription) {
+  createMux(AdsProtocol::kStateOfTheWorld);
+  auto& reviews = subscribe(type_url::kClusterLoadAssignment, {"reviews"});
+  auto& details = subscribe(type_url::kClusterLoadAssignment, {"details"});
+  start();
+  DiscoveryRequest request;
+  ASSERT_TRUE(server_.waitSotwRequest(0, 0, &request));
+  // RDS/EDS responses need not repeat every resource: details is not told
+  // anything (it would take an empty update for "no endpoints").
+  ASSERT_TRUE(server_.send(0, sotwResponse(type_url::kClusterLoadAssignment, "1", "n1", {assignmentAny("reviews")})));
+  ASSERT_TRUE(reviews.waitUpdates(1));
+  ASSERT_TRUE(server_.waitSotwRequest(0, 1, &request));  // the ACK: the response was handled
+  ASSERT_TRUE(server_.send(0, sotwResponse(type_url::kClusterLoadAssignment, "2", "n2", {assignmentAny("details")})));
+  ASSERT_TRUE(details.waitUpdates(1));
+  EXPECT_EQ(details.update(0).version, "2");
+  EXPECT_EQ(reviews.update(0).version, "1");
+  EXPECT_EQ(reviews.updateCount(), 1u);
+}
+
 TEST_F(GrpcMuxTest, ChangedInterestIsRequestedWithTheFullList) {
   createMux(AdsProtocol::kStateOfTheWorld);
   subscribe(type_url::kClusterLoadAssignment, {"reviews"});
