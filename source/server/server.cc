@@ -83,6 +83,15 @@ absl::Status Server::validate() {
   clusters_ = std::make_unique<thread_local_::SnapshotSlot<upstream::ClusterSet>>(main_, std::vector<event::Dispatcher*>{});
   if (auto s = createManagers(false); !s.ok()) return s;
   if (auto s = checkDynamicResources(bootstrap_, *cluster_manager_); !s.ok()) return s;
+  // Static EDS clusters' eds_config gets the checks a real subscription would.
+  const bool have_ads = bootstrap_.dynamic_resources().has_ads_config();
+  auto check = [have_ads](const envoy::config::core::v3::ConfigSource& source, const std::string& path,
+                          const std::string&, config::SubscriptionCallbacks&)
+      -> absl::StatusOr<std::unique_ptr<config::Subscription>> {
+    if (auto s = checkConfigSource(source, path, have_ads); !s.ok()) return s;
+    return std::unique_ptr<config::Subscription>();
+  };
+  if (auto s = cluster_manager_->startEds(check); !s.ok()) return s;
   if (bootstrap_.has_admin() && bootstrap_.admin().has_address() &&
       !bootstrap_.admin().address().has_socket_address()) {
     return absl::InvalidArgumentError("admin.address: a socket_address is required");

@@ -577,5 +577,31 @@ TEST_F(XdsRdsEdsFileTest, MissingEndpointFileWarmsTheClusterWithNoHosts) {
   EXPECT_EQ(fetch(), "200 a");
 }
 
+TEST(XdsRdsEdsConfigTest, AdsSourcesWithoutAdsConfigAreRefusedNamingTheField) {
+  const std::string dir = tempDir();
+  writeFile(dir + "/eds.yaml", R"(static_resources:
+  clusters:
+  - name: web
+    connect_timeout: 1s
+    type: EDS
+    eds_cluster_config: {eds_config: {ads: {}}}
+)");
+  const std::string listener = rdsListenerYaml("l", 0, "r1", "{ads: {}}");
+  std::string rds = "static_resources:\n  listeners:\n";
+  for (size_t at = 0; at < listener.size();) {
+    size_t nl = listener.find('\n', at);
+    rds += (at == 0 ? "  - " : "    ") + listener.substr(at, nl - at) + "\n";
+    at = nl + 1;
+  }
+  writeFile(dir + "/rds.yaml", rds);
+  for (const char* mode : {"serve", "validate"}) {
+    std::string output;
+    EXPECT_NE(CourierProcess::runToExit({"--mode", mode, "-c", dir + "/eds.yaml"}, &output), 0) << mode;
+    EXPECT_THAT(output, HasSubstr("static_resources.clusters[0].eds_cluster_config.eds_config.ads")) << mode;
+    EXPECT_NE(CourierProcess::runToExit({"--mode", mode, "-c", dir + "/rds.yaml"}, &output), 0) << mode;
+    EXPECT_THAT(output, HasSubstr("rds.config_source.ads")) << mode;
+  }
+}
+
 }  // namespace
 }  // namespace courier::test
