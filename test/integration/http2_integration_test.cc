@@ -165,9 +165,15 @@ class H2Client : public http::http2::ClientConnectionCallbacks {
 // goaway_after responses on a connection it sends GOAWAY and closes once the
 // streams are done. With batch, responses wait until that many requests are
 // complete on the connection. A path containing "/reset" is answered with
-// RST_STREAM.
+// RST_STREAM. With hold, every response waits (counted in hold->held, across
+// connections) until hold->release is set.
+struct Hold {
+  std::atomic<bool> release{false};
+  std::atomic<int> held{0};
+};
 TcpServer::Handler http2Upstream(std::string name, bool with_trailers = false, uint32_t goaway_after = 0,
-                                 http::http2::Http2Settings settings = {}, size_t batch = 0) {
+                                 http::http2::Http2Settings settings = {}, size_t batch = 0,
+                                 std::shared_ptr<Hold> hold = nullptr) {
   return [=](int fd) {
     struct Conn : http::ServerConnectionCallbacks {
       struct Request : http::RequestDecoder {
@@ -194,6 +200,11 @@ TcpServer::Handler http2Upstream(std::string name, bool with_trailers = false, u
           }
           if (line.find("/reset") != std::string::npos) {
             encoder.getStream()->resetStream(http::StreamResetReason::ProtocolError);
+            return;
+          }
+          if (conn.hold != nullptr && !conn.hold->release) {
+            conn.held.push_back(this);
+            ++conn.hold->held;
             return;
           }
           if (conn.batch != 0) {
@@ -239,6 +250,8 @@ TcpServer::Handler http2Upstream(std::string name, bool with_trailers = false, u
       size_t batch = 0;
       bool refused_once = false;
       std::vector<Request*> ready;
+      std::shared_ptr<Hold> hold;
+      std::vector<Request*> held;
       buffer::Buffer out;
       std::unique_ptr<http::http2::ServerConnection> codec;
       std::vector<std::unique_ptr<Request>> requests;
@@ -247,6 +260,7 @@ TcpServer::Handler http2Upstream(std::string name, bool with_trailers = false, u
     conn.with_trailers = with_trailers;
     conn.goaway_after = goaway_after;
     conn.batch = batch;
+    conn.hold = hold;
     conn.codec = std::make_unique<http::http2::ServerConnection>(conn, conn.out, settings);
     while (true) {
       while (!conn.out.empty()) {
@@ -254,7 +268,23 @@ TcpServer::Handler http2Upstream(std::string name, bool with_trailers = false, u
       }
       if (conn.codec->wantsToClose()) break;
       pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, 10000) <= 0) break;
+      if (hold != nullptr) {
+        // Wake often to see the release; give up after 10 s of silence.
+        int rc = 0;
+        for (int waited = 0; waited < 10000 && rc == 0; waited += 20) {
+          rc = ::poll(&p, 1, 20);
+          if (hold->release && !conn.held.empty()) break;
+        }
+        if (hold->release && !conn.held.empty()) {
+          decltype(conn.held) now;
+          now.swap(conn.held);
+          for (auto* r : now) r->answer();
+          continue;
+        }
+        if (rc <= 0) break;
+      } else if (::poll(&p, 1, 10000) <= 0) {
+        break;
+      }
       buffer::Buffer in;
       if (in.readFromFd(fd, 65536).bytes <= 0) break;
       if (conn.codec->dispatch(in)) {
@@ -562,11 +592,11 @@ TEST(Http2UpstreamTest, TrailersFromAnHttp2UpstreamReachAnHttp1Client) {
   EXPECT_EQ(r.trailers->getValue("grpc-status"), "0");
 }
 
-TEST(Http2UpstreamTest, StreamsBeyondThePeersLimitWaitAndAllComplete) {
+TEST(Http2UpstreamTest, StreamsBeyondThePeersLimitAllComplete) {
   http::http2::Http2Settings limited;
   limited.max_concurrent_streams = 2;
-  // Responses leave in pairs, so progress needs the pool to keep exactly the
-  // peer's two streams open at a time.
+  // Responses leave in pairs per connection, so progress needs the pool to
+  // fill each connection with exactly the peer's two streams.
   TcpServer upstream(http2Upstream("h2up", false, 0, limited, /*batch=*/2));
   CourierProcess courier;
   ASSERT_TRUE(courier.start(h2UpstreamConfig("HTTP2", upstream.port()), {"--concurrency", "1"})) << courier.log();
@@ -575,6 +605,65 @@ TEST(Http2UpstreamTest, StreamsBeyondThePeersLimitWaitAndAllComplete) {
   size_t ok = 0;
   for (size_t at = out.find(" 200 "); at != std::string::npos; at = out.find(" 200 ", at + 1)) ++ok;
   EXPECT_EQ(ok, 6u) << out;
+}
+
+TEST(Http2UpstreamTest, AFullConnectionMakesThePoolOpenAnotherOne) {
+  http::http2::Http2Settings one;
+  one.max_concurrent_streams = 1;
+  auto hold = std::make_shared<Hold>();
+  TcpServer upstream(http2Upstream("h2up", false, 0, one, 0, hold));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(h2UpstreamConfig("HTTP2", upstream.port()), {"--concurrency", "1"})) << courier.log();
+  constexpr int kRequests = 5;
+  H2Client c(courier.listenerPort("http"));
+  std::vector<H2Client::Response*> rs;
+  for (int i = 0; i < kRequests; ++i) rs.push_back(&c.get("/up/one/" + std::to_string(i)));
+  // Five responses held upstream at once, one stream per connection: only
+  // possible on five connections.
+  ASSERT_TRUE(c.until([&] { return hold->held == kRequests; })) << hold->held;
+  EXPECT_EQ(upstream.acceptedCount(), kRequests);
+  hold->release = true;
+  ASSERT_TRUE(c.until([&] {
+    for (auto* r : rs) {
+      if (!r->done) return false;
+    }
+    return true;
+  }));
+  for (int i = 0; i < kRequests; ++i) {
+    EXPECT_EQ(rs[i]->status, 200);
+    EXPECT_THAT(rs[i]->body, HasSubstr("GET /up/one/" + std::to_string(i)));
+  }
+  EXPECT_EQ(courier.stat("cluster.primary.upstream_cx_total"), static_cast<uint64_t>(kRequests));
+  EXPECT_EQ(courier.stat("cluster.primary.upstream_cx_http2_total"), static_cast<uint64_t>(kRequests));
+  EXPECT_EQ(courier.stat("cluster.primary.upstream_cx_http1_total"), 0u);
+}
+
+TEST(Http2UpstreamTest, BeyondMaxConnectionsRequestsWaitForAFreeStream) {
+  http::http2::Http2Settings one;
+  one.max_concurrent_streams = 1;
+  auto hold = std::make_shared<Hold>();
+  TcpServer upstream(http2Upstream("h2up", false, 0, one, 0, hold));
+  std::string cfg = h2UpstreamConfig("HTTP2", upstream.port());
+  const std::string anchor = "  - name: primary\n    connect_timeout: 1s\n";
+  cfg.replace(cfg.find(anchor) + anchor.size(), 0,
+              "    circuit_breakers: {thresholds: [{max_connections: 2}]}\n");
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(cfg, {"--concurrency", "1"})) << courier.log();
+  H2Client c(courier.listenerPort("http"));
+  std::vector<H2Client::Response*> rs;
+  for (int i = 0; i < 4; ++i) rs.push_back(&c.get("/up/cb/" + std::to_string(i)));
+  ASSERT_TRUE(c.until([&] { return hold->held == 2; }));
+  EXPECT_TRUE(waitFor([&] { return courier.stat("cluster.primary.upstream_cx_overflow").value_or(0) >= 1; }));
+  EXPECT_EQ(upstream.acceptedCount(), 2);
+  hold->release = true;
+  ASSERT_TRUE(c.until([&] {
+    for (auto* r : rs) {
+      if (!r->done) return false;
+    }
+    return true;
+  }));
+  for (auto* r : rs) EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(courier.stat("cluster.primary.upstream_cx_total"), 2u);
 }
 
 TEST(Http2UpstreamTest, AnUpstreamStreamResetFailsOnlyThatRequest) {

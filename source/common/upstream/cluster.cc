@@ -20,6 +20,8 @@ ClusterStats::ClusterStats(const stats::Scope& scope)
 #define COURIER_CLUSTER_COUNTER(n) n(scope.counter(#n))
 #define COURIER_CLUSTER_GAUGE(n) n(scope.gauge(#n))
     : COURIER_CLUSTER_COUNTER(upstream_cx_total),
+      COURIER_CLUSTER_COUNTER(upstream_cx_http1_total),
+      COURIER_CLUSTER_COUNTER(upstream_cx_http2_total),
       COURIER_CLUSTER_GAUGE(upstream_cx_active),
       COURIER_CLUSTER_COUNTER(upstream_cx_connect_fail),
       COURIER_CLUSTER_COUNTER(upstream_cx_connect_timeout),

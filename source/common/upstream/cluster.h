@@ -37,6 +37,8 @@ struct ClusterStats {
   ClusterStats(stats::Store& store, const std::string& cluster_name);
   explicit ClusterStats(const stats::Scope& scope);
   stats::Counter& upstream_cx_total;
+  stats::Counter& upstream_cx_http1_total;
+  stats::Counter& upstream_cx_http2_total;
   stats::Gauge& upstream_cx_active;
   stats::Counter& upstream_cx_connect_fail;
   stats::Counter& upstream_cx_connect_timeout;

@@ -38,6 +38,9 @@ class ClientConnection : public Connection {
   // The server's SETTINGS_MAX_CONCURRENT_STREAMS (nghttp2's assumption, 100,
   // until the server's SETTINGS arrived).
   uint32_t maxConcurrentStreams() const;
+  // The server's first SETTINGS arrived, so maxConcurrentStreams() is its own
+  // limit rather than an assumption.
+  bool remoteSettingsReceived() const { return remote_settings_received_; }
   bool goAwayReceived() const { return goaway_received_; }
   uint32_t goAwayLastStreamId() const { return goaway_last_stream_id_; }
 

@@ -662,6 +662,7 @@ int Connection::onFrameRecv(const nghttp2_frame& frame) {
     case NGHTTP2_PING:
     case NGHTTP2_SETTINGS:
       if ((frame.hd.flags & NGHTTP2_FLAG_ACK) == 0) {
+        if (frame.hd.type == NGHTTP2_SETTINGS) remote_settings_received_ = true;
         // nghttp2 owes an ACK for this; count it now so a peer that floods
         // within one read is caught before the ACKs are even written.
         ++queued_acks_;

@@ -184,6 +184,8 @@ class Connection {
   const Http2Settings settings_;
   const bool server_;
   bool goaway_received_ = false;
+  // The peer's first SETTINGS frame arrived (its limits are known).
+  bool remote_settings_received_ = false;
   uint32_t goaway_last_stream_id_ = 0;
   uint32_t goaway_error_code_ = 0;
   // Client side: called when a GOAWAY arrives, before the unprocessed streams

@@ -141,6 +141,7 @@ void ConnPool::release(UpstreamStream& stream, bool reusable) {
 void ConnPool::createConnection() {
   auto pooled = std::make_unique<PooledConnection>(*this, connectUpstream(dispatcher_, *cluster_, address_));
   PooledConnection* raw = pooled.get();
+  cluster_->stats->upstream_cx_http1_total.inc();
   forwardReads(*raw->connection_, *raw);
   raw->connect_timer_ = dispatcher_.createTimer([this, raw] {
     cluster_->stats->upstream_cx_connect_timeout.inc();

@@ -6,8 +6,8 @@
 namespace courier::http::pool {
 namespace {
 
-// Streams a connection still connecting is counted on for (nghttp2's
-// assumption until the server's SETTINGS arrive).
+// Streams a connection still connecting is counted on for before any server
+// SETTINGS were seen (nghttp2's own assumption).
 constexpr uint32_t kAssumedConcurrency = 100;
 
 template <class T>
@@ -42,7 +42,7 @@ void Http2PoolConnection::flush() {
 
 bool Http2PoolConnection::hasCapacity() const {
   const uint32_t max_requests = pool_.cluster_->max_requests_per_connection;
-  return connected_ && !erased_ && !goaway_ && !codec_->goAwayReceived() &&
+  return ready() && !erased_ && !goaway_ && !codec_->goAwayReceived() &&
          active_ < codec_->maxConcurrentStreams() && (max_requests == 0 || requests_ < max_requests);
 }
 
@@ -77,6 +77,10 @@ void Http2PoolConnection::onData(buffer::Buffer& data) {
   }
   flush();
   if (erased_) return;
+  if (!settings_seen_ && codec_->remoteSettingsReceived()) {
+    pool_.onReady(*this);
+    if (erased_) return;
+  }
   pool_.maybeRetire(*this);
   pool_.serveWaiters();
 }
@@ -118,7 +122,10 @@ void Http2PoolStream::detach() {
 
 Http2Pool::Http2Pool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster,
                      const upstream::Host& host)
-    : dispatcher_(dispatcher), cluster_(std::move(cluster)), address_(host.address) {}
+    : dispatcher_(dispatcher),
+      cluster_(std::move(cluster)),
+      address_(host.address),
+      peer_stream_limit_(kAssumedConcurrency) {}
 
 Http2Pool::~Http2Pool() {
   // The cluster's circuit-breaker counts outlive this pool.
@@ -173,22 +180,34 @@ void Http2Pool::serveWaiters() {
     attach(*room, *next);
   }
   if (waiting_.empty()) return;
+  const uint32_t per_connection = expectedStreamsPerConnection();
   size_t coming = 0;
   for (const auto& c : connections_) {
-    if (!c->connected_ && !c->erased_) coming += kAssumedConcurrency;
+    if (!c->ready() && !c->erased_) coming += per_connection;
   }
-  if (waiting_.size() <= coming) return;
-  if (!cluster_->resources->connections.canCreate() && !connections_.empty()) {
-    // The waiters stay queued until a stream slot or a connection frees up.
-    cluster_->stats->upstream_cx_overflow.inc();
-    return;
+  // Every ready connection is full: open as many as the waiters need.
+  while (waiting_.size() > coming) {
+    if (!cluster_->resources->connections.canCreate() && !connections_.empty()) {
+      // The waiters stay queued until a stream slot or a connection frees up.
+      cluster_->stats->upstream_cx_overflow.inc();
+      return;
+    }
+    createConnection();
+    coming += per_connection;
   }
-  createConnection();
+}
+
+uint32_t Http2Pool::expectedStreamsPerConnection() const {
+  uint32_t n = peer_stream_limit_;
+  const uint32_t max_requests = cluster_->max_requests_per_connection;
+  if (max_requests != 0 && max_requests < n) n = max_requests;
+  return n == 0 ? 1 : n;
 }
 
 void Http2Pool::createConnection() {
   auto pooled = std::make_unique<Http2PoolConnection>(*this, connectUpstream(dispatcher_, *cluster_, address_));
   Http2PoolConnection* raw = pooled.get();
+  cluster_->stats->upstream_cx_http2_total.inc();
   forwardReads(*raw->connection_, *raw);
   raw->connect_timer_ = dispatcher_.createTimer([this, raw] {
     cluster_->stats->upstream_cx_connect_timeout.inc();
@@ -201,16 +220,22 @@ void Http2Pool::createConnection() {
 
 void Http2Pool::onConnected(Http2PoolConnection& c) {
   c.connected_ = true;
+  // The client preface; streams wait for the server's SETTINGS (onReady), so
+  // none is queued inside nghttp2 beyond the server's real limit.
+  c.flush();
+}
+
+void Http2Pool::onReady(Http2PoolConnection& c) {
+  c.settings_seen_ = true;
   c.connect_timer_->disable();
-  c.flush();  // the client preface
-  serveWaiters();
-  maybeRetire(c);
+  peer_stream_limit_ = c.codec_->maxConcurrentStreams();
 }
 
 void Http2Pool::onClosed(Http2PoolConnection& c) {
   if (c.erased_) return;
   if (c.connect_timer_) c.connect_timer_->disable();
-  const bool failed_connect = !c.connected_;
+  // Closed before the server's SETTINGS: no stream ever went there.
+  const bool failed_connect = !c.ready();
   if (failed_connect) cluster_->stats->upstream_cx_connect_fail.inc();
   c.goaway_ = true;
   // Live streams hear it from the codec and their requests see
@@ -223,17 +248,25 @@ void Http2Pool::onClosed(Http2PoolConnection& c) {
   for (Http2PoolStream* s : left) onStreamReset(*s);
   erase(c);
   if (failed_connect) {
-    bool other_coming = false;
-    for (const auto& other : connections_) other_coming |= !other->connected_ && !other->erased_;
-    if (!other_coming) {
-      // The connect the waiters counted on failed.
-      std::list<PoolCallbacks*> failed;
-      failed.swap(waiting_);
-      for (size_t i = 0; i < failed.size(); ++i) cluster_->resources->pending_requests.dec();
-      for (PoolCallbacks* cb : failed) cb->onPoolFailure(PoolCallbacks::Failure::ConnectFailure);
-      checkDrained();
-      return;
+    // The connect some waiters counted on failed: those the connections still
+    // on their way can't take fail now, rather than reconnecting for them
+    // (no connect storm against a host that is down).
+    const uint32_t per_connection = expectedStreamsPerConnection();
+    size_t coming = 0;
+    for (const auto& other : connections_) {
+      if (!other->ready() && !other->erased_) coming += per_connection;
     }
+    std::vector<PoolCallbacks*> failed;
+    while (waiting_.size() > coming) {
+      failed.push_back(waiting_.back());
+      waiting_.pop_back();
+      cluster_->resources->pending_requests.dec();
+    }
+    for (auto it = failed.rbegin(); it != failed.rend(); ++it) {
+      (*it)->onPoolFailure(PoolCallbacks::Failure::ConnectFailure);
+    }
+    checkDrained();
+    return;
   }
   serveWaiters();
 }
@@ -285,7 +318,7 @@ void Http2Pool::cancel(PoolCallbacks& callbacks) {
 }
 
 void Http2Pool::maybeRetire(Http2PoolConnection& c) {
-  if (c.erased_ || c.active_ > 0 || !c.connected_) return;
+  if (c.erased_ || c.active_ > 0 || !c.ready()) return;
   const uint32_t max_requests = cluster_->max_requests_per_connection;
   const bool spent = max_requests != 0 && c.requests_ >= max_requests;
   if (!(c.goaway_ || c.codec_->goAwayReceived() || spent || draining_)) return;
@@ -326,7 +359,7 @@ void Http2Pool::drain(std::function<void()> on_drained) {
   on_drained_ = std::move(on_drained);
   std::vector<Http2PoolConnection*> idle;
   for (auto& c : connections_) {
-    if (c->connected_ && c->active_ == 0) idle.push_back(c.get());
+    if (c->ready() && c->active_ == 0) idle.push_back(c.get());
   }
   for (Http2PoolConnection* c : idle) erase(*c);
   checkDrained();

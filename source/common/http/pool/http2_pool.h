@@ -1,8 +1,10 @@
 // Per-worker HTTP/2 connection pool to one upstream host: many requests
 // multiplexed as streams on one connection, up to the server's
-// SETTINGS_MAX_CONCURRENT_STREAMS; another connection when that one is full;
-// a connection that got GOAWAY or reached max_requests_per_connection takes
-// no new streams and closes once its last one ends.
+// SETTINGS_MAX_CONCURRENT_STREAMS; more connections (within the cluster's
+// max_connections breaker) when every one is full, so requests wait only when
+// the breaker is; a connection that got GOAWAY or reached
+// max_requests_per_connection takes no new streams and closes once its last
+// one ends.
 #pragma once
 
 #include <list>
@@ -28,7 +30,9 @@ class Http2PoolConnection : public network::ConnectionCallbacks, public http2::C
   ~Http2PoolConnection() override;
 
   void flush();
-  // New streams fit: connected, no GOAWAY, below the peer's stream limit and
+  // The server's SETTINGS arrived: its stream limit is known, streams may go.
+  bool ready() const { return settings_seen_; }
+  // New streams fit: ready, no GOAWAY, below the peer's stream limit and
   // max_requests_per_connection.
   bool hasCapacity() const;
 
@@ -48,8 +52,11 @@ class Http2PoolConnection : public network::ConnectionCallbacks, public http2::C
   std::unique_ptr<network::Connection> connection_;
   buffer::Buffer output_;
   std::unique_ptr<http2::ClientConnection> codec_;
+  // Runs from connect until the server's SETTINGS: a server that accepts but
+  // never speaks HTTP/2 is a connect timeout.
   std::unique_ptr<event::Timer> connect_timer_;
-  bool connected_ = false;
+  bool connected_ = false;  // TCP connected: our preface may go
+  bool settings_seen_ = false;
   bool goaway_ = false;
   bool erased_ = false;
   uint32_t active_ = 0;    // streams handed out and not yet released
@@ -110,11 +117,14 @@ class Http2Pool : public Pool {
   void attach(Http2PoolConnection& c, PoolCallbacks& callbacks);
   void detach(Http2PoolStream& stream);
   void onConnected(Http2PoolConnection& c);
+  void onReady(Http2PoolConnection& c);
+  // Streams a connection still connecting is counted on for.
+  uint32_t expectedStreamsPerConnection() const;
   void onClosed(Http2PoolConnection& c);
   void onStreamReset(Http2PoolStream& stream);
   void onWatermark(Http2PoolConnection& c, bool above);
-  // Hands waiting requests to connections with room, and connects another
-  // connection when the waiters outnumber what is on its way.
+  // Hands waiting requests to connections with room, and connects more
+  // connections while the waiters outnumber the streams on their way.
   void serveWaiters();
   void createConnection();
   // A connection that takes no new streams closes with its last one.
@@ -128,6 +138,9 @@ class Http2Pool : public Pool {
   std::list<std::unique_ptr<Http2PoolConnection>> connections_;
   std::list<PoolCallbacks*> waiting_;
   absl::flat_hash_map<PoolCallbacks*, std::unique_ptr<Http2PoolStream>> streams_;
+  // The stream limit the host's last ready connection advertised; the
+  // estimate for connections still connecting (nghttp2's 100 before any).
+  uint32_t peer_stream_limit_;
   bool draining_ = false;
   std::function<void()> on_drained_;
 };
