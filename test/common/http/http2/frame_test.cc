@@ -8,83 +8,17 @@
 
 #include "gtest/gtest.h"
 #include "test/common/http/http2/codec_test_util.h"
+#include "test/common/http/http2/frame_util.h"
 
 namespace courier::http::http2::test {
 namespace {
 
-constexpr std::string_view kMagic = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-// 9-byte frame header + payload (RFC 9113 4.1).
-std::string frame(uint8_t type, uint8_t flags, uint32_t stream_id, std::string_view payload = {}) {
-  std::string f;
-  const uint32_t len = static_cast<uint32_t>(payload.size());
-  f.push_back(static_cast<char>(len >> 16));
-  f.push_back(static_cast<char>(len >> 8));
-  f.push_back(static_cast<char>(len));
-  f.push_back(static_cast<char>(type));
-  f.push_back(static_cast<char>(flags));
-  f.push_back(static_cast<char>((stream_id >> 24) & 0x7f));
-  f.push_back(static_cast<char>(stream_id >> 16));
-  f.push_back(static_cast<char>(stream_id >> 8));
-  f.push_back(static_cast<char>(stream_id));
-  f.append(payload);
-  return f;
-}
-
-std::string u32(uint32_t v) {
-  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
-          static_cast<char>(v)};
-}
-
-struct ParsedFrame {
-  uint8_t type;
-  uint8_t flags;
-  uint32_t stream_id;
-  std::string payload;
-};
-
-std::vector<ParsedFrame> parseFrames(const std::string& bytes) {
-  std::vector<ParsedFrame> out;
-  size_t pos = 0;
-  while (pos + 9 <= bytes.size()) {
-    auto b = [&](size_t i) { return static_cast<uint8_t>(bytes[pos + i]); };
-    const uint32_t len = (b(0) << 16) | (b(1) << 8) | b(2);
-    ParsedFrame f{b(3), b(4), ((b(5) & 0x7fu) << 24) | (b(6) << 16) | (b(7) << 8) | b(8), {}};
-    if (pos + 9 + len > bytes.size()) break;
-    f.payload = bytes.substr(pos + 9, len);
-    out.push_back(std::move(f));
-    pos += 9 + len;
-  }
-  return out;
-}
-
-uint32_t readU32(const std::string& s, size_t at) {
-  return (static_cast<uint8_t>(s[at]) << 24) | (static_cast<uint8_t>(s[at + 1]) << 16) |
-         (static_cast<uint8_t>(s[at + 2]) << 8) | static_cast<uint8_t>(s[at + 3]);
-}
-
 // A raw client: its own HPACK encoder (state carries across HEADERS frames).
 class RawClient {
  public:
-  explicit RawClient(const Http2Settings& settings = {}) : server_(callbacks_, output_, settings) {
-    nghttp2_hd_deflate_new(&deflater_, 4096);
-  }
-  ~RawClient() { nghttp2_hd_deflate_del(deflater_); }
+  explicit RawClient(const Http2Settings& settings = {}) : server_(callbacks_, output_, settings) {}
 
-  std::string headerBlock(const std::vector<std::pair<std::string, std::string>>& headers) {
-    std::vector<nghttp2_nv> nva;
-    for (const auto& [k, v] : headers) {
-      nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(k.data())),
-                     reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), k.size(), v.size(),
-                     NGHTTP2_NV_FLAG_NONE});
-    }
-    std::string buf(nghttp2_hd_deflate_bound(deflater_, nva.data(), nva.size()), '\0');
-    const ssize_t n = nghttp2_hd_deflate_hd(deflater_, reinterpret_cast<uint8_t*>(buf.data()),
-                                            buf.size(), nva.data(), nva.size());
-    EXPECT_GE(n, 0);
-    buf.resize(n < 0 ? 0 : static_cast<size_t>(n));
-    return buf;
-  }
+  std::string headerBlock(const HeaderList& headers) { return hpack_.block(headers); }
 
   std::string headers(uint32_t stream_id, const std::vector<std::pair<std::string, std::string>>& h,
                       bool end_stream) {
@@ -124,7 +58,7 @@ class RawClient {
   RecordingServer callbacks_;
   buffer::Buffer output_;
   ServerConnection server_;
-  nghttp2_hd_deflater* deflater_ = nullptr;
+  HpackEncoder hpack_;
   bool skipped_settings_ = false;
 };
 

@@ -97,7 +97,39 @@ HcmStats::HcmStats(stats::Store& store, const std::string& prefix)
       COURIER_HCM_COUNTER(downstream_rq_timeout),
       COURIER_HCM_COUNTER(downstream_rq_too_large),
       COURIER_HCM_COUNTER(rs_too_large),
-      downstream_rq_time(store.histogram(absl::StrCat("http.", prefix, ".downstream_rq_time"))) {
+      downstream_rq_time(store.histogram(absl::StrCat("http.", prefix, ".downstream_rq_time"))),
+      http2(store) {
+}
+
+Http2CodecCounters::Http2CodecCounters(stats::Store& store)
+#define COURIER_HTTP2_COUNTER(n) n(store.counter("http2." #n))
+    : COURIER_HTTP2_COUNTER(rx_reset),
+      COURIER_HTTP2_COUNTER(tx_reset),
+      COURIER_HTTP2_COUNTER(goaway_sent),
+      COURIER_HTTP2_COUNTER(header_overflow),
+      COURIER_HTTP2_COUNTER(rx_messaging_error),
+      COURIER_HTTP2_COUNTER(inbound_empty_frames_flood),
+      COURIER_HTTP2_COUNTER(inbound_priority_frames_flood),
+      COURIER_HTTP2_COUNTER(inbound_window_update_frames_flood),
+      COURIER_HTTP2_COUNTER(outbound_flood),
+      COURIER_HTTP2_COUNTER(outbound_control_flood) {
+}
+#undef COURIER_HTTP2_COUNTER
+
+void Http2CodecCounters::add(const http::http2::Http2Stats& s) {
+  auto put = [](stats::Counter& c, uint64_t v) {
+    if (v != 0) c.add(v);
+  };
+  put(rx_reset, s.rx_reset);
+  put(tx_reset, s.tx_reset);
+  put(goaway_sent, s.goaway_sent);
+  put(header_overflow, s.header_overflow);
+  put(rx_messaging_error, s.rx_messaging_error);
+  put(inbound_empty_frames_flood, s.inbound_empty_frames_flood);
+  put(inbound_priority_frames_flood, s.inbound_priority_frames_flood);
+  put(inbound_window_update_frames_flood, s.inbound_window_update_frames_flood);
+  put(outbound_flood, s.outbound_flood);
+  put(outbound_control_flood, s.outbound_control_flood);
 }
 #undef COURIER_HCM_COUNTER
 #undef COURIER_HCM_GAUGE
@@ -739,7 +771,11 @@ void ConnectionManager::onEvent(network::ConnectionEvent event) {
   if (headers_timer_) headers_timer_->disable();
   if (idle_timer_) idle_timer_->disable();
   // HTTP/2 streams hear it from the codec (onResetStream) and leave the list.
-  if (h2_codec_ != nullptr) h2_codec_->onConnectionClosed();
+  if (h2_codec_ != nullptr) {
+    h2_codec_->onConnectionClosed();
+    if (!h2_stats_added_) config_->stats->http2.add(h2_codec_->stats());
+    h2_stats_added_ = true;
+  }
   while (!streams_.empty()) {
     ActiveStream& stream = *streams_.front();
     stream.onConnectionGone();

@@ -25,6 +25,24 @@
 
 namespace courier::extensions::http_connection_manager {
 
+// http2.* (Envoy's downstream HTTP/2 codec stats, in the root scope): a
+// connection's codec counts on its own and adds them here once, when it ends,
+// so nothing shared is touched per frame.
+struct Http2CodecCounters {
+  explicit Http2CodecCounters(stats::Store& store);
+  void add(const http::http2::Http2Stats& s);
+  stats::Counter& rx_reset;
+  stats::Counter& tx_reset;
+  stats::Counter& goaway_sent;
+  stats::Counter& header_overflow;
+  stats::Counter& rx_messaging_error;
+  stats::Counter& inbound_empty_frames_flood;
+  stats::Counter& inbound_priority_frames_flood;
+  stats::Counter& inbound_window_update_frames_flood;
+  stats::Counter& outbound_flood;
+  stats::Counter& outbound_control_flood;
+};
+
 // http.<stat_prefix>.* as Envoy names them.
 struct HcmStats {
   HcmStats(stats::Store& store, const std::string& prefix);
@@ -42,6 +60,7 @@ struct HcmStats {
   stats::Counter& downstream_rq_too_large;
   stats::Counter& rs_too_large;
   stats::Histogram& downstream_rq_time;
+  Http2CodecCounters http2;
 };
 
 // codec_type: AUTO picks HTTP/2 when the client opens with the HTTP/2
@@ -133,6 +152,7 @@ class ConnectionManager : public network::ReadFilter,
   // Exactly one of the two once the codec is chosen.
   std::unique_ptr<http::http1::ServerConnection> codec_;
   std::unique_ptr<http::http2::ServerConnection> h2_codec_;
+  bool h2_stats_added_ = false;  // the codec's counts went to HcmStats::http2
   bool codec_chosen_ = false;
   bool goaway_sent_ = false;  // HTTP/2 drain: close once the last stream ends
   // HTTP/1 holds at most one stream at a time; HTTP/2 one per open stream.
