@@ -103,7 +103,8 @@ class EchoService final : public courier::test::Echo::Service {
   }
 };
 
-std::string config(uint16_t upstream_port) {
+// filters: http_filters entries that go before the router.
+std::string config(uint16_t upstream_port, const std::string& filters = "") {
   return hcmListener("          codec_type: HTTP2\n") + R"(          route_config:
             name: local
             validate_clusters: false
@@ -120,7 +121,7 @@ std::string config(uint16_t upstream_port) {
               - match: {prefix: "/courier.test.Missing/"}
                 route: {cluster: nowhere}
           http_filters:
-          - name: envoy.filters.http.router
+)" + filters + R"(          - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:
@@ -144,7 +145,8 @@ class GrpcIntegrationTest : public ::testing::Test {
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     ASSERT_GT(port, 0);
-    ASSERT_TRUE(courier_.start(config(static_cast<uint16_t>(port)), {"--concurrency", "1"})) << courier_.log();
+    ASSERT_TRUE(courier_.start(config(static_cast<uint16_t>(port), filters()), {"--concurrency", "1"}))
+        << courier_.log();
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(kMaxMessage);
     args.SetMaxSendMessageSize(kMaxMessage);
@@ -156,6 +158,7 @@ class GrpcIntegrationTest : public ::testing::Test {
   void TearDown() override {
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + 1s);
   }
+  virtual std::string filters() { return ""; }
 
   static void setDeadline(grpc::ClientContext& ctx, std::chrono::milliseconds d) {
     ctx.set_deadline(std::chrono::system_clock::now() + d);
@@ -424,6 +427,153 @@ TEST(GrpcTimeoutTest, GrpcTimeoutHeaderSetsTheRouteTimeoutWithinTheMaximum) {
   std::string r = client.roundTrip("GET /plain HTTP/1.1\r\nhost: example.com\r\ngrpc-timeout: 99S\r\n\r\n");
   EXPECT_THAT(r, ::testing::StartsWith("HTTP/1.1 504")) << r;
   stop = true;
+}
+
+}  // namespace
+}  // namespace courier::test
+
+namespace courier::test {
+namespace {
+
+std::string grpcStatsFilter(const std::string& fields) {
+  return R"(          - name: envoy.filters.http.grpc_stats
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig
+)" + fields;
+}
+
+class GrpcStatsAllMethodsTest : public GrpcIntegrationTest {
+ protected:
+  std::string filters() override {
+    return grpcStatsFilter("              stats_for_all_methods: true\n              enable_upstream_stats: true\n");
+  }
+  uint64_t stat(const std::string& name) { return courier_.stat(name).value_or(0); }
+  static constexpr const char* kUnary = "cluster.grpc_backend.grpc.courier.test.Echo.Unary.";
+};
+
+TEST_F(GrpcStatsAllMethodsTest, AUnaryCallCountsSuccessTotalAndOneMessageEachWay) {
+  EchoResponse resp;
+  ASSERT_TRUE(unary("hi", &resp).ok());
+  EXPECT_TRUE(courier_.waitForStat(std::string(kUnary) + "success", 1));
+  EXPECT_EQ(stat(std::string(kUnary) + "total"), 1u);
+  EXPECT_EQ(stat(std::string(kUnary) + "failure"), 0u);
+  EXPECT_EQ(stat(std::string(kUnary) + "request_message_count"), 1u);
+  EXPECT_EQ(stat(std::string(kUnary) + "response_message_count"), 1u);
+  std::string hist = courier_.admin("/stats?filter=upstream_rq_time").body;
+  EXPECT_THAT(hist, ::testing::HasSubstr(std::string(kUnary) + "upstream_rq_time"));
+}
+
+TEST_F(GrpcStatsAllMethodsTest, AnErrorStatusCountsAFailure) {
+  grpc::ClientContext ctx;
+  setDeadline(ctx, 10s);
+  EchoRequest req;
+  req.set_fail_code(static_cast<int>(grpc::StatusCode::NOT_FOUND));
+  EchoResponse resp;
+  EXPECT_EQ(stub_->Unary(&ctx, req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(courier_.waitForStat(std::string(kUnary) + "failure", 1));
+  EXPECT_EQ(stat(std::string(kUnary) + "success"), 0u);
+  EXPECT_EQ(stat(std::string(kUnary) + "total"), 1u);
+}
+
+TEST_F(GrpcStatsAllMethodsTest, StreamingCallsCountEveryMessage) {
+  {
+    grpc::ClientContext ctx;
+    setDeadline(ctx, 10s);
+    EchoResponse resp;
+    auto writer = stub_->ClientStream(&ctx, &resp);
+    for (int i = 0; i < 37; ++i) {
+      EchoRequest req;
+      req.set_message(std::string(static_cast<size_t>(i) * 1000, 'x'));
+      ASSERT_TRUE(writer->Write(req));
+    }
+    writer->WritesDone();
+    ASSERT_TRUE(writer->Finish().ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    setDeadline(ctx, 10s);
+    EchoRequest req;
+    req.set_count(23);
+    auto reader = stub_->ServerStream(&ctx, req);
+    EchoResponse r;
+    while (reader->Read(&r)) {
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+  }
+  const std::string client = "cluster.grpc_backend.grpc.courier.test.Echo.ClientStream.";
+  const std::string server = "cluster.grpc_backend.grpc.courier.test.Echo.ServerStream.";
+  EXPECT_TRUE(courier_.waitForStat(server + "success", 1));
+  EXPECT_EQ(stat(client + "request_message_count"), 37u);
+  EXPECT_EQ(stat(client + "response_message_count"), 1u);
+  EXPECT_EQ(stat(server + "request_message_count"), 1u);
+  EXPECT_EQ(stat(server + "response_message_count"), 23u);
+}
+
+TEST_F(GrpcStatsAllMethodsTest, ACallToAMissingClusterMintsNoStats) {
+  auto stub = courier::test::Missing::NewStub(channel_);
+  grpc::ClientContext ctx;
+  setDeadline(ctx, 10s);
+  EchoRequest req;
+  EchoResponse resp;
+  EXPECT_EQ(stub->Unary(&ctx, req, &resp).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(courier_.waitForStat("http.ingress.downstream_rq_2xx", 1));
+  EXPECT_THAT(courier_.admin("/stats").body, ::testing::Not(::testing::HasSubstr("cluster.nowhere.grpc")));
+}
+
+class GrpcStatsAllowlistTest : public GrpcStatsAllMethodsTest {
+ protected:
+  std::string filters() override {
+    return grpcStatsFilter(R"(              individual_method_stats_allowlist:
+                services:
+                - name: courier.test.Echo
+                  method_names: [Unary]
+)");
+  }
+};
+
+TEST_F(GrpcStatsAllowlistTest, OnlyAllowlistedMethodsGetTheirOwnStats) {
+  EchoResponse resp;
+  ASSERT_TRUE(unary("hi", &resp).ok());
+  grpc::ClientContext ctx;
+  setDeadline(ctx, 10s);
+  EchoRequest req;
+  req.set_count(2);
+  auto reader = stub_->ServerStream(&ctx, req);
+  EchoResponse r;
+  while (reader->Read(&r)) {
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_TRUE(courier_.waitForStat(std::string(kUnary) + "success", 1));
+  // Not allowlisted: counted without service and method.
+  EXPECT_TRUE(courier_.waitForStat("cluster.grpc_backend.grpc.success", 1));
+  EXPECT_EQ(stat("cluster.grpc_backend.grpc.response_message_count"), 2u);
+  EXPECT_EQ(stat("cluster.grpc_backend.grpc.courier.test.Echo.ServerStream.success"), 0u);
+}
+
+class GrpcStatsDefaultTest : public GrpcStatsAllMethodsTest {
+ protected:
+  std::string filters() override { return grpcStatsFilter("              replace_dots_in_grpc_service_name: true\n"); }
+};
+
+TEST_F(GrpcStatsDefaultTest, WithoutStatsForAllMethodsCallsCountPerClusterOnly) {
+  EchoResponse resp;
+  ASSERT_TRUE(unary("hi", &resp).ok());
+  EXPECT_TRUE(courier_.waitForStat("cluster.grpc_backend.grpc.success", 1));
+  EXPECT_EQ(stat("cluster.grpc_backend.grpc.total"), 1u);
+  EXPECT_EQ(stat("cluster.grpc_backend.grpc.courier_test_Echo.Unary.success"), 0u);
+}
+
+class GrpcStatsDotsTest : public GrpcStatsAllMethodsTest {
+ protected:
+  std::string filters() override {
+    return grpcStatsFilter("              stats_for_all_methods: true\n              replace_dots_in_grpc_service_name: true\n");
+  }
+};
+
+TEST_F(GrpcStatsDotsTest, ReplaceDotsRewritesTheServiceName) {
+  EchoResponse resp;
+  ASSERT_TRUE(unary("hi", &resp).ok());
+  EXPECT_TRUE(courier_.waitForStat("cluster.grpc_backend.grpc.courier_test_Echo.Unary.success", 1));
 }
 
 }  // namespace
