@@ -111,6 +111,9 @@ class StreamEncoderFilterCallbacks : public virtual StreamFilterCallbacks {
  public:
   virtual void continueEncoding() = 0;
   virtual const buffer::Buffer* encodingBuffer() = 0;
+  // From encodeTrailers(): body bytes that go to the later filters and the
+  // codec before the trailers (gRPC-Web turns trailers into a body frame).
+  virtual void addEncodedData(buffer::Buffer& data) = 0;
 };
 
 class StreamFilterBase {

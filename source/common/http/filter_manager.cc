@@ -222,6 +222,9 @@ struct FilterManager::EncoderEntry : public StreamEncoderFilterCallbacks {
 
   void continueEncoding() override { parent.encode_->resume(index); }
   const buffer::Buffer* encodingBuffer() override { return parent.encode_->buffered(index); }
+  void addEncodedData(buffer::Buffer& data) override {
+    if (!parent.destroyed_) parent.encode_->inject(index + 1, data);
+  }
 
   FilterManager& parent;
   StreamEncoderFilter& filter;

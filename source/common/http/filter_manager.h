@@ -115,6 +115,9 @@ class FilterManager::Iteration {
   // Filter i called continueDecoding/continueEncoding.
   void resume(size_t i);
   const buffer::Buffer* buffered(size_t i) const;
+  // Body data a filter adds while its trailers are being encoded: it runs
+  // from filter `from` on, ahead of the trailers.
+  void inject(size_t from, buffer::Buffer& data) { runData(from, data, false); }
   void reset();
 
  protected:

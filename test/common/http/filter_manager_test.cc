@@ -19,6 +19,7 @@ class ScriptedFilter : public StreamFilter {
   std::function<FilterTrailersStatus(HeaderMap&)> on_trailers;
   std::function<FilterHeadersStatus(HeaderMap&, bool)> on_encode_headers;
   std::function<FilterDataStatus(buffer::Buffer&, bool)> on_encode_data;
+  std::function<void(HeaderMap&)> on_encode_trailers;
   int destroyed = 0;
   StreamDecoderFilterCallbacks* decoder_callbacks = nullptr;
   StreamEncoderFilterCallbacks* encoder_callbacks = nullptr;
@@ -44,8 +45,9 @@ class ScriptedFilter : public StreamFilter {
     log_.push_back(name_ + ".ed(" + data.toString() + ")" + (end_stream ? "!" : ""));
     return on_encode_data ? on_encode_data(data, end_stream) : FilterDataStatus::Continue;
   }
-  FilterTrailersStatus encodeTrailers(HeaderMap&) override {
+  FilterTrailersStatus encodeTrailers(HeaderMap& trailers) override {
     log_.push_back(name_ + ".et");
+    if (on_encode_trailers) on_encode_trailers(trailers);
     return FilterTrailersStatus::Continue;
   }
   void setEncoderFilterCallbacks(StreamEncoderFilterCallbacks& cb) override { encoder_callbacks = &cb; }
@@ -136,6 +138,23 @@ TEST_F(FilterManagerTest, DecodersRunInConfigOrderAndEncodersInReverse) {
   encodeData("y", true);
   EXPECT_EQ(log, (Log{"a.dh", "b.dh", "a.dd(x)!", "b.dd(x)!", "b.eh", "a.eh", "codec.h200", "b.ed(y)!", "a.ed(y)!",
                       "codec.d(y)!"}));
+}
+
+TEST_F(FilterManagerTest, DataAddedFromEncodeTrailersGoesToLaterFiltersBeforeTheTrailers) {
+  add("a");
+  ScriptedFilter& b = add("b");
+  b.on_encode_trailers = [&](HeaderMap&) {
+    buffer::Buffer extra;
+    extra.add("tail");
+    b.encoder_callbacks->addEncodedData(extra);
+  };
+  fm.decodeHeaders(request(), true);
+  log.clear();
+  fm.encodeHeaders(response(), false);
+  encodeData("y", false);
+  fm.encodeTrailers(std::make_unique<HeaderMap>());
+  EXPECT_EQ(log, (Log{"b.eh", "a.eh", "codec.h200", "b.ed(y)", "a.ed(y)", "codec.d(y)", "b.et", "a.ed(tail)",
+                      "codec.d(tail)", "a.et", "codec.t"}));
 }
 
 TEST_F(FilterManagerTest, HeadersStopKeepsLaterFiltersWaitingButDataReachesTheStopper) {
