@@ -2,6 +2,7 @@
 
 #include "source/extensions/filters/http/buffer/buffer_filter.h"
 #include "source/extensions/filters/http/grpc_stats/grpc_stats_filter.h"
+#include "source/extensions/filters/http/grpc_web/grpc_web_filter.h"
 #include "source/extensions/filters/http/router/router.h"
 #include "source/extensions/filters/network/http_connection_manager/connection_manager.h"
 #include "source/extensions/filters/network/tcp_proxy/tcp_proxy.h"
@@ -11,6 +12,7 @@ namespace courier::extensions {
 Registry::Registry() {
   http_filters_.push_back(buffer_filter::createBufferConfigFactory());
   http_filters_.push_back(grpc_stats::createGrpcStatsConfigFactory());
+  http_filters_.push_back(grpc_web::createGrpcWebConfigFactory());
   http_filters_.push_back(router::createRouterConfigFactory());
   network_filters_.push_back(http_connection_manager::createHttpConnectionManagerConfigFactory(
       [this](const std::string& config_type, const std::string& name) { return httpFilter(config_type, name); }));

@@ -13,6 +13,7 @@
 #include "echo.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "source/extensions/filters/http/grpc_web/base64.h"
 #include "test/integration/http_test_util.h"
 #include "test/test_common/courier_process.h"
 
@@ -104,8 +105,8 @@ class EchoService final : public courier::test::Echo::Service {
 };
 
 // filters: http_filters entries that go before the router.
-std::string config(uint16_t upstream_port, const std::string& filters = "") {
-  return hcmListener("          codec_type: HTTP2\n") + R"(          route_config:
+std::string config(uint16_t upstream_port, const std::string& filters = "", const std::string& codec_type = "HTTP2") {
+  return hcmListener("          codec_type: " + codec_type + "\n") + R"(          route_config:
             name: local
             validate_clusters: false
             virtual_hosts:
@@ -145,7 +146,7 @@ class GrpcIntegrationTest : public ::testing::Test {
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     ASSERT_GT(port, 0);
-    ASSERT_TRUE(courier_.start(config(static_cast<uint16_t>(port), filters()), {"--concurrency", "1"}))
+    ASSERT_TRUE(courier_.start(config(static_cast<uint16_t>(port), filters(), codecType()), {"--concurrency", "1"}))
         << courier_.log();
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(kMaxMessage);
@@ -159,6 +160,7 @@ class GrpcIntegrationTest : public ::testing::Test {
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + 1s);
   }
   virtual std::string filters() { return ""; }
+  virtual std::string codecType() { return "HTTP2"; }
 
   static void setDeadline(grpc::ClientContext& ctx, std::chrono::milliseconds d) {
     ctx.set_deadline(std::chrono::system_clock::now() + d);
@@ -574,6 +576,156 @@ TEST_F(GrpcStatsDotsTest, ReplaceDotsRewritesTheServiceName) {
   EchoResponse resp;
   ASSERT_TRUE(unary("hi", &resp).ok());
   EXPECT_TRUE(courier_.waitForStat("cluster.grpc_backend.grpc.courier_test_Echo.Unary.success", 1));
+}
+
+}  // namespace
+}  // namespace courier::test
+
+namespace courier::test {
+namespace {
+
+// gRPC-Web through an HTTP/1.1 client (as a browser would call) to the real
+// grpc++ upstream over HTTP/2.
+class GrpcWebTest : public GrpcIntegrationTest {
+ protected:
+  // HTTP/1.1 for the gRPC-Web client, HTTP/2 for the native one.
+  std::string codecType() override { return "AUTO"; }
+  std::string filters() override {
+    return R"(          - name: envoy.filters.http.grpc_web
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.grpc_web.v3.GrpcWeb
+)";
+  }
+
+  static std::string frame(uint8_t flag, const std::string& payload) {
+    std::string f(1, static_cast<char>(flag));
+    const uint32_t n = static_cast<uint32_t>(payload.size());
+    f += {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n)};
+    return f + payload;
+  }
+
+  struct Response {
+    std::string head;
+    std::string body;  // de-chunked
+  };
+
+  // POSTs body and reads the whole (chunked or sized) response.
+  Response post(const std::string& path, const std::string& content_type, const std::string& body) {
+    TcpClient c(courier_.listenerPort("http"));
+    c.write("POST " + path + " HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: " + content_type +
+            "\r\nx-grpc-web: 1\r\ncontent-length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+    std::string all = c.readToEof();
+    Response r;
+    const size_t end = all.find("\r\n\r\n");
+    if (end == std::string::npos) return r;
+    r.head = all.substr(0, end + 2);
+    std::string rest = all.substr(end + 4);
+    if (r.head.find("transfer-encoding: chunked") == std::string::npos) {
+      r.body = rest;
+      return r;
+    }
+    size_t pos = 0;
+    while (pos < rest.size()) {
+      const size_t eol = rest.find("\r\n", pos);
+      if (eol == std::string::npos) break;
+      const size_t n = std::stoul(rest.substr(pos, eol - pos), nullptr, 16);
+      if (n == 0) break;
+      r.body += rest.substr(eol + 2, n);
+      pos = eol + 2 + n + 2;
+    }
+    return r;
+  }
+
+  static std::string request(const std::string& message, int fail_code = 0) {
+    EchoRequest req;
+    req.set_message(message);
+    req.set_fail_code(fail_code);
+    return frame(0, req.SerializeAsString());
+  }
+
+  // Splits a gRPC-Web body into its message payloads and its trailer block.
+  static void split(const std::string& body, std::vector<std::string>& messages, std::string& trailers) {
+    size_t pos = 0;
+    while (pos + 5 <= body.size()) {
+      const uint8_t flag = static_cast<uint8_t>(body[pos]);
+      const uint32_t n = (static_cast<uint8_t>(body[pos + 1]) << 24) | (static_cast<uint8_t>(body[pos + 2]) << 16) |
+                         (static_cast<uint8_t>(body[pos + 3]) << 8) | static_cast<uint8_t>(body[pos + 4]);
+      const std::string payload = body.substr(pos + 5, n);
+      if (flag & 0x80) {
+        trailers = payload;
+      } else {
+        messages.push_back(payload);
+      }
+      pos += 5 + n;
+    }
+  }
+};
+
+TEST_F(GrpcWebTest, BinaryUnaryCallGetsTheMessageAndATrailerFrame) {
+  Response r = post("/courier.test.Echo/Unary", "application/grpc-web+proto", request("web"));
+  EXPECT_THAT(r.head, ::testing::StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(r.head, ::testing::HasSubstr("content-type: application/grpc-web+proto"));
+  std::vector<std::string> messages;
+  std::string trailers;
+  split(r.body, messages, trailers);
+  ASSERT_EQ(messages.size(), 1u) << r.head;
+  EchoResponse resp;
+  ASSERT_TRUE(resp.ParseFromString(messages[0]));
+  EXPECT_EQ(resp.message(), "web");
+  EXPECT_THAT(trailers, ::testing::HasSubstr("grpc-status:0\r\n"));
+}
+
+TEST_F(GrpcWebTest, TextModeIsBase64BothWays) {
+  std::string in = request("text mode"), encoded;
+  // Two padded segments back to back, as some clients send.
+  std::string first = in.substr(0, 4), second = in.substr(4);
+  std::string seg;
+  courier::extensions::grpc_web::base64EncodeGroups(first, seg, true);
+  encoded += seg;
+  seg.clear();
+  courier::extensions::grpc_web::base64EncodeGroups(second, seg, true);
+  encoded += seg;
+  Response r = post("/courier.test.Echo/Unary", "application/grpc-web-text", encoded);
+  EXPECT_THAT(r.head, ::testing::StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(r.head, ::testing::HasSubstr("content-type: application/grpc-web-text+proto"));
+  std::string decoded, body = r.body;
+  ASSERT_TRUE(courier::extensions::grpc_web::base64DecodeGroups(body, decoded)) << r.body;
+  EXPECT_TRUE(body.empty());
+  std::vector<std::string> messages;
+  std::string trailers;
+  split(decoded, messages, trailers);
+  ASSERT_EQ(messages.size(), 1u);
+  EchoResponse resp;
+  ASSERT_TRUE(resp.ParseFromString(messages[0]));
+  EXPECT_EQ(resp.message(), "text mode");
+  EXPECT_THAT(trailers, ::testing::HasSubstr("grpc-status:0\r\n"));
+}
+
+TEST_F(GrpcWebTest, AnErrorStatusReachesTheClient) {
+  Response r = post("/courier.test.Echo/Unary", "application/grpc-web+proto",
+                    request("gone", static_cast<int>(grpc::StatusCode::NOT_FOUND)));
+  EXPECT_THAT(r.head, ::testing::StartsWith("HTTP/1.1 200"));
+  // Trailers-only: the status rides in the headers.
+  EXPECT_THAT(r.head, ::testing::HasSubstr("grpc-status: 5\r\n"));
+  EXPECT_THAT(r.head, ::testing::HasSubstr("grpc-message: gone\r\n"));
+}
+
+TEST_F(GrpcWebTest, BadBase64IsAGrpcErrorAndCourierCarriesOn) {
+  Response r = post("/courier.test.Echo/Unary", "application/grpc-web-text", "!!!!");
+  // The 400 local reply goes out gRPC-shaped (the request is gRPC by now), as
+  // Envoy's: INTERNAL, in gRPC-Web headers a browser client reads.
+  EXPECT_THAT(r.head, ::testing::StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(r.head, ::testing::HasSubstr("content-type: application/grpc-web-text+proto"));
+  EXPECT_THAT(r.head, ::testing::HasSubstr("grpc-status: 13"));
+  EXPECT_THAT(r.head, ::testing::HasSubstr("invalid base64"));
+  Response ok = post("/courier.test.Echo/Unary", "application/grpc-web+proto", request("after"));
+  EXPECT_THAT(ok.head, ::testing::StartsWith("HTTP/1.1 200"));
+}
+
+TEST_F(GrpcWebTest, NativeGrpcClientsPassThroughUntouched) {
+  EchoResponse resp;
+  ASSERT_TRUE(unary("native", &resp).ok());
+  EXPECT_EQ(resp.message(), "native");
 }
 
 }  // namespace
