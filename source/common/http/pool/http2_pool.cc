@@ -185,6 +185,9 @@ void Http2Pool::serveWaiters() {
   for (const auto& c : connections_) {
     if (!c->ready() && !c->erased_) coming += per_connection;
   }
+  // A server that advertises no streams at all would get a connection per
+  // waiter up to the breaker: wait for it to raise its limit instead.
+  if (peer_stream_limit_ == 0 && !connections_.empty()) return;
   // Every ready connection is full: open as many as the waiters need.
   while (waiting_.size() > coming) {
     if (!cluster_->resources->connections.canCreate() && !connections_.empty()) {

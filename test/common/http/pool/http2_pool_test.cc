@@ -231,6 +231,18 @@ TEST_F(Http2PoolTest, RequestsWaitOnlyWhenTheConnectionBreakerIsFull) {
   EXPECT_EQ(cluster_->resources->pending_requests.count(), 0u);
 }
 
+TEST_F(Http2PoolTest, AServerAdvertisingNoStreamsGetsNoMoreConnections) {
+  start(/*server_limit=*/0);
+  auto requests = send(5);
+  ASSERT_TRUE(runUntil([&] { return upstream_->acceptedCount() == 1; }));
+  runFor(100ms);
+  EXPECT_EQ(upstream_->acceptedCount(), 1);
+  EXPECT_EQ(counter("upstream_cx_total"), 1u);
+  EXPECT_EQ(cluster_->resources->pending_requests.count(), 5u);
+  for (auto& r : requests) pool_->cancel(*r);
+  EXPECT_EQ(cluster_->resources->pending_requests.count(), 0u);
+}
+
 TEST_F(Http2PoolTest, AServerThatClosesBeforeSettingsFailsTheWaitersWithoutReconnecting) {
   server_.close_at_once = true;
   start(/*server_limit=*/1);
