@@ -17,6 +17,7 @@
 #include "source/common/config/path_subscription.h"
 #include "source/common/protobuf/yaml_loader.h"
 #include "source/common/upstream/cluster_factory.h"
+#include "source/common/upstream/cluster_health.h"
 #include "source/server/admin/admin_server.h"
 #include "source/server/dynamic_resources.h"
 #include "source/server/listener_factory.h"
@@ -100,7 +101,7 @@ absl::Status Server::validate() {
 }
 
 absl::Status Server::createManagers(bool bind) {
-  cluster_manager_ = std::make_unique<upstream::ClusterManager>(stats_, *clusters_);
+  cluster_manager_ = std::make_unique<upstream::ClusterManager>(stats_, *clusters_, bind ? &main_ : nullptr);
   if (auto s = cluster_manager_->addStaticClusters(bootstrap_.static_resources().clusters()); !s.ok()) return s;
   if (!access_logs_) {
     access_logs_ = std::make_unique<access_log::AccessLogManager>(
@@ -247,6 +248,19 @@ void Server::registerAdminHandlers() {
     bool json = req.get("format") == "json";
     return AdminResponse{200, json ? "application/json" : "text/plain", clustersText(json)};
   });
+  // Envoy's health-check fail switch: the state a health_check HTTP filter
+  // answers from (Server::healthCheckFailed()). No such filter exists here
+  // yet, so for now it only flips the flag.
+  admin_->addHandler("/healthcheck/fail", "cause the server to fail health checks", true,
+                     [this](const AdminRequest&) {
+                       health_check_failed_ = true;
+                       return AdminResponse{200, "text/plain", "OK\n"};
+                     });
+  admin_->addHandler("/healthcheck/ok", "cause the server to pass health checks", true,
+                     [this](const AdminRequest&) {
+                       health_check_failed_ = false;
+                       return AdminResponse{200, "text/plain", "OK\n"};
+                     });
   admin_->addHandler("/quitquitquit", "exit the server", true, [this](const AdminRequest&) {
     spdlog::info("shutting down from admin /quitquitquit");
     main_.post([this] { main_.exit(); });
@@ -502,6 +516,28 @@ std::string Server::listenersText(bool json) const {
   return out;
 }
 
+namespace {
+
+// Envoy's /clusters spelling of a host's health flags.
+std::string healthFlagsText(uint32_t flags) {
+  if (flags == 0) return "healthy";
+  std::string out;
+  if (flags & upstream::health_flag::kFailedActiveHc) out += "/failed_active_hc";
+  if (flags & upstream::health_flag::kFailedOutlierCheck) out += "/failed_outlier_check";
+  if (flags & upstream::health_flag::kFailedEdsHealth) out += "/failed_eds_health";
+  if (flags & upstream::health_flag::kPendingActiveHc) out += "/pending_active_hc";
+  return out;
+}
+
+}  // namespace
+
+const upstream::OutlierDetector* Server::outlierDetectorOf(const std::string& cluster_name) const {
+  const auto& entries = cluster_manager_->entries();
+  auto it = entries.find(cluster_name);
+  if (it == entries.end() || it->second.health == nullptr) return nullptr;
+  return it->second.health->outlierDetector();
+}
+
 std::string Server::clustersText(bool json) const {
   const auto& set = clusters_->latest();
   if (json) {
@@ -510,6 +546,7 @@ std::string Server::clustersText(bool json) const {
       auto* cs = out.add_cluster_statuses();
       cs->set_name(name);
       cs->set_observability_name(name);
+      const upstream::OutlierDetector* detector = outlierDetectorOf(name);
       for (const auto& host : cluster->hosts) {
         auto* hs = cs->add_host_statuses();
         auto* sa = hs->mutable_address()->mutable_socket_address();
@@ -517,7 +554,25 @@ std::string Server::clustersText(bool json) const {
         sa->set_port_value(host->address.port());
         hs->set_hostname(host->hostname);
         hs->set_weight(host->weight);
-        hs->mutable_health_status()->set_eds_health_status(envoy::config::core::v3::HEALTHY);
+        const uint32_t flags = host->health_flags.load(std::memory_order_relaxed);
+        auto* health = hs->mutable_health_status();
+        health->set_failed_active_health_check(flags & upstream::health_flag::kFailedActiveHc);
+        health->set_failed_outlier_check(flags & upstream::health_flag::kFailedOutlierCheck);
+        health->set_pending_active_hc(flags & upstream::health_flag::kPendingActiveHc);
+        health->set_eds_health_status((flags & upstream::health_flag::kFailedEdsHealth)
+                                          ? envoy::config::core::v3::UNHEALTHY
+                                          : envoy::config::core::v3::HEALTHY);
+        const double rate = detector != nullptr ? detector->successRate(*host) : -1;
+        if (rate >= 0) hs->mutable_success_rate()->set_value(rate);
+        const double local_rate = detector != nullptr ? detector->localOriginSuccessRate(*host) : -1;
+        if (local_rate >= 0) hs->mutable_local_origin_success_rate()->set_value(local_rate);
+        auto stat = [hs](const char* n, uint64_t v, bool gauge) {
+          auto* m = hs->add_stats();
+          m->set_name(n);
+          m->set_value(v);
+          if (gauge) m->set_type(envoy::admin::v3::SimpleMetric::GAUGE);
+        };
+        stat("rq_active", host->active_requests.load(std::memory_order_relaxed), true);
       }
     }
     return protobuf::toJson(out, true, true);
@@ -534,16 +589,21 @@ std::string Server::clustersText(bool json) const {
     auto entry = entries.find(name);
     const bool via_api = entry != entries.end() && entry->second.added_via_api;
     absl::StrAppend(&out, name, "::added_via_api::", via_api ? "true" : "false", "\n");
+    const upstream::OutlierDetector* detector = outlierDetectorOf(name);
     for (const auto& host : cluster->hosts) {
       const std::string h = absl::StrCat(name, "::", host->address.asString(), "::");
-      for (const char* stat : {"cx_active", "cx_connect_fail", "cx_total", "rq_active", "rq_error", "rq_success",
-                               "rq_timeout", "rq_total"}) {
+      for (const char* stat : {"cx_active", "cx_connect_fail", "cx_total"}) absl::StrAppend(&out, h, stat, "::0\n");
+      absl::StrAppend(&out, h, "rq_active::", host->active_requests.load(std::memory_order_relaxed), "\n");
+      for (const char* stat : {"rq_error", "rq_success", "rq_timeout", "rq_total"}) {
         absl::StrAppend(&out, h, stat, "::0\n");
       }
-      absl::StrAppend(&out, h, "hostname::", host->hostname, "\n", h, "health_flags::healthy\n", h,
+      const double rate = detector != nullptr ? detector->successRate(*host) : -1;
+      const double local_rate = detector != nullptr ? detector->localOriginSuccessRate(*host) : -1;
+      absl::StrAppend(&out, h, "hostname::", host->hostname, "\n", h, "health_flags::",
+                      healthFlagsText(host->health_flags.load(std::memory_order_relaxed)), "\n", h,
                       "weight::", host->weight, "\n", h, "region::\n", h, "zone::\n", h, "sub_zone::\n", h,
-                      "canary::false\n", h, "priority::0\n", h, "success_rate::-1\n", h,
-                      "local_origin_success_rate::-1\n");
+                      "canary::false\n", h, "priority::0\n", h, "success_rate::", rate, "\n", h,
+                      "local_origin_success_rate::", local_rate, "\n");
     }
   }
   return out;

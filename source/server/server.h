@@ -25,6 +25,10 @@
 
 struct event;
 
+namespace courier::upstream {
+class OutlierDetector;
+}  // namespace courier::upstream
+
 namespace courier::server {
 
 class AdminServer;
@@ -51,6 +55,9 @@ class Server {
   stats::Store& stats() { return stats_; }
   event::Dispatcher& dispatcher() { return main_; }
   ServerState state() const { return state_; }
+  // Admin /healthcheck/fail (true) and /healthcheck/ok (false), as Envoy's
+  // Server::healthCheckFailed(): what a health_check filter would answer from.
+  bool healthCheckFailed() const { return health_check_failed_.load(std::memory_order_relaxed); }
 
  private:
   // Managers with the static resources; `bind`: sockets for the workers.
@@ -68,6 +75,7 @@ class Server {
   std::string configDumpJson(const std::string& resource, bool include_eds) const;
   std::string listenersText(bool json) const;
   std::string clustersText(bool json) const;
+  const upstream::OutlierDetector* outlierDetectorOf(const std::string& cluster_name) const;
 
   const Options options_;
   const envoy::config::bootstrap::v3::Bootstrap bootstrap_;
@@ -98,6 +106,7 @@ class Server {
   std::vector<struct event*> signal_events_;
   std::atomic<ServerState> state_{ServerState::Initializing};
   bool workers_started_ = false;
+  std::atomic<bool> health_check_failed_{false};
 };
 
 }  // namespace courier::server

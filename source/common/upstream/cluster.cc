@@ -52,9 +52,28 @@ ClusterStats::ClusterStats(const stats::Scope& scope)
       COURIER_CLUSTER_COUNTER(upstream_rq_retry_overflow),
       upstream_rq_time(scope.histogram("upstream_rq_time")),
       COURIER_CLUSTER_GAUGE(membership_total),
-      COURIER_CLUSTER_GAUGE(membership_healthy) {
+      COURIER_CLUSTER_GAUGE(membership_healthy),
+      COURIER_CLUSTER_COUNTER(lb_healthy_panic) {
 }
 #undef COURIER_CLUSTER_COUNTER
 #undef COURIER_CLUSTER_GAUGE
+
+bool setHealthFlag(const Cluster& cluster, const Host& host, uint32_t flag, bool on) {
+  const uint32_t old = host.health_flags.load(std::memory_order_relaxed);
+  const uint32_t now = on ? (old | flag) : (old & ~flag);
+  if (old == now) return false;
+  host.health_flags.store(now, std::memory_order_relaxed);
+  if ((old == 0) == (now == 0)) return false;
+  cluster.unhealthy_hosts.add(now == 0 ? -1 : 1);
+  if (cluster.stats) cluster.stats->membership_healthy.set(cluster.hosts.size() - cluster.unhealthy_hosts.load());
+  return true;
+}
+
+void recountHealth(const Cluster& cluster) {
+  uint32_t unhealthy = 0;
+  for (const auto& h : cluster.hosts) unhealthy += h->healthy() ? 0 : 1;
+  cluster.unhealthy_hosts.set(unhealthy);
+  if (cluster.stats) cluster.stats->membership_healthy.set(cluster.hosts.size() - unhealthy);
+}
 
 }  // namespace courier::upstream

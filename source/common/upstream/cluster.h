@@ -3,6 +3,7 @@
 // shared with workers as a ClusterSet snapshot.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -20,6 +21,30 @@
 
 namespace courier::upstream {
 
+// Why a host is not used for traffic (Envoy's Host::HealthFlag names, the
+// subset we set). Zero means healthy.
+namespace health_flag {
+inline constexpr uint32_t kFailedActiveHc = 0x1;
+inline constexpr uint32_t kFailedOutlierCheck = 0x2;
+inline constexpr uint32_t kFailedEdsHealth = 0x4;
+// Set with kFailedActiveHc until the first active check finished.
+inline constexpr uint32_t kPendingActiveHc = 0x8;
+}  // namespace health_flag
+
+// Per-host request outcomes that workers count for outlier detection
+// (outlier_detection.h); the main thread reads and resets them. Consecutive
+// counts are 16 bits (thresholds are capped to fit; a wrap only re-reports a
+// host already reported), which keeps this at 24 bytes per host.
+struct HostOutlierCounters {
+  // Since the last interval: requests in the high 32 bits, failures in the
+  // low 32, so one fetch_add counts both consistently.
+  std::atomic<uint64_t> external{0};
+  std::atomic<uint64_t> local_origin{0};
+  std::atomic<uint16_t> consecutive_5xx{0};
+  std::atomic<uint16_t> consecutive_gateway_failure{0};
+  std::atomic<uint16_t> consecutive_local_origin_failure{0};
+};
+
 struct Host {
   network::Address address;
   uint32_t weight = 1;
@@ -28,7 +53,15 @@ struct Host {
   // so every worker sees the same load; relaxed atomics, no lock. Placed in
   // the padding after weight, so it costs no bytes.
   mutable std::atomic<uint32_t> active_requests{0};
+  // health_flag bits. Health is published to workers through this word
+  // rather than through a new snapshot: only the main thread writes it
+  // (health checks, outlier detection, EDS), workers' balancers read it with
+  // a relaxed load per pick, so the request path stays lock-free and a
+  // health change costs no rebuild. Use setHealthFlag() to change it.
+  mutable std::atomic<uint32_t> health_flags{0};
   std::string hostname;
+  mutable HostOutlierCounters outlier;
+  bool healthy() const { return health_flags.load(std::memory_order_relaxed) == 0; }
 };
 using HostConstSharedPtr = std::shared_ptr<const Host>;
 
@@ -70,6 +103,7 @@ struct ClusterStats {
   stats::Histogram& upstream_rq_time;
   stats::Gauge& membership_total;
   stats::Gauge& membership_healthy;
+  stats::Counter& lb_healthy_panic;
 };
 
 enum class LbPolicy { RoundRobin, LeastRequest, Random, RingHash, Maglev };
@@ -77,6 +111,26 @@ enum class LbPolicy { RoundRobin, LeastRequest, Random, RingHash, Maglev };
 // Immutable per-cluster-version load-balancing state (policy settings, a
 // hash ring or Maglev table) from which each worker makes its own balancer.
 class LoadBalancerFactory;
+class HealthCheckSink;
+class OutlierSink;
+
+// A copyable relaxed atomic count (a Cluster stays copyable for whoever
+// builds a new version from an old one).
+class HostCount {
+ public:
+  HostCount() = default;
+  HostCount(const HostCount& other) : value_(other.load()) {}
+  HostCount& operator=(const HostCount& other) {
+    value_.store(other.load(), std::memory_order_relaxed);
+    return *this;
+  }
+  uint32_t load() const { return value_.load(std::memory_order_relaxed); }
+  void add(int32_t n) { value_.fetch_add(static_cast<uint32_t>(n), std::memory_order_relaxed); }
+  void set(uint32_t n) { value_.store(n, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint32_t> value_{0};
+};
 
 class Cluster {
  public:
@@ -103,11 +157,37 @@ class Cluster {
   // Unique per cluster config; kept by a version that only changes `hosts`
   // (an EDS update), so the upstream pools of hosts that stay carry over.
   uint64_t settings_id = 0;
+  // common_lb_config.healthy_panic_threshold in percent (Envoy's default 50;
+  // 0 disables panic mode).
+  double healthy_panic_threshold = 50;
+  // Hosts with any health flag set; kept by setHealthFlag() (main thread),
+  // read by balancers to skip the health scan while everything is healthy.
+  mutable HostCount unhealthy_hosts;
+  // health_checks[0], parsed (health_checker.h); workers report upstream
+  // x-envoy-immediate-health-check-fail into it. nullptr: no active checks.
+  std::shared_ptr<HealthCheckSink> health_check;
+  // outlier_detection (outlier_detection.h): workers report request results
+  // into it; nullptr: no outlier detection.
+  std::shared_ptr<OutlierSink> outlier;
 };
 
 // A fresh settings_id (main thread or any: atomic).
 uint64_t nextClusterSettingsId();
 using ClusterConstSharedPtr = std::shared_ptr<const Cluster>;
+
+// Main thread only: sets or clears `flag` on a host of `cluster`, keeping the
+// cluster's unhealthy count and membership_healthy in step. True if the
+// host's overall health (flags zero or not) changed.
+bool setHealthFlag(const Cluster& cluster, const Host& host, uint32_t flag, bool on);
+// Recounts unhealthy_hosts and membership_healthy from the host flags (after
+// a new host list was built with flags already set).
+void recountHealth(const Cluster& cluster);
+// Envoy's panic test: the healthy share, scaled by the default
+// overprovisioning factor (1.4) and capped at 100%, is below the threshold.
+inline bool inHealthyPanic(const Cluster& cluster, size_t host_count, uint32_t unhealthy) {
+  const double healthy = static_cast<double>(host_count - unhealthy);
+  return std::min(100.0, 140.0 * healthy / static_cast<double>(host_count)) < cluster.healthy_panic_threshold;
+}
 
 struct ClusterSet {
   absl::flat_hash_map<std::string, ClusterConstSharedPtr> clusters;

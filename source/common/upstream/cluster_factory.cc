@@ -5,7 +5,9 @@
 #include "source/common/http/http2/protocol_options.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "google/protobuf/util/time_util.h"
+#include "source/common/upstream/health_checker.h"
 #include "source/common/upstream/load_balancer_factory.h"
+#include "source/common/upstream/outlier_detection.h"
 
 namespace courier::upstream {
 namespace {
@@ -153,6 +155,23 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
         value(t.max_connections(), t.has_max_connections(), 1024),
         value(t.max_pending_requests(), t.has_max_pending_requests(), 1024),
         value(t.max_requests(), t.has_max_requests(), 1024), value(t.max_retries(), t.has_max_retries(), 3));
+  }
+  // Health: parsed here so that a bad health check or outlier setting
+  // rejects the cluster; the cluster manager runs them on the main thread.
+  auto health_check = parseHealthChecks(config.health_checks(), path);
+  if (!health_check.ok()) return health_check.status();
+  cluster->health_check = std::move(*health_check);
+  if (config.has_outlier_detection()) {
+    auto outlier = parseOutlierDetection(config.outlier_detection(), path + ".outlier_detection");
+    if (!outlier.ok()) return outlier.status();
+    cluster->outlier = std::make_shared<OutlierSink>(std::move(*outlier));
+  }
+  if (config.common_lb_config().has_healthy_panic_threshold()) {
+    const double value = config.common_lb_config().healthy_panic_threshold().value();
+    if (value < 0 || value > 100) {
+      return fieldError(path + ".common_lb_config.healthy_panic_threshold.value", "must be within [0, 100]");
+    }
+    cluster->healthy_panic_threshold = value;
   }
   // Load-balancer state (ring, table) is built here, once per cluster version.
   auto lb_factory = createLoadBalancerFactory(config, path, *cluster);

@@ -9,6 +9,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
 #include "source/common/upstream/cluster_factory.h"
+#include "source/common/upstream/cluster_health.h"
 #include "source/common/upstream/eds.h"
 #include "spdlog/spdlog.h"
 
@@ -192,8 +193,15 @@ std::string ClusterManager::Entry::serialize(const ProtoCluster& proto) {
   return out;
 }
 
-ClusterManager::ClusterManager(stats::Store& stats, thread_local_::SnapshotSlot<ClusterSet>& slot)
-    : store_(stats), stats_(stats), slot_(slot) {}
+ClusterManager::ClusterManager(stats::Store& stats, thread_local_::SnapshotSlot<ClusterSet>& slot,
+                               event::Dispatcher* main)
+    : store_(stats), main_(main), stats_(stats), slot_(slot) {}
+
+std::shared_ptr<ClusterHealth> ClusterManager::startHealth(const ClusterConstSharedPtr& cluster,
+                                                           const Cluster* previous) {
+  if (main_ == nullptr) return nullptr;
+  return ClusterHealth::create(cluster, previous, *main_, store_);
+}
 
 ClusterManager::~ClusterManager() {
   *alive_ = false;
@@ -207,7 +215,7 @@ absl::Status ClusterManager::addStaticClusters(const google::protobuf::RepeatedP
     const std::string path = absl::StrCat("static_resources.clusters[", i, "]");
     auto cluster = createCluster(clusters[i], path, store_);
     if (!cluster.ok()) return cluster.status();
-    Entry entry{Entry::serialize(clusters[i]), *cluster, false, "", now};
+    Entry entry{Entry::serialize(clusters[i]), *cluster, false, "", now, startHealth(*cluster, nullptr)};
     if (!entries_.emplace((*cluster)->name, std::move(entry)).second) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ".name: duplicate cluster name \"", (*cluster)->name, "\""));
@@ -253,7 +261,10 @@ void ClusterManager::onEndpoints(EdsSubscription& eds, std::function<void()> on_
   auto it = entries_.find(eds.cluster());
   if (it == entries_.end()) return;
   Entry& entry = it->second;
+  const ClusterConstSharedPtr previous = entry.cluster;
   entry.cluster = clusterWithHosts(*entry.cluster, eds.hosts.selectable);
+  // Health checks and outlier state follow the new host set (by address).
+  entry.health = startHealth(entry.cluster, previous.get());
   entry.cluster->stats->membership_total.set(eds.hosts.total);
   entry.cluster->stats->membership_healthy.set(eds.hosts.healthy);
   if (eds.warming) {
@@ -405,6 +416,12 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
       change.entry.cluster = clusterWithHosts(*change.entry.cluster, current->hosts.selectable);
       change.entry.cluster->stats->membership_total.set(current->hosts.total);
       change.entry.cluster->stats->membership_healthy.set(current->hosts.healthy);
+    }
+    {
+      // Health checks follow the version that serves (with EDS's hosts).
+      auto old = entries_.find(change.name);
+      change.entry.health =
+          startHealth(change.entry.cluster, old == entries_.end() ? nullptr : old->second.cluster.get());
     }
     entries_.insert_or_assign(change.name, std::move(change.entry));
   }

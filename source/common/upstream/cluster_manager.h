@@ -23,6 +23,8 @@
 
 namespace courier::upstream {
 
+class ClusterHealth;
+
 // cluster_manager.* and cluster_manager.cds.* as Envoy names them.
 struct ClusterManagerStats {
   explicit ClusterManagerStats(stats::Store& store);
@@ -54,10 +56,16 @@ class ClusterManager : public config::SubscriptionCallbacks {
 
     envoy::config::cluster::v3::Cluster proto() const;
     static std::string serialize(const envoy::config::cluster::v3::Cluster& proto);
+    // Active health checks and outlier detection of this version, run on
+    // the main thread; nullptr without a dispatcher or when not configured.
+    std::shared_ptr<ClusterHealth> health;
   };
 
-  // `slot` carries the set to the workers; it outlives this manager.
-  ClusterManager(stats::Store& stats, thread_local_::SnapshotSlot<ClusterSet>& slot);
+  // `slot` carries the set to the workers; it outlives this manager. With
+  // `main` (the main thread's dispatcher), clusters' health checks and
+  // outlier detection run there; without it (config validation) they don't.
+  ClusterManager(stats::Store& stats, thread_local_::SnapshotSlot<ClusterSet>& slot,
+                 event::Dispatcher* main = nullptr);
   ~ClusterManager() override;
 
   // Bootstrap static_resources.clusters; errors name static_resources.clusters[i].
@@ -120,8 +128,10 @@ class ClusterManager : public config::SubscriptionCallbacks {
   void updateWarming();
   // The initial load is done once CDS delivered (or failed) and no cluster warms.
   void maybeInitialLoadDone();
+  std::shared_ptr<ClusterHealth> startHealth(const ClusterConstSharedPtr& cluster, const Cluster* previous);
 
   stats::Store& store_;
+  event::Dispatcher* main_;
   ClusterManagerStats stats_;
   thread_local_::SnapshotSlot<ClusterSet>& slot_;
   absl::flat_hash_map<std::string, Entry> entries_;

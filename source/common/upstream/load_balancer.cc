@@ -40,9 +40,63 @@ const Host* RoundRobinLoadBalancer::chooseHost(const LoadBalancerContext*) {
   return hosts[best].get();
 }
 
+namespace {
+
+// The caller's context with its hash key moved to another point: redraws of
+// a hashing balancer are then as consistent per key as the first draw.
+class RehashedContext : public LoadBalancerContext {
+ public:
+  RehashedContext(const LoadBalancerContext* inner, uint64_t attempt) : inner_(inner), attempt_(attempt) {}
+  std::optional<uint64_t> hashKey() const override {
+    if (inner_ == nullptr) return std::nullopt;
+    auto hash = inner_->hashKey();
+    if (!hash.has_value()) return std::nullopt;
+    // splitmix64's finaliser over the key and the attempt number.
+    uint64_t z = *hash + attempt_ * 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  const network::Address* downstreamRemoteAddress() const override {
+    return inner_ == nullptr ? nullptr : inner_->downstreamRemoteAddress();
+  }
+
+ private:
+  const LoadBalancerContext* inner_;
+  uint64_t attempt_;
+};
+
+}  // namespace
+
+const Host* HealthFilteringLoadBalancer::pickHealthy(const Host* first, uint32_t unhealthy,
+                                                     const LoadBalancerContext* context) {
+  const auto& hosts = cluster_.hosts;
+  if (inHealthyPanic(cluster_, hosts.size(), std::min<size_t>(unhealthy, hosts.size()))) {
+    cluster_.stats->lb_healthy_panic.inc();
+    return first;
+  }
+  if (first->healthy()) return first;
+  // Redraws keep the policy's distribution over the healthy hosts; a bounded
+  // number of them, then a scan from a random start finds any healthy host.
+  constexpr uint64_t kRedraws = 8;
+  for (uint64_t attempt = 1; attempt <= kRedraws; ++attempt) {
+    RehashedContext rehashed(context, attempt);
+    const Host* host = inner_->chooseHost(&rehashed);
+    if (host != nullptr && host->healthy()) return host;
+  }
+  const size_t start = random_.below(hosts.size());
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    const Host* host = hosts[(start + i) % hosts.size()].get();
+    if (host->healthy()) return host;
+  }
+  return nullptr;
+}
+
 std::unique_ptr<LoadBalancer> createLoadBalancer(const Cluster& cluster) {
-  if (cluster.lb_factory != nullptr) return cluster.lb_factory->create(cluster);
-  return std::make_unique<RoundRobinLoadBalancer>(cluster);
+  std::unique_ptr<LoadBalancer> inner = cluster.lb_factory != nullptr
+                                            ? cluster.lb_factory->create(cluster)
+                                            : std::make_unique<RoundRobinLoadBalancer>(cluster);
+  return std::make_unique<HealthFilteringLoadBalancer>(cluster, std::move(inner));
 }
 
 }  // namespace courier::upstream

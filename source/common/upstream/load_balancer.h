@@ -93,7 +93,35 @@ class RoundRobinLoadBalancer : public LoadBalancer {
   size_t next_ = 0;
 };
 
-// The cluster's balancer for this worker: its lb_factory's, else round robin.
+// Wraps a policy's balancer with host health: while every host is healthy a
+// pick costs one extra relaxed load; otherwise a pick that lands on an
+// unhealthy host is redrawn (hash policies with a rehashed key, so the
+// choice stays consistent per key), then scanned for. When too few hosts are
+// healthy (Cluster::healthy_panic_threshold) all hosts serve, as Envoy's
+// panic mode, counted in lb_healthy_panic.
+class HealthFilteringLoadBalancer : public LoadBalancer {
+ public:
+  HealthFilteringLoadBalancer(const Cluster& cluster, std::unique_ptr<LoadBalancer> inner)
+      : cluster_(cluster), inner_(std::move(inner)) {}
+  const Host* chooseHost(const LoadBalancerContext* context) override {
+    const Host* host = inner_->chooseHost(context);
+    if (host == nullptr) return nullptr;
+    const uint32_t unhealthy = cluster_.unhealthy_hosts.load();
+    if (unhealthy == 0) return host;
+    return pickHealthy(host, unhealthy, context);
+  }
+  LoadBalancer& inner() { return *inner_; }
+
+ private:
+  const Host* pickHealthy(const Host* first, uint32_t unhealthy, const LoadBalancerContext* context);
+
+  const Cluster& cluster_;
+  std::unique_ptr<LoadBalancer> inner_;
+  FastRandom random_;
+};
+
+// The cluster's balancer for this worker: its lb_factory's, else round
+// robin, behind a HealthFilteringLoadBalancer.
 std::unique_ptr<LoadBalancer> createLoadBalancer(const Cluster& cluster);
 
 // The string a consistent-hash balancer places a host by: its address, or its

@@ -36,13 +36,14 @@ TEST(LoadBalancerTest, ClusterWithoutFactoryIsRoundRobin) {
 
 // The active-request count rides in padding: a Host is no larger than its
 // address, weight and hostname laid out without it.
-TEST(HostTest, ActiveRequestCountAddsNoBytes) {
+TEST(HostTest, ActiveRequestCountAddsNoBytesAndHealthAddsThirtyTwo) {
   struct WithoutCount {
     network::Address address;
     uint32_t weight;
     std::string hostname;
   };
-  EXPECT_EQ(sizeof(Host), sizeof(WithoutCount));
+  // The health flag word (4, padded to 8) and the outlier counters (24).
+  EXPECT_EQ(sizeof(Host), sizeof(WithoutCount) + 32);
 }
 
 TEST(FastRandomTest, BelowStaysInRange) {

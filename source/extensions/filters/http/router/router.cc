@@ -8,6 +8,8 @@
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "source/common/grpc/common.h"
 #include "source/common/router/hash_policy.h"
+#include "source/common/upstream/health_checker.h"
+#include "source/common/upstream/outlier_detection.h"
 #include "source/extensions/filters/http/router/shadow_request.h"
 
 namespace courier::extensions::router {
@@ -219,6 +221,10 @@ void RouterFilter::startUpstreamAttempt() {
   pool_->newStream(*this);
 }
 
+void RouterFilter::reportLocalOrigin(upstream::LocalOriginEvent event) {
+  if (attempt_active_ && cluster_->outlier != nullptr) cluster_->outlier->reportLocalOrigin(*attempt_host_, event);
+}
+
 void RouterFilter::abandonUpstream() {
   if (retry_timer_) retry_timer_->disable();
   if (pool_ != nullptr) {
@@ -246,6 +252,7 @@ void RouterFilter::fail(int status, std::string_view body, stream_info::Response
 void RouterFilter::onPerTryTimeout() {
   if (response_started_) return;
   cluster_->stats->upstream_rq_per_try_timeout.inc();
+  reportLocalOrigin(upstream::LocalOriginEvent::Timeout);
   if (pool_ != nullptr && upstream_ == nullptr) {
     pool_->cancel(*this);
     pool_ = nullptr;
@@ -272,6 +279,7 @@ void RouterFilter::endUpstreamAttempt() {
 }
 
 void RouterFilter::onPoolReady(http::pool::UpstreamStream& connection) {
+  reportLocalOrigin(upstream::LocalOriginEvent::ConnectSuccess);
   upstream_ = &connection;
   on_reused_connection_ = connection.requestCount() > 1;
   upstream_encoder_ = &connection.newStream(upstream_decoder_);
@@ -380,6 +388,7 @@ void RouterFilter::onPoolFailure(Failure reason) {
     sendOverflow();
     return;
   }
+  reportLocalOrigin(upstream::LocalOriginEvent::ConnectFailed);
   endUpstreamAttempt();
   if (maybeRetry(rt::retry_on::kConnectFailure | rt::retry_on::k5xx | rt::retry_on::kGatewayError |
                  rt::retry_on::kReset)) {
@@ -426,6 +435,8 @@ void RouterFilter::onUpstreamClosed() {
     upstream_ = nullptr;
     if (!err.has_value() && response_complete_) return;
   }
+  // Envoy counts a reset as a local-origin failure of the host.
+  if (!response_started_) reportLocalOrigin(upstream::LocalOriginEvent::ConnectFailed);
   endUpstreamAttempt();
   if (!response_started_) {
     // A kept-alive connection the upstream closed as we reused it: the
@@ -455,6 +466,14 @@ void RouterFilter::onUpstreamClosed() {
 
 void RouterFilter::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream) {
   const int status = headers->status();
+  if (attempt_active_) {
+    if (cluster_->outlier != nullptr) cluster_->outlier->reportHttpCode(*attempt_host_, status);
+    // The upstream asks to be taken out of rotation now (it is failing its
+    // own health checks, e.g. another Envoy-compatible proxy draining).
+    if (cluster_->health_check != nullptr && headers->has("x-envoy-immediate-health-check-fail")) {
+      cluster_->health_check->reportImmediateFailure(*attempt_host_);
+    }
+  }
   switch (status / 100) {
     case 1: cluster_->stats->upstream_rq_1xx.inc(); break;
     case 2: cluster_->stats->upstream_rq_2xx.inc(); break;
@@ -569,6 +588,7 @@ void RouterFilter::pauseUpstream(bool pause) {
 
 void RouterFilter::onResponseTimeout() {
   if (cluster_ != nullptr) cluster_->stats->upstream_rq_timeout.inc();
+  if (cluster_ != nullptr) reportLocalOrigin(upstream::LocalOriginEvent::Timeout);
   abandonUpstream();
   fail(504, "upstream request timeout", stream_info::kUpstreamRequestTimeout, "upstream_response_timeout");
 }

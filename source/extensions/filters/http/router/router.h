@@ -12,6 +12,7 @@
 #include "source/common/http/pool/conn_pool.h"
 #include "source/common/router/route_table.h"
 #include "source/common/stats/store.h"
+#include "source/common/upstream/outlier_detection.h"
 #include "source/common/upstream/thread_local_cluster_manager.h"
 #include "source/server/filter_config.h"
 
@@ -91,6 +92,8 @@ class RouterFilter : public http::StreamDecoderFilter,
   void sendOverflow();
   void startUpstreamAttempt();
   void endUpstreamAttempt();
+  // Tells outlier detection (if configured) about the attempt's host.
+  void reportLocalOrigin(upstream::LocalOriginEvent event);
   bool retryOn(uint32_t conditions) const;
   bool maybeRetry(uint32_t conditions);
   void onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream);
