@@ -95,6 +95,32 @@ void BM_Maglev(benchmark::State& state) {
   report(state, n, factory.table().bytes());
 }
 
+// The same picks through the health filter every worker uses
+// (createLoadBalancer): args {hosts, policy 0-4 = RR, random, least request,
+// ring hash, maglev, unhealthy percent}. With 0% unhealthy this is the
+// filter's fixed cost; with 10% the redraws of unhealthy picks.
+void BM_HealthFiltered(benchmark::State& state) {
+  const size_t n = state.range(0);
+  auto cluster = makeCluster(n, false);
+  stats::Store store;
+  cluster->stats = std::make_shared<ClusterStats>(store, "bench");
+  std::unique_ptr<LoadBalancer> inner;
+  std::shared_ptr<const LoadBalancerFactory> keep;
+  switch (state.range(1)) {
+    case 0: inner = std::make_unique<RoundRobinLoadBalancer>(*cluster); break;
+    case 1: inner = std::make_unique<RandomLoadBalancer>(*cluster); break;
+    case 2: inner = std::make_unique<LeastRequestLoadBalancer>(*cluster, LeastRequestConfig{}); break;
+    case 3: keep = std::make_shared<RingHashLoadBalancerFactory>(*cluster, RingHashConfig{}); inner = keep->create(*cluster); break;
+    default: keep = std::make_shared<MaglevLoadBalancerFactory>(*cluster, kDefaultMaglevTableSize); inner = keep->create(*cluster); break;
+  }
+  const size_t unhealthy = n * state.range(2) / 100;
+  for (size_t i = 0; i < unhealthy; ++i) {
+    setHealthFlag(*cluster, *cluster->hosts[(i * 7919) % n], health_flag::kFailedActiveHc, true);
+  }
+  HealthFilteringLoadBalancer lb(*cluster, std::move(inner));
+  pickLoop(state, lb);
+}
+
 // Building the shared state happens once per cluster version on the main thread.
 void BM_RingHashBuild(benchmark::State& state) {
   auto cluster = makeCluster(state.range(0), false);
@@ -114,6 +140,7 @@ HOST_COUNTS(BENCHMARK(BM_Random));
 HOST_COUNTS(BENCHMARK(BM_LeastRequest));
 HOST_COUNTS(BENCHMARK(BM_RingHash));
 HOST_COUNTS(BENCHMARK(BM_Maglev));
+BENCHMARK(BM_HealthFiltered)->ArgNames({"hosts", "policy", "unhealthy_pct"})->ArgsProduct({{10, 1000, 100000}, {0, 1, 2, 3, 4}, {0, 10}});
 BENCHMARK(BM_RingHashBuild)->Arg(10)->Arg(1000)->Arg(100000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MaglevBuild)->Arg(10)->Arg(1000)->Arg(100000)->Unit(benchmark::kMillisecond);
 
