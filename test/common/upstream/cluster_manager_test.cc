@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "source/common/protobuf/yaml_loader.h"
+#include "source/common/upstream/cluster_health.h"
 
 namespace courier::upstream {
 namespace {
@@ -312,6 +313,56 @@ TEST_F(EdsClusterManagerTest, ChangedClusterKeepsItsSubscriptionAndHosts) {
   ASSERT_TRUE(manager_.onConfigUpdate(resources({}), "c3").ok());
   EXPECT_EQ(web(), nullptr);
   EXPECT_TRUE(manager_.endpointDumps().empty());
+
+std::string healthCheckedYaml(const std::string& timeout) {
+  std::string y = clusterYaml("hc", 1, timeout);
+  y.insert(y.size() - 1, ", health_checks: [{timeout: 1s, interval: 10s, unhealthy_threshold: 2, "
+                         "healthy_threshold: 2, http_health_check: {path: /healthz}}], outlier_detection: {}");
+  return y;
+}
+
+TEST(ClusterManagerHealthTest, HostsOfAHealthCheckedClusterStartFailedAndPending) {
+  event::Dispatcher main{"main"};
+  stats::Store store;
+  thread_local_::SnapshotSlot<ClusterSet> slot{main, {}};
+  ClusterManager manager{store, slot, &main};
+  ASSERT_TRUE(manager.onConfigUpdate(resources({healthCheckedYaml("1s")}), "v1").ok());
+  const upstream::Cluster* c = manager.clusters()->find("hc");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->hosts[0]->health_flags.load(), health_flag::kFailedActiveHc | health_flag::kPendingActiveHc);
+  EXPECT_EQ(c->unhealthy_hosts.load(), 1u);
+  ASSERT_NE(manager.entries().at("hc").health, nullptr);
+}
+
+TEST(ClusterManagerHealthTest, CdsUpdateKeepsAHostsActiveHealthByAddress) {
+  event::Dispatcher main{"main"};
+  stats::Store store;
+  thread_local_::SnapshotSlot<ClusterSet> slot{main, {}};
+  ClusterManager manager{store, slot, &main};
+  ASSERT_TRUE(manager.onConfigUpdate(resources({healthCheckedYaml("1s")}), "v1").ok());
+  const upstream::Cluster* v1 = manager.clusters()->find("hc");
+  // As if its first check passed.
+  setHealthFlag(*v1, *v1->hosts[0], health_flag::kFailedActiveHc | health_flag::kPendingActiveHc, false);
+  ASSERT_TRUE(manager.onConfigUpdate(resources({healthCheckedYaml("2s")}), "v2").ok());
+  const upstream::Cluster* v2 = manager.clusters()->find("hc");
+  ASSERT_NE(v2, v1);
+  EXPECT_TRUE(v2->hosts[0]->healthy());
+  EXPECT_EQ(v2->unhealthy_hosts.load(), 0u);
+}
+
+TEST(ClusterManagerHealthTest, WithoutADispatcherNothingRunsButConfigIsStillChecked) {
+  event::Dispatcher main{"main"};
+  stats::Store store;
+  thread_local_::SnapshotSlot<ClusterSet> slot{main, {}};
+  ClusterManager manager{store, slot};
+  ASSERT_TRUE(manager.onConfigUpdate(resources({healthCheckedYaml("1s")}), "v1").ok());
+  EXPECT_EQ(manager.entries().at("hc").health, nullptr);
+  EXPECT_TRUE(manager.clusters()->find("hc")->hosts[0]->healthy());
+  std::string bad = healthCheckedYaml("1s");
+  bad.replace(bad.find("interval: 10s, "), 15, "");
+  auto status = manager.onConfigUpdate(resources({bad}), "v2");
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()), HasSubstr("health_checks[0].interval"));
 }
 
 }  // namespace
