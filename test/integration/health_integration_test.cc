@@ -5,6 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/integration/configs.h"
 #include "test/integration/http_test_util.h"
 #include "test/test_common/courier_process.h"
 
@@ -288,6 +289,31 @@ TEST(HealthConfigTest, BadTcpPayloadIsAnErrorNamingTheField) {
   std::string out;
   EXPECT_EQ(CourierProcess::runToExit({"--mode", "validate", "-c", path}, &out), 1) << out;
   EXPECT_THAT(out, HasSubstr("static_resources.clusters[0].health_checks[0].tcp_health_check.send.text"));
+}
+
+TEST(TcpProxyOutlierTest, RefusedConnectsEjectTheHostAndTrafficStaysOnTheLiveOne) {
+  TcpServer live{TcpServer::echo()};
+  const uint16_t dead = unusedPort();
+  std::string cfg = tcpProxyConfig({live.port(), dead});
+  const std::string type = "    type: STATIC\n";
+  cfg.replace(cfg.find(type), type.size(),
+              type + "    outlier_detection: {consecutive_5xx: 2, interval: 10s, base_ejection_time: 30s, "
+                     "max_ejection_percent: 100}\n");
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(cfg)) << courier.log();
+  const uint16_t port = courier.listenerPort("tcp");
+  const std::string ejected = "cluster.backend.outlier_detection.ejections_enforced_consecutive_5xx";
+  for (int i = 0; i < 40 && courier.stat(ejected).value_or(0) == 0; ++i) {
+    TcpClient c(port);
+    c.write("x");
+    c.readExactly(1);
+  }
+  ASSERT_TRUE(courier.waitForStat(ejected, 1)) << courier.log();
+  for (int i = 0; i < 10; ++i) {
+    TcpClient c(port);
+    ASSERT_TRUE(c.write("y"));
+    EXPECT_EQ(c.readExactly(1), "y") << "connection " << i;
+  }
 }
 
 }  // namespace

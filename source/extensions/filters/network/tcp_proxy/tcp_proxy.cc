@@ -102,6 +102,7 @@ void TcpProxy::connectUpstream() {
     return;
   }
   ++connect_attempts_;
+  upstream_host_ = host;
   info_.upstream_host = host->address;
   upstream_ = network::Connection::connect(worker_.dispatcher, host->address);
   upstream_->addConnectionCallbacks(upstream_callbacks_);
@@ -156,6 +157,7 @@ void TcpProxy::onUpstreamEvent(network::ConnectionEvent event) {
   if (event == network::ConnectionEvent::Connected) {
     upstream_connected_ = true;
     connect_timer_->disable();
+    reportOutlier(upstream::LocalOriginEvent::ConnectSuccess);
     if (downstream_read_paused_for_connect_) {
       downstream_read_paused_for_connect_ = false;
       downstream.readDisable(false);
@@ -165,6 +167,7 @@ void TcpProxy::onUpstreamEvent(network::ConnectionEvent event) {
   if (!upstream_connected_) {
     // RemoteClose before Connected is a failed connect (refused, unreachable).
     if (event == network::ConnectionEvent::RemoteClose) cluster_->stats->upstream_cx_connect_fail.inc();
+    reportOutlier(upstream::LocalOriginEvent::ConnectFailed);
     onConnectFailure();
     return;
   }
@@ -172,8 +175,14 @@ void TcpProxy::onUpstreamEvent(network::ConnectionEvent event) {
   downstream.close(network::CloseType::FlushWrite);
 }
 
+void TcpProxy::reportOutlier(upstream::LocalOriginEvent event) {
+  // As Envoy's tcp_proxy: connect outcomes are the host's local-origin results.
+  if (cluster_->outlier != nullptr && upstream_host_ != nullptr) cluster_->outlier->reportLocalOrigin(*upstream_host_, event);
+}
+
 void TcpProxy::onConnectTimeout() {
   cluster_->stats->upstream_cx_connect_timeout.inc();
+  reportOutlier(upstream::LocalOriginEvent::Timeout);
   upstream_->removeConnectionCallbacks(upstream_callbacks_);
   upstream_->close(network::CloseType::NoFlush);
   onConnectFailure();

@@ -12,6 +12,7 @@
 #include "source/common/network/connection.h"
 #include "source/common/stream_info/stream_info.h"
 #include "source/common/stats/store.h"
+#include "source/common/upstream/outlier_detection.h"
 #include "source/server/filter_config.h"
 
 namespace courier::extensions::tcp_proxy {
@@ -78,6 +79,7 @@ class TcpProxy : public network::ReadFilter, public network::ConnectionCallbacks
   void connectUpstream();
   void onUpstreamEvent(network::ConnectionEvent event);
   void onConnectTimeout();
+  void reportOutlier(upstream::LocalOriginEvent event);
   void onConnectFailure();
   void onIdleTimeout();
   void resetIdleTimer();
@@ -90,6 +92,8 @@ class TcpProxy : public network::ReadFilter, public network::ConnectionCallbacks
   std::unique_ptr<network::Connection> upstream_;
   Upstream upstream_callbacks_;
   std::unique_ptr<event::Timer> connect_timer_;
+  // The host of the current connect attempt (kept alive by cluster_).
+  const upstream::Host* upstream_host_ = nullptr;
   std::unique_ptr<event::Timer> idle_timer_;
   uint32_t connect_attempts_ = 0;
   bool upstream_connected_ = false;
