@@ -20,6 +20,7 @@ struct Control {
   std::atomic<int> status{200};         // for everything else
   std::atomic<bool> down{false};        // close every connection at once
   std::atomic<bool> immediate_fail{false};
+  std::atomic<bool> close_after_response{false};  // keep-alive reply, then close
 };
 
 TcpServer::Handler controlledUpstream(std::string name, Control& c) {
@@ -34,6 +35,7 @@ TcpServer::Handler controlledUpstream(std::string name, Control& c) {
       if (!hc && c.immediate_fail) extra = "x-envoy-immediate-health-check-fail: true\r\n";
       sendAll(fd, "HTTP/1.1 " + std::to_string(code) + " X\r\ncontent-length: " + std::to_string(name.size()) +
                       "\r\n" + extra + "\r\n" + name);
+      if (c.close_after_response) return;
     }
   };
 }
@@ -161,6 +163,17 @@ TEST_F(HealthIntegrationTest, HttpCheckConnectionFailuresNeedTheUnhealthyThresho
   EXPECT_THAT(requests(10), ::testing::Not(HasSubstr("B")));
   cb_.down = false;
   ASSERT_TRUE(waitForFlags(b_.port(), "healthy"));
+}
+
+TEST_F(HealthIntegrationTest, UpstreamClosingIdleCheckConnectionsIsNotAFailure) {
+  ca_.close_after_response = true;
+  start(kHttpHealthCheck);
+  ASSERT_TRUE(waitForFlags(a_.port(), "healthy"));
+  // Every check finds its kept connection closed and opens another.
+  ASSERT_TRUE(waitFor([&] { return a_.acceptedCount() >= 10; }));
+  EXPECT_EQ(flags(a_.port()), "healthy");
+  EXPECT_EQ(stat("cluster.backend.health_check.failure"), 0u);
+  EXPECT_TRUE(courier_.running());
 }
 
 TEST_F(HealthIntegrationTest, TcpCheckSendsAndExpectsPayloads) {

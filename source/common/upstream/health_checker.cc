@@ -315,7 +315,11 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
     interval_timer_->enable(first);
   }
   void setFirstCheckDone() { first_check_ = false; }
-  void immediateFailure() { fail(true, false); }
+  void immediateFailure() {
+    // A probe in flight is abandoned: its connection cannot carry the next.
+    if (in_flight_) closeWire();
+    fail(true, false);
+  }
 
   // network::ConnectionCallbacks
   void onEvent(network::ConnectionEvent event) override {
@@ -329,14 +333,16 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
       }
       return;
     }
-    // The connection is gone (connect failure, peer close, our close).
+    // The connection is gone (connect failure, peer close, our close). We
+    // are inside its callback: it is deleted later, never here.
     auto wire = releaseWire();
-    if (!in_flight_) return;
+    if (!in_flight_) {
+      if (wire != nullptr) parent_.dispatcher_.deferredDelete(std::move(wire));
+      return;
+    }
     if (wire != nullptr && wire->http1 != nullptr && response_started_) {
       // A close-delimited response ends here.
-      current_wire_ = wire.get();
       wire->http1->onConnectionClosed();
-      current_wire_ = nullptr;
       if (!in_flight_) {
         parent_.dispatcher_.deferredDelete(std::move(wire));
         return;
@@ -417,8 +423,10 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
     tcp_received_.clear();
     parent_.stats_.attempt.inc();
     timeout_timer_->enable(config_.timeout);
-    const bool fresh = wire_ == nullptr;
-    if (fresh) openWire();
+    // A kept connection whose HTTP/1 codec cannot take a request (a reply
+    // still owed, or close requested) is replaced.
+    if (wire_ != nullptr && wire_->http1 != nullptr && !wire_->http1->idle()) closeWire();
+    if (wire_ == nullptr) openWire();
     if (wire_ == nullptr) return;  // failed synchronously
     if (config_.type == HealthCheckConfig::Type::Tcp) {
       if (wire_->connected) startTcp();
@@ -637,7 +645,6 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
   std::unique_ptr<event::Timer> interval_timer_;
   std::unique_ptr<event::Timer> timeout_timer_;
   std::unique_ptr<ProbeWire> wire_;
-  ProbeWire* current_wire_ = nullptr;
   bool in_flight_ = false;
   bool first_check_ = true;
   uint32_t healthy_count_ = 0;
