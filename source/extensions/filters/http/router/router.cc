@@ -388,7 +388,8 @@ void RouterFilter::onPoolFailure(Failure reason) {
     sendOverflow();
     return;
   }
-  reportLocalOrigin(upstream::LocalOriginEvent::ConnectFailed);
+  reportLocalOrigin(reason == Failure::Timeout ? upstream::LocalOriginEvent::Timeout
+                                               : upstream::LocalOriginEvent::ConnectFailed);
   endUpstreamAttempt();
   if (maybeRetry(rt::retry_on::kConnectFailure | rt::retry_on::k5xx | rt::retry_on::kGatewayError |
                  rt::retry_on::kReset)) {
