@@ -176,6 +176,28 @@ TEST_F(HealthIntegrationTest, UpstreamClosingIdleCheckConnectionsIsNotAFailure) 
   EXPECT_TRUE(courier_.running());
 }
 
+TEST_F(HealthIntegrationTest, RetriableStatusNeedsTheUnhealthyThresholdAndExpectedStatusesWiden) {
+  start(R"(    health_checks:
+    - timeout: 1s
+      interval: 0.05s
+      no_traffic_interval: 0.05s
+      unhealthy_threshold: 1000
+      healthy_threshold: 1
+      http_health_check:
+        path: /healthz
+        expected_statuses: [{start: 200, end: 300}]
+        retriable_statuses: [{start: 429, end: 430}]
+)");
+  ca_.health_status = 204;
+  ASSERT_TRUE(waitForFlags(a_.port(), "healthy"));
+  ca_.health_status = 429;
+  // Far below the threshold of 1000: still healthy after several failures.
+  ASSERT_TRUE(courier_.waitForStat("cluster.backend.health_check.failure", 3));
+  EXPECT_EQ(flags(a_.port()), "healthy");
+  ca_.health_status = 500;
+  ASSERT_TRUE(waitForFlags(a_.port(), "/failed_active_hc"));
+}
+
 TEST_F(HealthIntegrationTest, TcpCheckSendsAndExpectsPayloads) {
   Control cp, cq;
   TcpServer p{pingPongUpstream(cp)};

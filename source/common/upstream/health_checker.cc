@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
@@ -195,14 +196,24 @@ absl::StatusOr<std::shared_ptr<HealthCheckSink>> parseHealthChecks(
       if (h.has_send() || !h.receive().empty()) {
         return fieldError(hpath + ".send", "HTTP health check payloads are not supported yet");
       }
-      for (int i = 0; i < h.expected_statuses_size(); ++i) {
-        const auto& r = h.expected_statuses(i);
-        if (r.start() < 100 || r.end() > 600 || r.start() >= r.end()) {
-          return fieldError(absl::StrCat(hpath, ".expected_statuses[", i, "]"),
-                            "must be a non-empty range [start, end) within [100, 600)");
+      auto ranges = [&](const auto& list, const char* field,
+                        std::vector<std::pair<uint64_t, uint64_t>>& out) -> absl::Status {
+        for (int i = 0; i < list.size(); ++i) {
+          const auto& r = list[i];
+          if (r.start() < 100 || r.end() > 600 || r.start() >= r.end()) {
+            return fieldError(absl::StrCat(hpath, ".", field, "[", i, "]"),
+                              "must be a non-empty range [start, end) within [100, 600)");
+          }
+          out.emplace_back(r.start(), r.end());
         }
-        c.expected_statuses.emplace_back(r.start(), r.end());
+        return absl::OkStatus();
+      };
+      if (auto s = ranges(h.expected_statuses(), "expected_statuses", c.expected_statuses); !s.ok()) return s;
+      if (auto s = ranges(h.retriable_statuses(), "retriable_statuses", c.retriable_statuses); !s.ok()) return s;
+      if (h.has_service_name_matcher()) {
+        return fieldError(hpath + ".service_name_matcher", "is not supported yet");
       }
+      for (const auto& name : h.request_headers_to_remove()) c.request_headers_to_remove.push_back(absl::AsciiStrToLower(name));
       if (c.expected_statuses.empty()) c.expected_statuses.emplace_back(200, 201);
       for (int i = 0; i < h.request_headers_to_add_size(); ++i) {
         const auto& hv = h.request_headers_to_add(i).header();
@@ -503,6 +514,9 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
       for (const auto& [k, v] : config_.request_headers_to_add) headers.add(k, v);
     }
     headers.add("user-agent", "Envoy/HC");
+    for (const auto& name : config_.request_headers_to_remove) {
+      if (!name.empty() && name[0] != ':') headers.remove(name);
+    }
     http::RequestEncoder& encoder = wire_->http1 ? wire_->http1->newStream(*this) : wire_->http2->newStream(*this);
     if (wire_->http2 != nullptr && encoder.getStream() != nullptr) encoder.getStream()->addCallbacks(*this);
     if (config_.type == HealthCheckConfig::Type::Grpc) {
@@ -542,12 +556,18 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
   void onResponseComplete() {
     if (!in_flight_) return;
     bool ok = false;
+    bool retriable = false;
+    auto within = [this](const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
+      for (const auto& [start, end] : ranges) {
+        if (static_cast<uint64_t>(status_) >= start && static_cast<uint64_t>(status_) < end) return true;
+      }
+      return false;
+    };
     if (config_.type == HealthCheckConfig::Type::Grpc) {
       ok = status_ == 200 && grpc_status_ == "0" && grpcServingStatus(body_) == 1;
     } else {
-      for (const auto& [start, end] : config_.expected_statuses) {
-        if (static_cast<uint64_t>(status_) >= start && static_cast<uint64_t>(status_) < end) ok = true;
-      }
+      ok = within(config_.expected_statuses);
+      retriable = !ok && within(config_.retriable_statuses);
     }
     const bool reuse = config_.reuse_connection && wire_ != nullptr &&
                        (wire_->http1 == nullptr || !wire_->http1->shouldClose()) && !immediate_fail_;
@@ -556,6 +576,9 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
       fail(true, false);
     } else if (ok) {
       succeed();
+    } else if (retriable) {
+      // Envoy: a retriable status counts toward unhealthy_threshold.
+      fail(false, false);
     } else {
       // A wrong status (or NOT_SERVING) is an active failure: Envoy marks the
       // host unhealthy at once, without the unhealthy threshold.

@@ -48,6 +48,9 @@ struct HealthCheckConfig {
   std::string method = "GET";
   bool http2 = false;
   std::vector<std::pair<uint64_t, uint64_t>> expected_statuses;  // [start, end)
+  // Not expected but not fatal: counted toward unhealthy_threshold.
+  std::vector<std::pair<uint64_t, uint64_t>> retriable_statuses;
+  std::vector<std::string> request_headers_to_remove;
   std::vector<std::pair<std::string, std::string>> request_headers_to_add;
   // TCP: bytes to send, and byte strings that must arrive in this order.
   std::string send;
