@@ -1,6 +1,7 @@
 // Active health checks, outlier detection and panic mode against real
 // upstreams on loopback that fail and recover while courier runs.
 #include <atomic>
+#include <mutex>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -21,6 +22,12 @@ struct Control {
   std::atomic<bool> down{false};        // close every connection at once
   std::atomic<bool> immediate_fail{false};
   std::atomic<bool> close_after_response{false};  // keep-alive reply, then close
+  std::mutex mu;
+  std::string last_check;  // the last health-check request's head
+  std::string lastCheck() {
+    std::lock_guard<std::mutex> lock(mu);
+    return last_check;
+  }
 };
 
 TcpServer::Handler controlledUpstream(std::string name, Control& c) {
@@ -31,6 +38,10 @@ TcpServer::Handler controlledUpstream(std::string name, Control& c) {
       if (c.down) return;
       const bool hc = request.rfind("GET /healthz ", 0) == 0;
       const int code = hc ? c.health_status.load() : c.status.load();
+      if (hc) {
+        std::lock_guard<std::mutex> lock(c.mu);
+        c.last_check = request;
+      }
       std::string extra;
       if (!hc && c.immediate_fail) extra = "x-envoy-immediate-health-check-fail: true\r\n";
       sendAll(fd, "HTTP/1.1 " + std::to_string(code) + " X\r\ncontent-length: " + std::to_string(name.size()) +
@@ -198,6 +209,26 @@ TEST_F(HealthIntegrationTest, RetriableStatusNeedsTheUnhealthyThresholdAndExpect
   ASSERT_TRUE(waitForFlags(a_.port(), "/failed_active_hc"));
 }
 
+TEST_F(HealthIntegrationTest, HttpCheckSendsHostUserAgentAndAddedHeaders) {
+  start(R"(    health_checks:
+    - timeout: 1s
+      interval: 0.05s
+      no_traffic_interval: 0.05s
+      unhealthy_threshold: 2
+      healthy_threshold: 2
+      http_health_check:
+        path: /healthz
+        host: hc.example
+        request_headers_to_add: [{header: {key: x-probe, value: "1"}}]
+)");
+  ASSERT_TRUE(waitFor([&] { return !ca_.lastCheck().empty(); }));
+  const std::string request = ca_.lastCheck();
+  EXPECT_THAT(request, ::testing::StartsWith("GET /healthz HTTP/1.1\r\n"));
+  EXPECT_THAT(request, HasSubstr("host: hc.example\r\n"));
+  EXPECT_THAT(request, HasSubstr("user-agent: Envoy/HC\r\n"));
+  EXPECT_THAT(request, HasSubstr("x-probe: 1\r\n"));
+}
+
 TEST_F(HealthIntegrationTest, TcpCheckSendsAndExpectsPayloads) {
   Control cp, cq;
   TcpServer p{pingPongUpstream(cp)};
@@ -295,6 +326,14 @@ TEST_F(HealthIntegrationTest, ClustersJsonShowsHealthFlags) {
   const std::string json = courier_.admin("/clusters?format=json").body;
   EXPECT_THAT(json, HasSubstr("\"failed_active_health_check\": true")) << json;
   EXPECT_THAT(json, HasSubstr("\"eds_health_status\": \"HEALTHY\""));
+}
+
+TEST_F(HealthIntegrationTest, AdminHealthcheckFailAndOkArePostOnly) {
+  start("");
+  EXPECT_EQ(courier_.admin("/healthcheck/fail").status, 405);
+  EXPECT_EQ(courier_.admin("/healthcheck/fail", "POST").status, 200);
+  EXPECT_EQ(courier_.admin("/healthcheck/ok", "POST").status, 200);
+  EXPECT_THAT(courier_.admin("/help").body, HasSubstr("/healthcheck/fail"));
 }
 
 TEST(HealthConfigTest, MissingIntervalIsAnErrorNamingTheField) {
