@@ -313,6 +313,7 @@ TEST_F(EdsClusterManagerTest, ChangedClusterKeepsItsSubscriptionAndHosts) {
   ASSERT_TRUE(manager_.onConfigUpdate(resources({}), "c3").ok());
   EXPECT_EQ(web(), nullptr);
   EXPECT_TRUE(manager_.endpointDumps().empty());
+}
 
 std::string healthCheckedYaml(const std::string& timeout) {
   std::string y = clusterYaml("hc", 1, timeout);
