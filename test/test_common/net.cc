@@ -107,11 +107,14 @@ bool TcpClient::waitForClose() {
   }
 }
 
-TcpServer::TcpServer(Handler handler) : handler_(std::move(handler)) {
+TcpServer::TcpServer(Handler handler) : TcpServer(std::move(handler), "127.0.0.1", 0) {}
+
+TcpServer::TcpServer(Handler handler, const std::string& ip, uint16_t port) : handler_(std::move(handler)) {
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in a = loopback(0);
+  sockaddr_in a = loopback(port);
+  inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
   ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
   ::listen(listen_fd_, 128);
   socklen_t len = sizeof(a);

@@ -48,6 +48,8 @@ class TcpServer {
  public:
   using Handler = std::function<void(int fd)>;
   explicit TcpServer(Handler handler);
+  // On another loopback address (127.0.0.2, ...) and port; 0 picks one.
+  TcpServer(Handler handler, const std::string& ip, uint16_t port);
   ~TcpServer();
 
   uint16_t port() const { return port_; }
