@@ -42,6 +42,8 @@ class SnapshotSlot {
 
   // Worker i's thread only: the snapshot it is serving with.
   const std::shared_ptr<const T>& get(size_t worker) const { return per_worker_[worker].current; }
+  // The thread publishing runs on (timers of publishers that update later).
+  event::Dispatcher& mainDispatcher() const { return main_; }
   // Main thread: the last published snapshot.
   const std::shared_ptr<const T>& latest() const { return latest_; }
 

@@ -5,6 +5,7 @@
 #include "source/common/http/http2/protocol_options.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "google/protobuf/util/time_util.h"
+#include "source/common/upstream/dns_cluster.h"
 #include "source/common/upstream/health_checker.h"
 #include "source/common/upstream/load_balancer_factory.h"
 #include "source/common/upstream/outlier_detection.h"
@@ -40,7 +41,7 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
   auto cluster = std::make_shared<Cluster>();
   cluster->name = config.name();
 
-  const bool literal_only = config.type() == ProtoCluster::STRICT_DNS || config.type() == ProtoCluster::LOGICAL_DNS;
+  const bool dns = config.type() == ProtoCluster::STRICT_DNS || config.type() == ProtoCluster::LOGICAL_DNS;
   if (config.has_cluster_type()) {
     return fieldError(path + ".cluster_type",
                       absl::StrCat("custom cluster type \"", config.cluster_type().name(), "\" is not supported"));
@@ -48,9 +49,13 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
   if (config.type() == ProtoCluster::EDS && !config.eds_cluster_config().has_eds_config()) {
     return fieldError(path + ".eds_cluster_config.eds_config", "an EDS cluster needs an eds_config");
   }
-  if (config.type() != ProtoCluster::STATIC && config.type() != ProtoCluster::EDS && !literal_only) {
+  if (config.type() != ProtoCluster::STATIC && config.type() != ProtoCluster::EDS && !dns) {
     return fieldError(path + ".type", absl::StrCat("cluster type ", ProtoCluster::DiscoveryType_Name(config.type()),
-                                                   " is not supported yet (STATIC is)"));
+                                                   " is not supported yet"));
+  }
+  // A DNS cluster starts without hosts; its HostDiscovery adds them.
+  if (dns) {
+    if (auto d = parseDnsClusterConfig(config, path); !d.ok()) return d.status();
   }
 
   if (config.has_connect_timeout()) {
@@ -103,9 +108,11 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
   }
 
   cluster->settings_id = nextClusterSettingsId();
-  // EDS clusters get their hosts from their ClusterLoadAssignment (eds.h).
-  const auto& cla = config.type() == ProtoCluster::EDS ? envoy::config::endpoint::v3::ClusterLoadAssignment()
-                                                        : config.load_assignment();
+  // EDS clusters get their hosts from their ClusterLoadAssignment (eds.h),
+  // DNS clusters from their HostDiscovery (dns_cluster.h).
+  const auto& cla = config.type() == ProtoCluster::EDS || dns
+                        ? envoy::config::endpoint::v3::ClusterLoadAssignment::default_instance()
+                        : config.load_assignment();
   // Priority levels arrive with the upstream issue; until then the lowest
   // priority present serves, as it would when all its hosts are healthy.
   uint32_t best_priority = UINT32_MAX;
@@ -127,9 +134,8 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
       }
       auto address = network::Address::fromIpPort(sa.address(), sa.port_value());
       if (!address.ok()) {
-        std::string what(address.status().message());
-        if (literal_only) what += " (DNS resolution of cluster hosts is not supported yet; use an IP address)";
-        return fieldError(epath + ".endpoint.address.socket_address.address", what);
+        return fieldError(epath + ".endpoint.address.socket_address.address",
+                          absl::StrCat(address.status().message(), " (use STRICT_DNS or LOGICAL_DNS for names)"));
       }
       uint32_t weight = lb.has_load_balancing_weight() ? lb.load_balancing_weight().value() : 1;
       if (weight == 0) return fieldError(epath + ".load_balancing_weight", "must be at least 1");

@@ -216,6 +216,7 @@ absl::Status ClusterManager::addStaticClusters(const google::protobuf::RepeatedP
     auto cluster = createCluster(clusters[i], path, store_);
     if (!cluster.ok()) return cluster.status();
     Entry entry{Entry::serialize(clusters[i]), *cluster, false, "", now, startHealth(*cluster, nullptr)};
+    if (auto s = startDiscovery((*cluster)->name, clusters[i], entry, path); !s.ok()) return s;
     if (!entries_.emplace((*cluster)->name, std::move(entry)).second) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ".name: duplicate cluster name \"", (*cluster)->name, "\""));
@@ -384,8 +385,13 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
         }
       }
     }
-    changes.push_back({proto->name(), Entry{std::move(config), *cluster, true, added[i].version, now},
-                       existing == entries_.end(), std::move(eds), proto->type() == ProtoCluster::EDS});
+    Entry entry{std::move(config), *cluster, true, added[i].version, now};
+    if (auto s = startDiscovery(proto->name(), *proto, entry, path); !s.ok()) {
+      stats_.cds_update_rejected.inc();
+      return absl::Status(s.code(), absl::StrCat("cluster \"", proto->name(), "\": ", s.message()));
+    }
+    changes.push_back({proto->name(), std::move(entry), existing == entries_.end(), std::move(eds),
+                       proto->type() == ProtoCluster::EDS});
   }
 
   size_t removed_count = 0;
@@ -444,6 +450,26 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
   }
   // After the commit: a file subscription may deliver from start().
   for (EdsSubscription* eds : to_start) eds->start();
+  return absl::OkStatus();
+}
+
+absl::Status ClusterManager::startDiscovery(const std::string& name, const ProtoCluster& proto, Entry& entry,
+                                           const std::string& path) {
+  // The callback runs later on main; the entry may have been replaced or
+  // removed by then, and with it this discovery (so it no longer calls).
+  auto discovery = createHostDiscovery(proto, path, entry.cluster, slot_.mainDispatcher(), store_,
+                                       [this, name](ClusterConstSharedPtr next) {
+                                         auto it = entries_.find(name);
+                                         if (it == entries_.end()) return;
+                                         const ClusterConstSharedPtr previous = it->second.cluster;
+                                         it->second.cluster = std::move(next);
+                                         // Health checks follow the new hosts.
+                                         it->second.health = startHealth(it->second.cluster, previous.get());
+                                         stats_.cluster_updated.inc();
+                                         publish();
+                                       });
+  if (!discovery.ok()) return discovery.status();
+  entry.discovery = std::move(*discovery);
   return absl::OkStatus();
 }
 

@@ -20,6 +20,7 @@
 #include "source/common/stats/store.h"
 #include "source/common/thread_local/snapshot_slot.h"
 #include "source/common/upstream/cluster.h"
+#include "source/common/upstream/host_discovery.h"
 
 namespace courier::upstream {
 
@@ -59,6 +60,8 @@ class ClusterManager : public config::SubscriptionCallbacks {
     // Active health checks and outlier detection of this version, run on
     // the main thread; nullptr without a dispatcher or when not configured.
     std::shared_ptr<ClusterHealth> health;
+    // DNS and ORIGINAL_DST clusters: what replaces `cluster` when hosts change.
+    std::shared_ptr<HostDiscovery> discovery;
   };
 
   // `slot` carries the set to the workers; it outlives this manager. With
@@ -118,6 +121,9 @@ class ClusterManager : public config::SubscriptionCallbacks {
   // them are good. `removed` names dynamic clusters to drop.
   absl::Status apply(const std::vector<config::DecodedResource>& added, const std::vector<std::string>& removed,
                      const std::string& version_info);
+  // Starts the host discovery of a cluster `entry` (named `name`) if its type has one.
+  absl::Status startDiscovery(const std::string& name, const envoy::config::cluster::v3::Cluster& proto, Entry& entry,
+                              const std::string& path);
   // on_applied runs on main once every worker swapped to the new set.
   // Warming clusters are left out.
   void publish(std::function<void()> on_applied = nullptr);

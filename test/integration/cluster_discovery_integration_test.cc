@@ -1,0 +1,189 @@
+// Clusters whose hosts are discovered at run time (STRICT_DNS, LOGICAL_DNS,
+// ORIGINAL_DST), against the real server with a DNS responder and upstreams
+// on loopback addresses.
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "test/integration/http_test_util.h"
+#include "test/test_common/courier_process.h"
+#include "test/test_common/dns_server.h"
+#include "test/test_common/net.h"
+
+namespace courier::test {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A listener routing everything to cluster "backend", then `cluster_yaml`.
+std::string withCluster(const std::string& cluster_yaml, const std::string& route_extra = "") {
+  return hcmListener("") + R"(          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: "/"}
+                route: {cluster: backend, timeout: 5s)" + route_extra + R"(}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+)" + cluster_yaml;
+}
+
+std::string dnsCluster(const std::string& type, uint16_t dns_port, uint16_t port, const std::string& extra = "") {
+  return R"(  - name: backend
+    connect_timeout: 1s
+    type: )" + type + R"(
+    dns_lookup_family: V4_ONLY
+    dns_refresh_rate: 0.2s
+    typed_dns_resolver_config:
+      name: envoy.network.dns_resolver.cares
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig
+        resolvers: [{socket_address: {address: 127.0.0.1, port_value: )" +
+         std::to_string(dns_port) + R"(}}]
+        dns_resolver_options: {no_default_search_domain: true}
+)" + extra + R"(    load_assignment:
+      cluster_name: backend
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: backend.test, port_value: )" +
+         std::to_string(port) + "}}}\n";
+}
+
+// The body of a GET through the proxy (empty on failure).
+std::string fetch(uint16_t port) {
+  HttpResponse r = httpRequest(port, "GET", "/");
+  return r.status == 200 ? r.body : "status " + std::to_string(r.status);
+}
+
+TEST(StrictDnsClusterTest, TrafficFollowsTheNameToItsNewAddress) {
+  TcpServer a(namedUpstream("A"));
+  TcpServer b(namedUpstream("B"), "127.0.0.2", a.port());
+  DnsServer dns;
+  dns.set("backend.test", {"127.0.0.1"});
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(withCluster(dnsCluster("STRICT_DNS", dns.port(), a.port())))) << courier.log();
+  const uint16_t port = courier.listenerPort("http");
+  ASSERT_TRUE(waitFor([&] { return fetch(port).rfind("A ", 0) == 0; })) << courier.log();
+  EXPECT_EQ(courier.stat("cluster.backend.membership_total"), 1u);
+  EXPECT_EQ(courier.stat("cluster.backend.membership_change"), 1u);
+
+  dns.set("backend.test", {"127.0.0.2"});
+  ASSERT_TRUE(waitFor([&] { return fetch(port).rfind("B ", 0) == 0; })) << courier.log();
+  EXPECT_EQ(courier.stat("cluster.backend.membership_change"), 2u);
+  EXPECT_GE(courier.stat("cluster.backend.update_success").value_or(0), 2u);
+  EXPECT_GE(courier.stat("cluster.backend.update_attempt").value_or(0), 2u);
+}
+
+TEST(StrictDnsClusterTest, EveryAddressBecomesAHost) {
+  TcpServer a(namedUpstream("A"));
+  TcpServer b(namedUpstream("B"), "127.0.0.2", a.port());
+  DnsServer dns;
+  dns.set("backend.test", {"127.0.0.1", "127.0.0.2"});
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(withCluster(dnsCluster("STRICT_DNS", dns.port(), a.port())))) << courier.log();
+  const uint16_t port = courier.listenerPort("http");
+  ASSERT_TRUE(courier.waitForStat("cluster.backend.membership_total", 2)) << courier.log();
+  bool seen_a = false, seen_b = false;
+  for (int i = 0; i < 10; ++i) {
+    std::string body = fetch(port);
+    seen_a |= body.rfind("A ", 0) == 0;
+    seen_b |= body.rfind("B ", 0) == 0;
+  }
+  EXPECT_TRUE(seen_a && seen_b);
+  // Same answers again and again: no new host set.
+  ASSERT_TRUE(waitFor([&] { return courier.stat("cluster.backend.update_no_rebuild").value_or(0) >= 2; }));
+  EXPECT_EQ(courier.stat("cluster.backend.membership_change"), 1u);
+}
+
+TEST(StrictDnsClusterTest, DnsFailureKeepsTheLastHosts) {
+  TcpServer a(namedUpstream("A"));
+  DnsServer dns;
+  dns.set("backend.test", {"127.0.0.1"});
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(withCluster(dnsCluster(
+      "STRICT_DNS", dns.port(), a.port(), "    dns_failure_refresh_rate: {base_interval: 0.1s, max_interval: 0.2s}\n"))))
+      << courier.log();
+  const uint16_t port = courier.listenerPort("http");
+  ASSERT_TRUE(waitFor([&] { return fetch(port).rfind("A ", 0) == 0; })) << courier.log();
+  dns.setMode(DnsServer::Mode::ServFail);
+  ASSERT_TRUE(waitFor([&] { return courier.stat("cluster.backend.update_failure").value_or(0) >= 2; }));
+  EXPECT_THAT(fetch(port), ::testing::StartsWith("A "));
+  EXPECT_EQ(courier.stat("cluster.backend.membership_total"), 1u);
+  // Back to answering: the cluster recovers on the failure back-off's schedule.
+  dns.setMode(DnsServer::Mode::Answer);
+  const uint64_t successes = courier.stat("cluster.backend.update_success").value_or(0);
+  EXPECT_TRUE(waitFor([&] { return courier.stat("cluster.backend.update_success").value_or(0) > successes; }));
+}
+
+TEST(StrictDnsClusterTest, RespectDnsTtlRefreshesOnTheTtl) {
+  TcpServer a(namedUpstream("A"));
+  DnsServer dns;
+  dns.set("backend.test", {"127.0.0.1"}, 3600);
+  CourierProcess courier;
+  // dns_refresh_rate 0.2s would ask again and again; a one-hour TTL asks once.
+  ASSERT_TRUE(courier.start(withCluster(dnsCluster("STRICT_DNS", dns.port(), a.port(), "    respect_dns_ttl: true\n"))))
+      << courier.log();
+  const uint16_t port = courier.listenerPort("http");
+  ASSERT_TRUE(waitFor([&] { return fetch(port).rfind("A ", 0) == 0; })) << courier.log();
+  // Enough time for several 0.2s refreshes, bounded by a second lookup's absence.
+  EXPECT_FALSE(waitFor([&] { return courier.stat("cluster.backend.update_attempt").value_or(0) > 1; }, 1000ms));
+}
+
+TEST(LogicalDnsClusterTest, OneHostAtTheFirstAddressThatFollowsTheName) {
+  TcpServer a(namedUpstream("A"));
+  TcpServer b(namedUpstream("B"), "127.0.0.2", a.port());
+  DnsServer dns;
+  dns.set("backend.test", {"127.0.0.1", "127.0.0.2"});
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(withCluster(dnsCluster("LOGICAL_DNS", dns.port(), a.port())))) << courier.log();
+  const uint16_t port = courier.listenerPort("http");
+  ASSERT_TRUE(waitFor([&] { return fetch(port).rfind("A ", 0) == 0; })) << courier.log();
+  EXPECT_EQ(courier.stat("cluster.backend.membership_total"), 1u);
+  for (int i = 0; i < 4; ++i) EXPECT_THAT(fetch(port), ::testing::StartsWith("A "));
+
+  dns.set("backend.test", {"127.0.0.2", "127.0.0.1"});
+  ASSERT_TRUE(waitFor([&] { return fetch(port).rfind("B ", 0) == 0; })) << courier.log();
+  EXPECT_EQ(courier.stat("cluster.backend.membership_total"), 1u);
+}
+
+TEST(DnsClusterConfigTest, BadConfigNamesTheField) {
+  struct Case {
+    std::string cluster;
+    std::string error;
+  };
+  const std::string head = "  - name: backend\n    connect_timeout: 1s\n";
+  const std::vector<Case> cases = {
+      {head + "    type: STRICT_DNS\n", "static_resources.clusters[0].load_assignment.endpoints: a STRICT_DNS cluster needs at least one endpoint"},
+      {head + "    type: LOGICAL_DNS\n    load_assignment:\n      endpoints:\n      - lb_endpoints:\n"
+              "        - endpoint: {address: {socket_address: {address: a.test, port_value: 80}}}\n"
+              "        - endpoint: {address: {socket_address: {address: b.test, port_value: 80}}}\n",
+       "static_resources.clusters[0].load_assignment.endpoints: a LOGICAL_DNS cluster needs exactly one"},
+      {head + "    type: STRICT_DNS\n    dns_refresh_rate: 0s\n    load_assignment:\n      endpoints:\n      - lb_endpoints:\n"
+              "        - endpoint: {address: {socket_address: {address: a.test, port_value: 80}}}\n",
+       "static_resources.clusters[0].dns_refresh_rate: must be at least 1ms"},
+      {head + "    type: STRICT_DNS\n    dns_failure_refresh_rate: {max_interval: 1s}\n    load_assignment:\n"
+              "      endpoints:\n      - lb_endpoints:\n"
+              "        - endpoint: {address: {socket_address: {address: a.test, port_value: 80}}}\n",
+       "static_resources.clusters[0].dns_failure_refresh_rate.base_interval"},
+      {head + "    type: STRICT_DNS\n    typed_dns_resolver_config:\n      name: x\n      typed_config:\n"
+              "        \"@type\": type.googleapis.com/google.protobuf.Empty\n    load_assignment:\n"
+              "      endpoints:\n      - lb_endpoints:\n"
+              "        - endpoint: {address: {socket_address: {address: a.test, port_value: 80}}}\n",
+       "static_resources.clusters[0].typed_dns_resolver_config.typed_config: only envoy.network.dns_resolver.cares"},
+      {head + "    type: STRICT_DNS\n    dns_lookup_family: V5_ONLY\n", "dns_lookup_family"},
+  };
+  for (const auto& c : cases) {
+    const std::string dir = tempDir();
+    writeFile(dir + "/bad.yaml", withCluster(c.cluster));
+    std::string output;
+    EXPECT_NE(CourierProcess::runToExit({"--mode", "validate", "-c", dir + "/bad.yaml"}, &output), 0) << c.cluster;
+    EXPECT_THAT(output, HasSubstr(c.error)) << c.cluster;
+  }
+}
+
+}  // namespace
+}  // namespace courier::test
