@@ -185,5 +185,78 @@ TEST(DnsClusterConfigTest, BadConfigNamesTheField) {
   }
 }
 
+
+std::string originalDstCluster(const std::string& extra = "") {
+  return R"(  - name: backend
+    connect_timeout: 1s
+    type: ORIGINAL_DST
+    lb_policy: CLUSTER_PROVIDED
+    cleanup_interval: 0.3s
+    original_dst_lb_config: {use_http_header: true}
+)" + extra;
+}
+
+HttpResponse fetchVia(uint16_t port, const std::string& dst) {
+  Raw c(port);
+  std::string raw = c.roundTrip(get("any", "/", "x-envoy-original-dst-host: " + dst + "\r\n"));
+  HttpResponse r;
+  if (raw.size() > 12) r.status = std::atoi(raw.c_str() + 9);
+  size_t end = raw.find("\r\n\r\n");
+  if (end != std::string::npos) r.body = raw.substr(end + 4);
+  return r;
+}
+
+TEST(OriginalDstClusterTest, HeaderPicksTheHostAndIdleHostsAreCleanedUp) {
+  TcpServer a(namedUpstream("A"));
+  TcpServer b(namedUpstream("B"), "127.0.0.2", 0);
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(withCluster(originalDstCluster()))) << courier.log();
+  const uint16_t port = courier.listenerPort("http");
+  const std::string to_a = "127.0.0.1:" + std::to_string(a.port());
+  const std::string to_b = "127.0.0.2:" + std::to_string(b.port());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_THAT(fetchVia(port, to_a).body, ::testing::StartsWith("A ")) << courier.log();
+    EXPECT_THAT(fetchVia(port, to_b).body, ::testing::StartsWith("B ")) << courier.log();
+  }
+  // Both destinations become hosts of the cluster on the main thread...
+  EXPECT_TRUE(courier.waitForStat("cluster.backend.membership_total", 2)) << courier.log();
+  // ...and leave it once idle for a cleanup_interval or two.
+  EXPECT_TRUE(courier.waitForStat("cluster.backend.membership_total", 0)) << courier.log();
+  // A host that left comes back on the next request.
+  EXPECT_THAT(fetchVia(port, to_b).body, ::testing::StartsWith("B "));
+}
+
+TEST(OriginalDstClusterTest, AHeaderThatIsNotAnAddressGets503) {
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(withCluster(originalDstCluster()))) << courier.log();
+  EXPECT_EQ(fetchVia(courier.listenerPort("http"), "not-an-address").status, 503);
+  EXPECT_EQ(fetchVia(courier.listenerPort("http"), "127.0.0.1:99999").status, 503);
+}
+
+TEST(OriginalDstClusterTest, BadConfigNamesTheField) {
+  struct Case {
+    std::string cluster;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {"  - name: backend\n    type: ORIGINAL_DST\n",
+       "static_resources.clusters[0].lb_policy: an ORIGINAL_DST cluster needs CLUSTER_PROVIDED"},
+      {"  - name: backend\n    type: ORIGINAL_DST\n    lb_policy: CLUSTER_PROVIDED\n    load_assignment:\n"
+       "      endpoints:\n      - lb_endpoints:\n"
+       "        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 80}}}\n",
+       "static_resources.clusters[0].load_assignment: an ORIGINAL_DST cluster takes no endpoints"},
+      {"  - name: backend\n    type: ORIGINAL_DST\n    lb_policy: CLUSTER_PROVIDED\n"
+       "    original_dst_lb_config: {upstream_port_override: 70000}\n",
+       "static_resources.clusters[0].original_dst_lb_config.upstream_port_override"},
+  };
+  for (const auto& c : cases) {
+    const std::string dir = tempDir();
+    writeFile(dir + "/bad.yaml", withCluster(c.cluster));
+    std::string output;
+    EXPECT_NE(CourierProcess::runToExit({"--mode", "validate", "-c", dir + "/bad.yaml"}, &output), 0) << c.cluster;
+    EXPECT_THAT(output, HasSubstr(c.error)) << c.cluster;
+  }
+}
+
 }  // namespace
 }  // namespace courier::test

@@ -146,6 +146,9 @@ class Cluster {
   // requests that arrived over HTTP/2 do.
   std::optional<http::http2::Http2Settings> http2_settings;
   bool use_downstream_protocol = false;
+  // ORIGINAL_DST with use_http_header: the request header naming the host
+  // (lower case); callers copy it into the LoadBalancerContext.
+  std::string original_dst_host_header;
   std::vector<HostConstSharedPtr> hosts;
   // Built on the main thread from `hosts`; nullptr means round robin. Code
   // that replaces `hosts` must replace this with lb_factory->forHosts(*this).

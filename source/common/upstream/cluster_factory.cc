@@ -8,6 +8,7 @@
 #include "source/common/upstream/dns_cluster.h"
 #include "source/common/upstream/health_checker.h"
 #include "source/common/upstream/load_balancer_factory.h"
+#include "source/common/upstream/original_dst_cluster.h"
 #include "source/common/upstream/outlier_detection.h"
 
 namespace courier::upstream {
@@ -49,7 +50,15 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
   if (config.type() == ProtoCluster::EDS && !config.eds_cluster_config().has_eds_config()) {
     return fieldError(path + ".eds_cluster_config.eds_config", "an EDS cluster needs an eds_config");
   }
-  if (config.type() != ProtoCluster::STATIC && config.type() != ProtoCluster::EDS && !dns) {
+  const bool original_dst = config.type() == ProtoCluster::ORIGINAL_DST;
+  std::optional<OriginalDstSettings> original_dst_settings;
+  if (original_dst) {
+    auto settings = parseOriginalDstConfig(config, path);
+    if (!settings.ok()) return settings.status();
+    original_dst_settings = std::move(*settings);
+    cluster->original_dst_host_header = original_dst_settings->header;
+  }
+  if (config.type() != ProtoCluster::STATIC && config.type() != ProtoCluster::EDS && !dns && !original_dst) {
     return fieldError(path + ".type", absl::StrCat("cluster type ", ProtoCluster::DiscoveryType_Name(config.type()),
                                                    " is not supported yet"));
   }
@@ -63,7 +72,8 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
     if (ms <= 0) return fieldError(path + ".connect_timeout", "must be greater than 0s");
     cluster->connect_timeout = std::chrono::milliseconds(ms);
   }
-  auto policy = lbPolicy(config, path);
+  // ORIGINAL_DST's CLUSTER_PROVIDED balancer is set below.
+  auto policy = original_dst ? LbPolicy::RoundRobin : lbPolicy(config, path);
   if (!policy.ok()) return policy.status();
   cluster->lb_policy = *policy;
   if (config.has_per_connection_buffer_limit_bytes()) {
@@ -180,7 +190,11 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
     cluster->healthy_panic_threshold = value;
   }
   // Load-balancer state (ring, table) is built here, once per cluster version.
-  auto lb_factory = createLoadBalancerFactory(config, path, *cluster);
+  using FactoryOr = absl::StatusOr<std::shared_ptr<const LoadBalancerFactory>>;
+  FactoryOr lb_factory = original_dst ? FactoryOr(std::make_shared<OriginalDstLbFactory>(
+                                            *original_dst_settings, std::make_shared<OriginalDstHostSink>(),
+                                            std::vector<OriginalDstLbFactory::Known>{}))
+                                      : createLoadBalancerFactory(config, path, *cluster);
   if (!lb_factory.ok()) return lb_factory.status();
   cluster->lb_factory = std::move(*lb_factory);
   cluster->stats = std::make_shared<ClusterStats>(stats, cluster->name);

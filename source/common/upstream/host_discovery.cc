@@ -2,6 +2,7 @@
 
 #include "source/common/upstream/dns_cluster.h"
 #include "source/common/upstream/load_balancer.h"
+#include "source/common/upstream/original_dst_cluster.h"
 
 namespace courier::upstream {
 
@@ -30,6 +31,8 @@ absl::StatusOr<std::unique_ptr<HostDiscovery>> createHostDiscovery(const ProtoCl
       if (!dns.ok()) return dns.status();
       return createDnsDiscovery(std::move(*dns), std::move(cluster), dispatcher, stats, std::move(on_change));
     }
+    case ProtoCluster::ORIGINAL_DST:
+      return createOriginalDstDiscovery(std::move(cluster), dispatcher, std::move(on_change));
     default:
       return nullptr;
   }

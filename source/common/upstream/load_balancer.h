@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "source/common/network/address.h"
@@ -23,6 +24,11 @@ class LoadBalancerContext {
   virtual std::optional<uint64_t> hashKey() const = 0;
   // nullptr when there is no downstream connection (e.g. a health check).
   virtual const network::Address* downstreamRemoteAddress() const = 0;
+  // Where the downstream connection was headed (its original destination
+  // when redirected); ORIGINAL_DST clusters route there.
+  virtual const network::Address* downstreamLocalAddress() const { return nullptr; }
+  // The value of the cluster's original_dst_host_header, if the request had it.
+  virtual std::optional<std::string_view> originalDstHost() const { return std::nullopt; }
 };
 
 // A context whose values are known before the pick.
@@ -33,10 +39,19 @@ class FixedLoadBalancerContext : public LoadBalancerContext {
       : hash_(hash), remote_(remote) {}
   std::optional<uint64_t> hashKey() const override { return hash_; }
   const network::Address* downstreamRemoteAddress() const override { return remote_; }
+  const network::Address* downstreamLocalAddress() const override { return local_; }
+  std::optional<std::string_view> originalDstHost() const override {
+    if (!original_dst_host_.has_value()) return std::nullopt;
+    return std::string_view(*original_dst_host_);
+  }
+  void setDownstreamLocalAddress(const network::Address* local) { local_ = local; }
+  void setOriginalDstHost(std::optional<std::string> host) { original_dst_host_ = std::move(host); }
 
  private:
   std::optional<uint64_t> hash_;
   const network::Address* remote_ = nullptr;
+  const network::Address* local_ = nullptr;
+  std::optional<std::string> original_dst_host_;
 };
 
 class LoadBalancer {

@@ -97,6 +97,12 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
     std::optional<uint64_t> hash;
     if (!route_->hash_policy.empty()) hash = rt::computeHash(route_->hash_policy, headers, remote);
     lb_context_ = upstream::FixedLoadBalancerContext(hash, remote);
+    lb_context_.setDownstreamLocalAddress(&callbacks_->streamInfo().downstream_local_address);
+    if (!cluster_->original_dst_host_header.empty()) {
+      if (const auto* entry = headers.get(cluster_->original_dst_host_header); entry != nullptr) {
+        lb_context_.setOriginalDstHost(std::string(headers.getValue(cluster_->original_dst_host_header)));
+      }
+    }
   }
   // Rewrites and headers the upstream sees.
   if (!route_->prefix_rewrite.empty() || route_->regex_rewrite != nullptr) {

@@ -93,7 +93,8 @@ void TcpProxy::connectUpstream() {
   if (config_->hash_source_ip && info_.downstream_remote_address.valid()) {
     hash = upstream::xxHash64(info_.downstream_remote_address.ip());
   }
-  const upstream::FixedLoadBalancerContext context(hash, &info_.downstream_remote_address);
+  upstream::FixedLoadBalancerContext context(hash, &info_.downstream_remote_address);
+  context.setDownstreamLocalAddress(&info_.downstream_local_address);
   const upstream::Host* host = cluster->loadBalancer().chooseHost(&context);
   if (host == nullptr) {
     info_.setResponseFlag(stream_info::kNoHealthyUpstream);
