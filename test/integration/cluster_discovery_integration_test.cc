@@ -99,6 +99,27 @@ TEST(StrictDnsClusterTest, EveryAddressBecomesAHost) {
   EXPECT_EQ(courier.stat("cluster.backend.membership_change"), 1u);
 }
 
+TEST(StrictDnsClusterTest, ConnectionsToAHostThatStaysSurviveAnUpdate) {
+  TcpServer a(namedUpstream("A"));
+  TcpServer b(namedUpstream("B"), "127.0.0.2", a.port());
+  DnsServer dns;
+  dns.set("backend.test", {"127.0.0.1"});
+  CourierProcess courier;
+  // One worker: one pool per host.
+  ASSERT_TRUE(courier.start(withCluster(dnsCluster("STRICT_DNS", dns.port(), a.port())), {"--concurrency", "1"}))
+      << courier.log();
+  const uint16_t port = courier.listenerPort("http");
+  ASSERT_TRUE(waitFor([&] { return fetch(port).rfind("A ", 0) == 0; })) << courier.log();
+  EXPECT_EQ(a.acceptedCount(), 1);
+  dns.set("backend.test", {"127.0.0.1", "127.0.0.2"});
+  ASSERT_TRUE(courier.waitForStat("cluster.backend.membership_total", 2)) << courier.log();
+  bool seen_b = false;
+  for (int i = 0; i < 6; ++i) seen_b |= fetch(port).rfind("B ", 0) == 0;
+  EXPECT_TRUE(seen_b);
+  // A's keep-alive connection was reused after the host set changed.
+  EXPECT_EQ(a.acceptedCount(), 1);
+}
+
 TEST(StrictDnsClusterTest, DnsFailureKeepsTheLastHosts) {
   TcpServer a(namedUpstream("A"));
   DnsServer dns;
