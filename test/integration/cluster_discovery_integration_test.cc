@@ -154,6 +154,29 @@ TEST(StrictDnsClusterTest, RespectDnsTtlRefreshesOnTheTtl) {
   EXPECT_FALSE(waitFor([&] { return courier.stat("cluster.backend.update_attempt").value_or(0) > 1; }, 1000ms));
 }
 
+TEST(StrictDnsClusterTest, DeprecatedDnsResolversFieldIsHonoured) {
+  TcpServer a(namedUpstream("A"));
+  DnsServer dns;
+  dns.set("backend.test", {"127.0.0.1"});
+  const std::string cluster = R"(  - name: backend
+    connect_timeout: 1s
+    type: STRICT_DNS
+    dns_lookup_family: V4_ONLY
+    dns_resolvers: [{socket_address: {address: 127.0.0.1, port_value: )" +
+                              std::to_string(dns.port()) + R"(}}]
+    load_assignment:
+      cluster_name: backend
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: backend.test, port_value: )" +
+                              std::to_string(a.port()) + "}}}\n";
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(withCluster(cluster))) << courier.log();
+  const uint16_t port = courier.listenerPort("http");
+  ASSERT_TRUE(waitFor([&] { return fetch(port).rfind("A ", 0) == 0; })) << courier.log();
+  EXPECT_GE(dns.queriesFor("backend.test"), 1);
+}
+
 TEST(LogicalDnsClusterTest, OneHostAtTheFirstAddressThatFollowsTheName) {
   TcpServer a(namedUpstream("A"));
   TcpServer b(namedUpstream("B"), "127.0.0.2", a.port());
