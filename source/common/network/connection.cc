@@ -29,7 +29,8 @@ Connection::Connection(event::Dispatcher& dispatcher, SocketFd fd, Address remot
   file_event_ = dispatcher_.createFileEvent(fd_.get(), [this](uint32_t events) { onFileEvent(events); });
 }
 
-std::unique_ptr<Connection> Connection::connect(event::Dispatcher& dispatcher, const Address& remote) {
+std::unique_ptr<Connection> Connection::connect(event::Dispatcher& dispatcher, const Address& remote,
+                                                std::unique_ptr<TransportSocket> transport) {
   auto fd = connectTo(remote);
   if (!fd.ok()) {
     // Report the failure through the usual event path, after the caller has
@@ -40,7 +41,14 @@ std::unique_ptr<Connection> Connection::connect(event::Dispatcher& dispatcher, c
     conn->file_event_->activate(event::kWrite);
     return conn;
   }
-  return std::unique_ptr<Connection>(new Connection(dispatcher, std::move(*fd), remote, State::Connecting));
+  auto conn = std::unique_ptr<Connection>(new Connection(dispatcher, std::move(*fd), remote, State::Connecting));
+  if (transport != nullptr) conn->setTransportSocket(std::move(transport));
+  return conn;
+}
+
+void Connection::setTransportSocket(std::unique_ptr<TransportSocket> transport) {
+  transport_ = std::move(transport);
+  transport_->setFd(fd_.get());
 }
 
 Connection::~Connection() {
@@ -103,7 +111,8 @@ void Connection::onConnectComplete() {
   local_ = Address::localOf(fd_.get());
   raise(ConnectionEvent::Connected);
   if (state_ == State::Closed) return;
-  if (!write_buffer_.empty() || write_end_stream_) flush();
+  // A transport starts its handshake now (TLS ClientHello).
+  if (!write_buffer_.empty() || write_end_stream_ || transport_ != nullptr) flush();
   // Data may have arrived with the handshake; edge triggering won't repeat it.
   if (state_ != State::Closed) file_event_->activate(event::kRead);
 }
@@ -115,6 +124,10 @@ void Connection::onReadReady() {
     return;
   }
   const size_t limit = buffer_limit_ > 0 ? buffer_limit_ : kDefaultReadChunk;
+  if (transport_ != nullptr) {
+    onTransportReadReady(limit);
+    return;
+  }
   size_t got = 0;
   bool eof = false;
   while (got < limit) {
@@ -158,6 +171,35 @@ void Connection::onReadReady() {
   if (!eof && got >= limit && readEnabled()) file_event_->activate(event::kRead);
 }
 
+void Connection::onTransportReadReady(size_t limit) {
+  const bool was_handshaking = !transport_->handshakeComplete();
+  TransportIoResult r = transport_->doRead(read_buffer_, limit);
+  bytes_read_ += r.bytes;
+  if (stats_.rx_total != nullptr && r.bytes > 0) stats_.rx_total->add(r.bytes);
+  if (r.close) {
+    reset_ = r.reset;
+    if (r.bytes > 0) dispatchRead(false);
+    closeSocket(ConnectionEvent::RemoteClose);
+    return;
+  }
+  // What was written before the handshake finished (HTTP/2 SETTINGS) goes now;
+  // a read may also have unblocked a write waiting on the peer.
+  if ((was_handshaking && transport_->handshakeComplete()) || !write_buffer_.empty()) {
+    flush();
+    if (state_ == State::Closed) return;
+  }
+  const bool eof = r.end_stream;
+  if (eof) read_end_stream_ = true;
+  if (r.bytes > 0 || eof) dispatchRead(eof);
+  if (state_ == State::Closed) return;
+  if (eof && (!half_close_ || write_shutdown_)) {
+    closeSocket(ConnectionEvent::RemoteClose);
+    return;
+  }
+  // TLS may hold decrypted bytes the socket will not signal again.
+  if (!eof && r.bytes >= limit && readEnabled()) file_event_->activate(event::kRead);
+}
+
 void Connection::dispatchRead(bool end_stream) {
   if (filters_.empty()) return;
   if (end_stream) read_end_delivered_ = true;
@@ -197,11 +239,35 @@ void Connection::write(buffer::Buffer& data, bool end_stream) {
 }
 
 void Connection::onWriteReady() {
+  // A handshake blocked on a full send queue continues here.
+  if (transport_ != nullptr && !transport_->handshakeComplete()) {
+    flush();
+    return;
+  }
   if (!write_buffer_.empty() || (write_end_stream_ && !write_shutdown_) || close_after_flush_) flush();
 }
 
+bool Connection::flushTransport() {
+  TransportIoResult r = transport_->doWrite(write_buffer_);
+  bytes_written_ += r.bytes;
+  if (stats_.tx_total != nullptr && r.bytes > 0) stats_.tx_total->add(r.bytes);
+  if (!r.close) return true;
+  reset_ = r.reset;
+  write_buffer_.drain(write_buffer_.length());
+  closeSocket(ConnectionEvent::RemoteClose);
+  return false;
+}
+
 void Connection::flush() {
-  while (!write_buffer_.empty()) {
+  if (transport_ != nullptr) {
+    if (!flushTransport()) return;
+    // Nothing may go in clear before the handshake is done.
+    if (!transport_->handshakeComplete()) {
+      checkWatermarksAfterWrite();
+      return;
+    }
+  }
+  while (transport_ == nullptr && !write_buffer_.empty()) {
     buffer::IoResult r = write_buffer_.writeToFd(fd_.get());
     if (r.bytes > 0) {
       bytes_written_ += static_cast<uint64_t>(r.bytes);
@@ -226,6 +292,7 @@ void Connection::flush() {
   }
   if (write_end_stream_ && !write_shutdown_) {
     write_shutdown_ = true;
+    if (transport_ != nullptr) transport_->shutdownWrite();
     ::shutdown(fd_.get(), SHUT_WR);
     if (read_end_stream_ && read_end_delivered_) closeSocket(ConnectionEvent::LocalClose);
   }

@@ -12,6 +12,7 @@
 #include "source/common/event/dispatcher.h"
 #include "source/common/network/address.h"
 #include "source/common/network/socket.h"
+#include "source/common/network/transport_socket.h"
 
 namespace courier::stats {
 class Counter;
@@ -71,7 +72,9 @@ class Connection : public event::DeferredDeletable, private ReadFilterCallbacks 
   // Server side: fd is already connected.
   Connection(event::Dispatcher& dispatcher, SocketFd fd, Address remote, Address local);
   // Client side: starts a non-blocking connect; Connected or RemoteClose follows.
-  static std::unique_ptr<Connection> connect(event::Dispatcher& dispatcher, const Address& remote);
+  // A transport socket (TLS) runs over the socket once connected; null is plaintext.
+  static std::unique_ptr<Connection> connect(event::Dispatcher& dispatcher, const Address& remote,
+                                             std::unique_ptr<TransportSocket> transport = nullptr);
   ~Connection() override;
 
   uint64_t id() const { return id_; }
@@ -87,6 +90,14 @@ class Connection : public event::DeferredDeletable, private ReadFilterCallbacks 
   // Calls onNewConnection on each filter; false if the chain closed the connection.
   bool initializeReadFilters();
   void setConnectionStats(ConnectionStats stats) { stats_ = stats; }
+  // Server side: runs TLS (or another transport) over the accepted socket.
+  // Set before the first event; without one the connection is plaintext.
+  void setTransportSocket(std::unique_ptr<TransportSocket> transport);
+  const TransportSocket* transportSocket() const { return transport_.get(); }
+  // ALPN's choice, or empty (plaintext, or no ALPN).
+  std::string_view nextProtocol() const {
+    return transport_ != nullptr ? transport_->nextProtocol() : std::string_view();
+  }
 
   // Appends data (drained from the argument) to the write buffer and writes
   // what the socket takes. end_stream half-closes our side once flushed.
@@ -120,6 +131,9 @@ class Connection : public event::DeferredDeletable, private ReadFilterCallbacks 
   void onWriteReady();
   void onConnectComplete();
   void flush();
+  // The transport's write path; false when it closed the connection.
+  bool flushTransport();
+  void onTransportReadReady(size_t limit);
   void dispatchRead(bool end_stream);
   void closeSocket(ConnectionEvent event);
   void raise(ConnectionEvent event);
@@ -135,6 +149,7 @@ class Connection : public event::DeferredDeletable, private ReadFilterCallbacks 
   std::unique_ptr<event::FileEvent> file_event_;
   std::vector<ConnectionCallbacks*> callbacks_;
   std::vector<std::unique_ptr<ReadFilter>> filters_;
+  std::unique_ptr<TransportSocket> transport_;
   buffer::Buffer read_buffer_;
   buffer::Buffer write_buffer_;
   ConnectionStats stats_;
