@@ -6,6 +6,7 @@
 #include "source/extensions/filters/http/router/router.h"
 #include "source/extensions/filters/network/http_connection_manager/connection_manager.h"
 #include "source/extensions/filters/network/tcp_proxy/tcp_proxy.h"
+#include "source/extensions/transport_sockets/tls/config.h"
 
 namespace courier::extensions {
 
@@ -17,6 +18,7 @@ Registry::Registry() {
   network_filters_.push_back(http_connection_manager::createHttpConnectionManagerConfigFactory(
       [this](const std::string& config_type, const std::string& name) { return httpFilter(config_type, name); }));
   network_filters_.push_back(tcp_proxy::createTcpProxyConfigFactory());
+  transport_sockets_.push_back(tls::createTlsTransportSocketConfigFactory());
 }
 
 const Registry& Registry::get() {
@@ -38,6 +40,20 @@ server::HttpFilterConfigFactory* Registry::httpFilter(const std::string& config_
     if (!config_type.empty() ? f->configType() == config_type : f->name() == name) return f.get();
   }
   return nullptr;
+}
+
+server::TransportSocketConfigFactory* Registry::transportSocket(const std::string& config_type,
+                                                               const std::string& name) const {
+  for (const auto& f : transport_sockets_) {
+    if (!config_type.empty() ? f->configType() == config_type : f->name() == name) return f.get();
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Registry::transportSocketNames() const {
+  std::vector<std::string> names;
+  for (const auto& f : transport_sockets_) names.push_back(f->name());
+  return names;
 }
 
 std::vector<std::string> Registry::networkFilterNames() const {

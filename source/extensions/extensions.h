@@ -22,11 +22,15 @@ class Registry {
   std::vector<std::string> networkFilterNames() const;
   // HTTP filters (envoy.filters.http.*), looked up the same way.
   server::HttpFilterConfigFactory* httpFilter(const std::string& config_type, const std::string& name) const;
+  // Transport sockets (envoy.transport_sockets.*), looked up the same way.
+  server::TransportSocketConfigFactory* transportSocket(const std::string& config_type, const std::string& name) const;
+  std::vector<std::string> transportSocketNames() const;
 
  private:
   Registry();
   std::vector<std::unique_ptr<server::NetworkFilterConfigFactory>> network_filters_;
   std::vector<std::unique_ptr<server::HttpFilterConfigFactory>> http_filters_;
+  std::vector<std::unique_ptr<server::TransportSocketConfigFactory>> transport_sockets_;
 };
 
 }  // namespace courier::extensions

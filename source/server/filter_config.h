@@ -16,6 +16,7 @@
 #include "source/common/http/filter.h"
 #include "source/common/http/pool/conn_pool.h"
 #include "source/common/network/connection.h"
+#include "source/common/network/transport_socket.h"
 #include "source/common/router/rds.h"
 #include "source/common/stats/store.h"
 #include "source/common/upstream/cluster.h"
@@ -60,6 +61,20 @@ class NetworkFilterConfigFactory {
   virtual absl::StatusOr<NetworkFilterFactoryCb> createFilterFactory(const google::protobuf::Any& typed_config,
                                                                      FactoryContext& context,
                                                                      const std::string& field_path) = 0;
+};
+
+// A transport socket extension (envoy.transport_sockets.*) for a listener's
+// filter chains.
+class TransportSocketConfigFactory {
+ public:
+  virtual ~TransportSocketConfigFactory() = default;
+  virtual std::string name() const = 0;
+  virtual std::string configType() const = 0;
+  // stat_prefix is the listener's ("listener.127.0.0.1_443."); field_path
+  // names the typed_config. A null factory means plaintext.
+  virtual absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createDownstreamFactory(
+      const google::protobuf::Any& typed_config, FactoryContext& context, const std::string& stat_prefix,
+      const std::string& field_path) = 0;
 };
 
 // An HTTP filter extension (envoy.filters.http.*), used by the connection

@@ -24,6 +24,8 @@ struct ListenerStats {
 struct FilterChain {
   std::string name;
   std::vector<NetworkFilterFactoryCb> filter_factories;
+  // TLS for the chain's connections; null is plaintext (raw_buffer).
+  network::TransportSocketFactoryConstSharedPtr transport_socket_factory;
 };
 
 struct ListenerConfig {

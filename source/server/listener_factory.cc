@@ -16,14 +16,40 @@ std::string typeOf(const google::protobuf::Any& any) {
   return slash == std::string::npos ? url : url.substr(slash + 1);
 }
 
+constexpr char kRawBufferName[] = "envoy.transport_sockets.raw_buffer";
+constexpr char kRawBufferType[] = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
+
+// A filter chain's transport_socket: TLS, or plaintext (no factory).
+absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createTransportSocket(
+    const envoy::config::core::v3::TransportSocket& config, const std::string& path, FactoryContext& context,
+    const std::string& stat_prefix) {
+  const std::string type = config.has_typed_config() ? typeOf(config.typed_config()) : "";
+  if (type == kRawBufferType || (type.empty() && config.name() == kRawBufferName)) {
+    return network::TransportSocketFactoryConstSharedPtr();
+  }
+  const auto& registry = extensions::Registry::get();
+  TransportSocketConfigFactory* factory = registry.transportSocket(type, config.name());
+  if (factory == nullptr) {
+    return fieldError(config.has_typed_config() ? path + ".typed_config" : path + ".name",
+                      absl::StrCat("no transport socket for ",
+                                   type.empty() ? absl::StrCat("name \"", config.name(), "\"")
+                                                : absl::StrCat("type \"", type, "\""),
+                                   " (available: ", kRawBufferName, ", ",
+                                   absl::StrJoin(registry.transportSocketNames(), ", "), ")"));
+  }
+  if (!config.has_typed_config()) return fieldError(path + ".typed_config", "is required");
+  return factory->createDownstreamFactory(config.typed_config(), context, stat_prefix, path + ".typed_config");
+}
+
 absl::StatusOr<std::shared_ptr<const FilterChain>> createFilterChain(
-    const envoy::config::listener::v3::FilterChain& config, const std::string& path, FactoryContext& context) {
+    const envoy::config::listener::v3::FilterChain& config, const std::string& path, FactoryContext& context,
+    const std::string& stat_prefix) {
   auto chain = std::make_shared<FilterChain>();
   chain->name = config.name();
   if (config.has_transport_socket()) {
-    return fieldError(path + ".transport_socket",
-                      absl::StrCat("transport socket \"", config.transport_socket().name(),
-                                   "\" is not supported yet (plaintext only)"));
+    auto factory = createTransportSocket(config.transport_socket(), path + ".transport_socket", context, stat_prefix);
+    if (!factory.ok()) return factory.status();
+    chain->transport_socket_factory = std::move(*factory);
   }
   if (config.filters_size() == 0) return fieldError(path + ".filters", "a filter chain needs at least one filter");
   const auto& registry = extensions::Registry::get();
@@ -68,6 +94,7 @@ absl::StatusOr<ListenerConfigConstSharedPtr> createListener(const Listener& conf
   if (config.has_per_connection_buffer_limit_bytes()) {
     listener->per_connection_buffer_limit_bytes = config.per_connection_buffer_limit_bytes().value();
   }
+  const std::string stat_prefix = listenerStatPrefix(listener->address, config.stat_prefix());
   if (config.filter_chains_size() > 1) {
     return fieldError(path + ".filter_chains",
                       "more than one filter chain needs filter_chain_match, which is not supported yet");
@@ -77,20 +104,20 @@ absl::StatusOr<ListenerConfigConstSharedPtr> createListener(const Listener& conf
     if (config.filter_chains(i).has_filter_chain_match()) {
       return fieldError(cpath + ".filter_chain_match", "filter chain matching is not supported yet");
     }
-    auto chain = createFilterChain(config.filter_chains(i), cpath, context);
+    auto chain = createFilterChain(config.filter_chains(i), cpath, context, stat_prefix + ".");
     if (!chain.ok()) return chain.status();
     listener->filter_chains.push_back(std::move(*chain));
   }
   if (config.has_default_filter_chain()) {
-    auto chain = createFilterChain(config.default_filter_chain(), path + ".default_filter_chain", context);
+    auto chain = createFilterChain(config.default_filter_chain(), path + ".default_filter_chain", context,
+                                   stat_prefix + ".");
     if (!chain.ok()) return chain.status();
     listener->default_filter_chain = std::move(*chain);
   }
   if (listener->filter_chains.empty() && listener->default_filter_chain == nullptr) {
     return fieldError(path + ".filter_chains", "a listener needs a filter chain or a default_filter_chain");
   }
-  listener->stats =
-      std::make_shared<ListenerStats>(context.stats, listenerStatPrefix(listener->address, config.stat_prefix()));
+  listener->stats = std::make_shared<ListenerStats>(context.stats, stat_prefix);
   return ListenerConfigConstSharedPtr(std::move(listener));
 }
 

@@ -95,6 +95,9 @@ void ActiveListener::newConnection(network::SocketFd fd, network::Address remote
   auto conn = std::make_unique<network::Connection>(worker_.dispatcher(), std::move(fd), std::move(remote),
                                                     std::move(local));
   conn->setBufferLimits(config_->per_connection_buffer_limit_bytes);
+  if (chain->transport_socket_factory != nullptr) {
+    conn->setTransportSocket(chain->transport_socket_factory->createTransportSocket());
+  }
   config_->stats->downstream_cx_total.inc();
   config_->stats->downstream_cx_active.inc();
   worker_.totalConnections().fetch_add(1, std::memory_order_relaxed);

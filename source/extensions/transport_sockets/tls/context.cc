@@ -1,0 +1,302 @@
+#include "source/extensions/transport_sockets/tls/context.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "source/common/common/field_error.h"
+
+namespace courier::tls {
+namespace {
+
+using envoy::extensions::transport_sockets::tls::v3::TlsParameters;
+
+// The most recent OpenSSL error as text, and the queue cleared.
+std::string opensslError() {
+  unsigned long code = ERR_peek_last_error();
+  ERR_clear_error();
+  if (code == 0) return "unknown OpenSSL error";
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof(buf));
+  return buf;
+}
+
+struct BioDeleter {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+
+BioPtr memBio(const std::string& pem) { return BioPtr(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()))); }
+
+int protocolVersion(TlsParameters::TlsProtocol p, int automatic) {
+  switch (p) {
+    case TlsParameters::TLSv1_0:
+      return TLS1_VERSION;
+    case TlsParameters::TLSv1_1:
+      return TLS1_1_VERSION;
+    case TlsParameters::TLSv1_2:
+      return TLS1_2_VERSION;
+    case TlsParameters::TLSv1_3:
+      return TLS1_3_VERSION;
+    default:
+      return automatic;
+  }
+}
+
+// Envoy (BoringSSL) lists equal-preference groups as "[A|B]"; OpenSSL has no
+// such groups, so they become plain preference order.
+std::string opensslCipherName(std::string name) {
+  std::string out;
+  for (char c : name) {
+    if (c == '[' || c == ']') continue;
+    out.push_back(c == '|' ? ':' : c);
+  }
+  return out;
+}
+
+absl::Status applyTlsParams(SSL_CTX* ctx, const TlsParameters& params, const std::string& path) {
+  // Envoy's downstream defaults: TLS 1.2 to TLS 1.3.
+  const int min = protocolVersion(params.tls_minimum_protocol_version(), TLS1_2_VERSION);
+  const int max = protocolVersion(params.tls_maximum_protocol_version(), TLS1_3_VERSION);
+  if (min > max) {
+    return fieldError(path + ".tls_minimum_protocol_version", "is above tls_maximum_protocol_version");
+  }
+  if (SSL_CTX_set_min_proto_version(ctx, min) != 1 || SSL_CTX_set_max_proto_version(ctx, max) != 1) {
+    return fieldError(path, absl::StrCat("protocol versions not supported: ", opensslError()));
+  }
+  if (params.cipher_suites_size() > 0) {
+    std::vector<std::string> names;
+    for (int i = 0; i < params.cipher_suites_size(); ++i) {
+      std::string name = opensslCipherName(params.cipher_suites(i));
+      // Each must be known on its own: OpenSSL accepts a list if any entry is.
+      SSL_CTX* probe = SSL_CTX_new(TLS_method());
+      const bool ok = probe != nullptr && SSL_CTX_set_cipher_list(probe, name.c_str()) == 1;
+      SSL_CTX_free(probe);
+      if (!ok) {
+        ERR_clear_error();
+        return fieldError(absl::StrCat(path, ".cipher_suites[", i, "]"),
+                          absl::StrCat("unknown cipher suite \"", params.cipher_suites(i), "\""));
+      }
+      names.push_back(std::move(name));
+    }
+    if (SSL_CTX_set_cipher_list(ctx, absl::StrJoin(names, ":").c_str()) != 1) {
+      return fieldError(path + ".cipher_suites", opensslError());
+    }
+  }
+  if (params.ecdh_curves_size() > 0) {
+    for (int i = 0; i < params.ecdh_curves_size(); ++i) {
+      SSL_CTX* probe = SSL_CTX_new(TLS_method());
+      const bool ok = probe != nullptr && SSL_CTX_set1_groups_list(probe, params.ecdh_curves(i).c_str()) == 1;
+      SSL_CTX_free(probe);
+      if (!ok) {
+        ERR_clear_error();
+        return fieldError(absl::StrCat(path, ".ecdh_curves[", i, "]"),
+                          absl::StrCat("unknown curve \"", params.ecdh_curves(i), "\""));
+      }
+    }
+    const std::string list = absl::StrJoin(params.ecdh_curves(), ":");
+    if (SSL_CTX_set1_groups_list(ctx, list.c_str()) != 1) return fieldError(path + ".ecdh_curves", opensslError());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status loadCertificate(SSL_CTX* ctx, const envoy::extensions::transport_sockets::tls::v3::TlsCertificate& cert,
+                             const std::string& path) {
+  if (!cert.has_certificate_chain()) return fieldError(path + ".certificate_chain", "is required");
+  if (!cert.has_private_key()) return fieldError(path + ".private_key", "is required");
+  auto chain_pem = readDataSource(cert.certificate_chain(), path + ".certificate_chain");
+  if (!chain_pem.ok()) return chain_pem.status();
+  auto key_pem = readDataSource(cert.private_key(), path + ".private_key");
+  if (!key_pem.ok()) return key_pem.status();
+
+  BioPtr bio = memBio(*chain_pem);
+  X509* leaf = PEM_read_bio_X509_AUX(bio.get(), nullptr, nullptr, nullptr);
+  if (leaf == nullptr) {
+    ERR_clear_error();
+    return fieldError(path + ".certificate_chain", "no PEM certificate found");
+  }
+  const int used = SSL_CTX_use_certificate(ctx, leaf);
+  X509_free(leaf);
+  if (used != 1) return fieldError(path + ".certificate_chain", opensslError());
+  // The rest of the chain: intermediates, sent after the leaf.
+  while (X509* extra = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    if (SSL_CTX_add0_chain_cert(ctx, extra) != 1) {
+      X509_free(extra);
+      return fieldError(path + ".certificate_chain", opensslError());
+    }
+  }
+  ERR_clear_error();  // the end of the PEM stream reads as an error
+
+  BioPtr key_bio = memBio(*key_pem);
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr);
+  if (key == nullptr) {
+    ERR_clear_error();
+    return fieldError(path + ".private_key", "no PEM private key found");
+  }
+  const int key_used = SSL_CTX_use_PrivateKey(ctx, key);
+  EVP_PKEY_free(key);
+  if (key_used != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+    ERR_clear_error();
+    return fieldError(path + ".private_key", "does not match the certificate_chain");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status loadTrustedCa(SSL_CTX* ctx, const envoy::config::core::v3::DataSource& source, const std::string& path) {
+  auto pem = readDataSource(source, path);
+  if (!pem.ok()) return pem.status();
+  BioPtr bio = memBio(*pem);
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+  STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null();
+  int count = 0;
+  while (X509* ca = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    X509_STORE_add_cert(store, ca);
+    // Tells clients which CAs we accept (CertificateRequest).
+    if (X509_NAME* name = X509_NAME_dup(X509_get_subject_name(ca))) sk_X509_NAME_push(names, name);
+    X509_free(ca);
+    ++count;
+  }
+  ERR_clear_error();
+  if (count == 0) {
+    sk_X509_NAME_pop_free(names, X509_NAME_free);
+    return fieldError(path, "no PEM certificate found");
+  }
+  SSL_CTX_set_client_CA_list(ctx, names);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+SslStats::SslStats(stats::Store& store, const std::string& prefix)
+    : handshake(store.counter(prefix + "ssl.handshake")),
+      connection_error(store.counter(prefix + "ssl.connection_error")),
+      no_certificate(store.counter(prefix + "ssl.no_certificate")),
+      fail_verify_no_cert(store.counter(prefix + "ssl.fail_verify_no_cert")),
+      fail_verify_error(store.counter(prefix + "ssl.fail_verify_error")) {}
+
+absl::StatusOr<std::string> readDataSource(const envoy::config::core::v3::DataSource& source,
+                                           const std::string& path) {
+  using envoy::config::core::v3::DataSource;
+  switch (source.specifier_case()) {
+    case DataSource::kFilename: {
+      std::ifstream in(source.filename(), std::ios::binary);
+      if (!in) {
+        return fieldError(path + ".filename",
+                          absl::StrCat("cannot read \"", source.filename(), "\": ", std::strerror(errno)));
+      }
+      std::ostringstream out;
+      out << in.rdbuf();
+      return out.str();
+    }
+    case DataSource::kInlineString:
+      return source.inline_string();
+    case DataSource::kInlineBytes:
+      return source.inline_bytes();
+    case DataSource::kEnvironmentVariable: {
+      const char* value = std::getenv(source.environment_variable().c_str());
+      if (value == nullptr) {
+        return fieldError(path + ".environment_variable",
+                          absl::StrCat("environment variable \"", source.environment_variable(), "\" is not set"));
+      }
+      return std::string(value);
+    }
+    default:
+      return fieldError(path, "needs filename, inline_string, inline_bytes or environment_variable");
+  }
+}
+
+absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::create(
+    const envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext& config, const std::string& path,
+    stats::Store& store, const std::string& stat_prefix) {
+  std::shared_ptr<ServerContext> context(new ServerContext());
+  context->ctx_ = SSL_CTX_new(TLS_server_method());
+  if (context->ctx_ == nullptr) return absl::InternalError(absl::StrCat(path, ": ", opensslError()));
+  SSL_CTX* ctx = context->ctx_;
+  // Partial writes let us write straight from buffer slices; the moving
+  // buffer is because a slice may move between a retry and the next call.
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+
+  const auto& common = config.common_tls_context();
+  const std::string cpath = path + ".common_tls_context";
+  if (common.tls_certificate_sds_secret_configs_size() > 0) {
+    return fieldError(cpath + ".tls_certificate_sds_secret_configs", "SDS is not supported yet");
+  }
+  if (common.tls_certificates_size() == 0) {
+    return fieldError(cpath + ".tls_certificates", "a server needs at least one certificate");
+  }
+  for (int i = 0; i < common.tls_certificates_size(); ++i) {
+    auto status = loadCertificate(ctx, common.tls_certificates(i), absl::StrCat(cpath, ".tls_certificates[", i, "]"));
+    if (!status.ok()) return status;
+  }
+  if (auto status = applyTlsParams(ctx, common.tls_params(), cpath + ".tls_params"); !status.ok()) return status;
+
+  for (int i = 0; i < common.alpn_protocols_size(); ++i) {
+    const std::string& p = common.alpn_protocols(i);
+    if (p.empty() || p.size() > 255) {
+      return fieldError(absl::StrCat(cpath, ".alpn_protocols[", i, "]"), "must be 1 to 255 bytes");
+    }
+    context->alpn_wire_.push_back(static_cast<char>(p.size()));
+    context->alpn_wire_ += p;
+  }
+  if (!context->alpn_wire_.empty()) SSL_CTX_set_alpn_select_cb(ctx, &ServerContext::selectAlpn, context.get());
+
+  if (common.has_validation_context_sds_secret_config()) {
+    return fieldError(cpath + ".validation_context_sds_secret_config", "SDS is not supported yet");
+  }
+  bool has_ca = false;
+  if (common.has_validation_context()) {
+    const auto& vc = common.validation_context();
+    const std::string vpath = cpath + ".validation_context";
+    if (vc.has_trusted_ca()) {
+      if (auto status = loadTrustedCa(ctx, vc.trusted_ca(), vpath + ".trusted_ca"); !status.ok()) return status;
+      has_ca = true;
+    }
+    if (vc.match_typed_subject_alt_names_size() > 0 || vc.verify_certificate_spki_size() > 0 ||
+        vc.verify_certificate_hash_size() > 0 || vc.has_crl()) {
+      return fieldError(vpath, "SAN matchers, SPKI/hash pins and CRLs are not supported yet on listeners");
+    }
+  }
+  context->require_client_cert_ = config.has_require_client_certificate() && config.require_client_certificate().value();
+  if (context->require_client_cert_ && !has_ca) {
+    return fieldError(path + ".require_client_certificate",
+                      "needs common_tls_context.validation_context.trusted_ca to verify client certificates");
+  }
+  if (has_ca) {
+    // A client certificate is verified when sent; required only when asked.
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (context->require_client_cert_ ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+                       nullptr);
+  }
+  // Session resumption by tickets is on by default in OpenSSL, as in Envoy;
+  // the session id context keeps resumed sessions to this listener's config.
+  static const unsigned char kSessionContext[] = "courier";
+  SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
+  context->stats_ = std::make_unique<SslStats>(store, stat_prefix);
+  return std::shared_ptr<const ServerContext>(std::move(context));
+}
+
+ServerContext::~ServerContext() { SSL_CTX_free(ctx_); }
+
+int ServerContext::selectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                              unsigned int inlen, void* arg) {
+  const auto* self = static_cast<const ServerContext*>(arg);
+  // Our preference order wins, as Envoy: the first of ours the client offers.
+  unsigned char* selected = nullptr;
+  const auto* ours = reinterpret_cast<const unsigned char*>(self->alpn_wire_.data());
+  if (SSL_select_next_proto(&selected, outlen, ours, static_cast<unsigned int>(self->alpn_wire_.size()), in, inlen) !=
+      OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_NOACK;  // no overlap: carry on without ALPN
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+}  // namespace courier::tls

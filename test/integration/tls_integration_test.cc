@@ -1,0 +1,282 @@
+// TLS termination end to end: the real courier binary with a TLS listener
+// (envoy.transport_sockets.tls), driven by curl and openssl s_client, against
+// a test PKI that the test makes at run time with the openssl CLI.
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "test/integration/http_test_util.h"
+#include "test/test_common/courier_process.h"
+#include "test/test_common/net.h"
+
+namespace courier::test {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// Runs a shell command; returns stdout (stderr too when asked) and sets rc.
+std::string run(const std::string& cmd, int* rc = nullptr) {
+  std::string out;
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (f == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = ::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
+  const int status = ::pclose(f);
+  if (rc != nullptr) *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+// A CA, a server certificate for DNS:courier.test and a client certificate,
+// all signed by the CA; fresh keys for every test binary run.
+struct Pki {
+  std::string dir;
+  bool ok = false;
+  std::string log;
+
+  Pki() : dir(tempDir()) {
+    writeFile(dir + "/server.ext", "subjectAltName=DNS:courier.test\n");
+    writeFile(dir + "/client.ext", "subjectAltName=DNS:client.courier.test\nextendedKeyUsage=clientAuth\n");
+    const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    const std::string script = "cd " + dir + " && set -e && " +
+                               "openssl req -x509 " + ec + " -keyout ca.key -out ca.pem -days 2 -subj /CN=courier-test-ca && " +
+                               "openssl req " + ec + " -keyout server.key -out server.csr -subj /CN=courier.test && " +
+                               "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 " +
+                               "-extfile server.ext -out server.pem && " +
+                               "openssl req " + ec + " -keyout client.key -out client.csr -subj /CN=client && " +
+                               "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 " +
+                               "-extfile client.ext -out client.pem 2>&1";
+    int rc = -1;
+    log = run("(" + script + ") 2>&1", &rc);
+    ok = rc == 0;
+  }
+  std::string path(const std::string& name) const { return dir + "/" + name; }
+};
+
+const Pki& pki() {
+  static const Pki* p = new Pki();
+  return *p;
+}
+
+// A TLS listener "https" with an HCM (codec AUTO) answering /direct itself.
+std::string tlsConfig(const std::string& tls_extra = "", const std::string& common_extra = "") {
+  return R"(admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: https
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+)" + tls_extra + R"(          common_tls_context:
+            alpn_protocols: [h2, http/1.1]
+            tls_certificates:
+            - certificate_chain: {filename: )" + pki().path("server.pem") + R"(}
+              private_key: {filename: )" + pki().path("server.key") + R"(}
+)" + common_extra + R"(      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          codec_type: AUTO
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {path: "/direct"}
+                direct_response: {status: 200, body: {inline_string: "hello"}}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+)";
+}
+
+std::string mtlsConfig() {
+  return tlsConfig("          require_client_certificate: true\n",
+                   "            validation_context:\n              trusted_ca: {filename: " + pki().path("ca.pem") + "}\n");
+}
+
+class TlsIntegrationTest : public ::testing::Test {
+ protected:
+  void start(const std::string& config) {
+    ASSERT_TRUE(pki().ok) << pki().log;
+    ASSERT_TRUE(courier_.start(config)) << courier_.log();
+    port_ = courier_.listenerPort("https");
+    ASSERT_NE(port_, 0);
+  }
+  // curl to https://courier.test:PORT/direct; prints the body, then the HTTP version
+  // (unless flags bring their own -w).
+  std::string curl(const std::string& flags, int* rc = nullptr) {
+    const std::string p = std::to_string(port_);
+    return run("curl -sS --max-time 10 --cacert " + pki().path("ca.pem") + " --resolve courier.test:" + p +
+                   ":127.0.0.1 -w ' %{http_version}' " + flags + " https://courier.test:" + p + "/direct 2>&1",
+               rc);
+  }
+  // Listener stats are named after the configured address (port 0 here).
+  std::string prefix() const { return "listener.127.0.0.1_0.ssl."; }
+
+  CourierProcess courier_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(TlsIntegrationTest, CurlOverHttp1) {
+  start(tlsConfig());
+  EXPECT_EQ(curl("--http1.1"), "hello 1.1");
+  EXPECT_TRUE(courier_.waitForStat(prefix() + "handshake", 1));
+  EXPECT_EQ(courier_.stat("http.ingress.downstream_rq_2xx"), 1u);
+}
+
+TEST_F(TlsIntegrationTest, CurlOverHttp2ChosenByAlpn) {
+  start(tlsConfig());
+  EXPECT_EQ(curl("--http2"), "hello 2");
+  EXPECT_TRUE(courier_.waitForStat(prefix() + "handshake", 1));
+}
+
+TEST_F(TlsIntegrationTest, OpensslClientNegotiatesAlpnAndVerifiesChain) {
+  start(tlsConfig());
+  const std::string out = run("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(port_) +
+                              " -servername courier.test -verify_hostname courier.test -alpn h2 -CAfile " +
+                              pki().path("ca.pem") + " 2>&1");
+  EXPECT_THAT(out, HasSubstr("ALPN protocol: h2"));
+  EXPECT_THAT(out, HasSubstr("Verify return code: 0 (ok)"));
+  const std::string http1 = run("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(port_) +
+                                " -alpn http/1.1 -CAfile " + pki().path("ca.pem") + " 2>&1");
+  EXPECT_THAT(http1, HasSubstr("ALPN protocol: http/1.1"));
+}
+
+TEST_F(TlsIntegrationTest, MutualTlsAcceptsClientCertificate) {
+  start(mtlsConfig());
+  EXPECT_EQ(curl("--cert " + pki().path("client.pem") + " --key " + pki().path("client.key")), "hello 2");
+  EXPECT_TRUE(courier_.waitForStat(prefix() + "handshake", 1));
+  EXPECT_EQ(courier_.stat(prefix() + "no_certificate"), 0u);
+}
+
+TEST_F(TlsIntegrationTest, MutualTlsRejectsClientWithoutCertificate) {
+  start(mtlsConfig());
+  int rc = 0;
+  const std::string out = curl("", &rc);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_THAT(out, Not(HasSubstr("hello")));
+  EXPECT_TRUE(courier_.waitForStat(prefix() + "fail_verify_no_cert", 1)) << out;
+  EXPECT_TRUE(courier_.waitForStat(prefix() + "connection_error", 1));
+  EXPECT_EQ(courier_.stat("http.ingress.downstream_rq_total").value_or(0), 0u);
+}
+
+TEST_F(TlsIntegrationTest, MutualTlsRejectsCertificateFromAnotherCa) {
+  start(mtlsConfig());
+  // The server's own CA-signed cert is fine; a self-signed one is not.
+  const std::string dir = tempDir();
+  run("cd " + dir + " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+      "-keyout rogue.key -out rogue.pem -days 1 -subj /CN=rogue 2>&1");
+  int rc = 0;
+  const std::string out = curl("--cert " + dir + "/rogue.pem --key " + dir + "/rogue.key", &rc);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_TRUE(courier_.waitForStat(prefix() + "fail_verify_error", 1)) << out;
+}
+
+TEST_F(TlsIntegrationTest, PlaintextClientIsClosedAndServerKeepsServing) {
+  start(tlsConfig());
+  TcpClient plain(port_);
+  ASSERT_TRUE(plain.connected());
+  plain.write(get("courier.test", "/direct"));
+  EXPECT_TRUE(plain.waitForClose());
+  EXPECT_TRUE(courier_.waitForStat(prefix() + "connection_error", 1));
+  EXPECT_EQ(curl("--http1.1"), "hello 1.1");
+}
+
+TEST_F(TlsIntegrationTest, ClientStalledMidHandshakeDoesNotBlockOthers) {
+  start(tlsConfig());
+  TcpClient stalled(port_);
+  ASSERT_TRUE(stalled.connected());
+  // The first bytes of a TLS record header, then nothing.
+  stalled.write(std::string("\x16\x03\x01\x02", 4));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(curl("--http2"), "hello 2");
+  EXPECT_TRUE(courier_.waitForStat(prefix() + "handshake", 3));
+  EXPECT_EQ(courier_.stat(prefix() + "connection_error"), 0u);
+}
+
+TEST_F(TlsIntegrationTest, LargeBodyCrossesManyRecords) {
+  // 1 MiB from a plaintext upstream, out through many TLS records.
+  const std::string body(1 << 20, 'x');
+  const std::string response = "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  TcpServer upstream([&response](int fd) {
+    std::string buffered, request;
+    while (readRequest(fd, buffered, request)) sendAll(fd, response);
+  });
+  std::string config = tlsConfig();
+  const std::string from = R"(direct_response: {status: 200, body: {inline_string: "hello"}})";
+  config.replace(config.find(from), from.size(), "route: {cluster: big}");
+  config += "  clusters:\n" + staticCluster("big", upstream.port());
+  start(config);
+  for (const char* flags : {"--http1.1", "--http2"}) {
+    const std::string out = curl(std::string(flags) + " -o /dev/null -w '%{size_download}'");
+    EXPECT_THAT(out, HasSubstr("1048576")) << flags;
+  }
+}
+
+// Bad TLS config is refused with the field path of the culprit.
+class TlsConfigErrorTest : public ::testing::Test {
+ protected:
+  std::string validate(const std::string& config) {
+    EXPECT_TRUE(pki().ok) << pki().log;
+    const std::string path = tempDir() + "/courier.yaml";
+    writeFile(path, config);
+    std::string out;
+    EXPECT_NE(CourierProcess::runToExit({"--mode", "validate", "-c", path}, &out), 0) << out;
+    return out;
+  }
+  static std::string replace(std::string s, const std::string& from, const std::string& to) {
+    s.replace(s.find(from), from.size(), to);
+    return s;
+  }
+};
+
+TEST_F(TlsConfigErrorTest, MissingCertificateFileNamesFieldPath) {
+  const std::string out = validate(replace(tlsConfig(), pki().path("server.pem"), "/nonexistent/cert.pem"));
+  EXPECT_THAT(out, HasSubstr("static_resources.listeners[0].filter_chains[0].transport_socket.typed_config."
+                             "common_tls_context.tls_certificates[0].certificate_chain.filename"));
+  EXPECT_THAT(out, HasSubstr("/nonexistent/cert.pem"));
+}
+
+TEST_F(TlsConfigErrorTest, KeyNotMatchingCertificateIsRefused) {
+  const std::string out = validate(replace(tlsConfig(), pki().path("server.key"), pki().path("client.key")));
+  EXPECT_THAT(out, HasSubstr("tls_certificates[0].private_key: does not match"));
+}
+
+TEST_F(TlsConfigErrorTest, GarbageCertificateIsRefused) {
+  const std::string out = validate(replace(tlsConfig(), "certificate_chain: {filename: " + pki().path("server.pem"),
+                                           "certificate_chain: {inline_string: \"not a pem\""));
+  EXPECT_THAT(out, HasSubstr("tls_certificates[0].certificate_chain: no PEM certificate"));
+}
+
+TEST_F(TlsConfigErrorTest, UnknownCipherSuiteNamesItsIndex) {
+  const std::string out = validate(tlsConfig(
+      "", "            tls_params: {cipher_suites: [ECDHE-ECDSA-AES128-GCM-SHA256, NOT-A-CIPHER]}\n"));
+  EXPECT_THAT(out, HasSubstr("common_tls_context.tls_params.cipher_suites[1]: unknown cipher suite \"NOT-A-CIPHER\""));
+}
+
+TEST_F(TlsConfigErrorTest, RequiredClientCertificateNeedsTrustedCa) {
+  const std::string out = validate(tlsConfig("          require_client_certificate: true\n"));
+  EXPECT_THAT(out, HasSubstr("transport_socket.typed_config.require_client_certificate"));
+}
+
+TEST_F(TlsConfigErrorTest, UnknownTransportSocketIsRefused) {
+  const std::string out = validate(replace(
+      tlsConfig(), "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+      "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"));
+  EXPECT_THAT(out, HasSubstr("filter_chains[0].transport_socket.typed_config: no transport socket"));
+}
+
+}  // namespace
+}  // namespace courier::test
