@@ -589,6 +589,19 @@ network::FilterStatus ConnectionManager::onNewConnection() {
 
 bool ConnectionManager::chooseCodec() {
   if (codec_chosen_) return true;
+  // On TLS, ALPN already said which protocol follows (bytes arrive only after
+  // the handshake); sniffing the preface is for plaintext and no-ALPN peers.
+  const std::string_view alpn = connection().nextProtocol();
+  if (alpn == "http/1.1") {
+    codec_chosen_ = true;
+    return true;
+  }
+  if (alpn == "h2") {
+    codec_.reset();
+    h2_codec_ = std::make_unique<http::http2::ServerConnection>(*this, output_, config_->http2);
+    codec_chosen_ = true;
+    return true;
+  }
   const size_t n = std::min(input_.length(), kHttp2Preface.size());
   char head[kHttp2Preface.size()];
   input_.copyOut(0, n, head);
