@@ -194,3 +194,119 @@ TEST_F(ConnectionTest, StartDrainTellsTheCallbacksOnce) {
 
 }  // namespace
 }  // namespace courier::network
+
+namespace courier::network {
+namespace {
+
+// A transport whose "handshake" is the peer sending "HELLO\n" ("BAD" fails
+// it), and which upper-cases what it reads: enough to see the connection use
+// the seam.
+class FakeTransport : public TransportSocket {
+ public:
+  void setFd(int fd) override { fd_ = fd; }
+  TransportIoResult doRead(buffer::Buffer& buffer, size_t max_bytes) override {
+    TransportIoResult r;
+    buffer::Buffer raw;
+    while (true) {
+      buffer::IoResult io = raw.readFromFd(fd_, max_bytes);
+      if (io.bytes > 0) continue;
+      if (io.bytes == 0) r.end_stream = true;
+      break;
+    }
+    pending_ += raw.toString();
+    if (!done_) {
+      if (pending_.find("BAD") != std::string::npos) {
+        r.close = true;
+        return r;
+      }
+      const size_t hello = pending_.find("HELLO\n");
+      if (hello == std::string::npos) return r;
+      done_ = true;
+      pending_.erase(0, hello + 6);
+    }
+    for (char& c : pending_) c = static_cast<char>(::toupper(static_cast<unsigned char>(c)));
+    buffer.add(pending_);
+    r.bytes = pending_.size();
+    pending_.clear();
+    return r;
+  }
+  TransportIoResult doWrite(buffer::Buffer& buffer) override {
+    TransportIoResult r;
+    if (!done_) return r;
+    const size_t before = buffer.length();
+    buffer.writeToFd(fd_);
+    r.bytes = before - buffer.length();
+    return r;
+  }
+  void shutdownWrite() override { ++shutdowns; }
+  bool handshakeComplete() const override { return done_; }
+  std::string_view nextProtocol() const override { return done_ ? "fake/1" : ""; }
+  std::string_view serverName() const override { return ""; }
+  std::string failureReason() const override { return ""; }
+
+  int shutdowns = 0;
+
+ private:
+  int fd_ = -1;
+  bool done_ = false;
+  std::string pending_;
+};
+
+class TransportConnectionTest : public ConnectionTest {
+ protected:
+  void SetUp() override {
+    ConnectionTest::SetUp();
+    auto t = std::make_unique<FakeTransport>();
+    transport_ = t.get();
+    conn_->setTransportSocket(std::move(t));
+  }
+  FakeTransport* transport_ = nullptr;
+};
+
+TEST_F(TransportConnectionTest, WritesWaitForTheHandshakeThenFlow) {
+  buffer::Buffer b;
+  b.add("early");
+  conn_->write(b, false);
+  EXPECT_FALSE(runUntil([&] { return !drainPeer().empty(); }, 20));
+  EXPECT_EQ(conn_->nextProtocol(), "");
+  ASSERT_EQ(::send(peer_, "HELLO\n", 6, 0), 6);
+  std::string got;
+  EXPECT_TRUE(runUntil([&] {
+    got += drainPeer();
+    return got == "early";
+  }));
+  EXPECT_EQ(conn_->nextProtocol(), "fake/1");
+}
+
+TEST_F(TransportConnectionTest, ReadsGoThroughTheTransport) {
+  ASSERT_EQ(::send(peer_, "HELLO\nabc", 9, 0), 9);
+  EXPECT_TRUE(runUntil([&] { return rec_->received == "ABC"; }));
+  EXPECT_EQ(conn_->bytesRead(), 3u);
+}
+
+TEST_F(TransportConnectionTest, TransportFailureClosesTheConnection) {
+  ASSERT_EQ(::send(peer_, "BAD", 3, 0), 3);
+  EXPECT_TRUE(runUntil([&] { return conn_->state() == Connection::State::Closed; }));
+  ASSERT_EQ(rec_->events.size(), 1u);
+  EXPECT_EQ(rec_->events[0], ConnectionEvent::RemoteClose);
+  EXPECT_TRUE(rec_->received.empty());
+}
+
+TEST_F(TransportConnectionTest, HalfCloseEndsTheTransportStreamFirst) {
+  conn_->enableHalfClose(true);
+  ASSERT_EQ(::send(peer_, "HELLO\n", 6, 0), 6);
+  EXPECT_TRUE(runUntil([&] { return transport_->handshakeComplete(); }));
+  buffer::Buffer b;
+  b.add("bye");
+  conn_->write(b, true);
+  std::string got;
+  EXPECT_TRUE(runUntil([&] {
+    got += drainPeer();
+    return got == "bye" && transport_->shutdowns == 1;
+  }));
+  char c;
+  EXPECT_EQ(::recv(peer_, &c, 1, MSG_DONTWAIT), 0);  // our FIN followed
+}
+
+}  // namespace
+}  // namespace courier::network
