@@ -155,6 +155,66 @@ TEST_F(TlsIntegrationTest, OpensslClientNegotiatesAlpnAndVerifiesChain) {
   EXPECT_THAT(http1, HasSubstr("ALPN protocol: http/1.1"));
 }
 
+// s_client with extra flags, sending input after the handshake.
+std::string sClient(uint16_t port, const std::string& flags, const std::string& input = "") {
+  return run("printf '" + input + "' | openssl s_client -quiet -connect 127.0.0.1:" + std::to_string(port) + " " +
+             flags + " 2>&1");
+}
+
+TEST_F(TlsIntegrationTest, AlpnHttp11IsServedAsHttp1) {
+  start(tlsConfig());
+  const std::string out =
+      sClient(port_, "-ign_eof -alpn http/1.1", "GET /direct HTTP/1.1\\r\\nhost: x\\r\\nconnection: close\\r\\n\\r\\n");
+  EXPECT_THAT(out, HasSubstr("HTTP/1.1 200"));
+  EXPECT_THAT(out, HasSubstr("hello"));
+}
+
+TEST_F(TlsIntegrationTest, AlpnH2IsServedAsHttp2EvenForHttp1Bytes) {
+  start(tlsConfig());
+  // ALPN chose h2, so HTTP/1 text is a broken HTTP/2 preface, not a request.
+  const std::string out =
+      sClient(port_, "-ign_eof -alpn h2", "GET /direct HTTP/1.1\\r\\nhost: x\\r\\nconnection: close\\r\\n\\r\\n");
+  EXPECT_THAT(out, Not(HasSubstr("HTTP/1.1 200")));
+  EXPECT_EQ(courier_.stat("http.ingress.downstream_rq_total").value_or(0), 0u);
+}
+
+TEST_F(TlsIntegrationTest, ProtocolVersionRangeIsEnforced) {
+  start(tlsConfig("", "            tls_params: {tls_minimum_protocol_version: TLSv1_3}\n"));
+  const std::string ca = " -CAfile " + pki().path("ca.pem");
+  EXPECT_THAT(run("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(port_) + ca + " 2>&1"),
+              HasSubstr("New, TLSv1.3"));
+  const std::string old = run("echo | openssl s_client -tls1_2 -connect 127.0.0.1:" + std::to_string(port_) + ca + " 2>&1");
+  EXPECT_THAT(old, HasSubstr("alert protocol version"));
+  EXPECT_THAT(old, HasSubstr("Cipher is (NONE)"));
+  EXPECT_TRUE(courier_.waitForStat(prefix() + "connection_error", 1)) << old;
+}
+
+TEST_F(TlsIntegrationTest, MaximumVersionTls12WithCipherSuite) {
+  start(tlsConfig("", "            tls_params: {tls_maximum_protocol_version: TLSv1_2, "
+                      "cipher_suites: [ECDHE-ECDSA-CHACHA20-POLY1305]}\n"));
+  const std::string out = run("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(port_) +
+                              " -CAfile " + pki().path("ca.pem") + " 2>&1");
+  EXPECT_THAT(out, HasSubstr("Protocol  : TLSv1.2"));
+  EXPECT_THAT(out, HasSubstr("Cipher    : ECDHE-ECDSA-CHACHA20-POLY1305"));
+}
+
+TEST_F(TlsIntegrationTest, InlineCertificateAndKey) {
+  ASSERT_TRUE(pki().ok) << pki().log;
+  std::string config = tlsConfig();
+  auto inlined = [](const std::string& file) {
+    std::string pem = run("cat " + file);
+    std::string escaped;
+    for (char c : pem) escaped += c == '\n' ? std::string("\\n") : std::string(1, c);
+    return "inline_string: \"" + escaped + "\"";
+  };
+  for (const char* name : {"server.pem", "server.key"}) {
+    const std::string from = "filename: " + pki().path(name);
+    config.replace(config.find(from), from.size(), inlined(pki().path(name)));
+  }
+  start(config);
+  EXPECT_EQ(curl("--http1.1"), "hello 1.1");
+}
+
 TEST_F(TlsIntegrationTest, MutualTlsAcceptsClientCertificate) {
   start(mtlsConfig());
   EXPECT_EQ(curl("--cert " + pki().path("client.pem") + " --key " + pki().path("client.key")), "hello 2");
