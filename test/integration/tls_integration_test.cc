@@ -215,6 +215,14 @@ TEST_F(TlsIntegrationTest, InlineCertificateAndKey) {
   EXPECT_EQ(curl("--http1.1"), "hello 1.1");
 }
 
+TEST_F(TlsIntegrationTest, DefaultTls12CiphersAreEnvoys) {
+  start(tlsConfig());
+  const std::string base = "echo | openssl s_client -tls1_2 -connect 127.0.0.1:" + std::to_string(port_) + " -cipher ";
+  EXPECT_THAT(run(base + "ECDHE-ECDSA-AES128-GCM-SHA256 2>&1"), HasSubstr("Cipher    : ECDHE-ECDSA-AES128-GCM-SHA256"));
+  // CBC with SHA-384 is not in Envoy's default server list.
+  EXPECT_THAT(run(base + "ECDHE-ECDSA-AES256-SHA384 2>&1"), HasSubstr("Cipher is (NONE)"));
+}
+
 TEST_F(TlsIntegrationTest, MutualTlsAcceptsClientCertificate) {
   start(mtlsConfig());
   EXPECT_EQ(curl("--cert " + pki().path("client.pem") + " --key " + pki().path("client.key")), "hello 2");
@@ -329,6 +337,14 @@ TEST_F(TlsConfigErrorTest, UnknownCipherSuiteNamesItsIndex) {
 TEST_F(TlsConfigErrorTest, RequiredClientCertificateNeedsTrustedCa) {
   const std::string out = validate(tlsConfig("          require_client_certificate: true\n"));
   EXPECT_THAT(out, HasSubstr("transport_socket.typed_config.require_client_certificate"));
+}
+
+TEST_F(TlsConfigErrorTest, UnsupportedFieldsAreRefusedNotIgnored) {
+  EXPECT_THAT(validate(tlsConfig("          require_sni: true\n")),
+              HasSubstr("transport_socket.typed_config.require_sni: is not supported yet"));
+  EXPECT_THAT(validate(tlsConfig("", "            validation_context: {trusted_ca: {filename: " + pki().path("ca.pem") +
+                                         "}, verify_certificate_hash: [\"00\"]}\n")),
+              HasSubstr("common_tls_context.validation_context: SAN matchers"));
 }
 
 TEST_F(TlsConfigErrorTest, UnknownTransportSocketIsRefused) {

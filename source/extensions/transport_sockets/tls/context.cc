@@ -62,7 +62,24 @@ std::string opensslCipherName(std::string name) {
   return out;
 }
 
+// Envoy's defaults for servers (non-FIPS): TLS 1.2 ciphers, and curves.
+constexpr char kDefaultServerCiphers[] =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:AES128-GCM-SHA256:AES128-SHA:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:"
+    "AES256-GCM-SHA384:AES256-SHA";
+constexpr char kDefaultCurves[] = "X25519:P-256";
+
 absl::Status applyTlsParams(SSL_CTX* ctx, const TlsParameters& params, const std::string& path) {
+  if (params.signature_algorithms_size() > 0) {
+    return fieldError(path + ".signature_algorithms", "is not supported yet");
+  }
+  if (params.cipher_suites_size() == 0 && SSL_CTX_set_cipher_list(ctx, kDefaultServerCiphers) != 1) {
+    return fieldError(path + ".cipher_suites", opensslError());
+  }
+  if (params.ecdh_curves_size() == 0 && SSL_CTX_set1_groups_list(ctx, kDefaultCurves) != 1) {
+    return fieldError(path + ".ecdh_curves", opensslError());
+  }
   // Envoy's downstream defaults: TLS 1.2 to TLS 1.3.
   const int min = protocolVersion(params.tls_minimum_protocol_version(), TLS1_2_VERSION);
   const int max = protocolVersion(params.tls_maximum_protocol_version(), TLS1_3_VERSION);
@@ -112,6 +129,10 @@ absl::Status loadCertificate(SSL_CTX* ctx, const envoy::extensions::transport_so
                              const std::string& path) {
   if (!cert.has_certificate_chain()) return fieldError(path + ".certificate_chain", "is required");
   if (!cert.has_private_key()) return fieldError(path + ".private_key", "is required");
+  if (cert.has_pkcs12()) return fieldError(path + ".pkcs12", "is not supported yet");
+  if (cert.has_password()) return fieldError(path + ".password", "encrypted private keys are not supported yet");
+  if (cert.has_ocsp_staple()) return fieldError(path + ".ocsp_staple", "OCSP stapling is not supported yet");
+  if (cert.has_private_key_provider()) return fieldError(path + ".private_key_provider", "is not supported yet");
   auto chain_pem = readDataSource(cert.certificate_chain(), path + ".certificate_chain");
   if (!chain_pem.ok()) return chain_pem.status();
   auto key_pem = readDataSource(cert.private_key(), path + ".private_key");
@@ -223,12 +244,34 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::create(
   // Partial writes let us write straight from buffer slices; the moving
   // buffer is because a slice may move between a retry and the next call.
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+  if (!config.prefer_client_ciphers()) SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // What we do not implement yet is refused, not silently ignored.
+  if (config.has_require_sni() && config.require_sni().value()) {
+    return fieldError(path + ".require_sni", "is not supported yet");
+  }
+  if (config.session_ticket_keys_type_case() !=
+          envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext::SESSION_TICKET_KEYS_TYPE_NOT_SET &&
+      !config.has_disable_stateless_session_resumption()) {
+    return fieldError(path + ".session_ticket_keys", "is not supported yet");
+  }
+  if (config.disable_stateless_session_resumption()) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  if (config.disable_stateful_session_resumption()) SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  if (config.has_session_timeout()) {
+    SSL_CTX_set_timeout(ctx, static_cast<long>(config.session_timeout().seconds()));
+  }
 
   const auto& common = config.common_tls_context();
   const std::string cpath = path + ".common_tls_context";
   if (common.tls_certificate_sds_secret_configs_size() > 0) {
     return fieldError(cpath + ".tls_certificate_sds_secret_configs", "SDS is not supported yet");
+  }
+  if (common.has_tls_certificate_provider_instance() || common.has_custom_tls_certificate_selector()) {
+    return fieldError(cpath, "certificate providers and selectors are not supported yet");
+  }
+  if (common.has_custom_handshaker()) return fieldError(cpath + ".custom_handshaker", "is not supported");
+  if (common.has_combined_validation_context()) {
+    return fieldError(cpath + ".combined_validation_context", "is not supported yet");
   }
   if (common.tls_certificates_size() == 0) {
     return fieldError(cpath + ".tls_certificates", "a server needs at least one certificate");
@@ -261,8 +304,9 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::create(
       has_ca = true;
     }
     if (vc.match_typed_subject_alt_names_size() > 0 || vc.verify_certificate_spki_size() > 0 ||
-        vc.verify_certificate_hash_size() > 0 || vc.has_crl()) {
-      return fieldError(vpath, "SAN matchers, SPKI/hash pins and CRLs are not supported yet on listeners");
+        vc.verify_certificate_hash_size() > 0 || vc.has_crl() || vc.match_subject_alt_names_size() > 0 ||
+        vc.allow_expired_certificate() || vc.has_custom_validator_config()) {
+      return fieldError(vpath, "SAN matchers, SPKI/hash pins, CRLs, allow_expired_certificate and custom validators are not supported yet");
     }
   }
   context->require_client_cert_ = config.has_require_client_certificate() && config.require_client_certificate().value();
