@@ -10,7 +10,7 @@ namespace courier::tls {
 namespace {
 // Plaintext is decrypted through this much stack per SSL_read: one TLS record.
 constexpr size_t kReadChunk = 16 * 1024;
-constexpr int kMaxIovecs = 16;
+constexpr size_t kRecordSize = 16 * 1024;
 }  // namespace
 
 SslSocket::SslSocket(std::shared_ptr<const ServerContext> context) : context_(std::move(context)) {
@@ -110,38 +110,36 @@ network::TransportIoResult SslSocket::doWrite(buffer::Buffer& buffer) {
     result.reset = reset_;
     return result;
   }
+  // One SSL_write per TLS record's worth: a large slice goes as it is, small
+  // slices (headers, then a body) are gathered so they share a record.
+  char gather[kRecordSize];
   while (!buffer.empty()) {
-    struct iovec iov[kMaxIovecs];
-    const int n = buffer.fillIovecs(iov, kMaxIovecs);
-    size_t written = 0;
-    bool blocked = false;
-    for (int i = 0; i < n; ++i) {
-      size_t done = 0;
-      const int rc = SSL_write_ex(ssl_, iov[i].iov_base, iov[i].iov_len, &done);
-      if (rc == 1) {
-        written += done;
-        if (done < iov[i].iov_len) {
-          blocked = true;
-          break;
-        }
-        continue;
-      }
-      const int err = SSL_get_error(ssl_, rc);
-      if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
-        blocked = true;
-        break;
-      }
-      buffer.drain(written);
-      result.bytes += written;
-      fail(err);
-      ERR_clear_error();
-      result.close = true;
-      result.reset = reset_;
-      return result;
+    struct iovec iov[2];
+    const int n = buffer.fillIovecs(iov, 2);
+    const void* data = iov[0].iov_base;
+    size_t len = iov[0].iov_len;
+    if (n > 1 && len < kRecordSize) {
+      len = std::min(buffer.length(), kRecordSize);
+      buffer.copyOut(0, len, gather);
+      data = gather;
     }
-    buffer.drain(written);
-    result.bytes += written;
-    if (blocked) break;
+    size_t done = 0;
+    const int rc = SSL_write_ex(ssl_, data, len, &done);
+    if (rc == 1) {
+      // Partial-write mode returns after each whole record: go on until the
+      // socket says EAGAIN, or no writable edge would bring us back.
+      buffer.drain(done);
+      result.bytes += done;
+      continue;
+    }
+    const int err = SSL_get_error(ssl_, rc);
+    // The same bytes lead the buffer on the retry, as OpenSSL requires.
+    if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) break;
+    fail(err);
+    ERR_clear_error();
+    result.close = true;
+    result.reset = reset_;
+    return result;
   }
   return result;
 }
