@@ -293,6 +293,102 @@ TEST_F(TlsIntegrationTest, LargeBodyCrossesManyRecords) {
   }
 }
 
+// A plaintext front courier whose cluster "tls_up" speaks TLS to a second
+// courier's TLS listener (the upstream), with the given UpstreamTlsContext body.
+class UpstreamTlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(pki().ok) << pki().log;
+    ASSERT_TRUE(upstream_.start(tlsConfig())) << upstream_.log();
+    upstream_port_ = upstream_.listenerPort("https");
+  }
+  static std::string frontConfig(uint16_t upstream_port, const std::string& tls_body) {
+    return hcmListener("") + R"(          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: "/"}
+                route: {cluster: tls_up}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+)" + staticCluster("tls_up", upstream_port) + R"(    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+)" + tls_body;
+  }
+  std::string validation(const std::string& san) const {
+    return "          validation_context:\n            trusted_ca: {filename: " + pki().path("ca.pem") +
+           "}\n            match_typed_subject_alt_names: [{san_type: DNS, matcher: {exact: " + san + "}}]\n";
+  }
+  void startFront(const std::string& tls_body) {
+    ASSERT_TRUE(front_.start(frontConfig(upstream_port_, tls_body))) << front_.log();
+    front_port_ = front_.listenerPort("http");
+  }
+
+  CourierProcess upstream_;
+  CourierProcess front_;
+  uint16_t upstream_port_ = 0;
+  uint16_t front_port_ = 0;
+};
+
+TEST_F(UpstreamTlsTest, VerifiedUpstreamWithMatchingSan) {
+  startFront("        sni: courier.test\n        common_tls_context:\n" + validation("courier.test"));
+  HttpResponse r = httpRequest(front_port_, "GET", "/direct");
+  EXPECT_EQ(r.status, 200) << r.headers;
+  EXPECT_EQ(r.body, "hello");
+  EXPECT_TRUE(front_.waitForStat("cluster.tls_up.ssl.handshake", 1));
+  EXPECT_TRUE(upstream_.waitForStat("listener.127.0.0.1_0.ssl.handshake", 1));
+}
+
+TEST_F(UpstreamTlsTest, SanMismatchFailsTheUpstreamConnection) {
+  startFront("        sni: courier.test\n        common_tls_context:\n" + validation("other.test"));
+  HttpResponse r = httpRequest(front_port_, "GET", "/direct");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_TRUE(front_.waitForStat("cluster.tls_up.ssl.fail_verify_san", 1));
+  EXPECT_EQ(front_.stat("cluster.tls_up.ssl.handshake"), 0u);
+}
+
+TEST_F(UpstreamTlsTest, UntrustedUpstreamCertificateIsRejected) {
+  const std::string dir = tempDir();
+  run("cd " + dir + " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+      "-keyout other.key -out other-ca.pem -days 1 -subj /CN=other-ca 2>&1");
+  startFront("        common_tls_context:\n          validation_context:\n            trusted_ca: {filename: " + dir +
+             "/other-ca.pem}\n");
+  HttpResponse r = httpRequest(front_port_, "GET", "/direct");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_TRUE(front_.waitForStat("cluster.tls_up.ssl.fail_verify_error", 1));
+}
+
+TEST_F(UpstreamTlsTest, UpstreamClientCertificateSatisfiesMutualTls) {
+  // A second upstream that requires client certificates.
+  CourierProcess mtls;
+  ASSERT_TRUE(mtls.start(mtlsConfig())) << mtls.log();
+  const std::string cert = "          tls_certificates:\n          - certificate_chain: {filename: " +
+                           pki().path("client.pem") + "}\n            private_key: {filename: " +
+                           pki().path("client.key") + "}\n";
+  ASSERT_TRUE(front_.start(frontConfig(mtls.listenerPort("https"),
+                                       "        common_tls_context:\n" + cert + validation("courier.test"))))
+      << front_.log();
+  HttpResponse r = httpRequest(front_.listenerPort("http"), "GET", "/direct");
+  EXPECT_EQ(r.status, 200) << r.headers;
+  EXPECT_TRUE(mtls.waitForStat("listener.127.0.0.1_0.ssl.handshake", 1));
+}
+
+TEST_F(UpstreamTlsTest, BadUpstreamTlsConfigNamesTheField) {
+  const std::string path = tempDir() + "/courier.yaml";
+  writeFile(path, frontConfig(upstream_port_, "        common_tls_context:\n          validation_context:\n"
+                                              "            trusted_ca: {filename: /nonexistent/ca.pem}\n"));
+  std::string out;
+  EXPECT_NE(CourierProcess::runToExit({"--mode", "validate", "-c", path}, &out), 0);
+  EXPECT_THAT(out, HasSubstr("static_resources.clusters[0].transport_socket.typed_config.common_tls_context."
+                             "validation_context.trusted_ca.filename"));
+}
+
 // Bad TLS config is refused with the field path of the culprit.
 class TlsConfigErrorTest : public ::testing::Test {
  protected:

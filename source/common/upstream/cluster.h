@@ -16,6 +16,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "source/common/http/http2/settings.h"
 #include "source/common/network/address.h"
+#include "source/common/network/transport_socket.h"
 #include "source/common/stats/store.h"
 #include "source/common/upstream/resource_manager.h"
 
@@ -172,6 +173,8 @@ class Cluster {
   // outlier_detection (outlier_detection.h): workers report request results
   // into it; nullptr: no outlier detection.
   std::shared_ptr<OutlierSink> outlier;
+  // TLS to the hosts (transport_socket); null is plaintext.
+  network::TransportSocketFactoryConstSharedPtr transport_socket_factory;
 };
 
 // A fresh settings_id (main thread or any: atomic).

@@ -1,4 +1,6 @@
 #include "source/common/upstream/cluster_factory.h"
+
+#include "source/extensions/transport_sockets/tls/ssl_socket.h"
 #include "source/common/common/field_error.h"
 
 #include "absl/strings/str_cat.h"
@@ -65,6 +67,18 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
   // A DNS cluster starts without hosts; its HostDiscovery adds them.
   if (dns) {
     if (auto d = parseDnsClusterConfig(config, path); !d.ok()) return d.status();
+  }
+
+  if (config.has_transport_socket()) {
+    auto factory = tls::createUpstreamTransportSocketFactory(
+        config.transport_socket().name(),
+        config.transport_socket().has_typed_config() ? &config.transport_socket().typed_config() : nullptr,
+        path + ".transport_socket", stats, absl::StrCat("cluster.", config.name(), "."));
+    if (!factory.ok()) return factory.status();
+    cluster->transport_socket_factory = std::move(*factory);
+  }
+  if (config.transport_socket_matches_size() > 0) {
+    return fieldError(path + ".transport_socket_matches", "is not supported yet");
   }
 
   if (config.has_connect_timeout()) {

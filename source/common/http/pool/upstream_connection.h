@@ -16,7 +16,10 @@ namespace courier::http::pool {
 inline std::unique_ptr<network::Connection> connectUpstream(event::Dispatcher& dispatcher,
                                                             const upstream::Cluster& cluster,
                                                             const network::Address& address) {
-  auto conn = network::Connection::connect(dispatcher, address);
+  auto conn = network::Connection::connect(dispatcher, address,
+                                           cluster.transport_socket_factory != nullptr
+                                               ? cluster.transport_socket_factory->createTransportSocket()
+                                               : nullptr);
   conn->setBufferLimits(cluster.per_connection_buffer_limit_bytes);
   conn->setConnectionStats({&cluster.stats->upstream_cx_rx_bytes_total, &cluster.stats->upstream_cx_tx_bytes_total});
   cluster.stats->upstream_cx_total.inc();

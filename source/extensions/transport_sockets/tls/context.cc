@@ -70,19 +70,25 @@ constexpr char kDefaultServerCiphers[] =
     "AES256-GCM-SHA384:AES256-SHA";
 constexpr char kDefaultCurves[] = "X25519:P-256";
 
-absl::Status applyTlsParams(SSL_CTX* ctx, const TlsParameters& params, const std::string& path) {
+// Envoy's client defaults: ECDHE with AEAD only.
+constexpr char kDefaultClientCiphers[] =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384";
+
+absl::Status applyTlsParams(SSL_CTX* ctx, const TlsParameters& params, const std::string& path, bool client) {
   if (params.signature_algorithms_size() > 0) {
     return fieldError(path + ".signature_algorithms", "is not supported yet");
   }
-  if (params.cipher_suites_size() == 0 && SSL_CTX_set_cipher_list(ctx, kDefaultServerCiphers) != 1) {
+  if (params.cipher_suites_size() == 0 &&
+      SSL_CTX_set_cipher_list(ctx, client ? kDefaultClientCiphers : kDefaultServerCiphers) != 1) {
     return fieldError(path + ".cipher_suites", opensslError());
   }
   if (params.ecdh_curves_size() == 0 && SSL_CTX_set1_groups_list(ctx, kDefaultCurves) != 1) {
     return fieldError(path + ".ecdh_curves", opensslError());
   }
-  // Envoy's downstream defaults: TLS 1.2 to TLS 1.3.
+  // Envoy's defaults: TLS 1.2 to 1.3 for servers, TLS 1.2 only for clients.
   const int min = protocolVersion(params.tls_minimum_protocol_version(), TLS1_2_VERSION);
-  const int max = protocolVersion(params.tls_maximum_protocol_version(), TLS1_3_VERSION);
+  const int max = protocolVersion(params.tls_maximum_protocol_version(), client ? TLS1_2_VERSION : TLS1_3_VERSION);
   if (min > max) {
     return fieldError(path + ".tls_minimum_protocol_version", "is above tls_maximum_protocol_version");
   }
@@ -171,7 +177,8 @@ absl::Status loadCertificate(SSL_CTX* ctx, const envoy::extensions::transport_so
   return absl::OkStatus();
 }
 
-absl::Status loadTrustedCa(SSL_CTX* ctx, const envoy::config::core::v3::DataSource& source, const std::string& path) {
+absl::Status loadTrustedCa(SSL_CTX* ctx, const envoy::config::core::v3::DataSource& source, const std::string& path,
+                           bool client = false) {
   auto pem = readDataSource(source, path);
   if (!pem.ok()) return pem.status();
   BioPtr bio = memBio(*pem);
@@ -190,7 +197,11 @@ absl::Status loadTrustedCa(SSL_CTX* ctx, const envoy::config::core::v3::DataSour
     sk_X509_NAME_pop_free(names, X509_NAME_free);
     return fieldError(path, "no PEM certificate found");
   }
-  SSL_CTX_set_client_CA_list(ctx, names);
+  if (client) {
+    sk_X509_NAME_pop_free(names, X509_NAME_free);
+  } else {
+    SSL_CTX_set_client_CA_list(ctx, names);
+  }
   return absl::OkStatus();
 }
 
@@ -201,7 +212,10 @@ SslStats::SslStats(stats::Store& store, const std::string& prefix)
       connection_error(store.counter(prefix + "ssl.connection_error")),
       no_certificate(store.counter(prefix + "ssl.no_certificate")),
       fail_verify_no_cert(store.counter(prefix + "ssl.fail_verify_no_cert")),
-      fail_verify_error(store.counter(prefix + "ssl.fail_verify_error")) {}
+      fail_verify_error(store.counter(prefix + "ssl.fail_verify_error")),
+      fail_verify_san(store.counter(prefix + "ssl.fail_verify_san")) {}
+
+TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
 absl::StatusOr<std::string> readDataSource(const envoy::config::core::v3::DataSource& source,
                                            const std::string& path) {
@@ -280,7 +294,7 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::create(
     auto status = loadCertificate(ctx, common.tls_certificates(i), absl::StrCat(cpath, ".tls_certificates[", i, "]"));
     if (!status.ok()) return status;
   }
-  if (auto status = applyTlsParams(ctx, common.tls_params(), cpath + ".tls_params"); !status.ok()) return status;
+  if (auto status = applyTlsParams(ctx, common.tls_params(), cpath + ".tls_params", false); !status.ok()) return status;
 
   for (int i = 0; i < common.alpn_protocols_size(); ++i) {
     const std::string& p = common.alpn_protocols(i);
@@ -327,7 +341,6 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::create(
   return std::shared_ptr<const ServerContext>(std::move(context));
 }
 
-ServerContext::~ServerContext() { SSL_CTX_free(ctx_); }
 
 int ServerContext::selectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
                               unsigned int inlen, void* arg) {
@@ -341,6 +354,82 @@ int ServerContext::selectAlpn(SSL*, const unsigned char** out, unsigned char* ou
   }
   *out = selected;
   return SSL_TLSEXT_ERR_OK;
+}
+
+absl::StatusOr<std::shared_ptr<const ClientContext>> ClientContext::create(
+    const envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext& config, const std::string& path,
+    stats::Store& store, const std::string& stat_prefix) {
+  using envoy::extensions::transport_sockets::tls::v3::SubjectAltNameMatcher;
+  std::shared_ptr<ClientContext> context(new ClientContext());
+  context->client_ = true;
+  context->ctx_ = SSL_CTX_new(TLS_client_method());
+  if (context->ctx_ == nullptr) return absl::InternalError(absl::StrCat(path, ": ", opensslError()));
+  SSL_CTX* ctx = context->ctx_;
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+  if (config.allow_renegotiation()) return fieldError(path + ".allow_renegotiation", "is not supported");
+  context->sni_ = config.sni();
+
+  const auto& common = config.common_tls_context();
+  const std::string cpath = path + ".common_tls_context";
+  if (common.tls_certificate_sds_secret_configs_size() > 0 || common.has_validation_context_sds_secret_config()) {
+    return fieldError(cpath, "SDS is not supported yet");
+  }
+  if (common.has_combined_validation_context()) {
+    return fieldError(cpath + ".combined_validation_context", "is not supported yet");
+  }
+  if (common.tls_certificates_size() > 1) {
+    return fieldError(cpath + ".tls_certificates", "a client presents at most one certificate");
+  }
+  for (int i = 0; i < common.tls_certificates_size(); ++i) {
+    auto status = loadCertificate(ctx, common.tls_certificates(i), absl::StrCat(cpath, ".tls_certificates[", i, "]"));
+    if (!status.ok()) return status;
+  }
+  if (auto status = applyTlsParams(ctx, common.tls_params(), cpath + ".tls_params", true); !status.ok()) return status;
+  std::string alpn;
+  for (int i = 0; i < common.alpn_protocols_size(); ++i) {
+    const std::string& p = common.alpn_protocols(i);
+    if (p.empty() || p.size() > 255) {
+      return fieldError(absl::StrCat(cpath, ".alpn_protocols[", i, "]"), "must be 1 to 255 bytes");
+    }
+    alpn.push_back(static_cast<char>(p.size()));
+    alpn += p;
+  }
+  if (!alpn.empty() &&
+      SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const unsigned char*>(alpn.data()),
+                              static_cast<unsigned int>(alpn.size())) != 0) {
+    return fieldError(cpath + ".alpn_protocols", opensslError());
+  }
+  if (common.has_validation_context()) {
+    const auto& vc = common.validation_context();
+    const std::string vpath = cpath + ".validation_context";
+    if (vc.verify_certificate_spki_size() > 0 || vc.verify_certificate_hash_size() > 0 || vc.has_crl() ||
+        vc.match_subject_alt_names_size() > 0 || vc.allow_expired_certificate() || vc.has_custom_validator_config()) {
+      return fieldError(vpath, "SPKI/hash pins, CRLs, allow_expired_certificate, match_subject_alt_names and "
+                               "custom validators are not supported yet");
+    }
+    if (!vc.has_trusted_ca()) return fieldError(vpath + ".trusted_ca", "is required to verify the upstream");
+    if (auto status = loadTrustedCa(ctx, vc.trusted_ca(), vpath + ".trusted_ca", true); !status.ok()) return status;
+    // The peer's certificate must carry one of these DNS names (OpenSSL's
+    // host check: SAN DNS entries, wildcards in the certificate honoured).
+    X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx);
+    for (int i = 0; i < vc.match_typed_subject_alt_names_size(); ++i) {
+      const auto& m = vc.match_typed_subject_alt_names(i);
+      const std::string mpath = absl::StrCat(vpath, ".match_typed_subject_alt_names[", i, "]");
+      if (m.san_type() != SubjectAltNameMatcher::DNS) {
+        return fieldError(mpath + ".san_type", "only DNS is supported yet");
+      }
+      if (m.matcher().match_pattern_case() != envoy::type::matcher::v3::StringMatcher::kExact) {
+        return fieldError(mpath + ".matcher", "only exact DNS matching is supported yet");
+      }
+      if (X509_VERIFY_PARAM_add1_host(param, m.matcher().exact().c_str(), m.matcher().exact().size()) != 1) {
+        return fieldError(mpath + ".matcher.exact", opensslError());
+      }
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  }
+  context->stats_ = std::make_unique<SslStats>(store, stat_prefix);
+  return std::shared_ptr<const ClientContext>(std::move(context));
 }
 
 }  // namespace courier::tls

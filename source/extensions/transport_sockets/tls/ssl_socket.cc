@@ -6,6 +6,9 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
+#include "source/common/common/field_error.h"
+
 namespace courier::tls {
 namespace {
 // Plaintext is decrypted through this much stack per SSL_read: one TLS record.
@@ -13,10 +16,17 @@ constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kRecordSize = 16 * 1024;
 }  // namespace
 
-SslSocket::SslSocket(std::shared_ptr<const ServerContext> context) : context_(std::move(context)) {
+SslSocket::SslSocket(std::shared_ptr<const TlsContext> context) : context_(std::move(context)) {
   ssl_ = SSL_new(context_->ctx());
   if (ssl_ != nullptr) {
-    SSL_set_accept_state(ssl_);
+    if (context_->isClient()) {
+      SSL_set_connect_state(ssl_);
+      if (!context_->serverNameIndication().empty()) {
+        SSL_set_tlsext_host_name(ssl_, context_->serverNameIndication().c_str());
+      }
+    } else {
+      SSL_set_accept_state(ssl_);
+    }
     // A peer's FIN without close_notify ends the stream like a plaintext FIN
     // (HTTP framing tells truncation), rather than an error.
     SSL_set_options(ssl_, SSL_OP_IGNORE_UNEXPECTED_EOF);
@@ -53,7 +63,7 @@ SslSocket::State SslSocket::handshake() {
   if (rc == 1) {
     state_ = State::Done;
     context_->stats().handshake.inc();
-    if (SSL_get0_peer_certificate(ssl_) == nullptr) context_->stats().no_certificate.inc();
+    if (!context_->isClient() && SSL_get0_peer_certificate(ssl_) == nullptr) context_->stats().no_certificate.inc();
     return state_;
   }
   const int err = SSL_get_error(ssl_, rc);
@@ -64,6 +74,8 @@ SslSocket::State SslSocket::handshake() {
   stats.connection_error.inc();
   if (ERR_GET_LIB(code) == ERR_LIB_SSL && ERR_GET_REASON(code) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
     stats.fail_verify_no_cert.inc();
+  } else if (SSL_get_verify_result(ssl_) == X509_V_ERR_HOSTNAME_MISMATCH) {
+    stats.fail_verify_san.inc();
   } else if (SSL_get_verify_result(ssl_) != X509_V_OK) {
     stats.fail_verify_error.inc();
   }
@@ -162,6 +174,28 @@ std::string_view SslSocket::nextProtocol() const {
 std::string_view SslSocket::serverName() const {
   const char* name = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name);
   return name == nullptr ? std::string_view() : std::string_view(name);
+}
+
+absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createUpstreamTransportSocketFactory(
+    const std::string& name, const google::protobuf::Any* typed_config, const std::string& path, stats::Store& store,
+    const std::string& stat_prefix) {
+  using envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
+  static constexpr char kRawBuffer[] = "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
+  if (typed_config == nullptr) {
+    if (name == "envoy.transport_sockets.raw_buffer") return network::TransportSocketFactoryConstSharedPtr();
+    return fieldError(path + ".typed_config", "is required");
+  }
+  if (typed_config->type_url() == kRawBuffer) return network::TransportSocketFactoryConstSharedPtr();
+  UpstreamTlsContext proto;
+  if (!typed_config->Is<UpstreamTlsContext>() || !typed_config->UnpackTo(&proto)) {
+    return fieldError(path + ".typed_config",
+                      absl::StrCat("no upstream transport socket for type \"", typed_config->type_url(),
+                                   "\" (available: envoy.transport_sockets.raw_buffer, envoy.transport_sockets.tls "
+                                   "with UpstreamTlsContext)"));
+  }
+  auto context = ClientContext::create(proto, path + ".typed_config", store, stat_prefix);
+  if (!context.ok()) return context.status();
+  return network::TransportSocketFactoryConstSharedPtr(std::make_shared<SslSocketFactory>(std::move(*context)));
 }
 
 }  // namespace courier::tls

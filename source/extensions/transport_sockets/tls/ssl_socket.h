@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/statusor.h"
+#include "google/protobuf/any.pb.h"
 #include "source/common/network/transport_socket.h"
 #include "source/extensions/transport_sockets/tls/context.h"
 
@@ -15,7 +17,7 @@ namespace courier::tls {
 
 class SslSocket : public network::TransportSocket {
  public:
-  explicit SslSocket(std::shared_ptr<const ServerContext> context);
+  explicit SslSocket(std::shared_ptr<const TlsContext> context);
   ~SslSocket() override;
 
   void setFd(int fd) override;
@@ -34,7 +36,7 @@ class SslSocket : public network::TransportSocket {
   // Records why the session failed (OpenSSL's error queue), and clears it.
   void fail(int ssl_error);
 
-  std::shared_ptr<const ServerContext> context_;
+  std::shared_ptr<const TlsContext> context_;
   SSL* ssl_ = nullptr;
   State state_ = State::Handshaking;
   bool reset_ = false;
@@ -43,13 +45,20 @@ class SslSocket : public network::TransportSocket {
 
 class SslSocketFactory : public network::TransportSocketFactory {
  public:
-  explicit SslSocketFactory(std::shared_ptr<const ServerContext> context) : context_(std::move(context)) {}
+  explicit SslSocketFactory(std::shared_ptr<const TlsContext> context) : context_(std::move(context)) {}
   std::unique_ptr<network::TransportSocket> createTransportSocket() const override {
     return std::make_unique<SslSocket>(context_);
   }
 
  private:
-  std::shared_ptr<const ServerContext> context_;
+  std::shared_ptr<const TlsContext> context_;
 };
+
+// A cluster's transport_socket (envoy.transport_sockets.tls with an
+// UpstreamTlsContext, or raw_buffer: null) as a socket factory; stats under
+// stat_prefix ("cluster.<name>."), errors under path.
+absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createUpstreamTransportSocketFactory(
+    const std::string& name, const google::protobuf::Any* typed_config, const std::string& path, stats::Store& store,
+    const std::string& stat_prefix);
 
 }  // namespace courier::tls

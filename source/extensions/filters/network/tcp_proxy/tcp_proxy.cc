@@ -105,7 +105,10 @@ void TcpProxy::connectUpstream() {
   ++connect_attempts_;
   upstream_host_ = host;
   info_.upstream_host = host->address;
-  upstream_ = network::Connection::connect(worker_.dispatcher, host->address);
+  upstream_ = network::Connection::connect(worker_.dispatcher, host->address,
+                                           cluster_->transport_socket_factory != nullptr
+                                               ? cluster_->transport_socket_factory->createTransportSocket()
+                                               : nullptr);
   upstream_->addConnectionCallbacks(upstream_callbacks_);
   upstream_->addReadFilter(std::make_unique<Upstream>(*this));
   upstream_->enableHalfClose(true);
