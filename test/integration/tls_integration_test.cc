@@ -10,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/integration/configs.h"
 #include "test/integration/http_test_util.h"
 #include "test/test_common/courier_process.h"
 #include "test/test_common/net.h"
@@ -377,6 +378,22 @@ TEST_F(UpstreamTlsTest, UpstreamClientCertificateSatisfiesMutualTls) {
   HttpResponse r = httpRequest(front_.listenerPort("http"), "GET", "/direct");
   EXPECT_EQ(r.status, 200) << r.headers;
   EXPECT_TRUE(mtls.waitForStat("listener.127.0.0.1_0.ssl.handshake", 1));
+}
+
+TEST_F(UpstreamTlsTest, TcpProxyOriginatesTls) {
+  const std::string config = tcpProxyConfig({upstream_port_}) + R"(    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        common_tls_context:
+)" + validation("courier.test");
+  ASSERT_TRUE(front_.start(config)) << front_.log();
+  // Plaintext HTTP in, TLS to the upstream courier, plaintext back.
+  Raw client(front_.listenerPort("tcp"));
+  const std::string response = client.roundTrip(get("x", "/direct"));
+  EXPECT_THAT(response, HasSubstr("HTTP/1.1 200"));
+  EXPECT_THAT(response, HasSubstr("hello"));
+  EXPECT_TRUE(front_.waitForStat("cluster.backend.ssl.handshake", 1));
 }
 
 TEST_F(UpstreamTlsTest, BadUpstreamTlsConfigNamesTheField) {
