@@ -6,9 +6,17 @@
 #include <string>
 #include <vector>
 
+#include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "test/common/config/fake_ads_server.h"
 
 namespace courier::test {
+
+// The name a resource is served under: `name`, or a ClusterLoadAssignment's cluster_name.
+template <class Resource>
+std::string xdsName(const Resource& r) {
+  return r.name();
+}
+inline std::string xdsName(const envoy::config::endpoint::v3::ClusterLoadAssignment& r) { return r.cluster_name(); }
 
 class AdsDriver {
  public:
@@ -72,7 +80,7 @@ class AdsDriver {
       response.set_nonce(nonce);
       for (const auto& r : resources) {
         auto* added = response.add_resources();
-        added->set_name(r.name());
+        added->set_name(xdsName(r));
         added->set_version(version);
         added->mutable_resource()->PackFrom(r);
       }

@@ -13,6 +13,7 @@
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "gtest/gtest.h"
 #include "test/common/config/fake_ads_server.h"
+#include "test/integration/ads_driver.h"
 #include "test/test_common/courier_process.h"
 #include "test/test_common/net.h"
 
@@ -54,13 +55,6 @@ inline TcpServer::Handler named(std::string name) {
   };
 }
 
-// The name a resource is served under: `name`, or a ClusterLoadAssignment's cluster_name.
-template <class Resource>
-std::string xdsName(const Resource& r) {
-  return r.name();
-}
-inline std::string xdsName(const envoy::config::endpoint::v3::ClusterLoadAssignment& r) { return r.cluster_name(); }
-
 // The fixture: a fake ADS server (stream 0 is the first the client opens),
 // a free port for the listener under test, and the courier process.
 class AdsIntegrationTest : public ::testing::TestWithParam<bool> {
@@ -74,98 +68,28 @@ class AdsIntegrationTest : public ::testing::TestWithParam<bool> {
     courier_.setWaitForReady(false);
   }
 
-  // The next request of `type_url` on `stream` from request `cursor` on;
-  // advances the cursor past it. Requests of other types are skipped.
+  // The protocol framing is AdsDriver's; a fresh one per call, as a test
+  // may replace ads_ (a control plane that goes away and comes back).
+  AdsDriver driver() { return AdsDriver(*ads_, delta()); }
+
   bool nextSotw(size_t stream, size_t& cursor, const std::string& type_url, DiscoveryRequest* out) {
-    for (;; ++cursor) {
-      if (!ads_->waitSotwRequest(stream, cursor, out)) return false;
-      if (out->type_url() == type_url) {
-        ++cursor;
-        return true;
-      }
-    }
+    return driver().nextSotw(stream, cursor, type_url, out);
   }
   bool nextDelta(size_t stream, size_t& cursor, const std::string& type_url, DeltaDiscoveryRequest* out) {
-    for (;; ++cursor) {
-      if (!ads_->waitDeltaRequest(stream, cursor, out)) return false;
-      if (out->type_url() == type_url) {
-        ++cursor;
-        return true;
-      }
-    }
+    return driver().nextDelta(stream, cursor, type_url, out);
   }
-
-  // Waits for the client's next request of the type, then answers it with
-  // `resources` as version `version`. For delta every resource is an
-  // add/update (the set is small); SotW sends the whole set.
   template <class Resource>
   bool serve(size_t stream, size_t& cursor, const std::string& type_url, const std::string& version,
              const std::vector<Resource>& resources) {
-    const std::string nonce = type_url.substr(type_url.rfind('.') + 1) + "-" + version;
-    if (delta()) {
-      DeltaDiscoveryRequest request;
-      if (!nextDelta(stream, cursor, type_url, &request)) return false;
-      DeltaDiscoveryResponse response;
-      response.set_type_url(type_url);
-      response.set_system_version_info(version);
-      response.set_nonce(nonce);
-      for (const auto& r : resources) {
-        auto* added = response.add_resources();
-        added->set_name(xdsName(r));
-        added->set_version(version);
-        added->mutable_resource()->PackFrom(r);
-      }
-      return ads_->send(stream, response);
-    }
-    DiscoveryRequest request;
-    if (!nextSotw(stream, cursor, type_url, &request)) return false;
-    DiscoveryResponse response;
-    response.set_type_url(type_url);
-    response.set_version_info(version);
-    response.set_nonce(nonce);
-    for (const auto& r : resources) response.add_resources()->PackFrom(r);
-    return ads_->send(stream, response);
+    return driver().serve(stream, cursor, type_url, version, resources);
   }
-
-  // Pushes without waiting for a request (the client already ACKed).
   template <class Resource>
   bool push(size_t stream, const std::string& type_url, const std::string& version,
             const std::vector<Resource>& resources) {
-    const std::string nonce = "push-" + version;
-    if (delta()) {
-      DeltaDiscoveryResponse response;
-      response.set_type_url(type_url);
-      response.set_system_version_info(version);
-      response.set_nonce(nonce);
-      for (const auto& r : resources) {
-        auto* added = response.add_resources();
-        added->set_name(xdsName(r));
-        added->set_version(version);
-        added->mutable_resource()->PackFrom(r);
-      }
-      return ads_->send(stream, response);
-    }
-    DiscoveryResponse response;
-    response.set_type_url(type_url);
-    response.set_version_info(version);
-    response.set_nonce(nonce);
-    for (const auto& r : resources) response.add_resources()->PackFrom(r);
-    return ads_->send(stream, response);
+    return driver().push(stream, type_url, version, resources);
   }
-
-  // The error_detail of the next request of `type_url` that carries one.
   std::string nextNack(size_t stream, size_t& cursor, const std::string& type_url) {
-    for (;;) {
-      if (delta()) {
-        DeltaDiscoveryRequest r;
-        if (!nextDelta(stream, cursor, type_url, &r)) return "";
-        if (r.has_error_detail()) return r.error_detail().message();
-      } else {
-        DiscoveryRequest r;
-        if (!nextSotw(stream, cursor, type_url, &r)) return "";
-        if (r.has_error_detail()) return r.error_detail().message();
-      }
-    }
+    return driver().nextNack(stream, cursor, type_url);
   }
 
   std::unique_ptr<FakeAdsServer> ads_;

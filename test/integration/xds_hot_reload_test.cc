@@ -1,0 +1,327 @@
+// Hot reload under load: clients keep a steady stream of requests going
+// through the real courier binary while the fake control plane pushes 100
+// route updates, 100 cluster updates and 20 listener updates over ADS. Not a
+// single request may fail or meet a reset, and every answer must come from
+// an upstream that the old or the new route table names.
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "envoy/config/cluster/v3/cluster.pb.h"
+#include "envoy/config/listener/v3/listener.pb.h"
+#include "envoy/config/route/v3/route.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "source/common/protobuf/yaml_loader.h"
+#include "test/integration/ads_driver.h"
+#include "test/integration/http_test_util.h"
+#include "test/test_common/courier_process.h"
+#include "test/test_common/net.h"
+
+namespace courier::test {
+namespace {
+
+using config::test::FakeAdsServer;
+
+constexpr char kClusterType[] = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+constexpr char kListenerType[] = "type.googleapis.com/envoy.config.listener.v3.Listener";
+constexpr char kRouteType[] = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+
+template <class T>
+T fromYaml(const std::string& yaml) {
+  T message;
+  auto status = protobuf::loadFromYamlString(yaml, message);
+  EXPECT_TRUE(status.ok()) << status << "\n" << yaml;
+  return message;
+}
+
+// `timeout_ms` varies so that each push is a real change of the cluster.
+envoy::config::cluster::v3::Cluster cluster(const std::string& name, uint16_t port, int timeout_ms = 1000) {
+  char timeout[32];
+  std::snprintf(timeout, sizeof(timeout), "%d.%03ds", timeout_ms / 1000, timeout_ms % 1000);
+  return fromYaml<envoy::config::cluster::v3::Cluster>("name: " + name + "\nconnect_timeout: " + timeout + R"(
+type: STATIC
+load_assignment:
+  cluster_name: )" + name + R"(
+  endpoints:
+  - lb_endpoints:
+    - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
+                                                       std::to_string(port) + "}}}\n");
+}
+
+envoy::config::route::v3::RouteConfiguration routes(const std::string& to_cluster) {
+  return fromYaml<envoy::config::route::v3::RouteConfiguration>(R"(name: routes
+virtual_hosts:
+- name: all
+  domains: ["*"]
+  routes:
+  - match: {prefix: "/"}
+    route: {cluster: )" + to_cluster + "}\n");
+}
+
+// The listener takes its routes from RDS; `generation` changes its stats
+// prefix so that each push is a real change (the old version drains).
+envoy::config::listener::v3::Listener listener(uint16_t port, int generation) {
+  return fromYaml<envoy::config::listener::v3::Listener>(R"(name: ingress
+address: {socket_address: {address: 127.0.0.1, port_value: )" + std::to_string(port) + R"(}}
+filter_chains:
+- filters:
+  - name: envoy.filters.network.http_connection_manager
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+      stat_prefix: ingress_)" + std::to_string(generation) + R"(
+      rds:
+        route_config_name: routes
+        config_source: {ads: {}, resource_api_version: V3}
+      http_filters:
+      - name: envoy.filters.http.router
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+)");
+}
+
+// Keep-alive clients, each on its own thread, sending GETs back to back until
+// stopped (or a minute passes). A response with `connection: close` makes the
+// client open a new connection, as any HTTP/1.1 client does.
+class LoadClients {
+ public:
+  LoadClients(uint16_t port, int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this, port] { run(port); });
+  }
+  ~LoadClients() { stop(); }
+
+  void stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  // Waits until `n` more requests succeeded than `from` (bounded).
+  bool waitForOk(uint64_t n) {
+    const uint64_t target = ok_.load() + n;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (ok_.load() < target && failed_.load() == 0) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::yield();
+    }
+    return ok_.load() >= target;
+  }
+
+  uint64_t ok() const { return ok_.load(); }
+  uint64_t failed() const { return failed_.load(); }
+  uint64_t resets() const { return resets_.load(); }
+  uint64_t connections() const { return connections_.load(); }
+  uint64_t servedBy(char upstream) const { return served_[static_cast<unsigned char>(upstream) % 4].load(); }
+  std::string errors() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string out;
+    for (const auto& e : errors_) out += e + "\n";
+    return out;
+  }
+
+ private:
+  void fail(const std::string& why, bool reset) {
+    failed_++;
+    if (reset) resets_++;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (errors_.size() < 20) errors_.push_back(why);
+  }
+
+  // One response: false (with `why`) on anything but a complete one.
+  static bool readResponse(int fd, std::string& response, bool& reset, std::string& why) {
+    response.clear();
+    char buf[4096];
+    for (;;) {
+      const size_t end = response.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        const size_t cl = response.find("content-length: ");
+        if (cl == std::string::npos || cl > end) {
+          why = "response without content-length: " + response.substr(0, 200);
+          return false;
+        }
+        const size_t body = std::stoul(response.substr(cl + 16));
+        if (response.size() >= end + 4 + body) return true;
+      }
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 10000) <= 0) {
+        why = "no response within 10 s";
+        return false;
+      }
+      const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n == 0) {
+        why = "connection closed after " + std::to_string(response.size()) + " response bytes";
+        return false;
+      }
+      if (n < 0) {
+        reset = errno == ECONNRESET;
+        why = std::string("recv: ") + std::strerror(errno);
+        return false;
+      }
+      response.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+  void run(uint16_t port) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    const std::string request = "GET /load HTTP/1.1\r\nhost: svc\r\n\r\n";
+    std::unique_ptr<TcpClient> conn;
+    std::string response;
+    while (!stop_ && std::chrono::steady_clock::now() < deadline) {
+      if (conn == nullptr) {
+        conn = std::make_unique<TcpClient>(port);
+        if (!conn->connected()) {
+          fail("connect refused", false);
+          conn.reset();
+          continue;
+        }
+        connections_++;
+      }
+      if (!conn->write(request)) {
+        fail(std::string("send: ") + std::strerror(errno), errno == ECONNRESET || errno == EPIPE);
+        conn.reset();
+        continue;
+      }
+      bool reset = false;
+      std::string why;
+      if (!readResponse(conn->fd(), response, reset, why)) {
+        fail(why, reset);
+        conn.reset();
+        continue;
+      }
+      const size_t body = response.find("\r\n\r\n") + 4;
+      const char upstream = body < response.size() ? response[body] : '?';
+      if (response.rfind("HTTP/1.1 200", 0) != 0 || (upstream != 'a' && upstream != 'b')) {
+        fail("unexpected response: " + response.substr(0, 300), false);
+      } else {
+        ok_++;
+        served_[static_cast<unsigned char>(upstream) % 4]++;
+      }
+      if (response.find("connection: close\r\n") != std::string::npos) conn.reset();
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> ok_{0}, failed_{0}, resets_{0}, connections_{0};
+  std::atomic<uint64_t> served_[4] = {};
+  std::mutex mu_;
+  std::vector<std::string> errors_;
+};
+
+class XdsHotReloadTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    ads_ = std::make_unique<FakeAdsServer>();
+    driver_ = std::make_unique<AdsDriver>(*ads_, GetParam());
+    port_ = unusedPort();
+    courier_.setWaitForReady(false);
+  }
+
+  std::string bootstrap() const {
+    const std::string ads = ads_->address();
+    return R"(node: {id: reload, cluster: mesh}
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+dynamic_resources:
+  ads_config:
+    api_type: )" + std::string(GetParam() ? "DELTA_GRPC" : "GRPC") + R"(
+    transport_api_version: V3
+    grpc_services:
+    - envoy_grpc: {cluster_name: xds}
+  cds_config: {ads: {}, resource_api_version: V3}
+  lds_config: {ads: {}, resource_api_version: V3}
+static_resources:
+  clusters:
+  - name: xds
+    connect_timeout: 1s
+    type: STATIC
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment:
+      cluster_name: xds
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
+           ads.substr(ads.rfind(':') + 1) + "}}}\n";
+  }
+
+  TcpServer a_{namedUpstream("a")};
+  TcpServer b_{namedUpstream("b")};
+  std::unique_ptr<FakeAdsServer> ads_;
+  std::unique_ptr<AdsDriver> driver_;
+  uint16_t port_ = 0;
+  CourierProcess courier_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Protocols, XdsHotReloadTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "Delta" : "Sotw"; });
+
+TEST_P(XdsHotReloadTest, UpdatesUnderLoadLoseNoRequest) {
+  // Drains outlast the test: a connection of an old listener ends after its
+  // next response, never under a client.
+  ASSERT_TRUE(courier_.start(bootstrap(), {"--drain-time-s", "120"})) << courier_.log();
+  size_t cursor = 0;
+  ASSERT_TRUE(driver_->serve(0, cursor, kClusterType, "c0", std::vector{cluster("a", a_.port()), cluster("b", b_.port())}));
+  ASSERT_TRUE(driver_->serve(0, cursor, kListenerType, "l0", std::vector{listener(port_, 0)}));
+  ASSERT_TRUE(driver_->serve(0, cursor, kRouteType, "r0", std::vector{routes("a")}));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.lds.update_success", 1)) << courier_.log();
+  ASSERT_TRUE(waitFor([&] { return httpRequest(port_, "GET", "/").body.rfind("a ", 0) == 0; })) << courier_.log();
+
+  LoadClients load(port_, 4);
+  ASSERT_TRUE(load.waitForOk(50)) << load.errors() << courier_.log();
+
+  int listener_updates = 0;
+  for (int i = 1; i <= 100; ++i) {
+    const std::string v = std::to_string(i);
+    // A route update: traffic moves between a and b.
+    ASSERT_TRUE(driver_->push(0, kRouteType, "r" + v, std::vector{routes(i % 2 ? "b" : "a")}));
+    ASSERT_TRUE(driver_->waitAck(0, cursor, kRouteType, "r" + v)) << courier_.log();
+    // A cluster update: both clusters change (their pools drain and are
+    // rebuilt) while requests to them are in flight.
+    ASSERT_TRUE(driver_->push(0, kClusterType, "c" + v,
+                              std::vector{cluster("a", a_.port(), 1000 + i), cluster("b", b_.port(), 1000 + i)}));
+    ASSERT_TRUE(driver_->waitAck(0, cursor, kClusterType, "c" + v)) << courier_.log();
+    if (i % 5 == 0) {
+      // A listener update: a new version takes the socket, the old drains.
+      ++listener_updates;
+      ASSERT_TRUE(driver_->push(0, kListenerType, "l" + v, std::vector{listener(port_, listener_updates)}));
+      ASSERT_TRUE(driver_->waitAck(0, cursor, kListenerType, "l" + v)) << courier_.log();
+    }
+    // Some traffic between updates (and a bound on a stuck proxy).
+    ASSERT_TRUE(load.waitForOk(5)) << load.errors() << courier_.log();
+  }
+  ASSERT_TRUE(load.waitForOk(50)) << load.errors() << courier_.log();
+  load.stop();
+
+  std::printf("%llu requests (a: %llu, b: %llu) over %llu connections, %llu failed, %llu reset\n",
+              static_cast<unsigned long long>(load.ok()), static_cast<unsigned long long>(load.servedBy('a')),
+              static_cast<unsigned long long>(load.servedBy('b')), static_cast<unsigned long long>(load.connections()),
+              static_cast<unsigned long long>(load.failed()), static_cast<unsigned long long>(load.resets()));
+  EXPECT_EQ(load.failed(), 0u) << load.errors();
+  EXPECT_EQ(load.resets(), 0u) << load.errors();
+  EXPECT_GT(load.ok(), 600u);
+  // Both tables served traffic: the route switch was live.
+  EXPECT_GT(load.servedBy('a'), 0u);
+  EXPECT_GT(load.servedBy('b'), 0u);
+  EXPECT_EQ(listener_updates, 20);
+  EXPECT_EQ(courier_.stat("listener_manager.listener_modified"), 20u);
+  EXPECT_EQ(courier_.stat("cluster_manager.cluster_modified"), 200u);
+  // New connections after each listener update met the new version.
+  EXPECT_GT(load.connections(), 20u);
+}
+
+}  // namespace
+}  // namespace courier::test
