@@ -131,35 +131,7 @@ filter_chains:
   return l;
 }
 
-std::string bootstrap(bool delta, uint16_t ads_port) {
-  return R"(node: {id: scale-node, cluster: mesh}
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-dynamic_resources:
-  ads_config:
-    api_type: )" +
-         std::string(delta ? "DELTA_GRPC" : "GRPC") + R"(
-    transport_api_version: V3
-    grpc_services:
-    - envoy_grpc: {cluster_name: xds}
-  cds_config: {ads: {}, resource_api_version: V3}
-  lds_config: {ads: {}, resource_api_version: V3}
-static_resources:
-  clusters:
-  - name: xds
-    connect_timeout: 1s
-    type: STATIC
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {http2_protocol_options: {}}
-    load_assignment:
-      cluster_name: xds
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
-         std::to_string(ads_port) + "}}}\n";
-}
+std::string bootstrap(bool delta, uint16_t ads_port) { return adsBootstrap(delta, ads_port, "scale-node"); }
 
 // Polls the listener until the upstream named `expected` answers; ms until
 // then, or -1 after 60 s.

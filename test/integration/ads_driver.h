@@ -3,6 +3,7 @@
 // a set of resources) and not how each protocol frames it.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,37 @@ std::string xdsName(const Resource& r) {
   return r.name();
 }
 inline std::string xdsName(const envoy::config::endpoint::v3::ClusterLoadAssignment& r) { return r.cluster_name(); }
+
+// A bootstrap whose CDS and LDS come over ADS (SotW or delta) from the
+// static cluster "xds" at 127.0.0.1:`ads_port`; admin on an ephemeral port.
+inline std::string adsBootstrap(bool delta, uint16_t ads_port, const std::string& node_id = "node-1") {
+  return "node: {id: " + node_id + R"(, cluster: mesh}
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+dynamic_resources:
+  ads_config:
+    api_type: )" + std::string(delta ? "DELTA_GRPC" : "GRPC") + R"(
+    transport_api_version: V3
+    grpc_services:
+    - envoy_grpc: {cluster_name: xds}
+  cds_config: {ads: {}, resource_api_version: V3}
+  lds_config: {ads: {}, resource_api_version: V3}
+static_resources:
+  clusters:
+  - name: xds
+    connect_timeout: 1s
+    type: STATIC
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment:
+      cluster_name: xds
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
+         std::to_string(ads_port) + "}}}\n";
+}
 
 class AdsDriver {
  public:

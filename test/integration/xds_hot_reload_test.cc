@@ -229,33 +229,8 @@ class XdsHotReloadTest : public ::testing::TestWithParam<bool> {
   }
 
   std::string bootstrap() const {
-    const std::string ads = ads_->address();
-    return R"(node: {id: reload, cluster: mesh}
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-dynamic_resources:
-  ads_config:
-    api_type: )" + std::string(GetParam() ? "DELTA_GRPC" : "GRPC") + R"(
-    transport_api_version: V3
-    grpc_services:
-    - envoy_grpc: {cluster_name: xds}
-  cds_config: {ads: {}, resource_api_version: V3}
-  lds_config: {ads: {}, resource_api_version: V3}
-static_resources:
-  clusters:
-  - name: xds
-    connect_timeout: 1s
-    type: STATIC
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {http2_protocol_options: {}}
-    load_assignment:
-      cluster_name: xds
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
-           ads.substr(ads.rfind(':') + 1) + "}}}\n";
+    const std::string& ads = ads_->address();
+    return adsBootstrap(GetParam(), static_cast<uint16_t>(std::stoi(ads.substr(ads.rfind(':') + 1))), "reload");
   }
 
   TcpServer a_{namedUpstream("a")};

@@ -114,30 +114,7 @@ std::string bodyOf(const std::string& response) {
 
 class XdsRdsEdsIntegrationTest : public AdsIntegrationTest {
  protected:
-  std::string bootstrap() const {
-    return R"(node: {id: node-1, cluster: mesh}
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-dynamic_resources:
-  ads_config:
-    api_type: )" + std::string(delta() ? "DELTA_GRPC" : "GRPC") + R"(
-    transport_api_version: V3
-    grpc_services:
-    - envoy_grpc: {cluster_name: xds}
-  cds_config: {ads: {}, resource_api_version: V3}
-  lds_config: {ads: {}, resource_api_version: V3}
-static_resources:
-  clusters:
-  - name: xds
-    connect_timeout: 1s
-    type: STATIC
-    load_assignment:
-      cluster_name: xds
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
-           std::to_string(ads_port_) + "}}}\n";
-  }
+  std::string bootstrap() const { return adsBootstrap(delta(), ads_port_); }
 
   std::vector<ClusterLoadAssignment> endpoints(const std::vector<Endpoint>& web) const {
     return {assignment("web", web), assignment("api", {{b_.port()}})};
