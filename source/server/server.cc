@@ -15,6 +15,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "source/common/common/version.h"
 #include "source/common/config/path_subscription.h"
+#include "source/common/protobuf/field_mask.h"
 #include "source/common/protobuf/yaml_loader.h"
 #include "source/common/upstream/cluster_factory.h"
 #include "source/common/upstream/cluster_health.h"
@@ -238,7 +239,7 @@ void Server::registerAdminHandlers() {
                        return AdminResponse{200, "application/json", serverInfoJson()};
                      });
   admin_->addHandler("/config_dump", "dump current Envoy configs", false, [this](const AdminRequest& req) {
-    return AdminResponse{200, "application/json", configDumpJson(req.get("resource"), req.has("include_eds"))};
+    return AdminResponse{200, "application/json", configDumpJson(req.get("resource"), req.has("include_eds"), req.get("mask"))};
   });
   admin_->addHandler("/listeners", "print listener info", false, [this](const AdminRequest& req) {
     bool json = req.get("format") == "json";
@@ -377,7 +378,17 @@ std::string Server::serverInfoJson() const {
   return protobuf::toJson(info, true, true);
 }
 
-std::string Server::configDumpJson(const std::string& resource, bool include_eds) const {
+namespace {
+// ?mask=: applied to each config of the dump (each top-level dump, or with
+// ?resource= each element), as Envoy does.
+std::string maskedJson(envoy::admin::v3::ConfigDump& dump, const std::string& mask_text) {
+  const protobuf::FieldMask mask = protobuf::parseFieldMask(mask_text);
+  for (auto& any : *dump.mutable_configs()) protobuf::trimPacked(mask, any);
+  return protobuf::toJson(dump, true);
+}
+}  // namespace
+
+std::string Server::configDumpJson(const std::string& resource, bool include_eds, const std::string& mask) const {
   envoy::admin::v3::ConfigDump dump;
   auto now = TimeUtil::GetCurrentTime();
   {
@@ -463,7 +474,7 @@ std::string Server::configDumpJson(const std::string& resource, bool include_eds
     }
     dump.add_configs()->PackFrom(r);
   }
-  if (resource.empty()) return protobuf::toJson(dump, true);
+  if (resource.empty()) return maskedJson(dump, mask);
   // ?resource=static_clusters etc: Envoy returns the matching repeated field's
   // entries, each as its own config.
   envoy::admin::v3::ConfigDump filtered;
@@ -496,7 +507,7 @@ std::string Server::configDumpJson(const std::string& resource, bool include_eds
       }
     }
   }
-  return protobuf::toJson(filtered, true);
+  return maskedJson(filtered, mask);
 }
 
 std::string Server::listenersText(bool json) const {

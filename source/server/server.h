@@ -72,7 +72,7 @@ class Server {
   void startDrain();
   void checkDrained();
   std::string serverInfoJson() const;
-  std::string configDumpJson(const std::string& resource, bool include_eds) const;
+  std::string configDumpJson(const std::string& resource, bool include_eds, const std::string& mask) const;
   std::string listenersText(bool json) const;
   std::string clustersText(bool json) const;
   const upstream::OutlierDetector* outlierDetectorOf(const std::string& cluster_name) const;

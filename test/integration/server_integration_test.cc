@@ -56,6 +56,20 @@ TEST_F(ServerIntegrationTest, ConfigDumpHasEnvoysShapeWithTypes) {
   EXPECT_EQ(only.body.find("ListenersConfigDump"), std::string::npos);
 }
 
+TEST_F(ServerIntegrationTest, ConfigDumpMaskKeepsOnlyTheNamedFields) {
+  // Without ?resource= the mask applies to each top-level dump.
+  auto top = courier_.admin("/config_dump?mask=static_clusters");
+  EXPECT_EQ(top.status, 200);
+  EXPECT_THAT(top.body, HasSubstr("\"static_clusters\""));
+  EXPECT_EQ(top.body.find("\"static_listeners\""), std::string::npos);
+  EXPECT_EQ(top.body.find("\"bootstrap\""), std::string::npos);
+  // With ?resource= it applies to each element, and goes into the packed cluster.
+  auto names = courier_.admin("/config_dump?resource=static_clusters&mask=cluster.name");
+  EXPECT_THAT(names.body, HasSubstr("\"name\": \"backend\""));
+  EXPECT_EQ(names.body.find("connect_timeout"), std::string::npos);
+  EXPECT_EQ(names.body.find("last_updated"), std::string::npos);
+}
+
 TEST_F(ServerIntegrationTest, ListenersAndClustersListWhatIsConfigured) {
   auto text = courier_.admin("/listeners");
   EXPECT_EQ(text.body, "tcp::127.0.0.1:" + std::to_string(port_) + "\n");
