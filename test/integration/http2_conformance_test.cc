@@ -61,17 +61,6 @@ std::string config(const std::string& codec_type, uint16_t upstream) {
 )" + staticCluster("primary", upstream);
 }
 
-std::string run(const std::string& cmd) {
-  std::string out;
-  FILE* f = ::popen(cmd.c_str(), "r");
-  if (f == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = ::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
-  ::pclose(f);
-  return out;
-}
-
 // A client that speaks HTTP/2 only through the frames the test writes.
 class RawH2 {
  public:
@@ -176,7 +165,7 @@ class Http2ConformanceTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(good.preface());
     ASSERT_TRUE(good.send(good.headers(1, getRequest("/direct"), true)));
     EXPECT_EQ(good.body(1), std::optional<std::string>("hello"));
-    std::string out = run("curl -s --max-time 5 --http2-prior-knowledge http://127.0.0.1:" + std::to_string(port_) +
+    std::string out = runCommand("curl -s --max-time 5 --http2-prior-knowledge http://127.0.0.1:" + std::to_string(port_) +
                           "/up/after");
     EXPECT_THAT(out, HasSubstr("up GET /up/after"));
   }

@@ -51,18 +51,6 @@ std::string config(const std::string& codec_type, uint16_t primary, uint16_t slo
          cluster("slow", slow);
 }
 
-// Runs a shell command and returns its stdout.
-std::string run(const std::string& cmd) {
-  std::string out;
-  FILE* f = ::popen(cmd.c_str(), "r");
-  if (f == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = ::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
-  ::pclose(f);
-  return out;
-}
-
 // A blocking HTTP/2 client over one socket: our client codec drives the
 // frames, the test decides when streams start and reset.
 class H2Client : public http::http2::ClientConnectionCallbacks {
@@ -318,7 +306,7 @@ class Http2IntegrationTest : public ::testing::Test {
 
 TEST_F(Http2IntegrationTest, CurlWithPriorKnowledgeReachesAnHttp1Upstream) {
   start();
-  std::string out = run("curl -s -i --http2-prior-knowledge " + url("/up/a"));
+  std::string out = runCommand("curl -s -i --http2-prior-knowledge " + url("/up/a"));
   EXPECT_THAT(out, StartsWith("HTTP/2 200"));
   EXPECT_THAT(out, HasSubstr("primary GET /up/a HTTP/1.1"));
   EXPECT_THAT(out, HasSubstr("server: envoy"));
@@ -327,13 +315,13 @@ TEST_F(Http2IntegrationTest, CurlWithPriorKnowledgeReachesAnHttp1Upstream) {
 
 TEST_F(Http2IntegrationTest, RequestBodyIsForwardedUpstream) {
   start();
-  std::string out = run("curl -s --http2-prior-knowledge --data-binary 0123456789 " + url("/up/post"));
+  std::string out = runCommand("curl -s --http2-prior-knowledge --data-binary 0123456789 " + url("/up/post"));
   EXPECT_THAT(out, HasSubstr("primary POST /up/post HTTP/1.1 body=10"));
 }
 
 TEST_F(Http2IntegrationTest, AutoServesHttp2ByPrefaceAndHttp1Otherwise) {
   start("AUTO");
-  EXPECT_THAT(run("curl -s -i --http2-prior-knowledge " + url("/direct")), StartsWith("HTTP/2 200"));
+  EXPECT_THAT(runCommand("curl -s -i --http2-prior-knowledge " + url("/direct")), StartsWith("HTTP/2 200"));
   Raw h1(port_);
   std::string r = h1.roundTrip(get("example.com", "/up/h1"));
   EXPECT_THAT(r, StartsWith("HTTP/1.1 200"));
@@ -343,7 +331,7 @@ TEST_F(Http2IntegrationTest, AutoServesHttp2ByPrefaceAndHttp1Otherwise) {
 TEST_F(Http2IntegrationTest, FiftyConcurrentStreamsShareOneConnection) {
   start();
   // nghttp -m 50 sends the 50 requests at once on one connection.
-  std::string out = run("nghttp -n -s -m 50 " + url("/up/many") + " 2>&1");
+  std::string out = runCommand("nghttp -n -s -m 50 " + url("/up/many") + " 2>&1");
   size_t ok = 0;
   for (size_t at = out.find(" 200 "); at != std::string::npos; at = out.find(" 200 ", at + 1)) ++ok;
   EXPECT_EQ(ok, 50u) << out;
@@ -450,7 +438,7 @@ TEST_F(Http2IntegrationTest, GarbageAfterThePrefaceIsAConnectionError) {
 
 TEST_F(Http2IntegrationTest, MaxConcurrentStreamsIsAdvertised) {
   start("HTTP2", "          http2_protocol_options: {max_concurrent_streams: 7, initial_stream_window_size: 70000}\n");
-  std::string out = run("nghttp -v -n " + url("/direct") + " 2>&1");
+  std::string out = runCommand("nghttp -v -n " + url("/direct") + " 2>&1");
   EXPECT_THAT(out, HasSubstr("SETTINGS_MAX_CONCURRENT_STREAMS(0x03):7"));
   EXPECT_THAT(out, HasSubstr("SETTINGS_INITIAL_WINDOW_SIZE(0x04):70000"));
 }
@@ -474,7 +462,7 @@ TEST(Http2TrailersTest, ChunkedUpstreamTrailersReachTheHttp2Client) {
   EXPECT_EQ(r.trailers->getValue("grpc-status"), "0");
   EXPECT_EQ(r.trailers->getValue("x-checksum"), "abc");
   // curl asks for trailers with te: trailers and prints them after the body.
-  std::string out = run("curl -s -i --http2-prior-knowledge -H 'te: trailers' http://127.0.0.1:" +
+  std::string out = runCommand("curl -s -i --http2-prior-knowledge -H 'te: trailers' http://127.0.0.1:" +
                         std::to_string(courier.listenerPort("http")) + "/up/curl");
   EXPECT_THAT(out, HasSubstr("hello"));
   EXPECT_THAT(out, HasSubstr("grpc-status: 0"));
@@ -494,7 +482,7 @@ TEST(Http2FlowControlTest, ALargeResponseCrossesASmallClientWindowWhole) {
   CourierProcess courier;
   ASSERT_TRUE(courier.start(config("HTTP2", upstream.port(), upstream.port()), {"--concurrency", "1"})) << courier.log();
   // nghttp -w/-W 16: 64 KiB stream and connection windows.
-  std::string out = run("nghttp -w 16 -W 16 http://127.0.0.1:" + std::to_string(courier.listenerPort("http")) +
+  std::string out = runCommand("nghttp -w 16 -W 16 http://127.0.0.1:" + std::to_string(courier.listenerPort("http")) +
                         "/up/big | wc -c");
   EXPECT_EQ(std::stoul(out), size);
 }
@@ -507,7 +495,7 @@ TEST(Http2ConfigTest, OutOfRangeWindowNamesTheField) {
 
 TEST_F(Http2IntegrationTest, H2loadCompletesWithoutFailures) {
   start();
-  std::string out = run("h2load -n 2000 -c 4 -m 10 " + url("/up/load") + " 2>&1");
+  std::string out = runCommand("h2load -n 2000 -c 4 -m 10 " + url("/up/load") + " 2>&1");
   EXPECT_THAT(out, HasSubstr("2000 succeeded, 0 failed, 0 errored"));
   std::printf("%s\n", out.substr(out.find("finished in")).c_str());
 }
@@ -555,7 +543,7 @@ TEST(Http2UpstreamTest, FiftyConcurrentHttp2StreamsGoUpstreamMultiplexed) {
   CourierProcess courier;
   ASSERT_TRUE(courier.start(h2UpstreamConfig("HTTP2", upstream.port()), {"--concurrency", "1"})) << courier.log();
   std::string out =
-      run("nghttp -n -s -m 50 http://127.0.0.1:" + std::to_string(courier.listenerPort("http")) + "/up/m 2>&1");
+      runCommand("nghttp -n -s -m 50 http://127.0.0.1:" + std::to_string(courier.listenerPort("http")) + "/up/m 2>&1");
   size_t ok = 0;
   for (size_t at = out.find(" 200 "); at != std::string::npos; at = out.find(" 200 ", at + 1)) ++ok;
   EXPECT_EQ(ok, 50u) << out;
@@ -580,7 +568,7 @@ TEST(Http2UpstreamTest, TrailersFromAnHttp2UpstreamReachAnHttp1Client) {
   ASSERT_TRUE(courier.start(h2UpstreamConfig("AUTO", upstream.port()), {"--concurrency", "1"})) << courier.log();
   const std::string base = "http://127.0.0.1:" + std::to_string(courier.listenerPort("http"));
   // HTTP/1: chunked, with the trailers after the last chunk.
-  std::string h1 = run("curl -s --raw -i -H 'te: trailers' " + base + "/up/t1");
+  std::string h1 = runCommand("curl -s --raw -i -H 'te: trailers' " + base + "/up/t1");
   EXPECT_THAT(h1, HasSubstr("transfer-encoding: chunked"));
   EXPECT_THAT(h1, HasSubstr("h2up GET /up/t1"));
   EXPECT_THAT(h1, HasSubstr("grpc-status: 0"));
@@ -601,7 +589,7 @@ TEST(Http2UpstreamTest, StreamsBeyondThePeersLimitAllComplete) {
   CourierProcess courier;
   ASSERT_TRUE(courier.start(h2UpstreamConfig("HTTP2", upstream.port()), {"--concurrency", "1"})) << courier.log();
   std::string out =
-      run("nghttp -n -s -m 6 http://127.0.0.1:" + std::to_string(courier.listenerPort("http")) + "/up/lim 2>&1");
+      runCommand("nghttp -n -s -m 6 http://127.0.0.1:" + std::to_string(courier.listenerPort("http")) + "/up/lim 2>&1");
   size_t ok = 0;
   for (size_t at = out.find(" 200 "); at != std::string::npos; at = out.find(" 200 ", at + 1)) ++ok;
   EXPECT_EQ(ok, 6u) << out;

@@ -21,19 +21,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// Runs a shell command; returns stdout (stderr too when asked) and sets rc.
-std::string run(const std::string& cmd, int* rc = nullptr) {
-  std::string out;
-  FILE* f = ::popen(cmd.c_str(), "r");
-  if (f == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = ::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
-  const int status = ::pclose(f);
-  if (rc != nullptr) *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
-
 // A CA, a server certificate for DNS:courier.test and a client certificate,
 // all signed by the CA; fresh keys for every test binary run.
 struct Pki {
@@ -54,7 +41,7 @@ struct Pki {
                                "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 " +
                                "-extfile client.ext -out client.pem 2>&1";
     int rc = -1;
-    log = run("(" + script + ") 2>&1", &rc);
+    log = runCommand("(" + script + ") 2>&1", &rc);
     ok = rc == 0;
   }
   std::string path(const std::string& name) const { return dir + "/" + name; }
@@ -120,7 +107,7 @@ class TlsIntegrationTest : public ::testing::Test {
   // (unless flags bring their own -w).
   std::string curl(const std::string& flags, int* rc = nullptr) {
     const std::string p = std::to_string(port_);
-    return run("curl -sS --max-time 10 --cacert " + pki().path("ca.pem") + " --resolve courier.test:" + p +
+    return runCommand("curl -sS --max-time 10 --cacert " + pki().path("ca.pem") + " --resolve courier.test:" + p +
                    ":127.0.0.1 -w ' %{http_version}' " + flags + " https://courier.test:" + p + "/direct 2>&1",
                rc);
   }
@@ -146,19 +133,19 @@ TEST_F(TlsIntegrationTest, CurlOverHttp2ChosenByAlpn) {
 
 TEST_F(TlsIntegrationTest, OpensslClientNegotiatesAlpnAndVerifiesChain) {
   start(tlsConfig());
-  const std::string out = run("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(port_) +
+  const std::string out = runCommand("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(port_) +
                               " -servername courier.test -verify_hostname courier.test -alpn h2 -CAfile " +
                               pki().path("ca.pem") + " 2>&1");
   EXPECT_THAT(out, HasSubstr("ALPN protocol: h2"));
   EXPECT_THAT(out, HasSubstr("Verify return code: 0 (ok)"));
-  const std::string http1 = run("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(port_) +
+  const std::string http1 = runCommand("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(port_) +
                                 " -alpn http/1.1 -CAfile " + pki().path("ca.pem") + " 2>&1");
   EXPECT_THAT(http1, HasSubstr("ALPN protocol: http/1.1"));
 }
 
 // s_client with extra flags, sending input after the handshake.
 std::string sClient(uint16_t port, const std::string& flags, const std::string& input = "") {
-  return run("printf '" + input + "' | openssl s_client -quiet -connect 127.0.0.1:" + std::to_string(port) + " " +
+  return runCommand("printf '" + input + "' | openssl s_client -quiet -connect 127.0.0.1:" + std::to_string(port) + " " +
              flags + " 2>&1");
 }
 
@@ -182,9 +169,9 @@ TEST_F(TlsIntegrationTest, AlpnH2IsServedAsHttp2EvenForHttp1Bytes) {
 TEST_F(TlsIntegrationTest, ProtocolVersionRangeIsEnforced) {
   start(tlsConfig("", "            tls_params: {tls_minimum_protocol_version: TLSv1_3}\n"));
   const std::string ca = " -CAfile " + pki().path("ca.pem");
-  EXPECT_THAT(run("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(port_) + ca + " 2>&1"),
+  EXPECT_THAT(runCommand("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(port_) + ca + " 2>&1"),
               HasSubstr("New, TLSv1.3"));
-  const std::string old = run("echo | openssl s_client -tls1_2 -connect 127.0.0.1:" + std::to_string(port_) + ca + " 2>&1");
+  const std::string old = runCommand("echo | openssl s_client -tls1_2 -connect 127.0.0.1:" + std::to_string(port_) + ca + " 2>&1");
   EXPECT_THAT(old, HasSubstr("alert protocol version"));
   EXPECT_THAT(old, HasSubstr("Cipher is (NONE)"));
   EXPECT_TRUE(courier_.waitForStat(prefix() + "connection_error", 1)) << old;
@@ -193,7 +180,7 @@ TEST_F(TlsIntegrationTest, ProtocolVersionRangeIsEnforced) {
 TEST_F(TlsIntegrationTest, MaximumVersionTls12WithCipherSuite) {
   start(tlsConfig("", "            tls_params: {tls_maximum_protocol_version: TLSv1_2, "
                       "cipher_suites: [ECDHE-ECDSA-CHACHA20-POLY1305]}\n"));
-  const std::string out = run("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(port_) +
+  const std::string out = runCommand("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(port_) +
                               " -CAfile " + pki().path("ca.pem") + " 2>&1");
   EXPECT_THAT(out, HasSubstr("Protocol  : TLSv1.2"));
   EXPECT_THAT(out, HasSubstr("Cipher    : ECDHE-ECDSA-CHACHA20-POLY1305"));
@@ -203,7 +190,7 @@ TEST_F(TlsIntegrationTest, InlineCertificateAndKey) {
   ASSERT_TRUE(pki().ok) << pki().log;
   std::string config = tlsConfig();
   auto inlined = [](const std::string& file) {
-    std::string pem = run("cat " + file);
+    std::string pem = runCommand("cat " + file);
     std::string escaped;
     for (char c : pem) escaped += c == '\n' ? std::string("\\n") : std::string(1, c);
     return "inline_string: \"" + escaped + "\"";
@@ -219,9 +206,9 @@ TEST_F(TlsIntegrationTest, InlineCertificateAndKey) {
 TEST_F(TlsIntegrationTest, DefaultTls12CiphersAreEnvoys) {
   start(tlsConfig());
   const std::string base = "echo | openssl s_client -tls1_2 -connect 127.0.0.1:" + std::to_string(port_) + " -cipher ";
-  EXPECT_THAT(run(base + "ECDHE-ECDSA-AES128-GCM-SHA256 2>&1"), HasSubstr("Cipher    : ECDHE-ECDSA-AES128-GCM-SHA256"));
+  EXPECT_THAT(runCommand(base + "ECDHE-ECDSA-AES128-GCM-SHA256 2>&1"), HasSubstr("Cipher    : ECDHE-ECDSA-AES128-GCM-SHA256"));
   // CBC with SHA-384 is not in Envoy's default server list.
-  EXPECT_THAT(run(base + "ECDHE-ECDSA-AES256-SHA384 2>&1"), HasSubstr("Cipher is (NONE)"));
+  EXPECT_THAT(runCommand(base + "ECDHE-ECDSA-AES256-SHA384 2>&1"), HasSubstr("Cipher is (NONE)"));
 }
 
 TEST_F(TlsIntegrationTest, MutualTlsAcceptsClientCertificate) {
@@ -246,7 +233,7 @@ TEST_F(TlsIntegrationTest, MutualTlsRejectsCertificateFromAnotherCa) {
   start(mtlsConfig());
   // The server's own CA-signed cert is fine; a self-signed one is not.
   const std::string dir = tempDir();
-  run("cd " + dir + " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+  runCommand("cd " + dir + " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
       "-keyout rogue.key -out rogue.pem -days 1 -subj /CN=rogue 2>&1");
   int rc = 0;
   const std::string out = curl("--cert " + dir + "/rogue.pem --key " + dir + "/rogue.key", &rc);
@@ -356,7 +343,7 @@ TEST_F(UpstreamTlsTest, SanMismatchFailsTheUpstreamConnection) {
 
 TEST_F(UpstreamTlsTest, UntrustedUpstreamCertificateIsRejected) {
   const std::string dir = tempDir();
-  run("cd " + dir + " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+  runCommand("cd " + dir + " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
       "-keyout other.key -out other-ca.pem -days 1 -subj /CN=other-ca 2>&1");
   startFront("        common_tls_context:\n          validation_context:\n            trusted_ca: {filename: " + dir +
              "/other-ca.pem}\n");

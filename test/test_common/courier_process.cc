@@ -51,6 +51,18 @@ HttpResponse httpRequest(uint16_t port, const std::string& method, const std::st
   return r;
 }
 
+std::string runCommand(const std::string& cmd, int* rc) {
+  std::string out;
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (f == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = ::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
+  const int status = ::pclose(f);
+  if (rc != nullptr) *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
 std::string runfile(const std::string& path) {
   const char* srcdir = std::getenv("TEST_SRCDIR");
   const char* ws = std::getenv("TEST_WORKSPACE");

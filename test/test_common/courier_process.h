@@ -28,6 +28,9 @@ std::string runfile(const std::string& path);
 // A fresh directory under TEST_TMPDIR.
 std::string tempDir();
 void writeFile(const std::string& path, const std::string& content);
+// Runs a shell command (curl, openssl, h2load...) and returns its stdout;
+// sets `rc` to its exit code (-1 if it did not exit) when given.
+std::string runCommand(const std::string& cmd, int* rc = nullptr);
 
 class CourierProcess {
  public:
