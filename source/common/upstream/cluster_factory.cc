@@ -8,6 +8,7 @@
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "google/protobuf/util/time_util.h"
 #include "source/common/upstream/dns_cluster.h"
+#include "source/common/upstream/eds.h"
 #include "source/common/upstream/health_checker.h"
 #include "source/common/upstream/load_balancer_factory.h"
 #include "source/common/upstream/original_dst_cluster.h"
@@ -147,26 +148,12 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
     for (int j = 0; j < locality.lb_endpoints_size(); ++j) {
       const auto& lb = locality.lb_endpoints(j);
       const std::string epath = absl::StrCat(lpath, ".lb_endpoints[", j, "]");
-      if (!lb.has_endpoint()) return fieldError(epath, "an lb_endpoint needs an endpoint (named endpoints are not supported)");
-      const auto& addr = lb.endpoint().address();
-      if (!addr.has_socket_address()) {
-        return fieldError(epath + ".endpoint.address", "a socket_address is required (pipe and internal addresses are not supported)");
-      }
-      const auto& sa = addr.socket_address();
-      if (sa.port_specifier_case() != envoy::config::core::v3::SocketAddress::kPortValue) {
-        return fieldError(epath + ".endpoint.address.socket_address", "port_value is required");
-      }
-      auto address = network::Address::fromIpPort(sa.address(), sa.port_value());
-      if (!address.ok()) {
-        return fieldError(epath + ".endpoint.address.socket_address.address",
-                          absl::StrCat(address.status().message(), " (use STRICT_DNS or LOGICAL_DNS for names)"));
-      }
-      uint32_t weight = lb.has_load_balancing_weight() ? lb.load_balancing_weight().value() : 1;
-      if (weight == 0) return fieldError(epath + ".load_balancing_weight", "must be at least 1");
+      auto spec = parseLbEndpoint(lb, epath, " (use STRICT_DNS or LOGICAL_DNS for names)");
+      if (!spec.ok()) return spec.status();
       if (locality.priority() != best_priority) continue;
       auto host = std::make_shared<Host>();
-      host->address = *address;
-      host->weight = weight;
+      host->address = spec->address;
+      host->weight = spec->weight;
       host->hostname = lb.endpoint().hostname();
       cluster->hosts.push_back(std::move(host));
     }

@@ -11,6 +11,33 @@ namespace courier::upstream {
 
 using envoy::config::core::v3::HealthStatus;
 
+absl::StatusOr<LbEndpointSpec> parseLbEndpoint(const envoy::config::endpoint::v3::LbEndpoint& lb,
+                                               const std::string& path, std::string_view address_hint) {
+  if (!lb.has_endpoint()) {
+    return fieldError(path, "an lb_endpoint needs an endpoint (named endpoints are not supported)");
+  }
+  const auto& addr = lb.endpoint().address();
+  if (!addr.has_socket_address()) {
+    return fieldError(path + ".endpoint.address",
+                      "a socket_address is required (pipe and internal addresses are not supported)");
+  }
+  const auto& sa = addr.socket_address();
+  if (sa.port_specifier_case() != envoy::config::core::v3::SocketAddress::kPortValue) {
+    return fieldError(path + ".endpoint.address.socket_address", "port_value is required");
+  }
+  auto address = network::Address::fromIpPort(sa.address(), sa.port_value());
+  if (!address.ok()) {
+    return fieldError(
+        path + ".endpoint.address.socket_address.address",
+        absl::StrCat(address.status().message(), absl::string_view(address_hint.data(), address_hint.size())));
+  }
+  LbEndpointSpec spec;
+  spec.address = *address;
+  spec.weight = lb.has_load_balancing_weight() ? lb.load_balancing_weight().value() : 1;
+  if (spec.weight == 0) return fieldError(path + ".load_balancing_weight", "must be at least 1");
+  return spec;
+}
+
 absl::StatusOr<EdsHosts> hostsFromAssignment(const envoy::config::endpoint::v3::ClusterLoadAssignment& cla,
                                              const std::string& path,
                                              const absl::flat_hash_map<std::string, HostConstSharedPtr>& previous) {
@@ -23,23 +50,12 @@ absl::StatusOr<EdsHosts> hostsFromAssignment(const envoy::config::endpoint::v3::
     for (int j = 0; j < locality.lb_endpoints_size(); ++j) {
       const auto& lb = locality.lb_endpoints(j);
       const std::string epath = absl::StrCat(lpath, ".lb_endpoints[", j, "]");
-      if (!lb.has_endpoint()) return fieldError(epath, "an lb_endpoint needs an endpoint (named endpoints are not supported)");
-      const auto& addr = lb.endpoint().address();
-      if (!addr.has_socket_address()) {
-        return fieldError(epath + ".endpoint.address", "a socket_address is required");
-      }
-      const auto& sa = addr.socket_address();
-      if (sa.port_specifier_case() != envoy::config::core::v3::SocketAddress::kPortValue) {
-        return fieldError(epath + ".endpoint.address.socket_address", "port_value is required");
-      }
-      auto address = network::Address::fromIpPort(sa.address(), sa.port_value());
-      if (!address.ok()) {
-        return fieldError(epath + ".endpoint.address.socket_address.address", std::string(address.status().message()));
-      }
-      const uint32_t weight = lb.has_load_balancing_weight() ? lb.load_balancing_weight().value() : 1;
-      if (weight == 0) return fieldError(epath + ".load_balancing_weight", "must be at least 1");
+      auto spec = parseLbEndpoint(lb, epath);
+      if (!spec.ok()) return spec.status();
+      const network::Address& address = spec->address;
+      const uint32_t weight = spec->weight;
       if (locality.priority() != best_priority) continue;
-      const std::string key = address->asString();
+      const std::string key = address.asString();
       if (out.all.contains(key)) continue;  // a duplicate endpoint counts once
       HostConstSharedPtr host;
       auto old = previous.find(key);
@@ -47,7 +63,7 @@ absl::StatusOr<EdsHosts> hostsFromAssignment(const envoy::config::endpoint::v3::
         host = old->second;
       } else {
         auto fresh = std::make_shared<Host>();
-        fresh->address = *address;
+        fresh->address = address;
         fresh->weight = weight;
         fresh->hostname = lb.endpoint().hostname();
         host = std::move(fresh);

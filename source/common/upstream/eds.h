@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -23,6 +24,16 @@ struct EdsHosts {
   // HEALTHY or UNKNOWN, as Envoy's membership_healthy counts them.
   size_t healthy = 0;
 };
+
+// One lb_endpoint's address and weight, validated; errors name the field
+// under `path` (the lb_endpoint's own path). `address_hint` is appended to
+// an address error (static clusters suggest a DNS cluster type for names).
+struct LbEndpointSpec {
+  network::Address address;
+  uint32_t weight = 1;
+};
+absl::StatusOr<LbEndpointSpec> parseLbEndpoint(const envoy::config::endpoint::v3::LbEndpoint& lb,
+                                               const std::string& path, std::string_view address_hint = "");
 
 // Validates the whole assignment (errors name the field under `path`) and
 // builds its hosts, reusing those of `previous` whose address, weight and
