@@ -12,9 +12,8 @@ namespace courier::stats {
 
 namespace {
 
-constexpr std::array<double, 20> kPowerOfTen = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,
-                                                1e7,  1e8,  1e9,  1e10, 1e11, 1e12, 1e13,
-                                                1e14, 1e15, 1e16, 1e17, 1e18, 1e19};
+constexpr std::array<double, 20> kPowerOfTen = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,
+                                                1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19};
 
 constexpr std::array<uint64_t, 20> kIntPowerOfTen = {1ULL,
                                                      10ULL,
@@ -37,8 +36,7 @@ constexpr std::array<uint64_t, 20> kIntPowerOfTen = {1ULL,
                                                      1000000000000000000ULL,
                                                      10000000000000000000ULL};
 
-constexpr const char* kQuantileLabels[] = {"0",  "25", "50",   "75",   "90",
-                                           "95", "99", "99.5", "99.9", "100"};
+constexpr const char* kQuantileLabels[] = {"0", "25", "50", "75", "90", "95", "99", "99.5", "99.9", "100"};
 
 }  // namespace
 
@@ -50,29 +48,26 @@ std::string formatDouble(double value) {
   return std::string(buf, result.ptr);
 }
 
-const std::array<double, HistogramStatistics::kNumQuantiles>&
-HistogramStatistics::supportedQuantiles() {
-  static const std::array<double, kNumQuantiles> kQuantiles = {0,    0.25, 0.5,   0.75,  0.90,
-                                                               0.95, 0.99, 0.995, 0.999, 1};
+const std::array<double, HistogramStatistics::kNumQuantiles>& HistogramStatistics::supportedQuantiles() {
+  static const std::array<double, kNumQuantiles> kQuantiles = {0, 0.25, 0.5, 0.75, 0.90, 0.95, 0.99, 0.995, 0.999, 1};
   return kQuantiles;
 }
 
-const std::array<double, HistogramStatistics::kNumBuckets>&
-HistogramStatistics::supportedBuckets() {
+const std::array<double, HistogramStatistics::kNumBuckets>& HistogramStatistics::supportedBuckets() {
   static const std::array<double, kNumBuckets> kBuckets = {
-      0.5,  1,    5,     10,    25,    50,     100,    250,     500,    1000,
-      2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000};
+      0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000};
   return kBuckets;
 }
 
-HistogramStatistics::HistogramStatistics() {
-  quantiles.fill(std::numeric_limits<double>::quiet_NaN());
+HistogramStatistics::HistogramStatistics() { quantiles.fill(std::numeric_limits<double>::quiet_NaN()); }
+
+Metric::Metric(std::string_view name) : prefix_(new std::string(name)), suffix_(""), owns_prefix_(true) {}
+
+Metric::Metric(const std::string* prefix, const char* static_suffix) : prefix_(prefix), suffix_(static_suffix) {}
+
+Metric::~Metric() {
+  if (owns_prefix_) delete prefix_;
 }
-
-Metric::Metric(std::string_view name) : prefix_(std::make_shared<const std::string>(name)), suffix_("") {}
-
-Metric::Metric(std::shared_ptr<const std::string> prefix, const char* static_suffix)
-    : prefix_(std::move(prefix)), suffix_(static_suffix) {}
 
 std::string Metric::name() const {
   std::string out;
@@ -111,13 +106,26 @@ std::vector<Tag> Metric::tags() const {
   return tags;
 }
 
+namespace {
+// merge() against readers of the merged statistics, for every histogram:
+// both run on the main thread (stats flush, admin), so one lock is enough and
+// saves each histogram a mutex of its own.
+std::mutex& mergeMutex() {
+  static std::mutex* mutex = new std::mutex();
+  return *mutex;
+}
+}  // namespace
+
 Histogram::Histogram(std::string_view name, Unit unit) : Metric(name), unit_(unit) {}
 
-Histogram::Histogram(std::shared_ptr<const std::string> prefix, const char* static_suffix, Unit unit)
-    : Metric(std::move(prefix), static_suffix), unit_(unit) {}
+Histogram::Histogram(const std::string* prefix, const char* static_suffix, Unit unit)
+    : Metric(prefix, static_suffix), unit_(unit) {}
 
 Histogram::~Histogram() {
-  for (auto& d : decades_) delete d.load(std::memory_order_relaxed);
+  DecadeTable* t = decades_.load(std::memory_order_relaxed);
+  if (t == nullptr) return;
+  for (auto& d : *t) delete d.load(std::memory_order_relaxed);
+  delete t;
 }
 
 uint32_t Histogram::bucketIndex(uint64_t value) {
@@ -151,12 +159,22 @@ double Histogram::bucketWidth(uint32_t index) {
   return kPowerOfTen[(index - 1) / kMantissas] / 10.0;
 }
 
+Histogram::DecadeTable& Histogram::table() {
+  DecadeTable* t = decades_.load(std::memory_order_acquire);
+  if (t != nullptr) return *t;
+  auto* fresh = new DecadeTable{};
+  if (decades_.compare_exchange_strong(t, fresh, std::memory_order_acq_rel)) return *fresh;
+  delete fresh;
+  return *t;
+}
+
 Histogram::Decade& Histogram::decade(uint32_t exp) {
-  Decade* d = decades_[exp].load(std::memory_order_acquire);
+  DecadeTable& t = table();
+  Decade* d = t[exp].load(std::memory_order_acquire);
   if (d != nullptr) return *d;
   // At most once per decade per histogram; the loser of a race frees its copy.
   auto* fresh = new Decade();
-  if (decades_[exp].compare_exchange_strong(d, fresh, std::memory_order_acq_rel)) return *fresh;
+  if (t[exp].compare_exchange_strong(d, fresh, std::memory_order_acq_rel)) return *fresh;
   delete fresh;
   return *d;
 }
@@ -166,9 +184,7 @@ void Histogram::recordValue(uint64_t value) {
   if (index == 0) {
     zero_count_.fetch_add(1, std::memory_order_relaxed);
   } else {
-    decade((index - 1) / kMantissas)
-        .counts[(index - 1) % kMantissas]
-        .fetch_add(1, std::memory_order_relaxed);
+    decade((index - 1) / kMantissas).counts[(index - 1) % kMantissas].fetch_add(1, std::memory_order_relaxed);
   }
   markUsed();
 }
@@ -177,8 +193,9 @@ Histogram::BucketCounts Histogram::liveBucketCounts() const {
   BucketCounts counts;
   const uint64_t zeros = zero_count_.load(std::memory_order_relaxed);
   if (zeros != 0) counts.emplace_back(0, zeros);
-  for (uint32_t exp = 0; exp < kDecades; ++exp) {
-    const Decade* d = decades_[exp].load(std::memory_order_acquire);
+  const DecadeTable* t = decades_.load(std::memory_order_acquire);
+  for (uint32_t exp = 0; t != nullptr && exp < kDecades; ++exp) {
+    const Decade* d = (*t)[exp].load(std::memory_order_acquire);
     if (d == nullptr) continue;
     for (uint32_t m = 0; m < kMantissas; ++m) {
       const uint64_t c = d->counts[m].load(std::memory_order_relaxed);
@@ -249,7 +266,7 @@ HistogramStatistics Histogram::computeStatistics(const BucketCounts& counts, Uni
 void Histogram::merge() {
   // The whole merge holds the lock so that two merging threads cannot compute
   // intervals from the same previous snapshot; recordValue() never takes it.
-  std::lock_guard<std::mutex> lock(merge_mutex_);
+  std::lock_guard<std::mutex> lock(mergeMutex());
   BucketCounts current = liveBucketCounts();
   if (merged_ == nullptr) {
     if (!used()) return;  // never recorded: nothing to keep
@@ -261,8 +278,7 @@ void Histogram::merge() {
   size_t j = 0;
   for (const auto& [index, count] : current) {
     while (j < last.size() && last[j].first < index) ++j;
-    const uint64_t before =
-        (j < last.size() && last[j].first == index) ? last[j].second : 0;
+    const uint64_t before = (j < last.size() && last[j].first == index) ? last[j].second : 0;
     if (count > before) interval.emplace_back(index, count - before);
   }
   merged_->interval = computeStatistics(interval, unit_);
@@ -271,22 +287,22 @@ void Histogram::merge() {
 }
 
 bool Histogram::usedSinceMerge() const {
-  std::lock_guard<std::mutex> lock(merge_mutex_);
+  std::lock_guard<std::mutex> lock(mergeMutex());
   return merged_ != nullptr;
 }
 
 HistogramStatistics Histogram::intervalStatistics() const {
-  std::lock_guard<std::mutex> lock(merge_mutex_);
+  std::lock_guard<std::mutex> lock(mergeMutex());
   return merged_ ? merged_->interval : HistogramStatistics();
 }
 
 HistogramStatistics Histogram::cumulativeStatistics() const {
-  std::lock_guard<std::mutex> lock(merge_mutex_);
+  std::lock_guard<std::mutex> lock(mergeMutex());
   return merged_ ? merged_->cumulative : HistogramStatistics();
 }
 
 std::string Histogram::quantileSummary() const {
-  std::lock_guard<std::mutex> lock(merge_mutex_);
+  std::lock_guard<std::mutex> lock(mergeMutex());
   if (merged_ == nullptr) return "No recorded values";
   const HistogramStatistics& interval_stats = merged_->interval;
   const HistogramStatistics& cumulative_stats = merged_->cumulative;
@@ -305,7 +321,7 @@ std::string Histogram::quantileSummary() const {
 }
 
 std::string Histogram::bucketSummary(bool disjoint) const {
-  std::lock_guard<std::mutex> lock(merge_mutex_);
+  std::lock_guard<std::mutex> lock(mergeMutex());
   if (merged_ == nullptr) return "No recorded values";
   const HistogramStatistics& interval_stats = merged_->interval;
   const HistogramStatistics& cumulative_stats = merged_->cumulative;

@@ -34,8 +34,12 @@ struct Tag {
 // held as the prefix with an empty suffix.
 class Metric {
  public:
+  // A stat that owns a copy of its whole name (tests, standalone stats).
   explicit Metric(std::string_view name);
-  Metric(std::shared_ptr<const std::string> prefix, const char* static_suffix);
+  // A stat named by a prefix it borrows and a suffix with static storage:
+  // whoever creates it (the Store) keeps the prefix alive as long as the stat.
+  Metric(const std::string* prefix, const char* static_suffix);
+  ~Metric();
   Metric(const Metric&) = delete;
   Metric& operator=(const Metric&) = delete;
 
@@ -62,9 +66,12 @@ class Metric {
   }
 
  private:
-  std::shared_ptr<const std::string> prefix_;
+  // A raw pointer rather than a shared_ptr: 8 bytes less per stat and no
+  // reference count traffic when a scope creates ~35 stats for a cluster.
+  const std::string* prefix_;
   const char* suffix_;
   std::atomic<bool> used_{false};
+  bool owns_prefix_ = false;
 };
 
 // Monotonic count of events (Envoy Counter). Only /reset_counters goes back.
@@ -143,7 +150,7 @@ class Histogram : public Metric {
   static constexpr uint64_t kPercentScale = 1000000;
 
   Histogram(std::string_view name, Unit unit);
-  Histogram(std::shared_ptr<const std::string> prefix, const char* static_suffix, Unit unit);
+  Histogram(const std::string* prefix, const char* static_suffix, Unit unit);
   ~Histogram();
 
   void recordValue(uint64_t value);
@@ -179,13 +186,18 @@ class Histogram : public Metric {
     std::array<std::atomic<uint64_t>, kMantissas> counts{};
   };
 
+  using DecadeTable = std::array<std::atomic<Decade*>, kDecades>;
+
   // A decade's counters are allocated the first time a value lands in it, so
-  // a histogram costs a few KB rather than ~14 KB for all 20 decades.
+  // a histogram costs a few KB rather than ~14 KB for all 20 decades; the
+  // table of decades itself comes with the first sample, as most histograms
+  // of a large mesh (one per cluster) never get one.
   Decade& decade(uint32_t exp);
+  DecadeTable& table();
 
   const Unit unit_;
   std::atomic<uint64_t> zero_count_{0};
-  std::array<std::atomic<Decade*>, kDecades> decades_{};
+  std::atomic<DecadeTable*> decades_{nullptr};
 
   // What merges computed. Allocated by the first merge that sees a sample:
   // most histograms of a large mesh never get one, and this is ~0.5 KB.
@@ -194,7 +206,6 @@ class Histogram : public Metric {
     HistogramStatistics interval;
     HistogramStatistics cumulative;
   };
-  mutable std::mutex merge_mutex_;  // merge() vs readers; never on the record path
   std::unique_ptr<Merged> merged_;
 };
 

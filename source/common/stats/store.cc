@@ -1,6 +1,8 @@
 #include "source/common/stats/store.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <new>
 #include <utility>
 
 namespace courier::stats {
@@ -18,9 +20,35 @@ std::string sanitizeStatName(std::string_view name) {
 Store::Store() = default;
 
 Store::~Store() {
-  for (Counter* c : counters_) delete c;
-  for (Gauge* g : gauges_) delete g;
-  for (Histogram* h : histograms_) delete h;
+  for (Counter* c : counters_) c->~Counter();
+  for (Gauge* g : gauges_) g->~Gauge();
+  for (Histogram* h : histograms_) h->~Histogram();
+}
+
+void* Store::allocate(size_t size) {
+  constexpr size_t kAlign = alignof(std::max_align_t);
+  constexpr size_t kBlock = 64 * 1024;
+  size = (size + kAlign - 1) & ~(kAlign - 1);
+  if (size > block_left_) {
+    // The rest of the old block is wasted: at most one stat's worth.
+    const size_t bytes = std::max(kBlock, size);
+    blocks_.push_back(std::make_unique<char[]>(bytes));
+    block_next_ = blocks_.back().get();
+    block_left_ = bytes;
+  }
+  void* out = block_next_;
+  block_next_ += size;
+  block_left_ -= size;
+  return out;
+}
+
+const std::string* Store::retain(const std::shared_ptr<const std::string>& prefix) {
+  // A scope creates its stats one after another: one comparison, usually.
+  if (prefix.get() != last_prefix_) {
+    prefixes_.insert(prefix);
+    last_prefix_ = prefix.get();
+  }
+  return prefix.get();
 }
 
 size_t Store::NameHash::operator()(const NameKey& key) const {
@@ -47,36 +75,40 @@ T& Store::findOrCreate(Set<T>& set, const NameKey& key, Make make) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = set.find(key);
   if (it != set.end()) return **it;
-  T* stat = make();
+  T* stat = make(allocate(sizeof(T)));
   set.insert(stat);
   return *stat;
 }
 
+// A stat named at run time owns a copy of its name. One named by a scope and
+// a literal borrows the scope's prefix, which the store keeps from then on
+// (only when a stat is created: a lookup that finds one keeps nothing).
 Counter& Store::counter(std::string_view name) {
-  return findOrCreate(counters_, NameKey{name, {}}, [&] { return new Counter(name); });
+  return findOrCreate(counters_, NameKey{name, {}}, [&](void* at) { return new (at) Counter(name); });
 }
 
 Gauge& Store::gauge(std::string_view name) {
-  return findOrCreate(gauges_, NameKey{name, {}}, [&] { return new Gauge(name); });
+  return findOrCreate(gauges_, NameKey{name, {}}, [&](void* at) { return new (at) Gauge(name); });
 }
 
 Histogram& Store::histogram(std::string_view name, Histogram::Unit unit) {
-  return findOrCreate(histograms_, NameKey{name, {}}, [&] { return new Histogram(name, unit); });
+  return findOrCreate(histograms_, NameKey{name, {}}, [&](void* at) { return new (at) Histogram(name, unit); });
 }
 
 Counter& Store::counter(const std::shared_ptr<const std::string>& prefix, const char* static_suffix) {
   return findOrCreate(counters_, NameKey{*prefix, static_suffix},
-                      [&] { return new Counter(prefix, static_suffix); });
+                      [&](void* at) { return new (at) Counter(retain(prefix), static_suffix); });
 }
 
 Gauge& Store::gauge(const std::shared_ptr<const std::string>& prefix, const char* static_suffix) {
-  return findOrCreate(gauges_, NameKey{*prefix, static_suffix}, [&] { return new Gauge(prefix, static_suffix); });
+  return findOrCreate(gauges_, NameKey{*prefix, static_suffix},
+                      [&](void* at) { return new (at) Gauge(retain(prefix), static_suffix); });
 }
 
 Histogram& Store::histogram(const std::shared_ptr<const std::string>& prefix, const char* static_suffix,
                             Histogram::Unit unit) {
   return findOrCreate(histograms_, NameKey{*prefix, static_suffix},
-                      [&] { return new Histogram(prefix, static_suffix, unit); });
+                      [&](void* at) { return new (at) Histogram(retain(prefix), static_suffix, unit); });
 }
 
 namespace {
@@ -123,8 +155,6 @@ Scope::Scope(Store& store, std::string_view prefix) : store_(store) {
   prefix_ = std::make_shared<const std::string>(std::move(sanitized));
 }
 
-std::string Scope::statName(std::string_view name) const {
-  return *prefix_ + sanitizeStatName(name);
-}
+std::string Scope::statName(std::string_view name) const { return *prefix_ + sanitizeStatName(name); }
 
 }  // namespace courier::stats

@@ -74,14 +74,27 @@ class Store {
   template <class T>
   using Set = absl::flat_hash_set<T*, NameHash, NameEq>;
 
+  // make(memory) constructs the stat in memory from allocate().
   template <class T, class Make>
   T& findOrCreate(Set<T>& set, const NameKey& key, Make make);
+  // Memory for a new stat (under mutex_): stats live as long as the store,
+  // so they are carved from large blocks instead of one malloc each, which
+  // saves the allocator's per-chunk overhead and most of the CPU of creating
+  // a cluster's ~35 stats.
+  void* allocate(size_t size);
+  // Keeps a scope's prefix alive for the stats that borrow it.
+  const std::string* retain(const std::shared_ptr<const std::string>& prefix);
 
   mutable std::mutex mutex_;
-  // The store owns every stat (deleted in ~Store).
+  // The store owns every stat (destroyed in ~Store).
   Set<Counter> counters_;
   Set<Gauge> gauges_;
   Set<Histogram> histograms_;
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  char* block_next_ = nullptr;
+  size_t block_left_ = 0;
+  absl::flat_hash_set<std::shared_ptr<const std::string>> prefixes_;
+  const std::string* last_prefix_ = nullptr;
 };
 
 // Stats under one prefix, as Envoy's Scope: Scope(store, "cluster.backend")
@@ -110,8 +123,7 @@ class Scope {
 
   Counter& counter(std::string_view name) const { return store_.counter(statName(name)); }
   Gauge& gauge(std::string_view name) const { return store_.gauge(statName(name)); }
-  Histogram& histogram(std::string_view name,
-                       Histogram::Unit unit = Histogram::Unit::Milliseconds) const {
+  Histogram& histogram(std::string_view name, Histogram::Unit unit = Histogram::Unit::Milliseconds) const {
     return store_.histogram(statName(name), unit);
   }
   Scope createScope(std::string_view name) const { return Scope(store_, statName(name)); }

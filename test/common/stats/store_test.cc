@@ -1,6 +1,7 @@
 #include "source/common/stats/store.h"
 
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -44,6 +45,36 @@ TEST(StoreTest, ScopeLiteralsShareThePrefixAndFindTheSameStatAsAFullName) {
   Counter& full_first = store.counter("cluster.other.upstream_rq_total");
   EXPECT_EQ(&full_first, &Scope(store, "cluster.other").counter("upstream_rq_total"));
   EXPECT_EQ(store.counters().size(), 4u);
+}
+
+TEST(StoreTest, StatsOutliveTheScopeThatNamedThem) {
+  Store store;
+  Counter* counter;
+  Histogram* histogram;
+  {
+    Scope scope(store, "cluster.gone");
+    counter = &scope.counter("upstream_rq_total");
+    histogram = &scope.histogram("upstream_rq_time");
+    counter->inc();
+  }
+  // The store kept the prefix the stats borrow; a later scope with an equal
+  // prefix (a cluster updated under the same name) finds the same stats.
+  EXPECT_EQ(counter->name(), "cluster.gone.upstream_rq_total");
+  EXPECT_EQ(histogram->name(), "cluster.gone.upstream_rq_time");
+  Scope again(store, "cluster.gone");
+  EXPECT_EQ(&again.counter("upstream_rq_total"), counter);
+  EXPECT_EQ(counter->value(), 1u);
+  // Many stats across many scopes: every one keeps its own name and value.
+  std::vector<Counter*> made;
+  for (int i = 0; i < 5000; ++i) {
+    Scope scope(store, "cluster.c" + std::to_string(i));
+    made.push_back(&scope.counter("upstream_cx_total"));
+    made.back()->add(static_cast<uint64_t>(i));
+  }
+  for (int i = 0; i < 5000; ++i) {
+    ASSERT_EQ(made[i]->name(), "cluster.c" + std::to_string(i) + ".upstream_cx_total");
+    ASSERT_EQ(made[i]->value(), static_cast<uint64_t>(i));
+  }
 }
 
 TEST(StoreTest, StatsCarryTagsFromCreation) {
@@ -95,24 +126,21 @@ TEST(ScopeTest, BuildsEnvoyStyleNames) {
   Scope cluster(store, "cluster.backend");
   EXPECT_EQ(cluster.prefix(), "cluster.backend.");
   EXPECT_EQ(cluster.counter("upstream_cx_total").name(), "cluster.backend.upstream_cx_total");
-  EXPECT_EQ(&cluster.counter("upstream_cx_total"),
-            &store.counter("cluster.backend.upstream_cx_total"));
+  EXPECT_EQ(&cluster.counter("upstream_cx_total"), &store.counter("cluster.backend.upstream_cx_total"));
   EXPECT_EQ(cluster.createScope("circuit_breakers.default").gauge("cx_open").name(),
             "cluster.backend.circuit_breakers.default.cx_open");
 }
 
 TEST(ScopeTest, TrailingDotIsNotDoubled) {
   Store store;
-  EXPECT_EQ(Scope(store, "http.ingress.").statName("downstream_rq_total"),
-            "http.ingress.downstream_rq_total");
+  EXPECT_EQ(Scope(store, "http.ingress.").statName("downstream_rq_total"), "http.ingress.downstream_rq_total");
   EXPECT_EQ(Scope(store, "").statName("server.live"), "server.live");
 }
 
 TEST(ScopeTest, ColonsAreSanitizedAsEnvoy) {
   Store store;
   Scope listener(store, "listener.0.0.0.0:80");
-  EXPECT_EQ(listener.counter("downstream_cx_total").name(),
-            "listener.0.0.0.0_80.downstream_cx_total");
+  EXPECT_EQ(listener.counter("downstream_cx_total").name(), "listener.0.0.0.0_80.downstream_cx_total");
   EXPECT_EQ(sanitizeStatName("listener.[::1]:80"), "listener.[__1]_80");
 }
 
