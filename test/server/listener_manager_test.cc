@@ -35,7 +35,6 @@ config::DecodedResource resource(const std::string& yaml) {
   config::DecodedResource r;
   r.name = listener->name();
   r.version = "v";
-  r.any.PackFrom(*listener);
   r.resource = std::move(listener);
   return r;
 }
@@ -74,7 +73,9 @@ class ListenerManagerTest : public ::testing::Test {
   ListenerManager manager_{main_,
                            workers_,
                            store_,
-                           [this] { return FactoryContext{store_, &clusters_, nullptr}; },
+                           [this] {
+                             return FactoryContext{store_, &clusters_, nullptr};
+                           },
                            std::chrono::seconds(1),
                            /*bind=*/false};
 };
@@ -111,10 +112,9 @@ TEST_F(ListenerManagerTest, ChangedListenerReplacesTheOldAndTheOldDrains) {
 
 TEST_F(ListenerManagerTest, StateOfTheWorldRemovesDynamicListenersNotNamed) {
   addStatic({listenerYaml("static", 1000, "backend")});
-  ASSERT_TRUE(manager_
-                  .onConfigUpdate(resources({listenerYaml("a", 1001, "backend"), listenerYaml("b", 1002, "backend")}),
-                                  "v1")
-                  .ok());
+  ASSERT_TRUE(
+      manager_.onConfigUpdate(resources({listenerYaml("a", 1001, "backend"), listenerYaml("b", 1002, "backend")}), "v1")
+          .ok());
   ASSERT_TRUE(manager_.onConfigUpdate(resources({listenerYaml("b", 1002, "backend")}), "v2").ok());
   EXPECT_EQ(names(), (std::vector<std::string>{"static", "b"}));
   EXPECT_EQ(counter("listener_manager.listener_removed"), 1u);
@@ -133,10 +133,11 @@ TEST_F(ListenerManagerTest, StaticListenerIsNeitherChangedNorRemovedByLds) {
 
 TEST_F(ListenerManagerTest, ListenerWithAnUnknownFilterRejectsTheWholeUpdate) {
   ASSERT_TRUE(manager_.onConfigUpdate(resources({listenerYaml("a", 1001, "backend")}), "v1").ok());
-  auto status = manager_.onConfigUpdate(
-      resources({listenerYaml("new", 1002, "backend"), badListenerYaml("bad", 1003)}), "v2");
+  auto status =
+      manager_.onConfigUpdate(resources({listenerYaml("new", 1002, "backend"), badListenerYaml("bad", 1003)}), "v2");
   ASSERT_FALSE(status.ok());
-  EXPECT_THAT(std::string(status.message()), HasSubstr("listener \"bad\": resources[1].filter_chains[0].filters[0].typed_config: no network filter"));
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("listener \"bad\": resources[1].filter_chains[0].filters[0].typed_config: no network filter"));
   EXPECT_EQ(names(), std::vector<std::string>{"a"});
   EXPECT_EQ(counter("listener_manager.lds.update_rejected"), 1u);
   EXPECT_EQ(manager_.ldsVersion(), "v1");

@@ -33,8 +33,7 @@ void fillUserAgent(envoy::config::core::v3::Node& node) {
   // Management servers (Istio, go-control-plane) key behaviour on Envoy's
   // user agent; we speak Envoy's protocol, so we present as Envoy does.
   if (node.user_agent_name().empty()) node.set_user_agent_name("envoy");
-  if (node.user_agent_version_type_case() ==
-      envoy::config::core::v3::Node::USER_AGENT_VERSION_TYPE_NOT_SET) {
+  if (node.user_agent_version_type_case() == envoy::config::core::v3::Node::USER_AGENT_VERSION_TYPE_NOT_SET) {
     std::vector<std::string> parts = absl::StrSplit(std::string(kCourierVersion), '.');
     uint32_t numbers[3] = {0, 0, 0};
     for (size_t i = 0; i < parts.size() && i < 3; ++i) {
@@ -333,16 +332,18 @@ void GrpcMux::establishStream() {
         [this, generation](grpc::Status status) { onStreamClosed(generation, status); },
         [this, generation] { setConnected(generation, true); }};
     sotw_stream_ = std::make_unique<SotwStream>(dispatcher_, alive, std::move(handlers), options_.initial_metadata);
-    sotw_stream_->start([this](grpc::ClientContext* context, grpc::ClientBidiReactor<DiscoveryRequest, DiscoveryResponse>* reactor) {
-      stub_->async()->StreamAggregatedResources(context, reactor);
-    });
+    sotw_stream_->start(
+        [this](grpc::ClientContext* context, grpc::ClientBidiReactor<DiscoveryRequest, DiscoveryResponse>* reactor) {
+          stub_->async()->StreamAggregatedResources(context, reactor);
+        });
   } else {
     DeltaStream::Handlers handlers{
         [this, generation](const DeltaDiscoveryResponse& response) { onDeltaResponse(generation, response); },
         [this, generation](grpc::Status status) { onStreamClosed(generation, status); },
         [this, generation] { setConnected(generation, true); }};
     delta_stream_ = std::make_unique<DeltaStream>(dispatcher_, alive, std::move(handlers), options_.initial_metadata);
-    delta_stream_->start([this](grpc::ClientContext* context, grpc::ClientBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* reactor) {
+    delta_stream_->start([this](grpc::ClientContext* context,
+                                grpc::ClientBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* reactor) {
       stub_->async()->DeltaAggregatedResources(context, reactor);
     });
   }
@@ -355,9 +356,9 @@ void GrpcMux::onStreamClosed(uint64_t generation, const grpc::Status& status) {
   sotw_stream_.reset();
   delta_stream_.reset();
   setConnected(generation, false);
-  const absl::Status error = absl::UnavailableError(
-      absl::StrCat("ADS stream to ", options_.target_uri, " closed: gRPC status ", static_cast<int>(status.error_code()),
-                   " ", status.error_message()));
+  const absl::Status error =
+      absl::UnavailableError(absl::StrCat("ADS stream to ", options_.target_uri, " closed: gRPC status ",
+                                          static_cast<int>(status.error_code()), " ", status.error_message()));
   // Callbacks may drop subscriptions (even other ones) while we notify them.
   const std::vector<std::string> order = type_order_;
   for (const std::string& type_url : order) {
@@ -387,14 +388,34 @@ void GrpcMux::rejectUpdate(TypeState& state, const absl::Status& error, const Wa
   }
 }
 
-absl::Status GrpcMux::deliverSotw(TypeState& state, std::vector<DecodedResource>& resources,
-                                  const std::string& version, Watch*& refused_by) {
+bool GrpcMux::wants(const Watch& watch, const std::string& name) {
+  return watch.names.empty() || watch.names.contains(name);
+}
+
+// The resource for watches[w]: the decoded message itself when no later
+// watch of this delivery wants it (the usual case, one wildcard CDS or LDS
+// watch), else a copy. Copying 10k clusters cost as much as parsing them.
+// The name and version stay behind: delta bookkeeping reads them after.
+DecodedResource GrpcMux::takeOrCopy(DecodedResource& resource, const std::vector<Watch*>& watches, size_t w) {
+  for (size_t later = w + 1; later < watches.size(); ++later) {
+    if (wants(*watches[later], resource.name)) return cloneResource(resource);
+  }
+  DecodedResource taken;
+  taken.name = resource.name;
+  taken.version = resource.version;
+  taken.resource = std::move(resource.resource);
+  return taken;
+}
+
+absl::Status GrpcMux::deliverSotw(TypeState& state, std::vector<DecodedResource>& resources, const std::string& version,
+                                  Watch*& refused_by) {
   const std::vector<Watch*> watches = state.watches;
-  for (Watch* watch : watches) {
+  for (size_t w = 0; w < watches.size(); ++w) {
+    Watch* watch = watches[w];
     if (std::find(state.watches.begin(), state.watches.end(), watch) == state.watches.end()) continue;
     std::vector<DecodedResource> mine;
-    for (const DecodedResource& resource : resources) {
-      if (watch->names.empty() || watch->names.contains(resource.name)) mine.push_back(cloneResource(resource));
+    for (DecodedResource& resource : resources) {
+      if (wants(*watch, resource.name)) mine.push_back(takeOrCopy(resource, watches, w));
     }
     // A watch that named its resources learns nothing from a response that
     // carries others (RDS and EDS responses need not repeat every resource,
@@ -415,14 +436,13 @@ absl::Status GrpcMux::deliverDelta(TypeState& state, std::vector<DecodedResource
                                    const std::vector<std::string>& removed, const std::string& version,
                                    Watch*& refused_by) {
   const std::vector<Watch*> watches = state.watches;
-  for (Watch* watch : watches) {
+  for (size_t w = 0; w < watches.size(); ++w) {
+    Watch* watch = watches[w];
     if (std::find(state.watches.begin(), state.watches.end(), watch) == state.watches.end()) continue;
     std::vector<DecodedResource> mine_added;
     std::vector<std::string> mine_removed;
-    for (const DecodedResource& resource : added) {
-      if (watch->names.empty() || watch->names.contains(resource.name)) {
-        mine_added.push_back(cloneResource(resource));
-      }
+    for (DecodedResource& resource : added) {
+      if (wants(*watch, resource.name)) mine_added.push_back(takeOrCopy(resource, watches, w));
     }
     for (const std::string& name : removed) {
       if (watch->names.empty() || watch->names.contains(name)) mine_removed.push_back(name);

@@ -12,8 +12,8 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/node_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
 #include "envoy/config/core/v3/base.pb.h"
 #include "envoy/service/discovery/v3/ads.grpc.pb.h"
 #include "source/common/config/ads_stream.h"
@@ -96,6 +96,8 @@ class GrpcMux {
     // No update or rejection yet: stream failures are not reported.
     bool initial_fetch = false;
   };
+  static bool wants(const Watch& watch, const std::string& name);
+  static DecodedResource takeOrCopy(DecodedResource& resource, const std::vector<Watch*>& watches, size_t w);
   struct TypeState {
     std::vector<Watch*> watches;
     uint32_t pause_count = 0;
@@ -116,8 +118,8 @@ class GrpcMux {
     // The wildcard was implied by an empty first request, not named "*".
     bool legacy_wildcard = false;
   };
-  using SotwStream = AdsStream<envoy::service::discovery::v3::DiscoveryRequest,
-                               envoy::service::discovery::v3::DiscoveryResponse>;
+  using SotwStream =
+      AdsStream<envoy::service::discovery::v3::DiscoveryRequest, envoy::service::discovery::v3::DiscoveryResponse>;
   using DeltaStream = AdsStream<envoy::service::discovery::v3::DeltaDiscoveryRequest,
                                 envoy::service::discovery::v3::DeltaDiscoveryResponse>;
 
@@ -129,15 +131,13 @@ class GrpcMux {
   void onStreamClosed(uint64_t generation, const grpc::Status& status);
   void onSotwResponse(uint64_t generation, const envoy::service::discovery::v3::DiscoveryResponse& response);
   void releaseMemoryAfterLargeResponse(size_t bytes);
-  void onDeltaResponse(uint64_t generation,
-                       const envoy::service::discovery::v3::DeltaDiscoveryResponse& response);
+  void onDeltaResponse(uint64_t generation, const envoy::service::discovery::v3::DeltaDiscoveryResponse& response);
   // Applies the decoded update to every watch; returns the first refusal
   // and sets `refused_by` to the watch that gave it.
   absl::Status deliverSotw(TypeState& state, std::vector<DecodedResource>& resources, const std::string& version,
                            Watch*& refused_by);
   absl::Status deliverDelta(TypeState& state, std::vector<DecodedResource>& added,
-                            const std::vector<std::string>& removed, const std::string& version,
-                            Watch*& refused_by);
+                            const std::vector<std::string>& removed, const std::string& version, Watch*& refused_by);
   // NACKs the update and tells every watch but `refused_by`: a subscriber
   // that refused knows, and counted it (the managers' update_rejected), as
   // with file subscriptions.

@@ -37,7 +37,8 @@ absl::StatusOr<std::string> readFile(const std::string& path) {
 std::unique_ptr<Message> newMessage(const std::string& type_url) {
   const size_t slash = type_url.rfind('/');
   const std::string name = slash == std::string::npos ? type_url : type_url.substr(slash + 1);
-  const google::protobuf::Descriptor* d = google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(name);
+  const google::protobuf::Descriptor* d =
+      google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(name);
   if (d == nullptr) return nullptr;
   const Message* prototype = google::protobuf::MessageFactory::generated_factory()->GetPrototype(d);
   return prototype == nullptr ? nullptr : std::unique_ptr<Message>(prototype->New());
@@ -87,10 +88,9 @@ absl::StatusOr<std::unique_ptr<PathSubscription>> PathSubscription::create(event
   PathSubscription* raw = sub.get();
   // Envoy's rule: with a watched_directory the directory alone decides when
   // to reload (the file may be a symlink through `..data` that never changes).
-  const absl::Status watched =
-      sub->watched_directory_.empty()
-          ? sub->watcher_->watchFile(sub->path_, [raw] { raw->reload(); })
-          : sub->watcher_->watchDirectory(sub->watched_directory_, [raw] { raw->reload(); });
+  const absl::Status watched = sub->watched_directory_.empty()
+                                   ? sub->watcher_->watchFile(sub->path_, [raw] { raw->reload(); })
+                                   : sub->watcher_->watchDirectory(sub->watched_directory_, [raw] { raw->reload(); });
   if (!watched.ok()) return watched;
   return sub;
 }
@@ -204,7 +204,6 @@ void PathSubscription::deliver(bool count) {
     r.version = entry.version;
     r.resource = newMessage(type_url_);
     r.resource->ParseFromString(entry.any.value());
-    r.any = entry.any;
     resources.push_back(std::move(r));
   }
   // Copies, and a liveness check: a subscriber may destroy this subscription
@@ -258,8 +257,8 @@ absl::StatusOr<std::unique_ptr<Subscription>> subscriptionFromConfigSource(
     case ConfigSource::kSelf:
       return absl::UnimplementedError(absl::StrCat(field_path, ".self: only path_config_source is supported here"));
     case ConfigSource::CONFIG_SOURCE_SPECIFIER_NOT_SET:
-      return absl::InvalidArgumentError(absl::StrCat(
-          field_path, ": no config source set (expected path_config_source, api_config_source or ads)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field_path, ": no config source set (expected path_config_source, api_config_source or ads)"));
   }
   absl::StatusOr<std::unique_ptr<PathSubscription>> sub = PathSubscription::create(
       dispatcher, std::move(path), std::move(watched_directory), std::move(type_url), callbacks);

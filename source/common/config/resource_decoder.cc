@@ -24,8 +24,7 @@ std::string resourceName(const google::protobuf::Message& resource) {
   if (field == nullptr || field->type() != google::protobuf::FieldDescriptor::TYPE_STRING) {
     field = descriptor->FindFieldByName("cluster_name");
   }
-  if (field == nullptr || field->type() != google::protobuf::FieldDescriptor::TYPE_STRING ||
-      field->is_repeated()) {
+  if (field == nullptr || field->type() != google::protobuf::FieldDescriptor::TYPE_STRING || field->is_repeated()) {
     return "";
   }
   return resource.GetReflection()->GetString(resource, field);
@@ -45,8 +44,8 @@ absl::StatusOr<DecodedResource> decodeResource(const google::protobuf::Any& any,
   }
   const std::string label = name.empty() ? where : absl::StrCat(where, " '", name, "'");
   if (payload->type_url() != type_url) {
-    return absl::InvalidArgumentError(absl::StrCat(label, ": type URL ", payload->type_url(),
-                                                   " does not match the response's ", type_url));
+    return absl::InvalidArgumentError(
+        absl::StrCat(label, ": type URL ", payload->type_url(), " does not match the response's ", type_url));
   }
   if (type_url.rfind(kTypePrefix, 0) != 0) {
     return absl::InvalidArgumentError(absl::StrCat(label, ": unsupported type URL ", type_url));
@@ -68,7 +67,6 @@ absl::StatusOr<DecodedResource> decodeResource(const google::protobuf::Any& any,
   decoded.name = resourceName(*decoded.resource);
   if (decoded.name.empty()) decoded.name = name;
   decoded.version = version;
-  decoded.any = *payload;
   return decoded;
 }
 
@@ -76,7 +74,6 @@ DecodedResource cloneResource(const DecodedResource& resource) {
   DecodedResource copy;
   copy.name = resource.name;
   copy.version = resource.version;
-  copy.any = resource.any;
   if (resource.resource != nullptr) {
     copy.resource.reset(resource.resource->New());
     copy.resource->CopyFrom(*resource.resource);

@@ -4,8 +4,8 @@
 // validate and apply, or refuse with a status that becomes the NACK.
 #pragma once
 
-#include <memory>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,8 +22,7 @@ namespace type_url {
 inline constexpr char kListener[] = "type.googleapis.com/envoy.config.listener.v3.Listener";
 inline constexpr char kRouteConfiguration[] = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 inline constexpr char kCluster[] = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
-inline constexpr char kClusterLoadAssignment[] =
-    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+inline constexpr char kClusterLoadAssignment[] = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 inline constexpr char kSecret[] = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 }  // namespace type_url
 
@@ -46,8 +45,6 @@ struct DecodedResource {
   // response's version_info.
   std::string version;
   std::unique_ptr<google::protobuf::Message> resource;
-  // As received, for /config_dump.
-  google::protobuf::Any any;
 };
 
 enum class UpdateFailureReason { ConnectionFailure, FetchTimedOut, UpdateRejected };

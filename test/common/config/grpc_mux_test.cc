@@ -62,6 +62,8 @@ class RecordingCallbacks : public SubscriptionCallbacks {
   struct Update {
     std::vector<std::string> names;
     std::vector<std::string> versions;
+    // Each resource's message as delivered ("<none>" if missing).
+    std::vector<std::string> bodies;
     std::vector<std::string> removed;
     std::string version;
   };
@@ -141,6 +143,7 @@ class RecordingCallbacks : public SubscriptionCallbacks {
     for (const auto& resource : resources) {
       update.names.push_back(resource.name);
       update.versions.push_back(resource.version);
+      update.bodies.push_back(resource.resource == nullptr ? "<none>" : resource.resource->SerializeAsString());
     }
     update.removed = removed;
     update.version = version;
@@ -572,6 +575,45 @@ DeltaDiscoveryResponse deltaResponse(const std::string& type_url, const std::str
   return response;
 }
 
+// One decoded message serves the last watch that wants it and the others get
+// copies: every watch must see the whole resource, whatever the order.
+class GrpcMuxSharingTest : public GrpcMuxTest {
+ protected:
+  void deliverToThreeWatches(AdsProtocol protocol) {
+    createMux(protocol);
+    auto& named = subscribe(type_url::kClusterLoadAssignment, {"reviews"});
+    auto& wildcard = subscribe(type_url::kClusterLoadAssignment, {});
+    auto& named_again = subscribe(type_url::kClusterLoadAssignment, {"reviews"});
+    start();
+    const google::protobuf::Any reviews = assignmentAny("reviews");
+    const google::protobuf::Any details = assignmentAny("details");
+    if (protocol == AdsProtocol::kDelta) {
+      DeltaDiscoveryRequest request;
+      ASSERT_TRUE(server_.waitDeltaRequest(0, 0, &request));
+      ASSERT_TRUE(
+          server_.send(0, deltaResponse(type_url::kClusterLoadAssignment, "n1", {{reviews, "1"}, {details, "1"}})));
+    } else {
+      DiscoveryRequest request;
+      ASSERT_TRUE(server_.waitSotwRequest(0, 0, &request));
+      ASSERT_TRUE(server_.send(0, sotwResponse(type_url::kClusterLoadAssignment, "1", "n1", {reviews, details})));
+    }
+    ASSERT_TRUE(named.waitUpdates(1));
+    ASSERT_TRUE(wildcard.waitUpdates(1));
+    ASSERT_TRUE(named_again.waitUpdates(1));
+    EXPECT_EQ(named.update(0).bodies, (std::vector<std::string>{reviews.value()}));
+    EXPECT_EQ(named_again.update(0).bodies, (std::vector<std::string>{reviews.value()}));
+    EXPECT_EQ(wildcard.update(0).bodies, (std::vector<std::string>{reviews.value(), details.value()}));
+  }
+};
+
+TEST_F(GrpcMuxSharingTest, StateOfTheWorldWatchesSharingAResourceEachGetTheWholeMessage) {
+  deliverToThreeWatches(AdsProtocol::kStateOfTheWorld);
+}
+
+TEST_F(GrpcMuxSharingTest, DeltaWatchesSharingAResourceEachGetTheWholeMessage) {
+  deliverToThreeWatches(AdsProtocol::kDelta);
+}
+
 TEST_F(GrpcMuxTest, DeltaFirstRequestSubscribesNames) {
   createMux(AdsProtocol::kDelta);
   subscribe(type_url::kClusterLoadAssignment, {"reviews", "details"});
@@ -594,7 +636,8 @@ TEST_F(GrpcMuxTest, DeltaWildcardSubscribesNothingExplicitly) {
   DeltaDiscoveryRequest request;
   ASSERT_TRUE(server_.waitDeltaRequest(0, 0, &request));
   EXPECT_EQ(request.resource_names_subscribe_size(), 0);
-  ASSERT_TRUE(server_.send(0, deltaResponse(type_url::kCluster, "n1", {{clusterAny("a"), "1"}, {clusterAny("b"), "2"}})));
+  ASSERT_TRUE(
+      server_.send(0, deltaResponse(type_url::kCluster, "n1", {{clusterAny("a"), "1"}, {clusterAny("b"), "2"}})));
   ASSERT_TRUE(callbacks.waitUpdates(1));
   EXPECT_EQ(callbacks.update(0).names, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(callbacks.update(0).versions, (std::vector<std::string>{"1", "2"}));

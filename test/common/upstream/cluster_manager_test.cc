@@ -19,8 +19,9 @@ using envoy::config::cluster::v3::Cluster;
 using ::testing::HasSubstr;
 
 std::string clusterYaml(const std::string& name, int port, const std::string& timeout = "1s") {
-  return "{name: " + name + ", type: STATIC, connect_timeout: " + timeout + ", load_assignment: {cluster_name: " +
-         name + ", endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, " +
+  return "{name: " + name + ", type: STATIC, connect_timeout: " + timeout +
+         ", load_assignment: {cluster_name: " + name +
+         ", endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, " +
          "port_value: " + std::to_string(port) + "}}}}]}]}}";
 }
 
@@ -30,7 +31,6 @@ config::DecodedResource resource(const std::string& yaml) {
   config::DecodedResource r;
   r.name = cluster->name();
   r.version = "v";
-  r.any.PackFrom(*cluster);
   r.resource = std::move(cluster);
   return r;
 }
@@ -45,7 +45,8 @@ class ClusterManagerTest : public ::testing::Test {
  protected:
   void addStatic(const std::vector<std::string>& yamls) {
     envoy::config::bootstrap::v3::Bootstrap b;
-    for (const auto& y : yamls) ASSERT_TRUE(protobuf::loadFromYamlString(y, *b.mutable_static_resources()->add_clusters()).ok());
+    for (const auto& y : yamls)
+      ASSERT_TRUE(protobuf::loadFromYamlString(y, *b.mutable_static_resources()->add_clusters()).ok());
     ASSERT_TRUE(manager_.addStaticClusters(b.static_resources().clusters()).ok());
   }
   uint64_t counter(const std::string& name) { return store_.counter(name).value(); }
@@ -152,7 +153,6 @@ TEST_F(ClusterManagerTest, UndecodableFileCountsRejected) {
   EXPECT_EQ(counter("cluster_manager.cds.update_attempt"), 1u);
 }
 
-
 // --- EDS ---
 
 // Records what the manager subscribes to and hands the test the callbacks.
@@ -172,7 +172,6 @@ config::DecodedResource assignmentResource(const std::string& yaml) {
   config::DecodedResource r;
   r.name = cla->cluster_name();
   r.version = "e";
-  r.any.PackFrom(*cla);
   r.resource = std::move(cla);
   return r;
 }
@@ -252,7 +251,8 @@ TEST_F(EdsClusterManagerTest, HostsThatStayKeepTheirObjectAndTheClusterItsSettin
   EXPECT_EQ(second->hosts[1]->address.port(), 3);
   // A changed weight is a new host.
   ASSERT_TRUE(
-      eds_->onConfigUpdate(assignment("svc", endpoint(1, ", load_balancing_weight: 5") + "," + endpoint(3)), "e3").ok());
+      eds_->onConfigUpdate(assignment("svc", endpoint(1, ", load_balancing_weight: 5") + "," + endpoint(3)), "e3")
+          .ok());
   auto third = manager_.clusters()->clusters.at("web");
   EXPECT_NE(third->hosts[0], second->hosts[0]);
   EXPECT_EQ(third->hosts[0]->weight, 5u);
@@ -281,8 +281,9 @@ TEST_F(EdsClusterManagerTest, BadAssignmentIsRejectedNamingTheFieldAndHostsStay)
   ASSERT_TRUE(eds_->onConfigUpdate(assignment("svc", endpoint(1)), "e1").ok());
   auto status = eds_->onConfigUpdate(assignment("svc", endpoint(2, ", load_balancing_weight: 0")), "e2");
   EXPECT_FALSE(status.ok());
-  EXPECT_THAT(std::string(status.message()),
-              HasSubstr("cluster load assignment \"svc\": resources[0].endpoints[0].lb_endpoints[0].load_balancing_weight"));
+  EXPECT_THAT(
+      std::string(status.message()),
+      HasSubstr("cluster load assignment \"svc\": resources[0].endpoints[0].lb_endpoints[0].load_balancing_weight"));
   status = eds_->onConfigUpdate(assignment("other", endpoint(2)), "e3");
   EXPECT_THAT(std::string(status.message()), HasSubstr("resources[0].cluster_name: expected \"svc\""));
   EXPECT_EQ(counter("cluster.web.update_rejected"), 2u);
@@ -317,8 +318,9 @@ TEST_F(EdsClusterManagerTest, ChangedClusterKeepsItsSubscriptionAndHosts) {
 
 std::string healthCheckedYaml(const std::string& timeout) {
   std::string y = clusterYaml("hc", 1, timeout);
-  y.insert(y.size() - 1, ", health_checks: [{timeout: 1s, interval: 10s, unhealthy_threshold: 2, "
-                         "healthy_threshold: 2, http_health_check: {path: /healthz}}], outlier_detection: {}");
+  y.insert(y.size() - 1,
+           ", health_checks: [{timeout: 1s, interval: 10s, unhealthy_threshold: 2, "
+           "healthy_threshold: 2, http_health_check: {path: /healthz}}], outlier_detection: {}");
   return y;
 }
 
