@@ -1,8 +1,11 @@
 // TLS termination end to end: the real courier binary with a TLS listener
 // (envoy.transport_sockets.tls), driven by curl and openssl s_client, against
 // a test PKI that the test makes at run time with the openssl CLI.
+#include <openssl/ocsp.h>
+#include <openssl/pem.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -21,8 +24,12 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// A CA, a server certificate for DNS:courier.test and a client certificate,
-// all signed by the CA; fresh keys for every test binary run.
+// A CA, a server certificate for DNS:courier.test, a client certificate with
+// one SAN of each type, all signed by the CA; fresh keys for every test
+// binary run. Client certificates with odd validity or revoked are issued by
+// `openssl ca` (which can set dates and keeps the index a CRL is made from):
+// revoked.pem (in crl.pem), expired.pem, future.pem. wild.pem is a server
+// certificate for DNS:*.wild.test.
 struct Pki {
   std::string dir;
   bool ok = false;
@@ -30,21 +37,58 @@ struct Pki {
 
   Pki() : dir(tempDir()) {
     writeFile(dir + "/server.ext", "subjectAltName=DNS:courier.test\n");
-    writeFile(dir + "/client.ext", "subjectAltName=DNS:client.courier.test\nextendedKeyUsage=clientAuth\n");
+    writeFile(dir + "/wild.ext", "subjectAltName=DNS:*.wild.test\n");
+    writeFile(dir + "/client.ext",
+              "subjectAltName=DNS:client.courier.test,URI:spiffe://courier.test/ns/default/sa/client,"
+              "email:client@courier.test,IP:10.1.2.3,otherName:1.3.6.1.4.1.311.20.2.3;UTF8:upn@courier.test\n"
+              "extendedKeyUsage=clientAuth,serverAuth\n");
+    writeFile(dir + "/ca.cnf", "[ca]\ndefault_ca = ca_default\n[ca_default]\ndir = " + dir +
+                                   "\ndatabase = $dir/index.txt\nnew_certs_dir = $dir\nserial = $dir/serial\n"
+                                   "certificate = $dir/ca.pem\nprivate_key = $dir/ca.key\ndefault_md = sha256\n"
+                                   "default_days = 2\ndefault_crl_days = 2\npolicy = any\nunique_subject = no\n"
+                                   "[any]\ncommonName = supplied\n");
+    writeFile(dir + "/index.txt", "");
+    writeFile(dir + "/serial", "1000\n");
     const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    auto caIssue = [&](const std::string& name, const std::string& dates) {
+      return "openssl req " + ec + " -keyout " + name + ".key -out " + name + ".csr -subj /CN=" + name +
+             " && openssl ca -batch -config ca.cnf -notext -extfile client.ext " + dates + " -in " + name +
+             ".csr -out " + name + ".pem && ";
+    };
     const std::string script = "cd " + dir + " && set -e && " +
                                "openssl req -x509 " + ec + " -keyout ca.key -out ca.pem -days 2 -subj /CN=courier-test-ca && " +
                                "openssl req " + ec + " -keyout server.key -out server.csr -subj /CN=courier.test && " +
                                "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 " +
                                "-extfile server.ext -out server.pem && " +
+                               "openssl req " + ec + " -keyout wild.key -out wild.csr -subj /CN=wild && " +
+                               "openssl x509 -req -in wild.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 " +
+                               "-extfile wild.ext -out wild.pem && " +
                                "openssl req " + ec + " -keyout client.key -out client.csr -subj /CN=client && " +
                                "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 " +
-                               "-extfile client.ext -out client.pem 2>&1";
+                               "-extfile client.ext -out client.pem && " + caIssue("revoked", "") +
+                               caIssue("expired", "-startdate 20200101000000Z -enddate 20200102000000Z") +
+                               caIssue("future", "-startdate 20990101000000Z -enddate 20990102000000Z") +
+                               "openssl ca -batch -config ca.cnf -revoke revoked.pem && "
+                               "openssl ca -batch -config ca.cnf -gencrl -out crl.pem";
     int rc = -1;
     log = runCommand("(" + script + ") 2>&1", &rc);
     ok = rc == 0;
   }
   std::string path(const std::string& name) const { return dir + "/" + name; }
+  // verify_certificate_hash of a certificate, colon-separated as openssl prints it.
+  std::string certHash(const std::string& name) const {
+    std::string out = runCommand("openssl x509 -noout -fingerprint -sha256 -in " + path(name));
+    out = out.substr(out.find('=') + 1);
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    return out;
+  }
+  // verify_certificate_spki: base64 SHA-256 of the SubjectPublicKeyInfo.
+  std::string spkiHash(const std::string& name) const {
+    std::string out = runCommand("openssl x509 -noout -pubkey -in " + path(name) +
+                                 " | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64");
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    return out;
+  }
 };
 
 const Pki& pki() {
@@ -90,9 +134,52 @@ static_resources:
 )";
 }
 
-std::string mtlsConfig() {
+// require_client_certificate with trusted_ca and further validation_context
+// lines (each indented 14 spaces).
+std::string mtlsConfig(const std::string& validation_extra = "") {
   return tlsConfig("          require_client_certificate: true\n",
-                   "            validation_context:\n              trusted_ca: {filename: " + pki().path("ca.pem") + "}\n");
+                   "            validation_context:\n              trusted_ca: {filename: " + pki().path("ca.pem") +
+                       "}\n" + validation_extra);
+}
+
+// A DER OCSP response from the test CA saying "good" for a certificate,
+// thisUpdate/nextUpdate relative to now in seconds. `openssl ocsp` cannot
+// make an expired one, hence the API.
+std::string ocspResponse(const std::string& cert_name, long this_update, long next_update) {
+  auto readCert = [](const std::string& file) {
+    FILE* f = fopen(file.c_str(), "r");
+    X509* x = f ? PEM_read_X509(f, nullptr, nullptr, nullptr) : nullptr;
+    if (f) fclose(f);
+    return x;
+  };
+  X509* cert = readCert(pki().path(cert_name));
+  X509* ca = readCert(pki().path("ca.pem"));
+  FILE* kf = fopen(pki().path("ca.key").c_str(), "r");
+  EVP_PKEY* key = kf ? PEM_read_PrivateKey(kf, nullptr, nullptr, nullptr) : nullptr;
+  if (kf) fclose(kf);
+  std::string out;
+  if (cert != nullptr && ca != nullptr && key != nullptr) {
+    OCSP_CERTID* id = OCSP_cert_to_id(EVP_sha1(), cert, ca);
+    OCSP_BASICRESP* basic = OCSP_BASICRESP_new();
+    ASN1_TIME* thisupd = X509_gmtime_adj(nullptr, this_update);
+    ASN1_TIME* nextupd = X509_gmtime_adj(nullptr, next_update);
+    OCSP_basic_add1_status(basic, id, V_OCSP_CERTSTATUS_GOOD, 0, nullptr, thisupd, nextupd);
+    OCSP_basic_sign(basic, ca, key, EVP_sha256(), nullptr, 0);
+    OCSP_RESPONSE* resp = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, basic);
+    unsigned char* der = nullptr;
+    const int len = i2d_OCSP_RESPONSE(resp, &der);
+    if (len > 0) out.assign(reinterpret_cast<char*>(der), static_cast<size_t>(len));
+    OPENSSL_free(der);
+    OCSP_RESPONSE_free(resp);
+    OCSP_BASICRESP_free(basic);
+    ASN1_TIME_free(thisupd);
+    ASN1_TIME_free(nextupd);
+    OCSP_CERTID_free(id);
+  }
+  X509_free(cert);
+  X509_free(ca);
+  EVP_PKEY_free(key);
+  return out;
 }
 
 class TlsIntegrationTest : public ::testing::Test {
@@ -281,6 +368,246 @@ TEST_F(TlsIntegrationTest, LargeBodyCrossesManyRecords) {
   }
 }
 
+// Client certificate validation beyond the chain: each case is a listener
+// with one validation setting and a client presenting one certificate.
+class TlsValidationTest : public TlsIntegrationTest {
+ protected:
+  // Starts a listener with mtlsConfig(validation) and has curl present
+  // <cert>.pem; true when the request was served.
+  bool accepts(const std::string& validation, const std::string& cert) {
+    CourierProcess courier;
+    EXPECT_TRUE(courier.start(mtlsConfig(validation))) << courier.log();
+    port_ = courier.listenerPort("https");
+    int rc = 0;
+    const std::string out = curl("--http1.1 --cert " + pki().path(cert + ".pem") + " --key " + pki().path(cert + ".key"), &rc);
+    last_stats_ = courier.admin("/stats").body;
+    return rc == 0 && out == "hello 1.1";
+  }
+  // A listener stat of the last accepts() call.
+  uint64_t lastStat(const std::string& name) const {
+    const std::string key = prefix() + name + ": ";
+    const size_t at = last_stats_.find(key);
+    return at == std::string::npos ? 0 : std::stoull(last_stats_.substr(at + key.size()));
+  }
+  static std::string san(const std::string& type, const std::string& matcher) {
+    return "              match_typed_subject_alt_names: [{san_type: " + type + ", matcher: " + matcher + "}]\n";
+  }
+  std::string last_stats_;
+};
+
+TEST_F(TlsValidationTest, DnsSanMatchers) {
+  EXPECT_TRUE(accepts(san("DNS", "{exact: client.courier.test}"), "client"));
+  EXPECT_TRUE(accepts(san("DNS", "{suffix: .courier.test}"), "client"));
+  EXPECT_TRUE(accepts(san("DNS", "{prefix: CLIENT., ignore_case: true}"), "client"));
+  EXPECT_FALSE(accepts(san("DNS", "{exact: other.courier.test}"), "client"));
+  EXPECT_EQ(lastStat("fail_verify_san"), 1u);
+  EXPECT_EQ(lastStat("fail_verify_error"), 0u);
+  EXPECT_FALSE(accepts(san("DNS", "{prefix: CLIENT.}"), "client"));
+  EXPECT_EQ(lastStat("fail_verify_san"), 1u);
+}
+
+TEST_F(TlsValidationTest, UriSanMatchers) {
+  EXPECT_TRUE(accepts(san("URI", "{prefix: \"spiffe://courier.test/\"}"), "client"));
+  EXPECT_TRUE(accepts(san("URI", "{safe_regex: {regex: \"spiffe://courier\\\\.test/ns/[a-z]+/sa/client\"}}"), "client"));
+  EXPECT_TRUE(accepts(san("URI", "{contains: /sa/client}"), "client"));
+  EXPECT_FALSE(accepts(san("URI", "{exact: \"spiffe://courier.test/ns/default/sa/other\"}"), "client"));
+  EXPECT_EQ(lastStat("fail_verify_san"), 1u);
+  // A DNS name is not a URI even when the text would match.
+  EXPECT_FALSE(accepts(san("URI", "{exact: client.courier.test}"), "client"));
+}
+
+TEST_F(TlsValidationTest, EmailIpAndOtherNameSanMatchers) {
+  EXPECT_TRUE(accepts(san("EMAIL", "{exact: client@courier.test}"), "client"));
+  EXPECT_FALSE(accepts(san("EMAIL", "{contains: nobody}"), "client"));
+  EXPECT_EQ(lastStat("fail_verify_san"), 1u);
+  EXPECT_TRUE(accepts(san("IP_ADDRESS", "{exact: 10.1.2.3}"), "client"));
+  EXPECT_FALSE(accepts(san("IP_ADDRESS", "{exact: 10.1.2.4}"), "client"));
+  EXPECT_EQ(lastStat("fail_verify_san"), 1u);
+  EXPECT_TRUE(accepts("              match_typed_subject_alt_names: [{san_type: OTHER_NAME, oid: "
+                      "\"1.3.6.1.4.1.311.20.2.3\", matcher: {exact: upn@courier.test}}]\n",
+                      "client"));
+  EXPECT_FALSE(accepts("              match_typed_subject_alt_names: [{san_type: OTHER_NAME, oid: \"1.2.3.4\", "
+                       "matcher: {exact: upn@courier.test}}]\n",
+                       "client"));
+}
+
+TEST_F(TlsValidationTest, DeprecatedMatchSubjectAltNamesLooksAtEveryType) {
+  EXPECT_TRUE(accepts("              match_subject_alt_names: [{exact: \"spiffe://courier.test/ns/default/sa/client\"}]\n",
+                      "client"));
+  EXPECT_FALSE(accepts("              match_subject_alt_names: [{exact: nothing.test}]\n", "client"));
+  EXPECT_EQ(lastStat("fail_verify_san"), 1u);
+}
+
+TEST_F(TlsValidationTest, CertificateHashPins) {
+  EXPECT_TRUE(accepts("              verify_certificate_hash: [\"" + pki().certHash("client.pem") + "\"]\n", "client"));
+  // Without colons, lower case, and among others.
+  std::string bare = pki().certHash("client.pem");
+  bare.erase(std::remove(bare.begin(), bare.end(), ':'), bare.end());
+  for (char& c : bare) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  EXPECT_TRUE(accepts("              verify_certificate_hash: [\"" + pki().certHash("server.pem") + "\", \"" + bare +
+                          "\"]\n",
+                      "client"));
+  EXPECT_FALSE(accepts("              verify_certificate_hash: [\"" + pki().certHash("server.pem") + "\"]\n", "client"));
+  EXPECT_EQ(lastStat("fail_verify_cert_hash"), 1u);
+  EXPECT_EQ(lastStat("fail_verify_error"), 0u);
+}
+
+TEST_F(TlsValidationTest, SpkiPins) {
+  EXPECT_TRUE(accepts("              verify_certificate_spki: [\"" + pki().spkiHash("client.pem") + "\"]\n", "client"));
+  EXPECT_FALSE(accepts("              verify_certificate_spki: [\"" + pki().spkiHash("server.pem") + "\"]\n", "client"));
+  EXPECT_EQ(lastStat("fail_verify_cert_hash"), 1u);
+  // A hash pin or an SPKI pin is enough.
+  EXPECT_TRUE(accepts("              verify_certificate_spki: [\"" + pki().spkiHash("server.pem") +
+                          "\"]\n              verify_certificate_hash: [\"" + pki().certHash("client.pem") + "\"]\n",
+                      "client"));
+}
+
+TEST_F(TlsValidationTest, RevokedClientIsRejectedByCrl) {
+  const std::string crl = "              crl: {filename: " + pki().path("crl.pem") + "}\n";
+  EXPECT_TRUE(accepts(crl, "client"));
+  EXPECT_FALSE(accepts(crl, "revoked"));
+  EXPECT_EQ(lastStat("fail_verify_error"), 1u);
+  EXPECT_TRUE(accepts(crl + "              only_verify_leaf_cert_crl: true\n", "client"));
+  EXPECT_FALSE(accepts(crl + "              only_verify_leaf_cert_crl: true\n", "revoked"));
+  // Without the CRL the revoked certificate is just a CA-signed one.
+  EXPECT_TRUE(accepts("", "revoked"));
+}
+
+TEST_F(TlsValidationTest, ExpiredAndNotYetValidClientsAreRejected) {
+  for (const char* cert : {"expired", "future"}) {
+    CourierProcess courier;
+    ASSERT_TRUE(courier.start(mtlsConfig(), {"--log-level", "debug"})) << courier.log();
+    port_ = courier.listenerPort("https");
+    int rc = 0;
+    const std::string out =
+        curl("--cert " + pki().path(std::string(cert) + ".pem") + " --key " + pki().path(std::string(cert) + ".key"), &rc);
+    EXPECT_NE(rc, 0) << out;
+    EXPECT_TRUE(courier.waitForStat(prefix() + "fail_verify_error", 1)) << cert;
+    EXPECT_EQ(courier.stat(prefix() + "handshake"), 0u);
+    EXPECT_THAT(courier.log(), HasSubstr(std::string(cert) == "expired" ? "has expired" : "is not yet valid"));
+  }
+}
+
+TEST_F(TlsValidationTest, AllowExpiredCertificate) {
+  EXPECT_TRUE(accepts("              allow_expired_certificate: true\n", "expired"));
+  EXPECT_TRUE(accepts("              allow_expired_certificate: true\n", "client"));
+  // Still rejected for what is not about dates.
+  EXPECT_FALSE(accepts("              allow_expired_certificate: true\n              crl: {filename: " +
+                           pki().path("crl.pem") + "}\n",
+                       "revoked"));
+}
+
+TEST_F(TlsValidationTest, AcceptUntrustedStillChecksSans) {
+  const std::string dir = tempDir();
+  runCommand("cd " + dir + " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout rogue.key -out rogue.pem -days 1 -subj /CN=rogue -addext subjectAltName=DNS:client.courier.test 2>&1");
+  auto start = [&](const std::string& extra) {
+    CourierProcess courier;
+    EXPECT_TRUE(courier.start(mtlsConfig("              trust_chain_verification: ACCEPT_UNTRUSTED\n" + extra)))
+        << courier.log();
+    port_ = courier.listenerPort("https");
+    int rc = 0;
+    const std::string out = curl("--http1.1 --cert " + dir + "/rogue.pem --key " + dir + "/rogue.key", &rc);
+    EXPECT_TRUE(courier.waitForStat(prefix() + "fail_verify_error", 1));
+    return out == "hello 1.1";
+  };
+  EXPECT_TRUE(start(""));
+  EXPECT_TRUE(start(san("DNS", "{exact: client.courier.test}")));
+  EXPECT_FALSE(start(san("DNS", "{exact: other.test}")));
+}
+
+// What a handshake negotiated, in Envoy's tag-extracted stat names.
+TEST_F(TlsIntegrationTest, HandshakeStatsNameVersionCipherCurveAndSigalg) {
+  start(mtlsConfig());
+  const std::string out = runCommand("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(port_) +
+                                     " -ciphersuites TLS_AES_128_GCM_SHA256 -groups X25519 -cert " +
+                                     pki().path("client.pem") + " -key " + pki().path("client.key") + " 2>&1");
+  EXPECT_TRUE(courier_.waitForStat(prefix() + "handshake", 1)) << out;
+  EXPECT_EQ(courier_.stat(prefix() + "versions.TLSv1.3"), 1u);
+  EXPECT_EQ(courier_.stat(prefix() + "ciphers.TLS_AES_128_GCM_SHA256"), 1u);
+  EXPECT_EQ(courier_.stat(prefix() + "curves.X25519"), 1u);
+  EXPECT_EQ(courier_.stat(prefix() + "sigalgs.ecdsa_secp256r1_sha256"), 1u);
+  // Created when first seen, like Envoy's: nothing for what was not used.
+  EXPECT_EQ(courier_.stat(prefix() + "versions.TLSv1.2"), std::nullopt);
+  runCommand("echo | openssl s_client -tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256 -curves P-256 -connect 127.0.0.1:" +
+             std::to_string(port_) + " -cert " + pki().path("client.pem") + " -key " + pki().path("client.key") + " 2>&1");
+  EXPECT_TRUE(courier_.waitForStat(prefix() + "handshake", 2));
+  EXPECT_EQ(courier_.stat(prefix() + "versions.TLSv1.2"), 1u);
+  EXPECT_EQ(courier_.stat(prefix() + "ciphers.ECDHE-ECDSA-AES128-GCM-SHA256"), 1u);
+  EXPECT_EQ(courier_.stat(prefix() + "curves.P-256"), 1u);
+  // Prometheus output carries the cipher as a tag, as Envoy's extractor does.
+  const std::string prometheus = courier_.admin("/stats/prometheus").body;
+  EXPECT_THAT(prometheus, HasSubstr("envoy_listener_ssl_ciphers{envoy_ssl_cipher=\"TLS_AES_128_GCM_SHA256\","
+                                    "envoy_listener_address=\"127.0.0.1_0\"} 1"));
+  EXPECT_THAT(prometheus, HasSubstr("envoy_listener_ssl_versions{envoy_ssl_version=\"TLSv1.3\""));
+}
+
+// s_client twice: the second offers the session the first saved.
+std::string resumeTwice(uint16_t port, const std::string& flags) {
+  const std::string sess = tempDir() + "/sess.pem";
+  const std::string base = "openssl s_client -connect 127.0.0.1:" + std::to_string(port) + " " + flags;
+  // An HTTP/1 request whose answer arrives after any TLS 1.3 ticket.
+  const std::string req = "printf 'GET /direct HTTP/1.1\\r\\nhost: x\\r\\nconnection: close\\r\\n\\r\\n' | ";
+  const std::string first = runCommand(req + base + " -ign_eof -sess_out " + sess + " 2>&1");
+  return first + "\n=== second ===\n" + runCommand(req + base + " -ign_eof -sess_in " + sess + " 2>&1");
+}
+
+TEST_F(TlsIntegrationTest, ResumedHandshakesAreCounted) {
+  start(tlsConfig());
+  for (const char* version : {"-tls1_2", "-tls1_3"}) {
+    const std::string out = resumeTwice(port_, std::string(version) + " -alpn http/1.1");
+    EXPECT_THAT(out.substr(out.find("=== second ===")), HasSubstr("Reused, TLSv1.")) << version << out;
+  }
+  EXPECT_TRUE(courier_.waitForStat(prefix() + "handshake", 4));
+  EXPECT_EQ(courier_.stat(prefix() + "session_reused"), 2u);
+}
+
+TEST_F(TlsIntegrationTest, StatefulResumptionWithoutTickets) {
+  start(tlsConfig("          disable_stateless_session_resumption: true\n"));
+  const std::string out = resumeTwice(port_, "-tls1_2 -alpn http/1.1");
+  EXPECT_THAT(out.substr(out.find("=== second ===")), HasSubstr("Reused, TLSv1.2")) << out;
+  EXPECT_THAT(out, Not(HasSubstr("TLS session ticket:")));
+  EXPECT_TRUE(courier_.waitForStat(prefix() + "session_reused", 1));
+}
+
+TEST_F(TlsIntegrationTest, ResumptionCanBeDisabled) {
+  start(tlsConfig("          disable_stateless_session_resumption: true\n          disable_stateful_session_resumption: true\n"));
+  for (const char* version : {"-tls1_2", "-tls1_3"}) {
+    // No session to save, or one the server will not resume.
+    const std::string out = resumeTwice(port_, std::string(version) + " -alpn http/1.1");
+    EXPECT_THAT(out.substr(out.find("=== second ===")), Not(HasSubstr("Reused, TLSv1."))) << version << out;
+  }
+  EXPECT_TRUE(courier_.waitForStat(prefix() + "handshake", 2));
+  EXPECT_EQ(courier_.stat(prefix() + "session_reused"), 0u);
+}
+
+TEST_F(TlsIntegrationTest, SessionTicketKeysAreSharedAcrossServers) {
+  // Two servers with the same keys (the second also has an older one) accept
+  // each other's tickets; a third with another key does not.
+  const std::string dir = tempDir();
+  writeFile(dir + "/a.key", std::string(80, 'a'));
+  writeFile(dir + "/b.key", std::string(80, 'b'));
+  auto keys = [&](const std::string& list) {
+    return "          session_ticket_keys: {keys: [" + list + "]}\n          disable_stateful_session_resumption: true\n";
+  };
+  const std::string a = "{filename: " + dir + "/a.key}";
+  const std::string b = "{filename: " + dir + "/b.key}";
+  CourierProcess one, two, other;
+  ASSERT_TRUE(one.start(tlsConfig(keys(a)))) << one.log();
+  ASSERT_TRUE(two.start(tlsConfig(keys(b + ", " + a)))) << two.log();
+  ASSERT_TRUE(other.start(tlsConfig(keys(b)))) << other.log();
+  const std::string sess = tempDir() + "/sess.pem";
+  auto connect = [&](const CourierProcess& c, const std::string& flag) {
+    return runCommand("echo | openssl s_client -tls1_2 -connect 127.0.0.1:" + std::to_string(c.listenerPort("https")) +
+                      " " + flag + " " + sess + " 2>&1");
+  };
+  connect(one, "-sess_out");
+  EXPECT_THAT(connect(two, "-sess_in"), HasSubstr("Reused, TLSv1.2"));
+  EXPECT_THAT(connect(other, "-sess_in"), HasSubstr("New, TLSv1.2"));
+  EXPECT_TRUE(two.waitForStat(prefix() + "session_reused", 1));
+  EXPECT_EQ(other.stat(prefix() + "session_reused"), 0u);
+}
+
 // A plaintext front courier whose cluster "tls_up" speaks TLS to a second
 // courier's TLS listener (the upstream), with the given UpstreamTlsContext body.
 class UpstreamTlsTest : public ::testing::Test {
@@ -383,6 +710,76 @@ TEST_F(UpstreamTlsTest, TcpProxyOriginatesTls) {
   EXPECT_TRUE(front_.waitForStat("cluster.backend.ssl.handshake", 1));
 }
 
+TEST_F(UpstreamTlsTest, WildcardCertificateCoversOneLabel) {
+  // An upstream serving a certificate for DNS:*.wild.test.
+  std::string wild = tlsConfig();
+  for (const char* name : {"server.pem", "server.key"}) {
+    std::string to = name;
+    to.replace(0, 6, "wild");
+    wild.replace(wild.find(pki().path(name)), pki().path(name).size(), pki().path(to));
+  }
+  CourierProcess wild_upstream;
+  ASSERT_TRUE(wild_upstream.start(wild)) << wild_upstream.log();
+  {
+    CourierProcess front;
+    ASSERT_TRUE(front.start(frontConfig(wild_upstream.listenerPort("https"),
+                                        "        common_tls_context:\n" + validation("a.wild.test"))))
+        << front.log();
+    EXPECT_EQ(httpRequest(front.listenerPort("http"), "GET", "/direct").status, 200);
+  }
+  CourierProcess front;
+  ASSERT_TRUE(front.start(frontConfig(wild_upstream.listenerPort("https"),
+                                      "        common_tls_context:\n" + validation("a.b.wild.test"))))
+      << front.log();
+  EXPECT_EQ(httpRequest(front.listenerPort("http"), "GET", "/direct").status, 503);
+  EXPECT_TRUE(front.waitForStat("cluster.tls_up.ssl.fail_verify_san", 1));
+}
+
+TEST_F(UpstreamTlsTest, UriSanAndHashPinOnUpstream) {
+  // The upstream presents the client certificate (URI SAN) as its server one.
+  std::string up = tlsConfig();
+  for (const char* name : {"server.pem", "server.key"}) {
+    std::string to = name;
+    to.replace(0, 6, "client");
+    up.replace(up.find(pki().path(name)), pki().path(name).size(), pki().path(to));
+  }
+  CourierProcess spiffe;
+  ASSERT_TRUE(spiffe.start(up)) << spiffe.log();
+  const std::string vc = "          validation_context:\n            trusted_ca: {filename: " + pki().path("ca.pem") + "}\n";
+  {
+    CourierProcess front;
+    ASSERT_TRUE(front.start(frontConfig(
+        spiffe.listenerPort("https"),
+        "        common_tls_context:\n" + vc +
+            "            match_typed_subject_alt_names: [{san_type: URI, matcher: {prefix: \"spiffe://courier.test/\"}}]\n"
+            "            verify_certificate_hash: [\"" + pki().certHash("client.pem") + "\"]\n")))
+        << front.log();
+    EXPECT_EQ(httpRequest(front.listenerPort("http"), "GET", "/direct").status, 200);
+  }
+  CourierProcess front;
+  ASSERT_TRUE(front.start(frontConfig(spiffe.listenerPort("https"), "        common_tls_context:\n" + vc +
+                                                                         "            verify_certificate_hash: [\"" +
+                                                                         pki().certHash("server.pem") + "\"]\n")))
+      << front.log();
+  EXPECT_EQ(httpRequest(front.listenerPort("http"), "GET", "/direct").status, 503);
+  EXPECT_TRUE(front.waitForStat("cluster.tls_up.ssl.fail_verify_cert_hash", 1));
+}
+
+TEST_F(UpstreamTlsTest, UpstreamConnectionsResumeSessions) {
+  // One request per upstream connection, so each request handshakes anew.
+  std::string config = frontConfig(upstream_port_, "        sni: courier.test\n        common_tls_context:\n" +
+                                                       validation("courier.test"));
+  const std::string anchor = "  - name: tls_up\n    connect_timeout: 1s\n";
+  config.replace(config.find(anchor), anchor.size(), anchor + "    max_requests_per_connection: 1\n");
+  ASSERT_TRUE(front_.start(config)) << front_.log();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(httpRequest(front_.listenerPort("http"), "GET", "/direct").status, 200);
+  }
+  EXPECT_TRUE(front_.waitForStat("cluster.tls_up.ssl.handshake", 3));
+  EXPECT_TRUE(front_.waitForStat("cluster.tls_up.ssl.session_reused", 2));
+  EXPECT_TRUE(upstream_.waitForStat("listener.127.0.0.1_0.ssl.session_reused", 2));
+}
+
 TEST_F(UpstreamTlsTest, BadUpstreamTlsConfigNamesTheField) {
   const std::string path = tempDir() + "/courier.yaml";
   writeFile(path, frontConfig(upstream_port_, "        common_tls_context:\n          validation_context:\n"
@@ -442,9 +839,35 @@ TEST_F(TlsConfigErrorTest, RequiredClientCertificateNeedsTrustedCa) {
 TEST_F(TlsConfigErrorTest, UnsupportedFieldsAreRefusedNotIgnored) {
   EXPECT_THAT(validate(tlsConfig("          require_sni: true\n")),
               HasSubstr("transport_socket.typed_config.require_sni: is not supported yet"));
-  EXPECT_THAT(validate(tlsConfig("", "            validation_context: {trusted_ca: {filename: " + pki().path("ca.pem") +
-                                         "}, verify_certificate_hash: [\"00\"]}\n")),
-              HasSubstr("common_tls_context.validation_context: SAN matchers"));
+}
+
+TEST_F(TlsConfigErrorTest, BadValidationSettingsNameTheirField) {
+  const std::string vc = "            validation_context: {trusted_ca: {filename: " + pki().path("ca.pem") + "}, ";
+  EXPECT_THAT(validate(tlsConfig("", vc + "verify_certificate_hash: [\"00\"]}\n")),
+              HasSubstr("validation_context.verify_certificate_hash[0]: must be a hex SHA-256"));
+  EXPECT_THAT(validate(tlsConfig("", vc + "verify_certificate_spki: [\"bm90IDMyIGJ5dGVz\"]}\n")),
+              HasSubstr("validation_context.verify_certificate_spki[0]: must be a base64 SHA-256"));
+  EXPECT_THAT(validate(tlsConfig("", vc + "match_typed_subject_alt_names: [{san_type: URI, matcher: {safe_regex: "
+                                          "{regex: \"(\"}}}]}\n")),
+              HasSubstr("match_typed_subject_alt_names[0].matcher.safe_regex.regex: invalid RE2"));
+  EXPECT_THAT(validate(tlsConfig("", vc + "match_typed_subject_alt_names: [{matcher: {exact: x}}]}\n")),
+              HasSubstr("match_typed_subject_alt_names[0].san_type"));
+  EXPECT_THAT(validate(tlsConfig("", vc + "match_typed_subject_alt_names: [{san_type: OTHER_NAME, matcher: "
+                                          "{exact: x}}]}\n")),
+              HasSubstr("match_typed_subject_alt_names[0].oid"));
+  EXPECT_THAT(validate(tlsConfig("", vc + "crl: {inline_string: \"not a crl\"}}\n")),
+              HasSubstr("validation_context.crl: no PEM CRL found"));
+}
+
+TEST_F(TlsConfigErrorTest, UnknownCurveNamesItsIndex) {
+  EXPECT_THAT(validate(tlsConfig("", "            tls_params: {ecdh_curves: [X25519, P-999]}\n")),
+              HasSubstr("common_tls_context.tls_params.ecdh_curves[1]: unknown curve \"P-999\""));
+}
+
+TEST_F(TlsConfigErrorTest, SessionTicketKeyOfWrongLengthIsRefused) {
+  EXPECT_THAT(validate(tlsConfig("          session_ticket_keys: {keys: [{inline_string: \"short\"}]}\n")),
+              HasSubstr("transport_socket.typed_config.session_ticket_keys.keys[0]: a session ticket key must be 80 "
+                        "bytes, this one is 5"));
 }
 
 TEST_F(TlsConfigErrorTest, UnknownTransportSocketIsRefused) {
@@ -452,6 +875,52 @@ TEST_F(TlsConfigErrorTest, UnknownTransportSocketIsRefused) {
       tlsConfig(), "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
       "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"));
   EXPECT_THAT(out, HasSubstr("filter_chains[0].transport_socket.typed_config: no transport socket"));
+}
+
+class OcspTest : public TlsConfigErrorTest {
+ protected:
+  // tlsConfig() with the server certificate's ocsp_staple and a policy.
+  static std::string config(const std::string& policy, const std::string& response) {
+    const std::string file = tempDir() + "/ocsp.der";
+    writeFile(file, response);
+    std::string c = tlsConfig("          ocsp_staple_policy: " + policy + "\n");
+    const std::string key = "private_key: {filename: " + pki().path("server.key") + "}\n";
+    return replace(c, key, key + "              ocsp_staple: {filename: " + file + "}\n");
+  }
+  static std::string status(uint16_t port) {
+    return runCommand("echo | openssl s_client -status -connect 127.0.0.1:" + std::to_string(port) + " 2>&1");
+  }
+};
+
+TEST_F(OcspTest, StapleIsServedToClientsThatAsk) {
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config("STRICT_STAPLING", ocspResponse("server.pem", -60, 3600)))) << courier.log();
+  const std::string out = status(courier.listenerPort("https"));
+  EXPECT_THAT(out, HasSubstr("OCSP Response Status: successful"));
+  EXPECT_THAT(out, HasSubstr("Cert Status: good"));
+  EXPECT_TRUE(courier.waitForStat("listener.127.0.0.1_0.ssl.ocsp_staple_responses", 1));
+}
+
+TEST_F(OcspTest, ExpiredStapleIsNotServedUnderLenientPolicy) {
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(config("LENIENT_STAPLING", ocspResponse("server.pem", -7200, -3600)))) << courier.log();
+  const std::string out = status(courier.listenerPort("https"));
+  EXPECT_THAT(out, HasSubstr("OCSP response: no response sent"));
+  EXPECT_THAT(out, Not(HasSubstr("OCSP Response Status")));
+  EXPECT_TRUE(courier.waitForStat("listener.127.0.0.1_0.ssl.ocsp_staple_omitted", 1));
+}
+
+TEST_F(OcspTest, BadStaplesAreConfigErrors) {
+  const std::string field = "common_tls_context.tls_certificates[0].ocsp_staple";
+  EXPECT_THAT(validate(config("STRICT_STAPLING", ocspResponse("server.pem", -7200, -3600))),
+              HasSubstr(field + ": OCSP response is expired or not yet valid, refused under STRICT_STAPLING"));
+  EXPECT_THAT(validate(config("MUST_STAPLE", ocspResponse("server.pem", 3600, 7200))),
+              HasSubstr(field + ": OCSP response is expired or not yet valid, refused under MUST_STAPLE"));
+  EXPECT_THAT(validate(config("LENIENT_STAPLING", ocspResponse("client.pem", -60, 3600))),
+              HasSubstr(field + ": OCSP response does not match its TLS certificate"));
+  EXPECT_THAT(validate(config("LENIENT_STAPLING", "garbage")), HasSubstr(field + ": is not a DER-encoded OCSP response"));
+  EXPECT_THAT(validate(tlsConfig("          ocsp_staple_policy: MUST_STAPLE\n")),
+              HasSubstr(field + ": is required by ocsp_staple_policy MUST_STAPLE"));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include <cstdlib>
@@ -13,6 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "source/common/common/field_error.h"
+#include "source/extensions/transport_sockets/tls/cert_validator.h"
+#include "source/extensions/transport_sockets/tls/ocsp.h"
+#include "source/extensions/transport_sockets/tls/session_tickets.h"
 
 namespace courier::tls {
 namespace {
@@ -33,6 +37,11 @@ struct BioDeleter {
   void operator()(BIO* b) const { BIO_free(b); }
 };
 using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+
+int clientExIndex() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
 
 BioPtr memBio(const std::string& pem) { return BioPtr(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()))); }
 
@@ -137,7 +146,6 @@ absl::Status loadCertificate(SSL_CTX* ctx, const envoy::extensions::transport_so
   if (!cert.has_private_key()) return fieldError(path + ".private_key", "is required");
   if (cert.has_pkcs12()) return fieldError(path + ".pkcs12", "is not supported yet");
   if (cert.has_password()) return fieldError(path + ".password", "encrypted private keys are not supported yet");
-  if (cert.has_ocsp_staple()) return fieldError(path + ".ocsp_staple", "OCSP stapling is not supported yet");
   if (cert.has_private_key_provider()) return fieldError(path + ".private_key_provider", "is not supported yet");
   auto chain_pem = readDataSource(cert.certificate_chain(), path + ".certificate_chain");
   if (!chain_pem.ok()) return chain_pem.status();
@@ -207,13 +215,94 @@ absl::Status loadTrustedCa(SSL_CTX* ctx, const envoy::config::core::v3::DataSour
 
 }  // namespace
 
+LazyCounters::LazyCounters(stats::Store& store, const std::string& prefix)
+    : store_(store), prefix_(std::make_shared<const std::string>(stats::sanitizeStatName(prefix) + ".")) {}
+
+stats::Counter& LazyCounters::get(const char* static_name) {
+  for (Slot& slot : slots_) {
+    const char* name = slot.name.load(std::memory_order_acquire);
+    if (name == nullptr) break;
+    if (name == static_name) {
+      if (stats::Counter* c = slot.counter.load(std::memory_order_acquire)) return *c;
+      break;  // another thread is publishing it; the store has it
+    }
+  }
+  stats::Counter& counter = store_.counter(prefix_, static_name);
+  for (Slot& slot : slots_) {
+    const char* expected = nullptr;
+    if (slot.name.compare_exchange_strong(expected, static_name, std::memory_order_acq_rel)) {
+      slot.counter.store(&counter, std::memory_order_release);
+      break;
+    }
+    if (expected == static_name) break;
+  }
+  return counter;
+}
+
 SslStats::SslStats(stats::Store& store, const std::string& prefix)
     : handshake(store.counter(prefix + "ssl.handshake")),
       connection_error(store.counter(prefix + "ssl.connection_error")),
       no_certificate(store.counter(prefix + "ssl.no_certificate")),
       fail_verify_no_cert(store.counter(prefix + "ssl.fail_verify_no_cert")),
       fail_verify_error(store.counter(prefix + "ssl.fail_verify_error")),
-      fail_verify_san(store.counter(prefix + "ssl.fail_verify_san")) {}
+      fail_verify_san(store.counter(prefix + "ssl.fail_verify_san")),
+      fail_verify_cert_hash(store.counter(prefix + "ssl.fail_verify_cert_hash")),
+      session_reused(store.counter(prefix + "ssl.session_reused")),
+      ocsp_staple_responses(store.counter(prefix + "ssl.ocsp_staple_responses")),
+      ocsp_staple_omitted(store.counter(prefix + "ssl.ocsp_staple_omitted")),
+      ocsp_staple_failed(store.counter(prefix + "ssl.ocsp_staple_failed")),
+      ocsp_staple_requests(store.counter(prefix + "ssl.ocsp_staple_requests")),
+      versions(store, prefix + "ssl.versions"),
+      ciphers(store, prefix + "ssl.ciphers"),
+      curves(store, prefix + "ssl.curves"),
+      sigalgs(store, prefix + "ssl.sigalgs") {}
+
+const char* curveName(SSL* ssl) {
+  switch (SSL_get_negotiated_group(ssl)) {
+    case NID_X25519:
+      return "X25519";
+    case NID_X9_62_prime256v1:
+      return "P-256";
+    case NID_secp384r1:
+      return "P-384";
+    case NID_secp521r1:
+      return "P-521";
+    case NID_X448:
+      return "X448";
+    default:
+      return nullptr;
+  }
+}
+
+const char* sigalgName(SSL* ssl) {
+  int type = NID_undef;
+  int hash = NID_undef;
+  if (SSL_get_peer_signature_type_nid(ssl, &type) != 1) return nullptr;
+  SSL_get_peer_signature_nid(ssl, &hash);
+  switch (type) {
+    case EVP_PKEY_EC:
+      return hash == NID_sha256 ? "ecdsa_secp256r1_sha256"
+             : hash == NID_sha384 ? "ecdsa_secp384r1_sha384"
+             : hash == NID_sha512 ? "ecdsa_secp521r1_sha512"
+             : hash == NID_sha1   ? "ecdsa_sha1"
+                                  : nullptr;
+    case EVP_PKEY_RSA_PSS:
+      return hash == NID_sha256 ? "rsa_pss_rsae_sha256"
+             : hash == NID_sha384 ? "rsa_pss_rsae_sha384"
+             : hash == NID_sha512 ? "rsa_pss_rsae_sha512"
+                                  : nullptr;
+    case EVP_PKEY_RSA:
+      return hash == NID_sha256 ? "rsa_pkcs1_sha256"
+             : hash == NID_sha384 ? "rsa_pkcs1_sha384"
+             : hash == NID_sha512 ? "rsa_pkcs1_sha512"
+             : hash == NID_sha1   ? "rsa_pkcs1_sha1"
+                                  : nullptr;
+    case EVP_PKEY_ED25519:
+      return "ed25519";
+    default:
+      return nullptr;
+  }
+}
 
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
@@ -264,16 +353,7 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::create(
   if (config.has_require_sni() && config.require_sni().value()) {
     return fieldError(path + ".require_sni", "is not supported yet");
   }
-  if (config.session_ticket_keys_type_case() !=
-          envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext::SESSION_TICKET_KEYS_TYPE_NOT_SET &&
-      !config.has_disable_stateless_session_resumption()) {
-    return fieldError(path + ".session_ticket_keys", "is not supported yet");
-  }
-  if (config.disable_stateless_session_resumption()) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-  if (config.disable_stateful_session_resumption()) SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-  if (config.has_session_timeout()) {
-    SSL_CTX_set_timeout(ctx, static_cast<long>(config.session_timeout().seconds()));
-  }
+  if (auto status = context->configureResumption(config, path); !status.ok()) return status;
 
   const auto& common = config.common_tls_context();
   const std::string cpath = path + ".common_tls_context";
@@ -309,38 +389,74 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::create(
   if (common.has_validation_context_sds_secret_config()) {
     return fieldError(cpath + ".validation_context_sds_secret_config", "SDS is not supported yet");
   }
-  bool has_ca = false;
+  bool verifies = false;
   if (common.has_validation_context()) {
     const auto& vc = common.validation_context();
     const std::string vpath = cpath + ".validation_context";
     if (vc.has_trusted_ca()) {
       if (auto status = loadTrustedCa(ctx, vc.trusted_ca(), vpath + ".trusted_ca"); !status.ok()) return status;
-      has_ca = true;
     }
-    if (vc.match_typed_subject_alt_names_size() > 0 || vc.verify_certificate_spki_size() > 0 ||
-        vc.verify_certificate_hash_size() > 0 || vc.has_crl() || vc.match_subject_alt_names_size() > 0 ||
-        vc.allow_expired_certificate() || vc.has_custom_validator_config()) {
-      return fieldError(vpath, "SAN matchers, SPKI/hash pins, CRLs, allow_expired_certificate and custom validators are not supported yet");
-    }
+    auto validator = CertValidator::create(ctx, vc, vpath, context.get());
+    if (!validator.ok()) return validator.status();
+    verifies = (*validator)->active();
+    context->validator_ = std::move(*validator);
   }
   context->require_client_cert_ = config.has_require_client_certificate() && config.require_client_certificate().value();
-  if (context->require_client_cert_ && !has_ca) {
+  if (context->require_client_cert_ && !verifies) {
     return fieldError(path + ".require_client_certificate",
                       "needs common_tls_context.validation_context.trusted_ca to verify client certificates");
   }
-  if (has_ca) {
+  if (verifies) {
     // A client certificate is verified when sent; required only when asked.
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (context->require_client_cert_ ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
                        nullptr);
   }
-  // Session resumption by tickets is on by default in OpenSSL, as in Envoy;
-  // the session id context keeps resumed sessions to this listener's config.
-  static const unsigned char kSessionContext[] = "courier";
-  SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
+  auto ocsp = OcspStaples::create(common, config.ocsp_staple_policy(), cpath);
+  if (!ocsp.ok()) return ocsp.status();
+  context->ocsp_ = std::move(*ocsp);
+  if (context->ocsp_ != nullptr) context->ocsp_->install(ctx, context.get());
+  // A session resumes only on a listener with the certificates and
+  // validation it was made under (Envoy hashes the same things), whatever the
+  // ticket keys, so servers sharing keys resume each other's sessions.
+  unsigned char sid_ctx[SHA256_DIGEST_LENGTH];
+  const std::string serialized =
+      common.SerializeAsString() + (context->require_client_cert_ ? "require_client_certificate" : "");
+  SHA256(reinterpret_cast<const unsigned char*>(serialized.data()), serialized.size(), sid_ctx);
+  static_assert(SHA256_DIGEST_LENGTH <= SSL_MAX_SID_CTX_LENGTH);
+  SSL_CTX_set_session_id_context(ctx, sid_ctx, SHA256_DIGEST_LENGTH);
   context->stats_ = std::make_unique<SslStats>(store, stat_prefix);
   return std::shared_ptr<const ServerContext>(std::move(context));
 }
 
+ServerContext::ServerContext() = default;
+ServerContext::~ServerContext() = default;
+
+absl::Status ServerContext::configureResumption(
+    const envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext& config, const std::string& path) {
+  SSL_CTX* ctx = ctx_;
+  if (config.has_session_ticket_keys_sds_secret_config()) {
+    return fieldError(path + ".session_ticket_keys_sds_secret_config", "SDS is not supported yet");
+  }
+  if (config.has_session_ticket_keys()) {
+    auto keys = SessionTicketKeys::create(config.session_ticket_keys(), path + ".session_ticket_keys");
+    if (!keys.ok()) return keys.status();
+    ticket_keys_ = std::move(*keys);
+    ticket_keys_->install(ctx);
+  }
+  if (config.disable_stateless_session_resumption()) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  if (config.disable_stateful_session_resumption()) {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    // TLS 1.3 otherwise issues stateful tickets when stateless ones are off.
+    SSL_CTX_set_num_tickets(ctx, config.disable_stateless_session_resumption() ? 0 : 2);
+  }
+  if (config.has_session_timeout()) {
+    const auto& t = config.session_timeout();
+    if (t.seconds() < 0 || t.nanos() < 0) return fieldError(path + ".session_timeout", "must not be negative");
+    if (t.seconds() > UINT32_MAX) return fieldError(path + ".session_timeout", "is too large");
+    SSL_CTX_set_timeout(ctx, static_cast<long>(t.seconds()));
+  }
+  return absl::OkStatus();
+}
 
 int ServerContext::selectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
                               unsigned int inlen, void* arg) {
@@ -359,7 +475,6 @@ int ServerContext::selectAlpn(SSL*, const unsigned char** out, unsigned char* ou
 absl::StatusOr<std::shared_ptr<const ClientContext>> ClientContext::create(
     const envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext& config, const std::string& path,
     stats::Store& store, const std::string& stat_prefix) {
-  using envoy::extensions::transport_sockets::tls::v3::SubjectAltNameMatcher;
   std::shared_ptr<ClientContext> context(new ClientContext());
   context->client_ = true;
   context->ctx_ = SSL_CTX_new(TLS_client_method());
@@ -382,10 +497,21 @@ absl::StatusOr<std::shared_ptr<const ClientContext>> ClientContext::create(
     return fieldError(cpath + ".tls_certificates", "a client presents at most one certificate");
   }
   for (int i = 0; i < common.tls_certificates_size(); ++i) {
-    auto status = loadCertificate(ctx, common.tls_certificates(i), absl::StrCat(cpath, ".tls_certificates[", i, "]"));
+    const std::string tpath = absl::StrCat(cpath, ".tls_certificates[", i, "]");
+    if (common.tls_certificates(i).has_ocsp_staple()) {
+      return fieldError(tpath + ".ocsp_staple", "is only stapled by servers (DownstreamTlsContext)");
+    }
+    auto status = loadCertificate(ctx, common.tls_certificates(i), tpath);
     if (!status.ok()) return status;
   }
   if (auto status = applyTlsParams(ctx, common.tls_params(), cpath + ".tls_params", true); !status.ok()) return status;
+  // Sessions are kept per cluster and offered again on new connections.
+  context->max_sessions_ = config.has_max_session_keys() ? config.max_session_keys().value() : 1;
+  if (context->max_sessions_ > 0) {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, &ClientContext::newSession);
+    SSL_CTX_set_ex_data(ctx, clientExIndex(), context.get());
+  }
   std::string alpn;
   for (int i = 0; i < common.alpn_protocols_size(); ++i) {
     const std::string& p = common.alpn_protocols(i);
@@ -403,33 +529,50 @@ absl::StatusOr<std::shared_ptr<const ClientContext>> ClientContext::create(
   if (common.has_validation_context()) {
     const auto& vc = common.validation_context();
     const std::string vpath = cpath + ".validation_context";
-    if (vc.verify_certificate_spki_size() > 0 || vc.verify_certificate_hash_size() > 0 || vc.has_crl() ||
-        vc.match_subject_alt_names_size() > 0 || vc.allow_expired_certificate() || vc.has_custom_validator_config()) {
-      return fieldError(vpath, "SPKI/hash pins, CRLs, allow_expired_certificate, match_subject_alt_names and "
-                               "custom validators are not supported yet");
+    if (!vc.has_trusted_ca() && vc.trust_chain_verification() != vc.ACCEPT_UNTRUSTED) {
+      return fieldError(vpath + ".trusted_ca", "is required to verify the upstream");
     }
-    if (!vc.has_trusted_ca()) return fieldError(vpath + ".trusted_ca", "is required to verify the upstream");
-    if (auto status = loadTrustedCa(ctx, vc.trusted_ca(), vpath + ".trusted_ca", true); !status.ok()) return status;
-    // The peer's certificate must carry one of these DNS names (OpenSSL's
-    // host check: SAN DNS entries, wildcards in the certificate honoured).
-    X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx);
-    for (int i = 0; i < vc.match_typed_subject_alt_names_size(); ++i) {
-      const auto& m = vc.match_typed_subject_alt_names(i);
-      const std::string mpath = absl::StrCat(vpath, ".match_typed_subject_alt_names[", i, "]");
-      if (m.san_type() != SubjectAltNameMatcher::DNS) {
-        return fieldError(mpath + ".san_type", "only DNS is supported yet");
-      }
-      if (m.matcher().match_pattern_case() != envoy::type::matcher::v3::StringMatcher::kExact) {
-        return fieldError(mpath + ".matcher", "only exact DNS matching is supported yet");
-      }
-      if (X509_VERIFY_PARAM_add1_host(param, m.matcher().exact().c_str(), m.matcher().exact().size()) != 1) {
-        return fieldError(mpath + ".matcher.exact", opensslError());
-      }
+    if (vc.has_trusted_ca()) {
+      if (auto status = loadTrustedCa(ctx, vc.trusted_ca(), vpath + ".trusted_ca", true); !status.ok()) return status;
     }
+    auto validator = CertValidator::create(ctx, vc, vpath, context.get());
+    if (!validator.ok()) return validator.status();
+    context->validator_ = std::move(*validator);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   }
   context->stats_ = std::make_unique<SslStats>(store, stat_prefix);
   return std::shared_ptr<const ClientContext>(std::move(context));
+}
+
+ClientContext::~ClientContext() {
+  for (SSL_SESSION* session : sessions_) SSL_SESSION_free(session);
+}
+
+int ClientContext::newSession(SSL* ssl, SSL_SESSION* session) {
+  auto* self = static_cast<ClientContext*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), clientExIndex()));
+  if (self == nullptr || SSL_SESSION_is_resumable(session) != 1) return 0;
+  std::lock_guard<std::mutex> lock(self->sessions_mutex_);
+  self->sessions_.push_front(session);
+  while (self->sessions_.size() > self->max_sessions_) {
+    SSL_SESSION_free(self->sessions_.back());
+    self->sessions_.pop_back();
+  }
+  return 1;  // we keep the reference
+}
+
+SSL_SESSION* ClientContext::takeSession() const {
+  if (max_sessions_ == 0) return nullptr;
+  std::lock_guard<std::mutex> lock(sessions_mutex_);
+  if (sessions_.empty()) return nullptr;
+  SSL_SESSION* session = sessions_.front();
+  // TLS 1.3 tickets are for one use (RFC 8446 C.4): hand it out and forget
+  // it; TLS 1.2 sessions can be offered again.
+  if (SSL_SESSION_get_protocol_version(session) >= TLS1_3_VERSION) {
+    sessions_.pop_front();
+    return session;
+  }
+  SSL_SESSION_up_ref(session);
+  return session;
 }
 
 }  // namespace courier::tls

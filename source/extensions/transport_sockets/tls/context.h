@@ -6,7 +6,10 @@
 
 #include <openssl/ssl.h>
 
+#include <atomic>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -17,7 +20,32 @@
 
 namespace courier::tls {
 
-// listener.<addr>.ssl.* as Envoy names them.
+class CertValidator;
+class OcspStaples;
+class SessionTicketKeys;
+
+// Counters under one prefix whose last name part is only known at handshake
+// time (ssl.ciphers.<name>): created on first use, then found again without
+// building a string or taking the store's lock. Names must have static
+// storage (OpenSSL's cipher table, string literals): the store keeps the
+// pointer.
+class LazyCounters {
+ public:
+  LazyCounters(stats::Store& store, const std::string& prefix);
+  stats::Counter& get(const char* static_name);
+
+ private:
+  static constexpr size_t kSlots = 48;
+  struct Slot {
+    std::atomic<const char*> name{nullptr};
+    std::atomic<stats::Counter*> counter{nullptr};
+  };
+  stats::Store& store_;
+  std::shared_ptr<const std::string> prefix_;
+  Slot slots_[kSlots];
+};
+
+// listener.<addr>.ssl.* (or cluster.<name>.ssl.*) as Envoy names them.
 struct SslStats {
   SslStats(stats::Store& store, const std::string& prefix);
   stats::Counter& handshake;
@@ -26,7 +54,22 @@ struct SslStats {
   stats::Counter& fail_verify_no_cert;
   stats::Counter& fail_verify_error;
   stats::Counter& fail_verify_san;
+  stats::Counter& fail_verify_cert_hash;
+  stats::Counter& session_reused;
+  stats::Counter& ocsp_staple_responses;
+  stats::Counter& ocsp_staple_omitted;
+  stats::Counter& ocsp_staple_failed;
+  stats::Counter& ocsp_staple_requests;
+  LazyCounters versions;
+  LazyCounters ciphers;
+  LazyCounters curves;
+  LazyCounters sigalgs;
 };
+
+// Envoy's (BoringSSL's) names for what a finished handshake negotiated,
+// with static storage; null when unknown.
+const char* curveName(SSL* ssl);
+const char* sigalgName(SSL* ssl);
 
 // What a TLS socket needs of either side's context.
 class TlsContext {
@@ -37,10 +80,14 @@ class TlsContext {
   bool isClient() const { return client_; }
   // Client: the SNI to send (UpstreamTlsContext.sni), or empty.
   const std::string& serverNameIndication() const { return sni_; }
+  // Client: a session to resume (most recent first), or null; the caller
+  // owns the reference.
+  virtual SSL_SESSION* takeSession() const { return nullptr; }
 
  protected:
   SSL_CTX* ctx_ = nullptr;
   std::unique_ptr<SslStats> stats_;
+  std::unique_ptr<CertValidator> validator_;
   bool client_ = false;
   std::string sni_;
 };
@@ -51,6 +98,7 @@ absl::StatusOr<std::string> readDataSource(const envoy::config::core::v3::DataSo
 
 class ServerContext : public TlsContext {
  public:
+  ~ServerContext() override;
   // path names the DownstreamTlsContext (".../transport_socket.typed_config");
   // stat_prefix is the listener's ("listener.127.0.0.1_443.").
   static absl::StatusOr<std::shared_ptr<const ServerContext>> create(
@@ -59,8 +107,14 @@ class ServerContext : public TlsContext {
   bool requireClientCertificate() const { return require_client_cert_; }
 
  private:
-  ServerContext() = default;
+  ServerContext();
+  // session_ticket_keys, disable_stateless/stateful_session_resumption,
+  // session_timeout.
+  absl::Status configureResumption(
+      const envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext& config, const std::string& path);
   bool require_client_cert_ = false;
+  std::unique_ptr<SessionTicketKeys> ticket_keys_;
+  std::unique_ptr<OcspStaples> ocsp_;
   // ALPN protocols in wire format (length-prefixed), server preference order.
   std::string alpn_wire_;
   static int selectAlpn(SSL* ssl, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
@@ -72,12 +126,21 @@ class ServerContext : public TlsContext {
 // cluster.<name>.ssl.
 class ClientContext : public TlsContext {
  public:
+  ~ClientContext() override;
+  SSL_SESSION* takeSession() const override;
   static absl::StatusOr<std::shared_ptr<const ClientContext>> create(
       const envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext& config, const std::string& path,
       stats::Store& store, const std::string& stat_prefix);
 
  private:
   ClientContext() = default;
+  static int newSession(SSL* ssl, SSL_SESSION* session);
+  // Sessions from earlier connections to this cluster (max_session_keys,
+  // Envoy's default 1), newest first. Touched once per new upstream
+  // connection and per ticket received, not per request.
+  mutable std::mutex sessions_mutex_;
+  mutable std::deque<SSL_SESSION*> sessions_;
+  size_t max_sessions_ = 1;
 };
 
 }  // namespace courier::tls

@@ -24,6 +24,10 @@ SslSocket::SslSocket(std::shared_ptr<const TlsContext> context) : context_(std::
       if (!context_->serverNameIndication().empty()) {
         SSL_set_tlsext_host_name(ssl_, context_->serverNameIndication().c_str());
       }
+      if (SSL_SESSION* session = context_->takeSession()) {
+        SSL_set_session(ssl_, session);
+        SSL_SESSION_free(session);
+      }
     } else {
       SSL_set_accept_state(ssl_);
     }
@@ -33,7 +37,14 @@ SslSocket::SslSocket(std::shared_ptr<const TlsContext> context) : context_(std::
   }
 }
 
-SslSocket::~SslSocket() { SSL_free(ssl_); }
+SslSocket::~SslSocket() {
+  // OpenSSL forgets (and marks unresumable) the session of a connection
+  // freed without a close_notify exchange. A finished handshake's session is
+  // good however the connection ended (as BoringSSL and Envoy see it), so it
+  // stays resumable.
+  if (ssl_ != nullptr && state_ == State::Done) SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+  SSL_free(ssl_);
+}
 
 void SslSocket::setFd(int fd) {
   if (ssl_ == nullptr || SSL_set_fd(ssl_, fd) != 1) {
@@ -62,8 +73,7 @@ SslSocket::State SslSocket::handshake() {
   const int rc = SSL_do_handshake(ssl_);
   if (rc == 1) {
     state_ = State::Done;
-    context_->stats().handshake.inc();
-    if (!context_->isClient() && SSL_get0_peer_certificate(ssl_) == nullptr) context_->stats().no_certificate.inc();
+    countHandshake();
     return state_;
   }
   const int err = SSL_get_error(ssl_, rc);
@@ -72,15 +82,25 @@ SslSocket::State SslSocket::handshake() {
   fail(err);
   SslStats& stats = context_->stats();
   stats.connection_error.inc();
+  // Certificate verification failures were counted by the validator.
   if (ERR_GET_LIB(code) == ERR_LIB_SSL && ERR_GET_REASON(code) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
     stats.fail_verify_no_cert.inc();
-  } else if (SSL_get_verify_result(ssl_) == X509_V_ERR_HOSTNAME_MISMATCH) {
-    stats.fail_verify_san.inc();
-  } else if (SSL_get_verify_result(ssl_) != X509_V_OK) {
-    stats.fail_verify_error.inc();
   }
   ERR_clear_error();
   return state_;
+}
+
+void SslSocket::countHandshake() {
+  SslStats& stats = context_->stats();
+  stats.handshake.inc();
+  if (SSL_session_reused(ssl_)) stats.session_reused.inc();
+  if (!context_->isClient() && SSL_get0_peer_certificate(ssl_) == nullptr) stats.no_certificate.inc();
+  // The names below have static storage, so after the first handshake these
+  // are lookups in a small table, no string built.
+  stats.versions.get(SSL_get_version(ssl_)).inc();
+  if (const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl_)) stats.ciphers.get(SSL_CIPHER_get_name(cipher)).inc();
+  if (const char* curve = curveName(ssl_)) stats.curves.get(curve).inc();
+  if (const char* sigalg = sigalgName(ssl_)) stats.sigalgs.get(sigalg).inc();
 }
 
 network::TransportIoResult SslSocket::doRead(buffer::Buffer& buffer, size_t max_bytes) {

@@ -33,6 +33,8 @@ class SslSocket : public network::TransportSocket {
   enum class State { Handshaking, Done, Failed };
   // Advances the handshake; counts its outcome once.
   State handshake();
+  // ssl.handshake and what it negotiated (versions, ciphers, curves, sigalgs).
+  void countHandshake();
   // Records why the session failed (OpenSSL's error queue), and clears it.
   void fail(int ssl_error);
 
