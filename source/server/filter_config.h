@@ -22,6 +22,11 @@
 #include "source/common/upstream/cluster.h"
 #include "source/common/upstream/thread_local_cluster_manager.h"
 
+namespace courier::tls {
+class SecretManager;
+class SecretProvider;
+}  // namespace courier::tls
+
 namespace courier::server {
 
 // What a filter sees of the worker it runs on.
@@ -48,6 +53,11 @@ struct FactoryContext {
   // When set, filters add the RDS tables they use: the listener warms until
   // each has had its first fetch.
   std::vector<std::shared_ptr<router::RouteConfigProvider>>* rds_providers = nullptr;
+  // Secrets by name (a TLS context's SDS references); null where SDS is not available.
+  tls::SecretManager* secrets = nullptr;
+  // When set, TLS contexts add the SDS secrets they use: the listener warms
+  // until each has had its first fetch.
+  std::vector<std::shared_ptr<tls::SecretProvider>>* secret_providers = nullptr;
 };
 
 class NetworkFilterConfigFactory {

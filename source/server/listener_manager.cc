@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
+#include "source/extensions/transport_sockets/tls/secret_manager.h"
 #include "source/server/listener_factory.h"
 #include "spdlog/spdlog.h"
 
@@ -58,13 +59,27 @@ absl::Status ListenerManager::addStaticListeners(const google::protobuf::Repeate
   const auto now = google::protobuf::util::TimeUtil::GetCurrentTime();
   for (int i = 0; i < listeners.size(); ++i) {
     const std::string path = absl::StrCat("static_resources.listeners[", i, "]");
+    std::vector<std::shared_ptr<tls::SecretProvider>> secrets;
+    context.secret_providers = &secrets;
     auto config = createListener(listeners[i], path, context);
+    context.secret_providers = nullptr;
     if (!config.ok()) return config.status();
-    if (find((*config)->name) != nullptr) {
+    if (find((*config)->name) != nullptr || warming_.contains((*config)->name)) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ".name: duplicate listener name \"", (*config)->name, "\""));
     }
     Entry entry{listeners[i], *config, (*config)->address, false, "", now};
+    const bool secrets_warm =
+        std::all_of(secrets.begin(), secrets.end(), [](const auto& p) { return p->warm(); });
+    if (bind_ && !secrets_warm) {
+      // Its SDS secrets come over ADS: it warms like an LDS listener, and the
+      // server is not live before it is.
+      Pending p{static_cast<size_t>(i), std::move(entry), {}, false};
+      if (auto s = bindSockets(*p.entry.config, path, p.fds, p.entry.bound_address); !s.ok()) return s;
+      p.secrets = std::move(secrets);
+      startWarming(std::move(p));
+      continue;
+    }
     if (bind_) {
       std::vector<network::SocketFd> fds;
       if (auto s = bindSockets(**config, path, fds, entry.bound_address); !s.ok()) return s;
@@ -171,9 +186,12 @@ absl::Status ListenerManager::apply(const std::vector<config::DecodedResource>& 
       continue;
     }
     std::vector<std::shared_ptr<router::RouteConfigProvider>> rds;
+    std::vector<std::shared_ptr<tls::SecretProvider>> secrets;
     context.rds_providers = &rds;
+    context.secret_providers = &secrets;
     auto config = createListener(*proto, path, context);
     context.rds_providers = nullptr;
+    context.secret_providers = nullptr;
     if (!config.ok()) return reject(prefixed(config.status(), prefix));
     if ((*config)->name != added[i].name) {
       return reject(absl::InvalidArgumentError(
@@ -181,6 +199,7 @@ absl::Status ListenerManager::apply(const std::vector<config::DecodedResource>& 
     }
     Pending p{i, Entry{*proto, *config, (*config)->address, true, added[i].version, now}, {}, existing != nullptr};
     p.rds = std::move(rds);
+    p.secrets = std::move(secrets);
     pending.push_back(std::move(p));
   }
   absl::flat_hash_set<std::string> removing;
@@ -293,15 +312,25 @@ void ListenerManager::startWarming(Pending p) {
   for (const auto& provider : p.rds) {
     if (!provider->warm()) waiting.push_back(provider);
   }
-  if (waiting.empty()) {
+  std::vector<std::shared_ptr<tls::SecretProvider>> waiting_secrets;
+  for (const auto& provider : p.secrets) {
+    if (!provider->warm()) waiting_secrets.push_back(provider);
+  }
+  if (waiting.empty() && waiting_secrets.empty()) {
     activate(p);
     return;
   }
   const uint64_t generation = next_warming_generation_++;
-  spdlog::info("lds: listener '{}' warms until {} route table(s) arrive", name, waiting.size());
-  warming_[name] = Warming{std::move(p), waiting.size(), generation};
+  spdlog::info("lds: listener '{}' warms until {} route table(s) and {} secret(s) arrive", name, waiting.size(),
+               waiting_secrets.size());
+  warming_[name] = Warming{std::move(p), waiting.size() + waiting_secrets.size(), generation};
   updateGauges();
   for (const auto& provider : waiting) {
+    provider->onWarm([this, alive = alive_, name, generation] {
+      if (*alive) onWarm(name, generation);
+    });
+  }
+  for (const auto& provider : waiting_secrets) {
     provider->onWarm([this, alive = alive_, name, generation] {
       if (*alive) onWarm(name, generation);
     });

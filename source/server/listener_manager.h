@@ -67,8 +67,8 @@ class ListenerManager : public config::SubscriptionCallbacks {
 
   // In the order they were added.
   const std::vector<Entry>& listeners() const { return entries_; }
-  // Listeners from LDS waiting for their route tables (RDS) before they take
-  // traffic; a changed one's predecessor keeps serving meanwhile.
+  // Listeners waiting for their route tables (RDS) or secrets (SDS) before
+  // they take traffic; a changed one's predecessor keeps serving meanwhile.
   std::vector<const Entry*> warmingListeners() const;
   const std::string& ldsVersion() const { return version_info_; }
 
@@ -96,6 +96,8 @@ class ListenerManager : public config::SubscriptionCallbacks {
     bool replaces = false;
     // The RDS tables its connection managers use.
     std::vector<std::shared_ptr<router::RouteConfigProvider>> rds;
+    // The SDS secrets its TLS contexts use.
+    std::vector<std::shared_ptr<tls::SecretProvider>> secrets;
     // Takes over the sockets of the warming listener of the same name.
     bool take_warming_fds = false;
   };
@@ -121,7 +123,7 @@ class ListenerManager : public config::SubscriptionCallbacks {
   void maybeInitialLoadDone();
   // Hands a built listener to every worker (added, or replacing its predecessor).
   void activate(Pending& p);
-  // Holds `p` until its route tables are warm, then activates it.
+  // Holds `p` until its route tables and secrets are warm, then activates it.
   void startWarming(Pending p);
   void onWarm(const std::string& name, uint64_t generation);
 

@@ -19,6 +19,7 @@
 #include "source/common/protobuf/yaml_loader.h"
 #include "source/common/upstream/cluster_factory.h"
 #include "source/common/upstream/cluster_health.h"
+#include "source/extensions/transport_sockets/tls/secret_manager.h"
 #include "source/server/admin/admin_server.h"
 #include "source/server/dynamic_resources.h"
 #include "source/server/listener_factory.h"
@@ -102,7 +103,10 @@ absl::Status Server::validate() {
 }
 
 absl::Status Server::createManagers(bool bind) {
+  secrets_ = std::make_unique<tls::SecretManager>(stats_);
+  if (auto s = secrets_->addStaticSecrets(bootstrap_.static_resources().secrets()); !s.ok()) return s;
   cluster_manager_ = std::make_unique<upstream::ClusterManager>(stats_, *clusters_, bind ? &main_ : nullptr);
+  cluster_manager_->setSecretManager(secrets_.get());
   if (auto s = cluster_manager_->addStaticClusters(bootstrap_.static_resources().clusters()); !s.ok()) return s;
   if (!access_logs_) {
     access_logs_ = std::make_unique<access_log::AccessLogManager>(
@@ -117,26 +121,30 @@ absl::Status Server::createManagers(bool bind) {
     auto mux = createAdsMux(bootstrap_, options_, *cluster_manager_, main_, stats_);
     if (!mux.ok()) return mux.status();
     ads_ = std::move(*mux);
-    rds_->setSubscriptionFactory([this](const envoy::config::core::v3::ConfigSource& source,
-                                        const std::string& path, const std::string& type_url,
-                                        config::SubscriptionCallbacks& callbacks) {
+    auto factory = [this](const envoy::config::core::v3::ConfigSource& source, const std::string& path,
+                          const std::string& type_url, config::SubscriptionCallbacks& callbacks) {
       return createSubscription(source, path, main_, ads_.get(), type_url, callbacks);
-    });
+    };
+    rds_->setSubscriptionFactory(factory);
+    // Static clusters' secrets were asked for before the mux existed.
+    if (auto s = secrets_->setSubscriptionFactory(factory); !s.ok()) return s;
   } else {
     const bool have_ads = bootstrap_.dynamic_resources().has_ads_config();
-    rds_->setSubscriptionFactory(
-        [have_ads](const envoy::config::core::v3::ConfigSource& source, const std::string& path,
-                   const std::string&, config::SubscriptionCallbacks&)
-            -> absl::StatusOr<std::unique_ptr<config::Subscription>> {
-          if (auto s = checkConfigSource(source, path, have_ads); !s.ok()) return s;
-          return std::unique_ptr<config::Subscription>();
-        });
+    auto check = [have_ads](const envoy::config::core::v3::ConfigSource& source, const std::string& path,
+                            const std::string&, config::SubscriptionCallbacks&)
+        -> absl::StatusOr<std::unique_ptr<config::Subscription>> {
+      if (auto s = checkConfigSource(source, path, have_ads); !s.ok()) return s;
+      return std::unique_ptr<config::Subscription>();
+    };
+    rds_->setSubscriptionFactory(check);
+    if (auto s = secrets_->setSubscriptionFactory(check); !s.ok()) return s;
   }
   listener_manager_ = std::make_unique<ListenerManager>(
       main_, workers_, stats_,
       [this] {
         FactoryContext context{stats_, cluster_manager_->clusters().get(), access_logs_.get()};
         context.rds = rds_.get();
+        context.secrets = secrets_.get();
         return context;
       },
       std::chrono::seconds(options_.drain_time_s), bind);
@@ -474,6 +482,23 @@ std::string Server::configDumpJson(const std::string& resource, bool include_eds
     }
     dump.add_configs()->PackFrom(r);
   }
+  {
+    envoy::admin::v3::SecretsConfigDump secrets;
+    for (const auto& d : secrets_->staticDumps()) {
+      auto* ss = secrets.add_static_secrets();
+      ss->set_name(d.name);
+      *ss->mutable_last_updated() = d.last_updated;
+      ss->mutable_secret()->PackFrom(d.secret);
+    }
+    for (const auto& d : secrets_->dynamicDumps()) {
+      auto* ds = secrets.add_dynamic_active_secrets();
+      ds->set_name(d.name);
+      ds->set_version_info(d.version_info);
+      *ds->mutable_last_updated() = d.last_updated;
+      ds->mutable_secret()->PackFrom(d.secret);
+    }
+    dump.add_configs()->PackFrom(secrets);
+  }
   if (resource.empty()) return maskedJson(dump, mask);
   // ?resource=static_clusters etc: Envoy returns the matching repeated field's
   // entries, each as its own config.
@@ -483,6 +508,15 @@ std::string Server::configDumpJson(const std::string& resource, bool include_eds
     envoy::admin::v3::ListenersConfigDump l;
     envoy::admin::v3::RoutesConfigDump r;
     envoy::admin::v3::EndpointsConfigDump e;
+    envoy::admin::v3::SecretsConfigDump sd;
+    if (any.Is<envoy::admin::v3::SecretsConfigDump>() && any.UnpackTo(&sd)) {
+      if (resource == "static_secrets") {
+        for (const auto& x : sd.static_secrets()) filtered.add_configs()->PackFrom(x);
+      }
+      if (resource == "dynamic_active_secrets") {
+        for (const auto& x : sd.dynamic_active_secrets()) filtered.add_configs()->PackFrom(x);
+      }
+    }
     if (any.Is<envoy::admin::v3::EndpointsConfigDump>() && any.UnpackTo(&e) &&
         resource == "dynamic_endpoint_configs") {
       for (const auto& x : e.dynamic_endpoint_configs()) filtered.add_configs()->PackFrom(x);

@@ -18,6 +18,7 @@
 #include "source/common/config/subscription.h"
 #include "source/common/upstream/cluster.h"
 #include "source/common/upstream/cluster_manager.h"
+#include "source/extensions/transport_sockets/tls/secret_manager.h"
 #include "source/server/listener_config.h"
 #include "source/server/listener_manager.h"
 #include "source/server/options.h"
@@ -86,6 +87,9 @@ class Server {
   std::atomic<int64_t> total_connections_{0};
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<thread_local_::SnapshotSlot<upstream::ClusterSet>> clusters_;
+  // Secrets (static and SDS), shared by listeners' and clusters' TLS contexts;
+  // declared before them so it outlives their factories' registrations.
+  std::unique_ptr<tls::SecretManager> secrets_;
   std::unique_ptr<upstream::ClusterManager> cluster_manager_;
   // RDS subscriptions, shared by the listeners' connection managers.
   std::unique_ptr<router::RdsManager> rds_;

@@ -40,7 +40,7 @@ absl::StatusOr<LbPolicy> lbPolicy(const ProtoCluster& config, const std::string&
 }  // namespace
 
 absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, const std::string& path,
-                                                     stats::Store& stats) {
+                                                     stats::Store& stats, tls::SecretManager* secrets) {
   if (config.name().empty()) return fieldError(path + ".name", "a cluster needs a non-empty name");
   auto cluster = std::make_shared<Cluster>();
   cluster->name = config.name();
@@ -74,7 +74,7 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
     auto factory = tls::createUpstreamTransportSocketFactory(
         config.transport_socket().name(),
         config.transport_socket().has_typed_config() ? &config.transport_socket().typed_config() : nullptr,
-        path + ".transport_socket", stats, absl::StrCat("cluster.", config.name(), "."));
+        path + ".transport_socket", stats, absl::StrCat("cluster.", config.name(), "."), secrets);
     if (!factory.ok()) return factory.status();
     cluster->transport_socket_factory = std::move(*factory);
   }

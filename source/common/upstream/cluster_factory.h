@@ -11,9 +11,15 @@
 #include "source/common/stats/store.h"
 #include "source/common/upstream/cluster.h"
 
+namespace courier::tls {
+class SecretManager;
+}  // namespace courier::tls
+
 namespace courier::upstream {
 
+// `secrets` resolves the transport socket's SDS references (null: refused).
 absl::StatusOr<ClusterConstSharedPtr> createCluster(const envoy::config::cluster::v3::Cluster& config,
-                                                     const std::string& path, stats::Store& stats);
+                                                     const std::string& path, stats::Store& stats,
+                                                     tls::SecretManager* secrets = nullptr);
 
 }  // namespace courier::upstream

@@ -213,7 +213,7 @@ absl::Status ClusterManager::addStaticClusters(const google::protobuf::RepeatedP
   const auto now = google::protobuf::util::TimeUtil::GetCurrentTime();
   for (int i = 0; i < clusters.size(); ++i) {
     const std::string path = absl::StrCat("static_resources.clusters[", i, "]");
-    auto cluster = createCluster(clusters[i], path, store_);
+    auto cluster = createCluster(clusters[i], path, store_, secrets_);
     if (!cluster.ok()) return cluster.status();
     Entry entry{Entry::serialize(clusters[i]), *cluster, false, "", now, startHealth(*cluster, nullptr)};
     if (auto s = startDiscovery((*cluster)->name, clusters[i], entry, path); !s.ok()) return s;
@@ -365,7 +365,7 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
     }
     std::string config = Entry::serialize(*proto);
     if (existing != entries_.end() && existing->second.config == config) continue;
-    auto cluster = createCluster(*proto, path, store_);
+    auto cluster = createCluster(*proto, path, store_, secrets_);
     if (!cluster.ok()) {
       stats_.cds_update_rejected.inc();
       return absl::Status(cluster.status().code(),

@@ -22,6 +22,10 @@
 #include "source/common/upstream/cluster.h"
 #include "source/common/upstream/host_discovery.h"
 
+namespace courier::tls {
+class SecretManager;
+}  // namespace courier::tls
+
 namespace courier::upstream {
 
 class ClusterHealth;
@@ -70,6 +74,9 @@ class ClusterManager : public config::SubscriptionCallbacks {
   ClusterManager(stats::Store& stats, thread_local_::SnapshotSlot<ClusterSet>& slot,
                  event::Dispatcher* main = nullptr);
   ~ClusterManager() override;
+
+  // Where clusters' TLS contexts find their SDS secrets; set before any cluster is added.
+  void setSecretManager(tls::SecretManager* secrets) { secrets_ = secrets; }
 
   // Bootstrap static_resources.clusters; errors name static_resources.clusters[i].
   absl::Status addStaticClusters(const google::protobuf::RepeatedPtrField<envoy::config::cluster::v3::Cluster>& clusters);
@@ -148,6 +155,7 @@ class ClusterManager : public config::SubscriptionCallbacks {
   // EDS state by cluster name.
   absl::flat_hash_map<std::string, std::unique_ptr<EdsSubscription>> eds_;
   SubscriptionFactory eds_factory_;
+  tls::SecretManager* secrets_ = nullptr;
   // Lets completions posted back from workers notice the manager is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

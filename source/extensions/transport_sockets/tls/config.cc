@@ -4,6 +4,7 @@
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb.h"
 #include "source/common/common/field_error.h"
 #include "source/extensions/transport_sockets/tls/context.h"
+#include "source/extensions/transport_sockets/tls/sds_socket_factory.h"
 #include "source/extensions/transport_sockets/tls/ssl_socket.h"
 
 namespace courier::tls {
@@ -22,6 +23,10 @@ class TlsTransportSocketConfigFactory : public server::TransportSocketConfigFact
     DownstreamTlsContext proto;
     if (!typed_config.Is<DownstreamTlsContext>() || !typed_config.UnpackTo(&proto)) {
       return fieldError(path, absl::StrCat("a listener's TLS transport socket needs a ", configType()));
+    }
+    if (usesSds(proto.common_tls_context())) {
+      return createSdsServerFactory(proto, path, context.secrets, context.secret_providers, context.stats,
+                                    stat_prefix);
     }
     auto tls = ServerContext::create(proto, path, context.stats, stat_prefix);
     if (!tls.ok()) return tls.status();

@@ -337,6 +337,26 @@ absl::StatusOr<std::string> readDataSource(const envoy::config::core::v3::DataSo
   }
 }
 
+absl::Status checkTlsCertificate(const envoy::extensions::transport_sockets::tls::v3::TlsCertificate& cert,
+                                 const std::string& path) {
+  SSL_CTX* scratch = SSL_CTX_new(TLS_server_method());
+  if (scratch == nullptr) return absl::InternalError(absl::StrCat(path, ": ", opensslError()));
+  absl::Status status = loadCertificate(scratch, cert, path);
+  SSL_CTX_free(scratch);
+  return status;
+}
+
+absl::Status checkValidationContext(
+    const envoy::extensions::transport_sockets::tls::v3::CertificateValidationContext& context,
+    const std::string& path) {
+  if (!context.has_trusted_ca()) return absl::OkStatus();
+  SSL_CTX* scratch = SSL_CTX_new(TLS_client_method());
+  if (scratch == nullptr) return absl::InternalError(absl::StrCat(path, ": ", opensslError()));
+  absl::Status status = loadTrustedCa(scratch, context.trusted_ca(), path + ".trusted_ca", true);
+  SSL_CTX_free(scratch);
+  return status;
+}
+
 absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::create(
     const envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext& config, const std::string& path,
     stats::Store& store, const std::string& stat_prefix) {

@@ -96,6 +96,15 @@ class TlsContext {
 // environment_variable); errors name path.<specifier>.
 absl::StatusOr<std::string> readDataSource(const envoy::config::core::v3::DataSource& source, const std::string& path);
 
+// Whether a secret's contents would load: a tls_certificate's chain and key
+// parse and match, a validation_context's trusted_ca parses. Errors name
+// path.<field>. Lets SDS refuse a bad secret before any context uses it.
+absl::Status checkTlsCertificate(const envoy::extensions::transport_sockets::tls::v3::TlsCertificate& cert,
+                                 const std::string& path);
+absl::Status checkValidationContext(
+    const envoy::extensions::transport_sockets::tls::v3::CertificateValidationContext& context,
+    const std::string& path);
+
 class ServerContext : public TlsContext {
  public:
   ~ServerContext() override;

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "source/common/common/field_error.h"
+#include "source/extensions/transport_sockets/tls/sds_socket_factory.h"
 
 namespace courier::tls {
 namespace {
@@ -198,7 +199,7 @@ std::string_view SslSocket::serverName() const {
 
 absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createUpstreamTransportSocketFactory(
     const std::string& name, const google::protobuf::Any* typed_config, const std::string& path, stats::Store& store,
-    const std::string& stat_prefix) {
+    const std::string& stat_prefix, SecretManager* secrets) {
   using envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
   static constexpr char kRawBuffer[] = "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
   if (typed_config == nullptr) {
@@ -212,6 +213,9 @@ absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createUpstreamTran
                       absl::StrCat("no upstream transport socket for type \"", typed_config->type_url(),
                                    "\" (available: envoy.transport_sockets.raw_buffer, envoy.transport_sockets.tls "
                                    "with UpstreamTlsContext)"));
+  }
+  if (usesSds(proto.common_tls_context())) {
+    return createSdsClientFactory(proto, path + ".typed_config", secrets, store, stat_prefix);
   }
   auto context = ClientContext::create(proto, path + ".typed_config", store, stat_prefix);
   if (!context.ok()) return context.status();

@@ -56,11 +56,14 @@ class SslSocketFactory : public network::TransportSocketFactory {
   std::shared_ptr<const TlsContext> context_;
 };
 
+class SecretManager;
+
 // A cluster's transport_socket (envoy.transport_sockets.tls with an
 // UpstreamTlsContext, or raw_buffer: null) as a socket factory; stats under
-// stat_prefix ("cluster.<name>."), errors under path.
+// stat_prefix ("cluster.<name>."), errors under path. `secrets` resolves SDS
+// references (null: SDS is refused).
 absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createUpstreamTransportSocketFactory(
     const std::string& name, const google::protobuf::Any* typed_config, const std::string& path, stats::Store& store,
-    const std::string& stat_prefix);
+    const std::string& stat_prefix, SecretManager* secrets = nullptr);
 
 }  // namespace courier::tls
