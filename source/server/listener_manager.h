@@ -72,8 +72,11 @@ class ListenerManager : public config::SubscriptionCallbacks {
   std::vector<const Entry*> warmingListeners() const;
   const std::string& ldsVersion() const { return version_info_; }
 
-  // Runs once, after the first LDS delivery or failure.
+  // Runs once, after the first LDS delivery or failure, once no listener warms.
   void setInitialLoadCallback(std::function<void()> cb) { on_initial_load_ = std::move(cb); }
+  // For a bootstrap without LDS: only static listeners (which may warm for
+  // their secrets) to wait for.
+  void markInitialLoadDone();
 
   // Server drain: every listener stops accepting (workers are told separately).
   void stopListeners();
@@ -119,7 +122,6 @@ class ListenerManager : public config::SubscriptionCallbacks {
   // Starts the drain-time clock for a listener that stopped accepting.
   void scheduleDrainEnd(uint64_t drain_tag);
   void updateGauges();
-  void markInitialLoadDone();
   void maybeInitialLoadDone();
   // Hands a built listener to every worker (added, or replacing its predecessor).
   void activate(Pending& p);

@@ -188,7 +188,8 @@ absl::Status Server::startDynamicResources() {
     if (lds_) {
       lds_->start({});
     } else {
-      onInitialLoadsDone();
+      // Static listeners may still warm for their SDS secrets.
+      listener_manager_->markInitialLoadDone();
     }
   });
   if (cds_) {
@@ -497,6 +498,7 @@ std::string Server::configDumpJson(const std::string& resource, bool include_eds
       *ds->mutable_last_updated() = d.last_updated;
       ds->mutable_secret()->PackFrom(d.secret);
     }
+    for (const auto& name : secrets_->warmingNames()) secrets.add_dynamic_warming_secrets()->set_name(name);
     dump.add_configs()->PackFrom(secrets);
   }
   if (resource.empty()) return maskedJson(dump, mask);
@@ -515,6 +517,9 @@ std::string Server::configDumpJson(const std::string& resource, bool include_eds
       }
       if (resource == "dynamic_active_secrets") {
         for (const auto& x : sd.dynamic_active_secrets()) filtered.add_configs()->PackFrom(x);
+      }
+      if (resource == "dynamic_warming_secrets") {
+        for (const auto& x : sd.dynamic_warming_secrets()) filtered.add_configs()->PackFrom(x);
       }
     }
     if (any.Is<envoy::admin::v3::EndpointsConfigDump>() && any.UnpackTo(&e) &&

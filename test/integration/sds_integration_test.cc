@@ -253,6 +253,43 @@ TEST_P(SdsAdsIntegrationTest, ListenerWarmsUntilItsCertificateArrivesThenServesI
   EXPECT_THAT(dump, Not(HasSubstr("PRIVATE KEY")));
 }
 
+TEST_P(SdsAdsIntegrationTest, StaticListenerWithAnAdsSecretWarmsAndTheServerWaitsForIt) {
+  const std::string yaml = R"(node: {id: node-1, cluster: mesh}
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+dynamic_resources:
+  ads_config:
+    api_type: )" + std::string(delta() ? "DELTA_GRPC" : "GRPC") + R"(
+    transport_api_version: V3
+    grpc_services:
+    - envoy_grpc: {cluster_name: xds}
+static_resources:
+  listeners:
+)" + tlsListenerYaml(port_, "{ads: {}, resource_api_version: V3}", true) +
+                           "  clusters:\n" + staticCluster("xds", ads_port_, R"(    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+)") + staticCluster("slow", held_.server.port());
+  ASSERT_TRUE(courier_.start(yaml)) << courier_.log();
+  size_t cursor = 0;
+  if (delta()) {
+    DeltaDiscoveryRequest request;
+    ASSERT_TRUE(nextDelta(0, cursor, kSecretType, &request));
+  } else {
+    DiscoveryRequest request;
+    ASSERT_TRUE(nextSotw(0, cursor, kSecretType, &request));
+  }
+  EXPECT_TRUE(courier_.waitForStat("listener_manager.total_listeners_warming", 1));
+  EXPECT_EQ(courier_.admin("/ready").status, 503);
+  EXPECT_THAT(courier_.admin("/config_dump?resource=dynamic_warming_secrets").body, HasSubstr("server_cert"));
+  ASSERT_TRUE(push(0, kSecretType, "s1", std::vector{certSecret("server_cert", "one.pem", "one.key")}));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_active", 1)) << courier_.log();
+  EXPECT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; }));
+  EXPECT_EQ(curl(port_), "hello 200");
+  EXPECT_THAT(servedSubject(port_), HasSubstr("courier-one"));
+}
+
 TEST_P(SdsAdsIntegrationTest, ListenerGoesOnWithoutItsCertificateAfterInitialFetchTimeout) {
   ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
   size_t cursor = 0;

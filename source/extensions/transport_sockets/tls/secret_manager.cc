@@ -308,4 +308,14 @@ std::vector<SecretManager::Dump> SecretManager::dynamicDumps() const {
   return out;
 }
 
+std::vector<std::string> SecretManager::warmingNames() const {
+  std::vector<std::string> out;
+  for (const auto& [key, s] : subscriptions_) {
+    if (!s->hasSecret()) out.push_back(s->name());
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 }  // namespace courier::tls

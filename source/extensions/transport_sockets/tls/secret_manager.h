@@ -107,6 +107,8 @@ class SecretManager {
   std::vector<Dump> staticDumps() const;
   // Accepted SDS secrets, by name.
   std::vector<Dump> dynamicDumps() const;
+  // Secrets asked for that have not arrived yet, by name (only `name` is set).
+  std::vector<std::string> warmingNames() const;
   size_t subscriptionCount() const { return subscriptions_.size(); }
 
  private:
