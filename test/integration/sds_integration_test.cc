@@ -28,8 +28,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using namespace std::chrono_literals;
 
-constexpr char kSecretType[] = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
-
 // A CA, two server certificates for DNS:courier.test told apart by their
 // subjects (CN=courier-one, CN=courier-two), and a second, unrelated CA.
 struct Pki {

@@ -29,6 +29,7 @@ inline constexpr char kClusterType[] = "type.googleapis.com/envoy.config.cluster
 inline constexpr char kListenerType[] = "type.googleapis.com/envoy.config.listener.v3.Listener";
 inline constexpr char kRouteType[] = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 inline constexpr char kEndpointType[] = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+inline constexpr char kSecretType[] = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 
 // Reads one request head (no bodies here); false on EOF or timeout.
 inline bool readRequestHead(int fd, std::string& buffered) {

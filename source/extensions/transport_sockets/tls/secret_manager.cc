@@ -88,6 +88,10 @@ void SecretProvider::setWarm() {
 }
 
 void SecretProvider::addUpdateCallback(std::weak_ptr<const void> owner, Prepare prepare) {
+  // Listeners replaced by LDS while the secret stayed the same leave theirs here.
+  callbacks_.erase(std::remove_if(callbacks_.begin(), callbacks_.end(),
+                                  [](const auto& entry) { return entry.first.expired(); }),
+                   callbacks_.end());
   callbacks_.emplace_back(std::move(owner), std::move(prepare));
 }
 
