@@ -142,7 +142,7 @@ absl::Status Server::createManagers(bool bind) {
   listener_manager_ = std::make_unique<ListenerManager>(
       main_, workers_, stats_,
       [this] {
-        FactoryContext context{stats_, cluster_manager_->clusters().get(), access_logs_.get()};
+        FactoryContext context{stats_, cluster_manager_->knownClusters().get(), access_logs_.get()};
         context.rds = rds_.get();
         context.secrets = secrets_.get();
         return context;

@@ -568,5 +568,47 @@ static_resources:
   EXPECT_THAT(output, HasSubstr("server_cert"));
 }
 
+TEST_P(SdsAdsIntegrationTest, ClusterWarmsUntilItsValidationContextArrives) {
+  TlsUpstream upstream;
+  ASSERT_TRUE(upstream.start()) << upstream.process.log();
+  std::string yaml = upstreamTlsConfig(port_, upstream.port,
+                                       "          validation_context_sds_secret_config:\n"
+                                       "            name: upstream_ca\n"
+                                       "            sds_config: {ads: {}, resource_api_version: V3}\n");
+  yaml = R"(node: {id: node-1, cluster: mesh}
+dynamic_resources:
+  ads_config:
+    api_type: )" + std::string(delta() ? "DELTA_GRPC" : "GRPC") + R"(
+    transport_api_version: V3
+    grpc_services:
+    - envoy_grpc: {cluster_name: xds}
+)" + yaml + staticCluster("xds", ads_port_, R"(    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+)");
+  ASSERT_TRUE(courier_.start(yaml)) << courier_.log();
+  size_t cursor = 0;
+  if (delta()) {
+    DeltaDiscoveryRequest request;
+    ASSERT_TRUE(nextDelta(0, cursor, kSecretType, &request));
+  } else {
+    DiscoveryRequest request;
+    ASSERT_TRUE(nextSotw(0, cursor, kSecretType, &request));
+  }
+  EXPECT_TRUE(courier_.waitForStat("cluster_manager.warming_clusters", 1)) << courier_.log();
+  EXPECT_EQ(courier_.admin("/ready").status, 503);
+
+  Secret ca;
+  ca.set_name("upstream_ca");
+  ca.mutable_validation_context()->mutable_trusted_ca()->set_inline_string(pki().read("ca.pem"));
+  ASSERT_TRUE(push(0, kSecretType, "ca1", std::vector{ca}));
+  ASSERT_TRUE(courier_.waitForStat("cluster_manager.warming_clusters", 0)) << courier_.log();
+  EXPECT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; }));
+  HttpResponse r = httpRequest(port_, "GET", "/");
+  EXPECT_EQ(r.status, 200) << courier_.log();
+  EXPECT_EQ(r.body, "upstream-tls");
+}
+
 }  // namespace
 }  // namespace courier::test

@@ -40,7 +40,8 @@ absl::StatusOr<LbPolicy> lbPolicy(const ProtoCluster& config, const std::string&
 }  // namespace
 
 absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, const std::string& path,
-                                                     stats::Store& stats, tls::SecretManager* secrets) {
+                                                     stats::Store& stats, tls::SecretManager* secrets,
+                                                     std::vector<std::shared_ptr<tls::SecretProvider>>* secret_providers) {
   if (config.name().empty()) return fieldError(path + ".name", "a cluster needs a non-empty name");
   auto cluster = std::make_shared<Cluster>();
   cluster->name = config.name();
@@ -74,7 +75,7 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
     auto factory = tls::createUpstreamTransportSocketFactory(
         config.transport_socket().name(),
         config.transport_socket().has_typed_config() ? &config.transport_socket().typed_config() : nullptr,
-        path + ".transport_socket", stats, absl::StrCat("cluster.", config.name(), "."), secrets);
+        path + ".transport_socket", stats, absl::StrCat("cluster.", config.name(), "."), secrets, secret_providers);
     if (!factory.ok()) return factory.status();
     cluster->transport_socket_factory = std::move(*factory);
   }

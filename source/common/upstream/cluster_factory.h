@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
@@ -13,13 +14,16 @@
 
 namespace courier::tls {
 class SecretManager;
+class SecretProvider;
 }  // namespace courier::tls
 
 namespace courier::upstream {
 
-// `secrets` resolves the transport socket's SDS references (null: refused).
-absl::StatusOr<ClusterConstSharedPtr> createCluster(const envoy::config::cluster::v3::Cluster& config,
-                                                     const std::string& path, stats::Store& stats,
-                                                     tls::SecretManager* secrets = nullptr);
+// `secrets` resolves the transport socket's SDS references (null: refused);
+// the secrets it uses are appended to `secret_providers` when set.
+absl::StatusOr<ClusterConstSharedPtr> createCluster(
+    const envoy::config::cluster::v3::Cluster& config, const std::string& path, stats::Store& stats,
+    tls::SecretManager* secrets = nullptr,
+    std::vector<std::shared_ptr<tls::SecretProvider>>* secret_providers = nullptr);
 
 }  // namespace courier::upstream

@@ -11,6 +11,7 @@
 #include "source/common/upstream/cluster_factory.h"
 #include "source/common/upstream/cluster_health.h"
 #include "source/common/upstream/eds.h"
+#include "source/extensions/transport_sockets/tls/secret_manager.h"
 #include "spdlog/spdlog.h"
 
 namespace courier::upstream {
@@ -213,7 +214,8 @@ absl::Status ClusterManager::addStaticClusters(const google::protobuf::RepeatedP
   const auto now = google::protobuf::util::TimeUtil::GetCurrentTime();
   for (int i = 0; i < clusters.size(); ++i) {
     const std::string path = absl::StrCat("static_resources.clusters[", i, "]");
-    auto cluster = createCluster(clusters[i], path, store_, secrets_);
+    std::vector<std::shared_ptr<tls::SecretProvider>> secrets;
+    auto cluster = createCluster(clusters[i], path, store_, secrets_, &secrets);
     if (!cluster.ok()) return cluster.status();
     Entry entry{Entry::serialize(clusters[i]), *cluster, false, "", now, startHealth(*cluster, nullptr)};
     if (auto s = startDiscovery((*cluster)->name, clusters[i], entry, path); !s.ok()) return s;
@@ -221,6 +223,7 @@ absl::Status ClusterManager::addStaticClusters(const google::protobuf::RepeatedP
       return absl::InvalidArgumentError(
           absl::StrCat(path, ".name: duplicate cluster name \"", (*cluster)->name, "\""));
     }
+    waitForSecrets((*cluster)->name, secrets);
     if (clusters[i].type() == ProtoCluster::EDS) {
       // Subscribed by startEds(), once the ADS client exists.
       eds_[(*cluster)->name] = std::make_unique<EdsSubscription>(*this, (*cluster)->name,
@@ -244,8 +247,41 @@ absl::Status ClusterManager::startEds(SubscriptionFactory factory) {
 }
 
 bool ClusterManager::warming(const std::string& name) const {
+  if (secret_warming_.contains(name)) return true;
   auto it = eds_.find(name);
   return it != eds_.end() && it->second->warming;
+}
+
+void ClusterManager::waitForSecrets(const std::string& name,
+                                    const std::vector<std::shared_ptr<tls::SecretProvider>>& providers) {
+  secret_warming_.erase(name);
+  std::vector<std::shared_ptr<tls::SecretProvider>> waiting;
+  for (const auto& p : providers) {
+    if (!p->warm()) waiting.push_back(p);
+  }
+  if (waiting.empty()) return;
+  const uint64_t generation = next_secret_generation_++;
+  secret_warming_[name] = SecretWait{generation, waiting.size()};
+  spdlog::info("cluster '{}' warms until {} secret(s) arrive", name, waiting.size());
+  for (const auto& p : waiting) {
+    p->onWarm([this, alive = alive_, name, generation] {
+      if (*alive) onSecretWarm(name, generation);
+    });
+  }
+}
+
+void ClusterManager::onSecretWarm(const std::string& name, uint64_t generation) {
+  auto it = secret_warming_.find(name);
+  // Replaced or removed while it warmed.
+  if (it == secret_warming_.end() || it->second.generation != generation) return;
+  if (--it->second.waiting > 0) return;
+  secret_warming_.erase(it);
+  spdlog::info("cluster '{}' warmed: its secrets arrived", name);
+  updateWarming();
+  std::shared_ptr<bool> alive = alive_;
+  publish([this, alive] {
+    if (*alive) maybeInitialLoadDone();
+  });
 }
 
 std::vector<ClusterManager::EndpointDump> ClusterManager::endpointDumps() const {
@@ -281,8 +317,8 @@ void ClusterManager::onEndpoints(EdsSubscription& eds, std::function<void()> on_
 }
 
 void ClusterManager::updateWarming() {
-  size_t warming = 0;
-  for (const auto& [name, eds] : eds_) warming += eds->warming ? 1 : 0;
+  size_t warming = secret_warming_.size();
+  for (const auto& [name, eds] : eds_) warming += eds->warming && !secret_warming_.contains(name) ? 1 : 0;
   stats_.warming_clusters.set(warming);
 }
 
@@ -292,7 +328,7 @@ void ClusterManager::markInitialLoadDone() {
 }
 
 void ClusterManager::maybeInitialLoadDone() {
-  if (initial_load_done_ || !cds_initial_done_) return;
+  if (initial_load_done_ || !cds_initial_done_ || !secret_warming_.empty()) return;
   for (const auto& [name, eds] : eds_) {
     if (eds->warming) return;
   }
@@ -345,6 +381,8 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
     // EDS: a new subscription, or none when the current one carries over.
     std::unique_ptr<EdsSubscription> eds;
     bool is_eds = false;
+    // The SDS secrets its TLS context uses: it warms until they arrive.
+    std::vector<std::shared_ptr<tls::SecretProvider>> secrets;
   };
   std::vector<Change> changes;
   for (size_t i = 0; i < added.size(); ++i) {
@@ -365,7 +403,8 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
     }
     std::string config = Entry::serialize(*proto);
     if (existing != entries_.end() && existing->second.config == config) continue;
-    auto cluster = createCluster(*proto, path, store_, secrets_);
+    std::vector<std::shared_ptr<tls::SecretProvider>> secrets;
+    auto cluster = createCluster(*proto, path, store_, secrets_, &secrets);
     if (!cluster.ok()) {
       stats_.cds_update_rejected.inc();
       return absl::Status(cluster.status().code(),
@@ -391,7 +430,7 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
       return absl::Status(s.code(), absl::StrCat("cluster \"", proto->name(), "\": ", s.message()));
     }
     changes.push_back({proto->name(), std::move(entry), existing == entries_.end(), std::move(eds),
-                       proto->type() == ProtoCluster::EDS});
+                       proto->type() == ProtoCluster::EDS, std::move(secrets)});
   }
 
   size_t removed_count = 0;
@@ -404,6 +443,7 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
     }
     entries_.erase(it);
     eds_.erase(name);
+    secret_warming_.erase(name);
     ++removed_count;
     stats_.cluster_removed.inc();
     spdlog::info("cds: removed cluster '{}'", name);
@@ -430,6 +470,7 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
           startHealth(change.entry.cluster, old == entries_.end() ? nullptr : old->second.cluster.get());
     }
     entries_.insert_or_assign(change.name, std::move(change.entry));
+    waitForSecrets(change.name, change.secrets);
   }
   updateWarming();
   // Unchanged clusters keep their version info; the set's version moves on.
@@ -478,9 +519,12 @@ void ClusterManager::publish(std::function<void()> on_applied) {
   // change (ThreadLocalClusterManager::update); requests in flight hold their
   // own shared_ptr to the cluster they started with.
   auto set = std::make_shared<ClusterSet>();
+  auto known = std::make_shared<ClusterSet>();
   for (const auto& [name, entry] : entries_) {
     if (!warming(name)) set->clusters.emplace(name, entry.cluster);
+    known->clusters.emplace(name, entry.cluster);
   }
+  known_ = std::move(known);
   stats_.active_clusters.set(set->clusters.size());
   slot_.publish(std::move(set), std::move(on_applied));
 }

@@ -24,6 +24,7 @@
 
 namespace courier::tls {
 class SecretManager;
+class SecretProvider;
 }  // namespace courier::tls
 
 namespace courier::upstream {
@@ -81,8 +82,11 @@ class ClusterManager : public config::SubscriptionCallbacks {
   // Bootstrap static_resources.clusters; errors name static_resources.clusters[i].
   absl::Status addStaticClusters(const google::protobuf::RepeatedPtrField<envoy::config::cluster::v3::Cluster>& clusters);
 
-  // Main thread: the set listeners validate their routes against.
+  // Main thread: the set the workers route with (warming clusters left out).
   const ClusterSetConstSharedPtr& clusters() const { return slot_.latest(); }
+  // Main thread: every cluster, warming ones included: what listeners validate
+  // their routes against, as Envoy's validate_clusters counts warming clusters.
+  const ClusterSetConstSharedPtr& knownClusters() const { return known_; }
   // By name, static and dynamic.
   const absl::flat_hash_map<std::string, Entry>& entries() const { return entries_; }
   const std::string& cdsVersion() const { return version_info_; }
@@ -112,7 +116,9 @@ class ClusterManager : public config::SubscriptionCallbacks {
   };
   // By cluster name.
   std::vector<EndpointDump> endpointDumps() const;
-  // Whether `name` is an EDS cluster waiting for its first endpoints.
+  // Whether `name` is an EDS cluster waiting for its first endpoints, or a
+  // cluster whose TLS context waits for its SDS secrets (as Envoy's cluster
+  // init waits for SDS).
   bool warming(const std::string& name) const;
 
   // config::SubscriptionCallbacks (CDS).
@@ -139,6 +145,9 @@ class ClusterManager : public config::SubscriptionCallbacks {
   // An EDS cluster's endpoints changed (or its first fetch ended): serve them.
   void onEndpoints(EdsSubscription& eds, std::function<void()> on_applied);
   void updateWarming();
+  // The cluster `name` just committed warms until `providers` had their first fetch.
+  void waitForSecrets(const std::string& name, const std::vector<std::shared_ptr<tls::SecretProvider>>& providers);
+  void onSecretWarm(const std::string& name, uint64_t generation);
   // The initial load is done once CDS delivered (or failed) and no cluster warms.
   void maybeInitialLoadDone();
   std::shared_ptr<ClusterHealth> startHealth(const ClusterConstSharedPtr& cluster, const Cluster* previous);
@@ -156,6 +165,14 @@ class ClusterManager : public config::SubscriptionCallbacks {
   absl::flat_hash_map<std::string, std::unique_ptr<EdsSubscription>> eds_;
   SubscriptionFactory eds_factory_;
   tls::SecretManager* secrets_ = nullptr;
+  ClusterSetConstSharedPtr known_ = std::make_shared<const ClusterSet>();
+  struct SecretWait {
+    uint64_t generation;
+    size_t waiting;
+  };
+  // Clusters whose TLS secrets have not had their first fetch, by name.
+  absl::flat_hash_map<std::string, SecretWait> secret_warming_;
+  uint64_t next_secret_generation_ = 1;
   // Lets completions posted back from workers notice the manager is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

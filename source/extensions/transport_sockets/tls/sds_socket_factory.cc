@@ -193,7 +193,7 @@ absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createSdsServerFac
 
 absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createSdsClientFactory(
     const UpstreamTlsContext& config, const std::string& path, SecretManager* secrets, stats::Store& store,
-    const std::string& stat_prefix) {
+    const std::string& stat_prefix, std::vector<std::shared_ptr<SecretProvider>>* warm_on) {
   Builder build = [config, path, &store, stat_prefix](
                       const CommonTlsContext& common) -> absl::StatusOr<std::shared_ptr<const TlsContext>> {
     UpstreamTlsContext resolved = config;
@@ -202,7 +202,7 @@ absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createSdsClientFac
     if (!context.ok()) return context.status();
     return std::shared_ptr<const TlsContext>(std::move(*context));
   };
-  auto factory = bindSecrets(config.common_tls_context(), path + ".common_tls_context", secrets, std::move(build), nullptr);
+  auto factory = bindSecrets(config.common_tls_context(), path + ".common_tls_context", secrets, std::move(build), warm_on);
   if (!factory.ok()) return factory.status();
   return network::TransportSocketFactoryConstSharedPtr(std::move(*factory));
 }

@@ -46,9 +46,11 @@ absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createSdsServerFac
     SecretManager* secrets, std::vector<std::shared_ptr<SecretProvider>>* warm_on, stats::Store& store,
     const std::string& stat_prefix);
 
-// A cluster's UpstreamTlsContext with SDS references.
+// A cluster's UpstreamTlsContext with SDS references; `warm_on` as above,
+// for the cluster's warming.
 absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createSdsClientFactory(
     const envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext& config, const std::string& path,
-    SecretManager* secrets, stats::Store& store, const std::string& stat_prefix);
+    SecretManager* secrets, stats::Store& store, const std::string& stat_prefix,
+    std::vector<std::shared_ptr<SecretProvider>>* warm_on = nullptr);
 
 }  // namespace courier::tls

@@ -199,7 +199,7 @@ std::string_view SslSocket::serverName() const {
 
 absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createUpstreamTransportSocketFactory(
     const std::string& name, const google::protobuf::Any* typed_config, const std::string& path, stats::Store& store,
-    const std::string& stat_prefix, SecretManager* secrets) {
+    const std::string& stat_prefix, SecretManager* secrets, std::vector<std::shared_ptr<SecretProvider>>* warm_on) {
   using envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
   static constexpr char kRawBuffer[] = "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
   if (typed_config == nullptr) {
@@ -215,7 +215,7 @@ absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createUpstreamTran
                                    "with UpstreamTlsContext)"));
   }
   if (usesSds(proto.common_tls_context())) {
-    return createSdsClientFactory(proto, path + ".typed_config", secrets, store, stat_prefix);
+    return createSdsClientFactory(proto, path + ".typed_config", secrets, store, stat_prefix, warm_on);
   }
   auto context = ClientContext::create(proto, path + ".typed_config", store, stat_prefix);
   if (!context.ok()) return context.status();

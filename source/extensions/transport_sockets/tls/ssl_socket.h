@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "google/protobuf/any.pb.h"
@@ -57,13 +58,16 @@ class SslSocketFactory : public network::TransportSocketFactory {
 };
 
 class SecretManager;
+class SecretProvider;
 
 // A cluster's transport_socket (envoy.transport_sockets.tls with an
 // UpstreamTlsContext, or raw_buffer: null) as a socket factory; stats under
 // stat_prefix ("cluster.<name>."), errors under path. `secrets` resolves SDS
-// references (null: SDS is refused).
+// references (null: SDS is refused); the secrets used are appended to
+// `warm_on` when set, so the cluster can warm until they arrive.
 absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createUpstreamTransportSocketFactory(
     const std::string& name, const google::protobuf::Any* typed_config, const std::string& path, stats::Store& store,
-    const std::string& stat_prefix, SecretManager* secrets = nullptr);
+    const std::string& stat_prefix, SecretManager* secrets = nullptr,
+    std::vector<std::shared_ptr<SecretProvider>>* warm_on = nullptr);
 
 }  // namespace courier::tls
