@@ -3,6 +3,7 @@
 #include <atomic>
 
 #include "absl/strings/str_cat.h"
+#include "source/common/upstream/priority_set.h"
 
 namespace courier::upstream {
 
@@ -65,6 +66,7 @@ bool setHealthFlag(const Cluster& cluster, const Host& host, uint32_t flag, bool
   host.health_flags.store(now, std::memory_order_relaxed);
   if ((old == 0) == (now == 0)) return false;
   cluster.unhealthy_hosts.add(now == 0 ? -1 : 1);
+  if (cluster.layout != nullptr) cluster.layout->onHealthChange(host, now == 0 ? -1 : 1);
   if (cluster.stats) cluster.stats->membership_healthy.set(cluster.hosts.size() - cluster.unhealthy_hosts.load());
   return true;
 }
@@ -73,6 +75,7 @@ void recountHealth(const Cluster& cluster) {
   uint32_t unhealthy = 0;
   for (const auto& h : cluster.hosts) unhealthy += h->healthy() ? 0 : 1;
   cluster.unhealthy_hosts.set(unhealthy);
+  if (cluster.layout != nullptr) cluster.layout->recount();
   if (cluster.stats) cluster.stats->membership_healthy.set(cluster.hosts.size() - unhealthy);
 }
 

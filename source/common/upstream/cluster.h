@@ -60,11 +60,32 @@ struct Host {
   // a relaxed load per pick, so the request path stays lock-free and a
   // health change costs no rebuild. Use setHealthFlag() to change it.
   mutable std::atomic<uint32_t> health_flags{0};
+  // LocalityLbEndpoints.priority, and the index of the host's locality in
+  // Cluster::localities. Both sit in what was padding after health_flags.
+  uint16_t priority = 0;
+  uint16_t locality = 0;
   std::string hostname;
   mutable HostOutlierCounters outlier;
   bool healthy() const { return health_flags.load(std::memory_order_relaxed) == 0; }
 };
 using HostConstSharedPtr = std::shared_ptr<const Host>;
+
+// Highest priority level and most localities a cluster may have (Host keeps
+// both in 16 bits).
+inline constexpr uint32_t kMaxPriority = 127;
+inline constexpr uint32_t kMaxLocalities = 65535;
+
+// A core.v3.Locality and its LocalityLbEndpoints.load_balancing_weight (0:
+// none given, which locality weighting treats as never picked, as Envoy).
+struct LocalityEntry {
+  std::string region;
+  std::string zone;
+  std::string sub_zone;
+  uint32_t weight = 0;
+  bool sameName(const LocalityEntry& o) const {
+    return region == o.region && zone == o.zone && sub_zone == o.sub_zone;
+  }
+};
 
 // Envoy's cluster.<name>.* stats that this engine maintains.
 struct ClusterStats {
@@ -112,6 +133,7 @@ enum class LbPolicy { RoundRobin, LeastRequest, Random, RingHash, Maglev };
 // Immutable per-cluster-version load-balancing state (policy settings, a
 // hash ring or Maglev table) from which each worker makes its own balancer.
 class LoadBalancerFactory;
+class PriorityLayout;
 class HealthCheckSink;
 class OutlierSink;
 
@@ -156,14 +178,28 @@ class Cluster {
   std::shared_ptr<const LoadBalancerFactory> lb_factory;
   // Shared by every version of the same-named cluster: stats outlive updates.
   std::shared_ptr<ClusterStats> stats;
-  // Circuit breakers (mutable counts behind an immutable cluster).
+  // Circuit breakers (mutable counts behind an immutable cluster): the
+  // DEFAULT routing priority's thresholds, and HIGH's.
   std::shared_ptr<ResourceManager> resources = std::make_shared<ResourceManager>();
+  std::shared_ptr<ResourceManager> high_resources = std::make_shared<ResourceManager>();
+  ResourceManager& resourcesFor(bool high_priority) const { return high_priority ? *high_resources : *resources; }
   // Unique per cluster config; kept by a version that only changes `hosts`
   // (an EDS update), so the upstream pools of hosts that stay carry over.
   uint64_t settings_id = 0;
   // common_lb_config.healthy_panic_threshold in percent (Envoy's default 50;
   // 0 disables panic mode).
   double healthy_panic_threshold = 50;
+  // ClusterLoadAssignment.policy.overprovisioning_factor, in percent.
+  uint32_t overprovisioning_factor = 140;
+  // common_lb_config.locality_weighted_lb_config is set.
+  bool locality_weighted = false;
+  // The localities hosts name (Host::locality indexes this).
+  std::vector<LocalityEntry> localities;
+  // Hosts grouped by priority (and by locality when weighted), with a view
+  // and balancer state per group (priority_set.h). nullptr while one
+  // priority serves without locality weighting: the plain fast path.
+  // Whoever replaces `hosts` rebuilds it with buildPriorityLayout().
+  std::shared_ptr<const PriorityLayout> layout;
   // Hosts with any health flag set; kept by setHealthFlag() (main thread),
   // read by balancers to skip the health scan while everything is healthy.
   mutable HostCount unhealthy_hosts;
@@ -188,11 +224,14 @@ bool setHealthFlag(const Cluster& cluster, const Host& host, uint32_t flag, bool
 // Recounts unhealthy_hosts and membership_healthy from the host flags (after
 // a new host list was built with flags already set).
 void recountHealth(const Cluster& cluster);
-// Envoy's panic test: the healthy share, scaled by the default
-// overprovisioning factor (1.4) and capped at 100%, is below the threshold.
+// Envoy's panic test for a cluster with one priority level: panic needs the
+// level to be short of hosts (healthy share times the overprovisioning
+// factor below 100%) and its plain healthy share below the threshold.
 inline bool inHealthyPanic(const Cluster& cluster, size_t host_count, uint32_t unhealthy) {
-  const double healthy = static_cast<double>(host_count - unhealthy);
-  return std::min(100.0, 140.0 * healthy / static_cast<double>(host_count)) < cluster.healthy_panic_threshold;
+  if (host_count == 0) return false;
+  const uint64_t healthy = host_count - unhealthy;
+  if (uint64_t{cluster.overprovisioning_factor} * healthy / host_count >= 100) return false;
+  return 100.0 * static_cast<double>(healthy) / static_cast<double>(host_count) < cluster.healthy_panic_threshold;
 }
 
 struct ClusterSet {

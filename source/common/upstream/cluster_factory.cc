@@ -10,9 +10,11 @@
 #include "source/common/upstream/dns_cluster.h"
 #include "source/common/upstream/eds.h"
 #include "source/common/upstream/health_checker.h"
+#include "source/common/upstream/load_assignment.h"
 #include "source/common/upstream/load_balancer_factory.h"
 #include "source/common/upstream/original_dst_cluster.h"
 #include "source/common/upstream/outlier_detection.h"
+#include "source/common/upstream/priority_lb.h"
 
 namespace courier::upstream {
 namespace {
@@ -139,40 +141,61 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
   const auto& cla = config.type() == ProtoCluster::EDS || dns
                         ? envoy::config::endpoint::v3::ClusterLoadAssignment::default_instance()
                         : config.load_assignment();
-  // Priority levels arrive with the upstream issue; until then the lowest
-  // priority present serves, as it would when all its hosts are healthy.
-  uint32_t best_priority = UINT32_MAX;
-  for (const auto& locality : cla.endpoints()) best_priority = std::min(best_priority, locality.priority());
+  const std::string cla_path = path + ".load_assignment";
+  auto factor = overprovisioningFactor(cla, cla_path);
+  if (!factor.ok()) return factor.status();
+  cluster->overprovisioning_factor = *factor;
   for (int i = 0; i < cla.endpoints_size(); ++i) {
     const auto& locality = cla.endpoints(i);
-    const std::string lpath = absl::StrCat(path, ".load_assignment.endpoints[", i, "]");
+    const std::string lpath = absl::StrCat(cla_path, ".endpoints[", i, "]");
+    auto place = placeLocality(locality, lpath, cluster->localities);
+    if (!place.ok()) return place.status();
     for (int j = 0; j < locality.lb_endpoints_size(); ++j) {
       const auto& lb = locality.lb_endpoints(j);
       const std::string epath = absl::StrCat(lpath, ".lb_endpoints[", j, "]");
       auto spec = parseLbEndpoint(lb, epath, " (use STRICT_DNS or LOGICAL_DNS for names)");
       if (!spec.ok()) return spec.status();
-      if (locality.priority() != best_priority) continue;
       auto host = std::make_shared<Host>();
       host->address = spec->address;
       host->weight = spec->weight;
       host->hostname = lb.endpoint().hostname();
+      host->priority = place->priority;
+      host->locality = place->locality;
       cluster->hosts.push_back(std::move(host));
     }
   }
-  // Circuit breakers: the DEFAULT-priority thresholds; HIGH is accepted but
-  // has no traffic of its own yet (no route sets priority).
+  const auto& common = config.common_lb_config();
+  cluster->locality_weighted = common.has_locality_weighted_lb_config();
+  // Circuit breakers: one set of thresholds per routing priority (a route's
+  // `priority` picks which); a priority listed twice keeps the last.
   for (int i = 0; i < config.circuit_breakers().thresholds_size(); ++i) {
     const auto& t = config.circuit_breakers().thresholds(i);
-    if (t.priority() != envoy::config::core::v3::DEFAULT) continue;
     const std::string tpath = absl::StrCat(path, ".circuit_breakers.thresholds[", i, "]");
-    if (t.has_retry_budget()) return fieldError(tpath + ".retry_budget", "retry budgets are not supported yet");
+    if (t.priority() != envoy::config::core::v3::DEFAULT && t.priority() != envoy::config::core::v3::HIGH) {
+      return fieldError(tpath + ".priority", "must be DEFAULT or HIGH");
+    }
     auto value = [](const google::protobuf::UInt32Value& v, bool has, uint64_t fallback) {
       return has ? static_cast<uint64_t>(v.value()) : fallback;
     };
-    cluster->resources = std::make_shared<ResourceManager>(
+    auto resources = std::make_shared<ResourceManager>(
         value(t.max_connections(), t.has_max_connections(), 1024),
         value(t.max_pending_requests(), t.has_max_pending_requests(), 1024),
         value(t.max_requests(), t.has_max_requests(), 1024), value(t.max_retries(), t.has_max_retries(), 3));
+    if (t.has_retry_budget()) {
+      RetryBudget budget;
+      const auto& rb = t.retry_budget();
+      if (rb.has_budget_percent()) {
+        const double percent = rb.budget_percent().value();
+        if (!(percent >= 0 && percent <= 100)) {
+          return fieldError(tpath + ".retry_budget.budget_percent.value", "must be within [0, 100]");
+        }
+        budget.budget_percent = percent;
+      }
+      if (rb.has_min_retry_concurrency()) budget.min_retry_concurrency = rb.min_retry_concurrency().value();
+      resources->retry_budget = budget;
+    }
+    (t.priority() == envoy::config::core::v3::HIGH ? cluster->high_resources : cluster->resources) =
+        std::move(resources);
   }
   // Health: parsed here so that a bad health check or outlier setting
   // rejects the cluster; the cluster manager runs them on the main thread.
@@ -200,6 +223,8 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
   if (!lb_factory.ok()) return lb_factory.status();
   cluster->lb_factory = std::move(*lb_factory);
   cluster->stats = std::make_shared<ClusterStats>(stats, cluster->name);
+  // Group views copy the settings above, stats included.
+  buildPriorityLayout(*cluster);
   cluster->stats->membership_total.set(cluster->hosts.size());
   cluster->stats->membership_healthy.set(cluster->hosts.size());
   return ClusterConstSharedPtr(std::move(cluster));

@@ -124,7 +124,7 @@ class ClusterManager::EdsSubscription : public config::SubscriptionCallbacks {
       return reject(absl::InvalidArgumentError(absl::StrCat(prefix, "resources[0].cluster_name: expected \"",
                                                             service_name_, "\", got \"", cla->cluster_name(), "\"")));
     }
-    auto built = hostsFromAssignment(*cla, "resources[0]", hosts.all);
+    auto built = hostsFromAssignment(*cla, "resources[0]", hosts.all, hosts.localities);
     if (!built.ok()) {
       return reject(absl::Status(built.status().code(), absl::StrCat(prefix, built.status().message())));
     }
@@ -299,7 +299,7 @@ void ClusterManager::onEndpoints(EdsSubscription& eds, std::function<void()> on_
   if (it == entries_.end()) return;
   Entry& entry = it->second;
   const ClusterConstSharedPtr previous = entry.cluster;
-  entry.cluster = clusterWithHosts(*entry.cluster, eds.hosts.selectable);
+  entry.cluster = clusterWithAssignment(*entry.cluster, eds.hosts);
   // Health checks and outlier state follow the new host set (by address).
   entry.health = startHealth(entry.cluster, previous.get());
   entry.cluster->stats->membership_total.set(eds.hosts.total);
@@ -459,7 +459,7 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
       eds_.erase(change.name);
     } else if (auto& current = eds_[change.name]; !current->warming) {
       // Same endpoints source: the new settings serve the hosts it has.
-      change.entry.cluster = clusterWithHosts(*change.entry.cluster, current->hosts.selectable);
+      change.entry.cluster = clusterWithAssignment(*change.entry.cluster, current->hosts);
       change.entry.cluster->stats->membership_total.set(current->hosts.total);
       change.entry.cluster->stats->membership_healthy.set(current->hosts.healthy);
     }

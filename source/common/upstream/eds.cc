@@ -5,7 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "source/common/common/field_error.h"
+#include "source/common/upstream/load_assignment.h"
 #include "source/common/upstream/load_balancer.h"
+#include "source/common/upstream/priority_lb.h"
 
 namespace courier::upstream {
 
@@ -40,13 +42,17 @@ absl::StatusOr<LbEndpointSpec> parseLbEndpoint(const envoy::config::endpoint::v3
 
 absl::StatusOr<EdsHosts> hostsFromAssignment(const envoy::config::endpoint::v3::ClusterLoadAssignment& cla,
                                              const std::string& path,
-                                             const absl::flat_hash_map<std::string, HostConstSharedPtr>& previous) {
+                                             const absl::flat_hash_map<std::string, HostConstSharedPtr>& previous,
+                                             const std::vector<LocalityEntry>& previous_localities) {
   EdsHosts out;
-  uint32_t best_priority = UINT32_MAX;
-  for (const auto& locality : cla.endpoints()) best_priority = std::min(best_priority, locality.priority());
+  auto factor = overprovisioningFactor(cla, path);
+  if (!factor.ok()) return factor.status();
+  out.overprovisioning_factor = *factor;
   for (int i = 0; i < cla.endpoints_size(); ++i) {
     const auto& locality = cla.endpoints(i);
     const std::string lpath = absl::StrCat(path, ".endpoints[", i, "]");
+    auto place = placeLocality(locality, lpath, out.localities);
+    if (!place.ok()) return place.status();
     for (int j = 0; j < locality.lb_endpoints_size(); ++j) {
       const auto& lb = locality.lb_endpoints(j);
       const std::string epath = absl::StrCat(lpath, ".lb_endpoints[", j, "]");
@@ -54,18 +60,27 @@ absl::StatusOr<EdsHosts> hostsFromAssignment(const envoy::config::endpoint::v3::
       if (!spec.ok()) return spec.status();
       const network::Address& address = spec->address;
       const uint32_t weight = spec->weight;
-      if (locality.priority() != best_priority) continue;
       const std::string key = address.asString();
       if (out.all.contains(key)) continue;  // a duplicate endpoint counts once
       HostConstSharedPtr host;
       auto old = previous.find(key);
-      if (old != previous.end() && old->second->weight == weight && old->second->hostname == lb.endpoint().hostname()) {
+      // A kept host keeps its place: same priority, and a locality index
+      // that names the same locality in the new table.
+      const auto same_place = [&](const Host& h) {
+        return h.priority == place->priority && h.locality == place->locality &&
+               h.locality < previous_localities.size() &&
+               previous_localities[h.locality].sameName(out.localities[place->locality]);
+      };
+      if (old != previous.end() && old->second->weight == weight && old->second->hostname == lb.endpoint().hostname() &&
+          same_place(*old->second)) {
         host = old->second;
       } else {
         auto fresh = std::make_shared<Host>();
         fresh->address = address;
         fresh->weight = weight;
         fresh->hostname = lb.endpoint().hostname();
+        fresh->priority = place->priority;
+        fresh->locality = place->locality;
         host = std::move(fresh);
       }
       out.all.emplace(key, host);
@@ -91,6 +106,17 @@ ClusterConstSharedPtr clusterWithHosts(const Cluster& cluster, std::vector<HostC
   auto next = std::make_shared<Cluster>(cluster);
   next->hosts = std::move(hosts);
   if (cluster.lb_factory != nullptr) next->lb_factory = cluster.lb_factory->forHosts(*next);
+  buildPriorityLayout(*next);
+  return next;
+}
+
+ClusterConstSharedPtr clusterWithAssignment(const Cluster& cluster, const EdsHosts& hosts) {
+  auto next = std::make_shared<Cluster>(cluster);
+  next->hosts = hosts.selectable;
+  next->localities = hosts.localities;
+  next->overprovisioning_factor = hosts.overprovisioning_factor;
+  if (cluster.lb_factory != nullptr) next->lb_factory = cluster.lb_factory->forHosts(*next);
+  buildPriorityLayout(*next);
   return next;
 }
 

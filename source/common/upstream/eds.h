@@ -23,6 +23,10 @@ struct EdsHosts {
   size_t total = 0;
   // HEALTHY or UNKNOWN, as Envoy's membership_healthy counts them.
   size_t healthy = 0;
+  // The localities hosts name (Host::locality indexes it) and the policy's
+  // overprovisioning factor.
+  std::vector<LocalityEntry> localities;
+  uint32_t overprovisioning_factor = 140;
 };
 
 // One lb_endpoint's address and weight, validated; errors name the field
@@ -36,15 +40,19 @@ absl::StatusOr<LbEndpointSpec> parseLbEndpoint(const envoy::config::endpoint::v3
                                                const std::string& path, std::string_view address_hint = "");
 
 // Validates the whole assignment (errors name the field under `path`) and
-// builds its hosts, reusing those of `previous` whose address, weight and
-// hostname did not change. Only the lowest priority present serves, as for
-// static clusters.
+// builds its hosts with their priority and locality, reusing those of
+// `previous` (whose localities index `previous_localities`) when address,
+// weight, hostname, priority and locality did not change.
 absl::StatusOr<EdsHosts> hostsFromAssignment(const envoy::config::endpoint::v3::ClusterLoadAssignment& cla,
                                              const std::string& path,
-                                             const absl::flat_hash_map<std::string, HostConstSharedPtr>& previous);
+                                             const absl::flat_hash_map<std::string, HostConstSharedPtr>& previous,
+                                             const std::vector<LocalityEntry>& previous_localities = {});
 
 // A new version of `cluster` serving `hosts`, with the same settings (and
 // settings_id) and a load-balancer factory rebuilt for the hosts.
 ClusterConstSharedPtr clusterWithHosts(const Cluster& cluster, std::vector<HostConstSharedPtr> hosts);
+// The same for an assignment: its selectable hosts, localities and
+// overprovisioning factor.
+ClusterConstSharedPtr clusterWithAssignment(const Cluster& cluster, const EdsHosts& hosts);
 
 }  // namespace courier::upstream

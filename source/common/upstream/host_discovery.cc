@@ -3,6 +3,7 @@
 #include "source/common/upstream/dns_cluster.h"
 #include "source/common/upstream/load_balancer.h"
 #include "source/common/upstream/original_dst_cluster.h"
+#include "source/common/upstream/priority_lb.h"
 
 namespace courier::upstream {
 
@@ -12,6 +13,7 @@ ClusterConstSharedPtr withHosts(const Cluster& base, std::vector<HostConstShared
   auto next = std::make_shared<Cluster>(base);
   next->hosts = std::move(hosts);
   if (next->lb_factory != nullptr) next->lb_factory = next->lb_factory->forHosts(*next);
+  buildPriorityLayout(*next);
   if (next->stats != nullptr) {
     next->stats->membership_total.set(next->hosts.size());
     next->stats->membership_healthy.set(next->hosts.size());

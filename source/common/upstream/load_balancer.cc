@@ -1,6 +1,7 @@
 #include "source/common/upstream/load_balancer.h"
 
 #include "source/common/common/random.h"
+#include "source/common/upstream/priority_lb.h"
 
 namespace courier::upstream {
 
@@ -78,6 +79,11 @@ const Host* HealthFilteringLoadBalancer::pickHealthy(const Host* first, uint32_t
     return first;
   }
   if (first->healthy()) return first;
+  return redraw(context);
+}
+
+const Host* HealthFilteringLoadBalancer::redraw(const LoadBalancerContext* context) {
+  const auto& hosts = cluster_.hosts;
   // Redraws keep the policy's distribution over the healthy hosts; a bounded
   // number of them, then a scan from a random start finds any healthy host.
   constexpr uint64_t kRedraws = 8;
@@ -95,6 +101,11 @@ const Host* HealthFilteringLoadBalancer::pickHealthy(const Host* first, uint32_t
 }
 
 std::unique_ptr<LoadBalancer> createLoadBalancer(const Cluster& cluster) {
+  if (cluster.layout != nullptr) return std::make_unique<PriorityLoadBalancer>(cluster);
+  return createHealthFilteringLoadBalancer(cluster);
+}
+
+std::unique_ptr<HealthFilteringLoadBalancer> createHealthFilteringLoadBalancer(const Cluster& cluster) {
   std::unique_ptr<LoadBalancer> inner = cluster.lb_factory != nullptr
                                             ? cluster.lb_factory->create(cluster)
                                             : std::make_unique<RoundRobinLoadBalancer>(cluster);

@@ -125,10 +125,19 @@ class HealthFilteringLoadBalancer : public LoadBalancer {
     if (unhealthy == 0) return host;
     return pickHealthy(host, unhealthy, context);
   }
+  // For a caller that decides panic itself (priority levels): a healthy
+  // host only (nullptr if none), or any host.
+  const Host* chooseHealthy(const LoadBalancerContext* context) {
+    const Host* host = inner_->chooseHost(context);
+    if (host == nullptr || host->healthy()) return host;
+    return redraw(context);
+  }
+  const Host* chooseAny(const LoadBalancerContext* context) { return inner_->chooseHost(context); }
   LoadBalancer& inner() { return *inner_; }
 
  private:
   const Host* pickHealthy(const Host* first, uint32_t unhealthy, const LoadBalancerContext* context);
+  const Host* redraw(const LoadBalancerContext* context);
 
   const Cluster& cluster_;
   std::unique_ptr<LoadBalancer> inner_;
@@ -136,8 +145,12 @@ class HealthFilteringLoadBalancer : public LoadBalancer {
 };
 
 // The cluster's balancer for this worker: its lb_factory's, else round
-// robin, behind a HealthFilteringLoadBalancer.
+// robin, behind a HealthFilteringLoadBalancer; with priority levels or
+// locality weighting (Cluster::layout) one such per group behind a
+// PriorityLoadBalancer (priority_lb.h).
 std::unique_ptr<LoadBalancer> createLoadBalancer(const Cluster& cluster);
+// The same without the priority layer: for one group's view.
+std::unique_ptr<HealthFilteringLoadBalancer> createHealthFilteringLoadBalancer(const Cluster& cluster);
 
 // The string a consistent-hash balancer places a host by: its address, or its
 // hostname when asked (hosts without one fall back to the address).

@@ -77,7 +77,7 @@ TEST_P(HealthFilteringTest, HostReturnsWhenItsFlagClears) {
 }
 
 TEST_P(HealthFilteringTest, PanicModeUsesAllHostsAndCountsIt) {
-  // 1 of 4 healthy: 25% * 1.4 = 35% < 50%.
+  // 1 of 4 healthy: 25% < 50%, and 35% overprovisioned is short of 100%.
   auto cluster = make({1, 1, 1, 1});
   auto lb = createLoadBalancer(*cluster);
   for (int i : {0, 1, 2}) setHealthFlag(*cluster, *cluster->hosts[i], health_flag::kFailedActiveHc, true);
@@ -87,7 +87,7 @@ TEST_P(HealthFilteringTest, PanicModeUsesAllHostsAndCountsIt) {
 }
 
 TEST_P(HealthFilteringTest, JustAboveThePanicThresholdOnlyHealthyHostsServe) {
-  // 2 of 4 healthy: 50% * 1.4 = 70% >= 50%.
+  // 2 of 4 healthy: 50% is not below the 50% threshold.
   auto cluster = make({1, 1, 1, 1});
   auto lb = createLoadBalancer(*cluster);
   for (int i : {0, 1}) setHealthFlag(*cluster, *cluster->hosts[i], health_flag::kFailedActiveHc, true);

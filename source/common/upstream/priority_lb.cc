@@ -1,0 +1,133 @@
+#include "source/common/upstream/priority_lb.h"
+
+#include <algorithm>
+#include <cstdint>
+
+namespace courier::upstream {
+namespace {
+
+std::shared_ptr<const Cluster> makeView(const Cluster& parent, std::vector<HostConstSharedPtr> hosts) {
+  auto view = std::make_shared<Cluster>(parent);
+  view->layout = nullptr;
+  view->hosts = std::move(hosts);
+  if (parent.lb_factory != nullptr) view->lb_factory = parent.lb_factory->forHosts(*view);
+  uint32_t unhealthy = 0;
+  for (const auto& h : view->hosts) unhealthy += h->healthy() ? 0 : 1;
+  view->unhealthy_hosts.set(unhealthy);
+  return view;
+}
+
+}  // namespace
+
+void buildPriorityLayout(Cluster& cluster) {
+  cluster.layout = nullptr;
+  uint32_t max_priority = 0;
+  bool several = false;
+  for (const auto& h : cluster.hosts) {
+    if (h->priority != cluster.hosts.front()->priority) several = true;
+    max_priority = std::max<uint32_t>(max_priority, h->priority);
+  }
+  const bool weighted = cluster.locality_weighted && !cluster.localities.empty() && !cluster.hosts.empty();
+  if (!several && !weighted) return;
+  std::vector<std::vector<HostConstSharedPtr>> by_level(max_priority + 1);
+  for (const auto& h : cluster.hosts) by_level[h->priority].push_back(h);
+  auto layout = std::make_shared<PriorityLayout>();
+  layout->levels.resize(by_level.size());
+  for (size_t p = 0; p < by_level.size(); ++p) {
+    auto& level = layout->levels[p];
+    if (weighted) {
+      std::vector<std::vector<HostConstSharedPtr>> by_locality(cluster.localities.size());
+      for (const auto& h : by_level[p]) {
+        if (h->locality < by_locality.size()) by_locality[h->locality].push_back(h);
+      }
+      for (size_t l = 0; l < by_locality.size(); ++l) {
+        if (by_locality[l].empty()) continue;
+        level.localities.push_back(makeView(cluster, std::move(by_locality[l])));
+        level.locality_index.push_back(static_cast<uint16_t>(l));
+      }
+    }
+    level.all = makeView(cluster, std::move(by_level[p]));
+  }
+  cluster.layout = std::move(layout);
+}
+
+PriorityLoadBalancer::PriorityLoadBalancer(const Cluster& cluster) : cluster_(cluster), layout_(*cluster.layout) {
+  balancers_.resize(layout_.levels.size());
+  seen_unhealthy_.assign(layout_.levels.size(), 0);
+  for (size_t p = 0; p < layout_.levels.size(); ++p) {
+    const auto& level = layout_.levels[p];
+    balancers_[p].all = createHealthFilteringLoadBalancer(*level.all);
+    for (const auto& view : level.localities) {
+      balancers_[p].localities.push_back(createHealthFilteringLoadBalancer(*view));
+    }
+  }
+}
+
+void PriorityLoadBalancer::refresh() {
+  bool changed = !fresh_;
+  for (size_t p = 0; p < layout_.levels.size(); ++p) {
+    const uint32_t unhealthy = layout_.levels[p].all->unhealthy_hosts.load();
+    if (unhealthy != seen_unhealthy_[p]) {
+      seen_unhealthy_[p] = unhealthy;
+      changed = true;
+    }
+  }
+  if (!changed) return;
+  fresh_ = true;
+  std::vector<LevelHealth> levels(layout_.levels.size());
+  for (size_t p = 0; p < levels.size(); ++p) {
+    const auto hosts = static_cast<uint32_t>(layout_.levels[p].all->hosts.size());
+    levels[p] = {hosts, hosts - std::min(hosts, seen_unhealthy_[p])};
+  }
+  load_ = computePriorityLoad(levels, cluster_.overprovisioning_factor, cluster_.healthy_panic_threshold);
+}
+
+const Host* PriorityLoadBalancer::chooseHost(const LoadBalancerContext* context) {
+  refresh();
+  std::optional<uint64_t> hash;
+  if (context != nullptr) hash = context->hashKey();
+  const uint32_t priority = choosePriority(load_.load, hash.has_value() ? *hash : random_.next());
+  if (priority >= balancers_.size()) return nullptr;
+  return chooseInLevel(priority, context);
+}
+
+const Host* PriorityLoadBalancer::chooseInLevel(uint32_t priority, const LoadBalancerContext* context) {
+  const auto& level = layout_.levels[priority];
+  auto& lbs = balancers_[priority];
+  if (!lbs.localities.empty()) {
+    // A locality by weight times availability; none available falls through
+    // to the level's own rules, as Envoy's.
+    locality_weights_.resize(level.localities.size());
+    double total = 0;
+    for (size_t i = 0; i < level.localities.size(); ++i) {
+      const Cluster& view = *level.localities[i];
+      const auto hosts = static_cast<uint32_t>(view.hosts.size());
+      const uint32_t healthy = hosts - std::min(hosts, view.unhealthy_hosts.load());
+      const uint32_t weight = cluster_.localities[level.locality_index[i]].weight;
+      total += locality_weights_[i] = effectiveLocalityWeight(weight, hosts, healthy, cluster_.overprovisioning_factor);
+    }
+    if (total > 0) {
+      double draw = static_cast<double>(random_.next() >> 11) * 0x1.0p-53 * total;
+      size_t chosen = SIZE_MAX, last = 0;
+      for (size_t i = 0; i < locality_weights_.size(); ++i) {
+        if (locality_weights_[i] <= 0) continue;
+        last = i;
+        if (draw < locality_weights_[i]) {
+          chosen = i;
+          break;
+        }
+        draw -= locality_weights_[i];
+      }
+      // Rounding may leave the draw past the end: the last weighted one.
+      if (chosen == SIZE_MAX) chosen = last;
+      return lbs.localities[chosen]->chooseHealthy(context);
+    }
+  }
+  if (load_.panic[priority]) {
+    if (cluster_.stats != nullptr) cluster_.stats->lb_healthy_panic.inc();
+    return lbs.all->chooseAny(context);
+  }
+  return lbs.all->chooseHealthy(context);
+}
+
+}  // namespace courier::upstream

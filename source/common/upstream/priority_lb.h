@@ -1,0 +1,48 @@
+// Picks over a cluster with priority levels or locality weighting: first a
+// level by Envoy's priority load (priority_set.h), then a locality in it by
+// weight times availability when locality weighting is on, then a host with
+// the cluster's policy inside that group.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "source/common/upstream/load_balancer.h"
+#include "source/common/upstream/priority_set.h"
+
+namespace courier::upstream {
+
+// Main thread: sets cluster.layout for the cluster's hosts, building each
+// group's balancer state with cluster.lb_factory->forHosts(). nullptr when
+// one level serves without locality weighting. Call once `hosts`,
+// `localities` and `lb_factory` are set.
+void buildPriorityLayout(Cluster& cluster);
+
+class PriorityLoadBalancer : public LoadBalancer {
+ public:
+  // cluster.layout must be set; the cluster outlives the balancer.
+  explicit PriorityLoadBalancer(const Cluster& cluster);
+  const Host* chooseHost(const LoadBalancerContext* context) override;
+  // The load in force after the last pick (for tests).
+  const PriorityLoad& priorityLoad() const { return load_; }
+
+ private:
+  struct LevelBalancers {
+    std::unique_ptr<HealthFilteringLoadBalancer> all;
+    std::vector<std::unique_ptr<HealthFilteringLoadBalancer>> localities;
+  };
+  // Recomputes the load when any level's unhealthy count moved.
+  void refresh();
+  const Host* chooseInLevel(uint32_t priority, const LoadBalancerContext* context);
+
+  const Cluster& cluster_;
+  const PriorityLayout& layout_;
+  std::vector<LevelBalancers> balancers_;
+  std::vector<uint32_t> seen_unhealthy_;
+  bool fresh_ = false;
+  PriorityLoad load_;
+  std::vector<double> locality_weights_;
+  FastRandom random_;
+};
+
+}  // namespace courier::upstream

@@ -1,0 +1,388 @@
+// Priority levels, localities and Envoy's load-distribution rules: the exact
+// priority load arithmetic, pick distributions over real clusters built from
+// config (chi-squared against the expected shares), panic per level and in
+// total, locality weighting, and the config errors.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "envoy/config/cluster/v3/cluster.pb.h"
+#include "gtest/gtest.h"
+#include "source/common/protobuf/yaml_loader.h"
+#include "source/common/upstream/cluster_factory.h"
+#include "source/common/upstream/eds.h"
+#include "source/common/upstream/load_balancer.h"
+#include "source/common/upstream/priority_lb.h"
+#include "source/common/upstream/priority_set.h"
+#include "test/common/upstream/lb_test_util.h"
+
+namespace courier::upstream {
+namespace {
+
+using testing::chiSquared;
+using testing::chiSquaredCritical001;
+
+PriorityLoad load(const std::vector<LevelHealth>& levels, uint32_t factor = 140, double threshold = 50) {
+  return computePriorityLoad(levels, factor, threshold);
+}
+
+TEST(PriorityLoadTest, AHealthyFirstLevelTakesEverything) {
+  auto l = load({{10, 10}, {10, 10}});
+  EXPECT_EQ(l.load, (std::vector<uint32_t>{100, 0}));
+  EXPECT_EQ(l.panic, (std::vector<bool>{false, false}));
+}
+
+TEST(PriorityLoadTest, ALevelSpillsWhatItsOverprovisionedHealthLacks) {
+  // Envoy's documented table: 72% healthy still holds all, 71% spills 1%,
+  // 50% keeps 70, 25% keeps 35, none keeps 0.
+  EXPECT_EQ(load({{100, 72}, {10, 10}}).load, (std::vector<uint32_t>{100, 0}));
+  EXPECT_EQ(load({{100, 71}, {10, 10}}).load, (std::vector<uint32_t>{99, 1}));
+  EXPECT_EQ(load({{10, 5}, {10, 10}}).load, (std::vector<uint32_t>{70, 30}));
+  EXPECT_EQ(load({{4, 1}, {10, 10}}).load, (std::vector<uint32_t>{35, 65}));
+  EXPECT_EQ(load({{10, 0}, {10, 10}}).load, (std::vector<uint32_t>{0, 100}));
+}
+
+TEST(PriorityLoadTest, SpillCascadesThroughThreeLevels) {
+  // 28 + 42 from the first two, the third takes the 30 left.
+  EXPECT_EQ(load({{10, 2}, {10, 3}, {10, 10}}).load, (std::vector<uint32_t>{28, 42, 30}));
+}
+
+TEST(PriorityLoadTest, TheOverprovisioningFactorMovesTheSpillPoint) {
+  EXPECT_EQ(load({{10, 7}, {10, 10}}, 100).load, (std::vector<uint32_t>{70, 30}));
+  EXPECT_EQ(load({{10, 7}, {10, 10}}, 140).load, (std::vector<uint32_t>{98, 2}));
+  EXPECT_EQ(load({{10, 7}, {10, 10}}, 200).load, (std::vector<uint32_t>{100, 0}));
+}
+
+TEST(PriorityLoadTest, NoPanicWhileTheLevelsTogetherAreFullyAvailable) {
+  // The first level is 40% healthy, under the threshold, but the second
+  // makes up the rest: no panic anywhere.
+  auto l = load({{10, 4}, {10, 10}});
+  EXPECT_EQ(l.load, (std::vector<uint32_t>{56, 44}));
+  EXPECT_EQ(l.panic, (std::vector<bool>{false, false}));
+}
+
+TEST(PriorityLoadTest, ALevelUnderTheThresholdPanicsWhenTotalAvailabilityIsShort) {
+  // 14 + 70 = 84 available: normalised 16 (+1 rounding) and 83.
+  auto l = load({{10, 1}, {10, 5}});
+  EXPECT_EQ(l.load, (std::vector<uint32_t>{17, 83}));
+  EXPECT_EQ(l.panic, (std::vector<bool>{true, false}));
+}
+
+TEST(PriorityLoadTest, WhenEveryLevelPanicsLoadFollowsHostCounts) {
+  auto l = load({{10, 1}, {30, 1}});
+  EXPECT_EQ(l.load, (std::vector<uint32_t>{25, 75}));
+  EXPECT_EQ(l.panic, (std::vector<bool>{true, true}));
+}
+
+TEST(PriorityLoadTest, ZeroThresholdWithNothingAvailableLeavesLoadOnLevelZeroWithoutPanic) {
+  auto l = load({{10, 0}, {10, 0}}, 140, 0);
+  EXPECT_EQ(l.load, (std::vector<uint32_t>{100, 0}));
+  EXPECT_EQ(l.panic, (std::vector<bool>{false, false}));
+}
+
+TEST(PriorityLoadTest, AnEmptyLevelTakesNothing) {
+  EXPECT_EQ(load({{0, 0}, {10, 10}}).load, (std::vector<uint32_t>{0, 100}));
+}
+
+TEST(PriorityLoadTest, ChoosePriorityMapsDrawsOntoTheShares) {
+  const std::vector<uint32_t> shares = {70, 30, 0};
+  EXPECT_EQ(choosePriority(shares, 0), 0u);
+  EXPECT_EQ(choosePriority(shares, 69), 0u);
+  EXPECT_EQ(choosePriority(shares, 70), 1u);
+  EXPECT_EQ(choosePriority(shares, 99), 1u);
+  EXPECT_EQ(choosePriority(shares, 100), 0u);
+}
+
+// --- Clusters built from config -------------------------------------------
+
+struct Level {
+  uint32_t priority;
+  std::vector<uint32_t> weights;  // one host per weight
+  std::string zone;
+  int locality_weight = 0;  // 0: none given
+};
+
+class PriorityClusterTest : public ::testing::Test {
+ protected:
+  absl::StatusOr<ClusterConstSharedPtr> build(const std::vector<Level>& levels, const std::string& extra = "",
+                                              const std::string& policy = "") {
+    std::string endpoints;
+    int host = 1;
+    for (const auto& l : levels) {
+      std::string lbs;
+      for (uint32_t w : l.weights) {
+        lbs += absl::StrCat(lbs.empty() ? "" : ", ", "{endpoint: {address: {socket_address: {address: 10.0.0.", host++,
+                            ", port_value: 80}}}, load_balancing_weight: ", w, "}");
+      }
+      endpoints += absl::StrCat(endpoints.empty() ? "" : ", ", "{priority: ", l.priority, ", locality: {zone: '",
+                                l.zone, "'}, ",
+                                l.locality_weight > 0 ? absl::StrCat("load_balancing_weight: ", l.locality_weight, ", ")
+                                                      : "",
+                                "lb_endpoints: [", lbs, "]}");
+    }
+    const std::string yaml = absl::StrCat("{name: c, type: STATIC, ", policy.empty() ? "" : "lb_policy: " + policy + ", ",
+                                          "load_assignment: {cluster_name: c, endpoints: [", endpoints, "]", extra,
+                                          "}", extra_cluster_, "}");
+    envoy::config::cluster::v3::Cluster proto;
+    auto s = protobuf::loadFromYamlString(yaml, proto);
+    if (!s.ok()) return s;
+    return createCluster(proto, "clusters[0]", store_);
+  }
+  ClusterConstSharedPtr mustBuild(const std::vector<Level>& levels, const std::string& extra = "",
+                                  const std::string& policy = "") {
+    auto c = build(levels, extra, policy);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? *c : nullptr;
+  }
+  static void setUnhealthy(const Cluster& c, std::vector<size_t> hosts) {
+    for (size_t i : hosts) setHealthFlag(c, *c.hosts[i], health_flag::kFailedActiveHc, true);
+  }
+  // Picks per host index.
+  static std::vector<uint64_t> picks(const Cluster& c, LoadBalancer& lb, uint64_t n) {
+    std::vector<uint64_t> counts(c.hosts.size(), 0);
+    for (uint64_t i = 0; i < n; ++i) {
+      const Host* h = lb.chooseHost(nullptr);
+      EXPECT_NE(h, nullptr);
+      if (h != nullptr) ++counts[testing::indexOf(c, h)];
+    }
+    return counts;
+  }
+  static uint64_t sum(const std::vector<uint64_t>& counts, size_t from, size_t to) {
+    uint64_t s = 0;
+    for (size_t i = from; i < to; ++i) s += counts[i];
+    return s;
+  }
+
+  stats::Store store_;
+  std::string extra_cluster_;
+};
+
+TEST_F(PriorityClusterTest, HostsKeepPriorityAndLocalityAndOnlyMultiLevelClustersGetALayout) {
+  auto one = mustBuild({{0, {1, 1}, "a"}});
+  EXPECT_EQ(one->layout, nullptr);  // the plain fast path
+  auto two = mustBuild({{0, {1, 1}, "a"}, {1, {1}, "b"}, {1, {1}, "a"}});
+  ASSERT_NE(two->layout, nullptr);
+  ASSERT_EQ(two->layout->levels.size(), 2u);
+  EXPECT_EQ(two->layout->levels[0].all->hosts.size(), 2u);
+  EXPECT_EQ(two->layout->levels[1].all->hosts.size(), 2u);
+  ASSERT_EQ(two->localities.size(), 2u);  // "a" is interned once
+  EXPECT_EQ(two->hosts[2]->priority, 1u);
+  EXPECT_EQ(two->localities[two->hosts[2]->locality].zone, "b");
+  EXPECT_EQ(two->hosts[3]->locality, two->hosts[0]->locality);
+}
+
+TEST_F(PriorityClusterTest, AllHealthyTrafficStaysOnPriorityZero) {
+  auto c = mustBuild({{0, {1, 1}, "a"}, {1, {1, 1}, "a"}});
+  auto lb = createLoadBalancer(*c);
+  auto counts = picks(*c, *lb, 10000);
+  EXPECT_EQ(sum(counts, 2, 4), 0u);
+  EXPECT_LT(chiSquared({counts[0], counts[1]}, {1, 1}), chiSquaredCritical001(1));
+}
+
+class PriorityPolicyTest : public PriorityClusterTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(PriorityPolicyTest, ThreeLevelsHealthyDegradedAndSpillShareByEnvoysRule) {
+  // P0 half healthy (70%), P1 a quarter healthy (35%, gets the 30 left), P2
+  // healthy but not needed.
+  auto c = mustBuild({{0, {1, 1, 1, 1}, "a"}, {1, {1, 1, 1, 1}, "a"}, {2, {1, 1, 1, 1}, "a"}}, "", GetParam());
+  setUnhealthy(*c, {0, 1, 4, 5, 6});
+  auto lb = createLoadBalancer(*c);
+  const uint64_t n = 100000;
+  auto counts = picks(*c, *lb, n);
+  for (size_t i : {0, 1, 4, 5, 6}) EXPECT_EQ(counts[i], 0u) << "unhealthy host " << i;
+  EXPECT_EQ(sum(counts, 8, 12), 0u);
+  EXPECT_LT(chiSquared({sum(counts, 0, 4), sum(counts, 4, 8)}, {70, 30}), chiSquaredCritical001(1))
+      << sum(counts, 0, 4) << " / " << sum(counts, 4, 8);
+  EXPECT_EQ(c->stats->lb_healthy_panic.value(), 0u);
+}
+
+TEST_P(PriorityPolicyTest, PerLevelPanicSpreadsOverTheWholePanickingLevelOnly) {
+  // P0 1/10 healthy (panics, 17%), P1 5/10 healthy (83%, healthy hosts only).
+  auto c = mustBuild({{0, std::vector<uint32_t>(10, 1), "a"}, {1, std::vector<uint32_t>(10, 1), "a"}}, "",
+                     GetParam());
+  setUnhealthy(*c, {1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 18, 19});
+  auto lb = createLoadBalancer(*c);
+  const uint64_t n = 100000;
+  auto counts = picks(*c, *lb, n);
+  EXPECT_LT(chiSquared({sum(counts, 0, 10), sum(counts, 10, 20)}, {17, 83}), chiSquaredCritical001(1));
+  for (size_t i = 0; i < 10; ++i) EXPECT_GT(counts[i], 0u) << "panicking level uses every host, " << i;
+  EXPECT_EQ(sum(counts, 15, 20), 0u);
+  EXPECT_EQ(c->stats->lb_healthy_panic.value(), sum(counts, 0, 10));
+}
+
+TEST_P(PriorityPolicyTest, WhenEveryLevelPanicsHostCountsShareTheLoad) {
+  // P0 1/4 and P1 1/12 healthy: both panic; load 25/75 by host count.
+  auto c = mustBuild({{0, std::vector<uint32_t>(4, 1), "a"}, {1, std::vector<uint32_t>(12, 1), "a"}}, "", GetParam());
+  setUnhealthy(*c, {1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15});
+  auto lb = createLoadBalancer(*c);
+  auto counts = picks(*c, *lb, 100000);
+  EXPECT_LT(chiSquared({sum(counts, 0, 4), sum(counts, 4, 16)}, {25, 75}), chiSquaredCritical001(1));
+  EXPECT_GT(counts[15], 0u);  // unhealthy hosts serve in panic
+  EXPECT_EQ(c->stats->lb_healthy_panic.value(), 100000u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, PriorityPolicyTest,
+                         ::testing::Values("ROUND_ROBIN", "RANDOM", "LEAST_REQUEST", "RING_HASH", "MAGLEV"));
+
+TEST_F(PriorityClusterTest, WeightsApplyInsideTheChosenLevel) {
+  auto c = mustBuild({{0, {1, 3}, "a"}, {1, {1, 1}, "a"}}, "", "RANDOM");
+  auto lb = createLoadBalancer(*c);
+  auto counts = picks(*c, *lb, 40000);
+  EXPECT_EQ(sum(counts, 2, 4), 0u);
+  EXPECT_LT(chiSquared({counts[0], counts[1]}, {1, 3}), chiSquaredCritical001(1));
+}
+
+TEST_F(PriorityClusterTest, HealthChangesMoveTheLoadBackAndForth) {
+  auto c = mustBuild({{0, {1, 1}, "a"}, {1, {1, 1}, "a"}});
+  auto lb = createLoadBalancer(*c);
+  setUnhealthy(*c, {0, 1});
+  auto down = picks(*c, *lb, 1000);
+  EXPECT_EQ(sum(down, 0, 2), 0u);
+  for (size_t i : {0, 1}) setHealthFlag(*c, *c->hosts[i], health_flag::kFailedActiveHc, false);
+  auto up = picks(*c, *lb, 1000);
+  EXPECT_EQ(sum(up, 2, 4), 0u);
+}
+
+TEST_F(PriorityClusterTest, TheOverprovisioningFactorFromThePolicyMovesTheSpill) {
+  // 7 of 10 healthy: spills 2% at the default 140, 30% at 100, nothing at 200.
+  const std::vector<Level> levels = {{0, std::vector<uint32_t>(10, 1), "a"}, {1, {1}, "a"}};
+  for (auto [factor, share] : std::vector<std::pair<int, uint32_t>>{{100, 30}, {140, 2}, {200, 0}}) {
+    auto c = mustBuild(levels, absl::StrCat(", policy: {overprovisioning_factor: ", factor, "}"), "RANDOM");
+    EXPECT_EQ(c->overprovisioning_factor, uint32_t(factor));
+    setUnhealthy(*c, {0, 1, 2});
+    PriorityLoadBalancer lb(*c);
+    auto counts = picks(*c, lb, 50000);
+    EXPECT_EQ(lb.priorityLoad().load, (std::vector<uint32_t>{100 - share, share}));
+    if (share == 0) {
+      EXPECT_EQ(counts[10], 0u);
+    } else {
+      EXPECT_LT(chiSquared({sum(counts, 0, 10), counts[10]}, {100 - share, share}), chiSquaredCritical001(1));
+    }
+  }
+}
+
+TEST_F(PriorityClusterTest, SinglePriorityPanicIsEnvoysPlainHealthyShare) {
+  // 2 of 5 healthy: 40% < 50% (and 56% overprovisioned, short of 100): panic.
+  auto c = mustBuild({{0, {1, 1, 1, 1, 1}, "a"}});
+  setUnhealthy(*c, {0, 1, 2});
+  auto lb = createLoadBalancer(*c);
+  auto counts = picks(*c, *lb, 5000);
+  EXPECT_GT(counts[0], 0u);
+  EXPECT_EQ(c->stats->lb_healthy_panic.value(), 5000u);
+}
+
+TEST_F(PriorityClusterTest, LocalitiesShareByWeightTimesAvailability) {
+  extra_cluster_ = ", common_lb_config: {locality_weighted_lb_config: {}}";
+  auto c = mustBuild({{0, {1, 1}, "a", 1}, {0, {1, 1}, "b", 2}, {0, {1, 1}, "c", 3}}, "", "ROUND_ROBIN");
+  ASSERT_NE(c->layout, nullptr);
+  auto lb = createLoadBalancer(*c);
+  auto counts = picks(*c, *lb, 60000);
+  std::vector<uint64_t> by_locality = {sum(counts, 0, 2), sum(counts, 2, 4), sum(counts, 4, 6)};
+  EXPECT_LT(chiSquared(by_locality, {1, 2, 3}), chiSquaredCritical001(2));
+  // Half of "c" down: its availability is 70%, weight 3 * 0.7 = 2.1.
+  setUnhealthy(*c, {5});
+  counts = picks(*c, *lb, 62000);
+  EXPECT_EQ(counts[5], 0u);
+  by_locality = {sum(counts, 0, 2), sum(counts, 2, 4), sum(counts, 4, 6)};
+  EXPECT_LT(chiSquared(by_locality, {10, 20, 21}), chiSquaredCritical001(2));
+}
+
+TEST_F(PriorityClusterTest, ALocalityWithoutWeightGetsNothingUnderLocalityWeighting) {
+  extra_cluster_ = ", common_lb_config: {locality_weighted_lb_config: {}}";
+  auto c = mustBuild({{0, {1}, "a", 1}, {0, {1}, "b", 0}});
+  auto lb = createLoadBalancer(*c);
+  auto counts = picks(*c, *lb, 2000);
+  EXPECT_EQ(counts[1], 0u);
+}
+
+TEST_F(PriorityClusterTest, LocalityWeightsAreIgnoredWithoutLocalityWeighting) {
+  auto c = mustBuild({{0, {1}, "a", 1}, {0, {1}, "b", 9}}, "", "RANDOM");
+  EXPECT_EQ(c->layout, nullptr);
+  auto lb = createLoadBalancer(*c);
+  auto counts = picks(*c, *lb, 20000);
+  EXPECT_LT(chiSquared(counts, {1, 1}), chiSquaredCritical001(1));
+}
+
+TEST_F(PriorityClusterTest, LocalitiesWithinLevelsOfPriority) {
+  // P0: locality a (weight 1, fully down) and b (weight 1, healthy); P0 is
+  // 50% healthy, so 70% of picks stay there, all in b; P1 takes 30%.
+  extra_cluster_ = ", common_lb_config: {locality_weighted_lb_config: {}}";
+  auto c = mustBuild({{0, {1, 1}, "a", 1}, {0, {1, 1}, "b", 1}, {1, {1, 1}, "a", 1}}, "", "RANDOM");
+  setUnhealthy(*c, {0, 1});
+  auto lb = createLoadBalancer(*c);
+  auto counts = picks(*c, *lb, 50000);
+  EXPECT_EQ(sum(counts, 0, 2), 0u);
+  EXPECT_LT(chiSquared({sum(counts, 2, 4), sum(counts, 4, 6)}, {70, 30}), chiSquaredCritical001(1));
+}
+
+TEST_F(PriorityClusterTest, BadConfigNamesTheField) {
+  auto c = build({{0, {1}, "a"}}, ", policy: {overprovisioning_factor: 0}");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("clusters[0].load_assignment.policy.overprovisioning_factor"),
+            std::string::npos)
+      << c.status();
+  envoy::config::cluster::v3::Cluster proto;
+  ASSERT_TRUE(protobuf::loadFromYamlString(
+                  "{name: c, load_assignment: {endpoints: [{load_balancing_weight: 0, lb_endpoints: []}]}}", proto)
+                  .ok());
+  c = createCluster(proto, "clusters[0]", store_);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("clusters[0].load_assignment.endpoints[0].load_balancing_weight"),
+            std::string::npos)
+      << c.status();
+  c = build({{200, {1}, "a"}});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("clusters[0].load_assignment.endpoints[0].priority"), std::string::npos)
+      << c.status();
+}
+
+// --- EDS ---------------------------------------------------------------------
+
+envoy::config::endpoint::v3::ClusterLoadAssignment assignment(const std::string& yaml) {
+  envoy::config::endpoint::v3::ClusterLoadAssignment cla;
+  EXPECT_TRUE(protobuf::loadFromYamlString(yaml, cla).ok()) << yaml;
+  return cla;
+}
+
+TEST(EdsPriorityTest, AssignmentsCarryPriorityLocalityAndFactorAndKeepHostsThatStayPut) {
+  auto first = hostsFromAssignment(
+      assignment("{cluster_name: s, policy: {overprovisioning_factor: 120}, endpoints: ["
+                 "{locality: {zone: a}, lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, "
+                 "port_value: 80}}}}]},"
+                 "{priority: 1, locality: {zone: b}, lb_endpoints: [{endpoint: {address: {socket_address: "
+                 "{address: 10.0.0.2, port_value: 80}}}}]}]}"),
+      "resources[0]", {});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->overprovisioning_factor, 120u);
+  ASSERT_EQ(first->selectable.size(), 2u);
+  EXPECT_EQ(first->selectable[1]->priority, 1u);
+  EXPECT_EQ(first->localities[first->selectable[1]->locality].zone, "b");
+  stats::Store store;
+  Cluster base;
+  base.stats = std::make_shared<ClusterStats>(store, "s");
+  auto cluster = clusterWithAssignment(base, *first);
+  ASSERT_NE(cluster->layout, nullptr);
+  EXPECT_EQ(cluster->overprovisioning_factor, 120u);
+
+  // 10.0.0.1 stays where it was; 10.0.0.2 moves to priority 0.
+  auto second = hostsFromAssignment(
+      assignment("{cluster_name: s, endpoints: [{locality: {zone: a}, lb_endpoints: ["
+                 "{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}},"
+                 "{endpoint: {address: {socket_address: {address: 10.0.0.2, port_value: 80}}}}]}]}"),
+      "resources[0]", first->all, first->localities);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->selectable[0], first->selectable[0]);
+  EXPECT_NE(second->selectable[1], first->selectable[1]);
+  EXPECT_EQ(second->selectable[1]->priority, 0u);
+  EXPECT_EQ(clusterWithAssignment(base, *second)->layout, nullptr);
+
+  auto bad = hostsFromAssignment(assignment("{cluster_name: s, policy: {overprovisioning_factor: 0}}"),
+                                 "resources[0]", {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("resources[0].policy.overprovisioning_factor"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace courier::upstream
