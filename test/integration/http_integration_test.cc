@@ -744,6 +744,53 @@ TEST(HttpCircuitBreakerTest, DefaultLimitsLetRetriesHappen) {
   EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_retry_overflow"), 0u);
 }
 
+TEST(HttpCircuitBreakerTest, ARetryBudgetReplacesMaxRetries) {
+  std::atomic<int> seen{0};
+  TcpServer upstream(failingThenOk(seen, 1));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(retryConfig({upstream.port()}, "5xx") +
+                            circuitBreakers("{max_retries: 0, retry_budget: {min_retry_concurrency: 1}}")))
+      << courier.log();
+  Raw c(courier.listenerPort("http"));
+  EXPECT_THAT(c.roundTrip(get("x", "/")), StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(seen.load(), 2);
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_retry"), 1u);
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_retry_overflow"), 0u);
+}
+
+TEST(HttpCircuitBreakerTest, AnExhaustedRetryBudgetOverflows) {
+  std::atomic<int> seen{0};
+  TcpServer upstream(failingThenOk(seen, 1));
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(retryConfig({upstream.port()}, "5xx") +
+                            circuitBreakers("{retry_budget: {budget_percent: {value: 0}, min_retry_concurrency: 0}}")))
+      << courier.log();
+  Raw c(courier.listenerPort("http"));
+  EXPECT_THAT(c.roundTrip(get("x", "/")), StartsWith("HTTP/1.1 503"));
+  EXPECT_EQ(seen.load(), 1);
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_retry_overflow"), 1u);
+  EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_retry"), 0u);
+}
+
+TEST(HttpCircuitBreakerTest, AHighPriorityRouteCountsAgainstTheHighThresholds) {
+  // DEFAULT allows no retry, HIGH allows Envoy's default 3.
+  const std::string breakers = circuitBreakers("{max_retries: 0}\n      - {priority: HIGH}");
+  for (bool high : {false, true}) {
+    std::atomic<int> seen{0};
+    TcpServer upstream(failingThenOk(seen, 1));
+    std::string yaml = retryConfig({upstream.port()}, "5xx") + breakers;
+    if (high) {
+      const std::string route = "route: {cluster: flaky";
+      yaml.replace(yaml.find(route), route.size(), route + ", priority: HIGH");
+    }
+    CourierProcess courier;
+    ASSERT_TRUE(courier.start(yaml)) << courier.log();
+    Raw c(courier.listenerPort("http"));
+    EXPECT_THAT(c.roundTrip(get("x", "/")), StartsWith(high ? "HTTP/1.1 200" : "HTTP/1.1 503")) << high;
+    EXPECT_EQ(courier.stat("cluster.flaky.upstream_rq_retry_overflow"), high ? 0u : 1u);
+  }
+}
+
 TEST(HttpRetryTest, A5xxIsRetriedAndTheClientSeesTheSuccess) {
   std::atomic<int> seen{0};
   TcpServer upstream(failingThenOk(seen, 1));

@@ -555,6 +555,7 @@ absl::Status compileRouteAction(const v3::RouteAction& a, const std::string& pat
       break;
   }
   if (a.has_timeout()) r.timeout = toMs(a.timeout());
+  r.high_priority = a.priority() == envoy::config::core::v3::HIGH;
   if (a.has_idle_timeout()) r.idle_timeout = toMs(a.idle_timeout());
   if (a.has_max_stream_duration() && a.max_stream_duration().has_grpc_timeout_header_max()) {
     r.max_grpc_timeout = toMs(a.max_stream_duration().grpc_timeout_header_max());

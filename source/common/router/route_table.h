@@ -203,6 +203,8 @@ struct RouteEntry {
   // 0 meaning no cap) replaces the route timeout.
   std::optional<std::chrono::milliseconds> max_grpc_timeout;
   std::optional<RetryPolicy> retry_policy;  // route's, else the virtual host's
+  // RouteAction.priority is HIGH: the cluster's HIGH circuit breakers apply.
+  bool high_priority = false;
   std::vector<HashPolicy> hash_policy;
   std::vector<MirrorPolicy> request_mirror_policies;  // route's, else vhost's, else route config's
   RedirectAction redirect;

@@ -88,6 +88,8 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
     return http::FilterHeadersStatus::StopIteration;
   }
   cluster_ = tl_cluster_->shared();
+  // The route's priority picks the circuit breakers this request counts against.
+  resources_ = &cluster_->resourcesFor(route_->high_priority);
   config_->stats.rq_total.inc();
   // Hashed on the headers as the client sent them, before route mutations,
   // as Envoy picks the host before finalizing the upstream headers.
@@ -204,7 +206,7 @@ void RouterFilter::startUpstreamAttempt() {
     callbacks_->sendLocalReply(503, "no healthy upstream", stream_info::kNoHealthyUpstream, "no_healthy_upstream");
     return;
   }
-  if (!cluster_->resources->requests.canCreate()) {
+  if (!resources_->requests.canCreate()) {
     cluster_->stats->upstream_rq_pending_overflow.inc();
     sendOverflow();
     return;
@@ -213,7 +215,7 @@ void RouterFilter::startUpstreamAttempt() {
   if (route_->auto_host_rewrite && !host->hostname.empty()) request_headers_->set(":authority", host->hostname);
   cluster_->stats->upstream_rq_total.inc();
   cluster_->stats->upstream_rq_active.inc();
-  cluster_->resources->requests.inc();
+  resources_->requests.inc();
   host->active_requests.fetch_add(1, std::memory_order_relaxed);
   attempt_host_ = host;
   attempt_active_ = true;
@@ -274,14 +276,14 @@ void RouterFilter::endUpstreamAttempt() {
   if (per_try_timer_) per_try_timer_->disable();
   if (retry_open_) {
     retry_open_ = false;
-    cluster_->resources->retries.dec();
+    resources_->retries.dec();
   }
   if (!attempt_active_) return;
   attempt_active_ = false;
   attempt_host_->active_requests.fetch_sub(1, std::memory_order_relaxed);
   attempt_host_ = nullptr;
   cluster_->stats->upstream_rq_active.dec();
-  cluster_->resources->requests.dec();
+  resources_->requests.dec();
 }
 
 void RouterFilter::onPoolReady(http::pool::UpstreamStream& connection) {
@@ -358,7 +360,7 @@ bool RouterFilter::maybeRetry(uint32_t conditions) {
   // Only a request known in full can be replayed, and only before the client
   // has seen anything of a response.
   if (!request_complete_ || !body_retained_ || response_started_) return false;
-  if (!cluster_->resources->retries.canCreate()) {
+  if (!resources_->canRetry()) {
     cluster_->stats->upstream_rq_retry_overflow.inc();
     callbacks_->streamInfo().setResponseFlag(stream_info::kUpstreamOverflow);
     return false;
@@ -374,7 +376,7 @@ bool RouterFilter::maybeRetry(uint32_t conditions) {
   ceiling = std::min<uint64_t>(ceiling, static_cast<uint64_t>(policy.max_interval.count()));
   const auto delay = std::chrono::milliseconds(ceiling == 0 ? 0 : threadRandom()() % (ceiling + 1));
   // The retry counts against max_retries until its attempt ends.
-  cluster_->resources->retries.inc();
+  resources_->retries.inc();
   retry_open_ = true;
   retry_timer_ = callbacks_->dispatcher().createTimer([this] { startUpstreamAttempt(); });
   retry_timer_->enable(delay);

@@ -126,6 +126,8 @@ class RouterFilter : public http::StreamDecoderFilter,
   bool destroyed_ = false;
   const courier::router::RouteEntry* route_ = nullptr;
   upstream::ClusterConstSharedPtr cluster_;
+  // cluster_'s circuit breakers for the route's priority (DEFAULT or HIGH).
+  upstream::ResourceManager* resources_ = nullptr;
   upstream::ThreadLocalCluster* tl_cluster_ = nullptr;
   // The route's hash_policy result, computed once so retries hash alike.
   upstream::FixedLoadBalancerContext lb_context_;
