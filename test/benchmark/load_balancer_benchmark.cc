@@ -10,18 +10,21 @@
 #include "source/common/upstream/least_request_lb.h"
 #include "source/common/upstream/load_balancer.h"
 #include "source/common/upstream/maglev_lb.h"
+#include "source/common/upstream/priority_lb.h"
 #include "source/common/upstream/random_lb.h"
 #include "source/common/upstream/ring_hash_lb.h"
 
 namespace courier::upstream {
 namespace {
 
-std::shared_ptr<Cluster> makeCluster(size_t n, bool weighted) {
+// `place` may set a host's priority and locality.
+std::shared_ptr<Cluster> makeCluster(size_t n, bool weighted, void (*place)(size_t, size_t, Host&) = nullptr) {
   auto cluster = std::make_shared<Cluster>();
   for (size_t i = 0; i < n; ++i) {
     auto host = std::make_shared<Host>();
     host->address = *network::Address::fromIpPort(absl::StrCat("10.", (i >> 16) & 255, ".", (i >> 8) & 255, ".", i & 255), 80);
     host->weight = weighted ? 1 + i % 4 : 1;
+    if (place != nullptr) place(i, n, *host);
     cluster->hosts.push_back(std::move(host));
   }
   return cluster;
@@ -121,6 +124,34 @@ void BM_HealthFiltered(benchmark::State& state) {
   pickLoop(state, lb);
 }
 
+// The worker's balancer for a whole cluster (createLoadBalancer) with round
+// robin: args {hosts, shape}: 0 = one priority level, all healthy (the fast
+// path every plain cluster takes); 1 = two levels, all healthy; 2 = two
+// levels with 40% of level 0 unhealthy (58% stays, 42% spills); 3 = one
+// level, four weighted localities (locality_weighted_lb_config).
+void BM_ClusterPick(benchmark::State& state) {
+  const size_t n = state.range(0);
+  const int shape = state.range(1);
+  auto two_levels = [](size_t i, size_t n, Host& h) { h.priority = i < n / 2 ? 0 : 1; };
+  auto four_localities = [](size_t i, size_t, Host& h) { h.locality = i % 4; };
+  auto cluster = makeCluster(n, false, shape == 1 || shape == 2 ? +two_levels : shape == 3 ? +four_localities : nullptr);
+  stats::Store store;
+  cluster->stats = std::make_shared<ClusterStats>(store, "bench");
+  if (shape == 3) {
+    cluster->locality_weighted = true;
+    for (uint32_t l = 0; l < 4; ++l) cluster->localities.push_back({"r", absl::StrCat("z", l), "", l + 1});
+  }
+  buildPriorityLayout(*cluster);
+  if (shape == 2) {
+    for (size_t i = 0; i < n / 2; i += 5) {
+      setHealthFlag(*cluster, *cluster->hosts[i], health_flag::kFailedActiveHc, true);
+      setHealthFlag(*cluster, *cluster->hosts[i + 1], health_flag::kFailedActiveHc, true);
+    }
+  }
+  auto lb = createLoadBalancer(*cluster);
+  pickLoop(state, *lb);
+}
+
 // Building the shared state happens once per cluster version on the main thread.
 void BM_RingHashBuild(benchmark::State& state) {
   auto cluster = makeCluster(state.range(0), false);
@@ -141,6 +172,7 @@ HOST_COUNTS(BENCHMARK(BM_LeastRequest));
 HOST_COUNTS(BENCHMARK(BM_RingHash));
 HOST_COUNTS(BENCHMARK(BM_Maglev));
 BENCHMARK(BM_HealthFiltered)->ArgNames({"hosts", "policy", "unhealthy_pct"})->ArgsProduct({{10, 1000, 100000}, {0, 1, 2, 3, 4}, {0, 10}});
+BENCHMARK(BM_ClusterPick)->ArgNames({"hosts", "shape"})->ArgsProduct({{10, 1000, 100000}, {0, 1, 2, 3}});
 BENCHMARK(BM_RingHashBuild)->Arg(10)->Arg(1000)->Arg(100000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MaglevBuild)->Arg(10)->Arg(1000)->Arg(100000)->Unit(benchmark::kMillisecond);
 

@@ -129,7 +129,8 @@ class HealthFilteringLoadBalancer : public LoadBalancer {
   // host only (nullptr if none), or any host.
   const Host* chooseHealthy(const LoadBalancerContext* context) {
     const Host* host = inner_->chooseHost(context);
-    if (host == nullptr || host->healthy()) return host;
+    // The count first: while all are healthy the host itself is not read.
+    if (host == nullptr || cluster_.unhealthy_hosts.load() == 0 || host->healthy()) return host;
     return redraw(context);
   }
   const Host* chooseAny(const LoadBalancerContext* context) { return inner_->chooseHost(context); }

@@ -9,6 +9,8 @@ namespace {
 std::shared_ptr<const Cluster> makeView(const Cluster& parent, std::vector<HostConstSharedPtr> hosts) {
   auto view = std::make_shared<Cluster>(parent);
   view->layout = nullptr;
+  // Only the parent's table is read (by the priority balancer).
+  view->localities = {};
   view->hosts = std::move(hosts);
   if (parent.lb_factory != nullptr) view->lb_factory = parent.lb_factory->forHosts(*view);
   uint32_t unhealthy = 0;
@@ -53,31 +55,34 @@ void buildPriorityLayout(Cluster& cluster) {
 
 PriorityLoadBalancer::PriorityLoadBalancer(const Cluster& cluster) : cluster_(cluster), layout_(*cluster.layout) {
   balancers_.resize(layout_.levels.size());
-  seen_unhealthy_.assign(layout_.levels.size(), 0);
   for (size_t p = 0; p < layout_.levels.size(); ++p) {
     const auto& level = layout_.levels[p];
     balancers_[p].all = createHealthFilteringLoadBalancer(*level.all);
     for (const auto& view : level.localities) {
       balancers_[p].localities.push_back(createHealthFilteringLoadBalancer(*view));
     }
+    balancers_[p].cumulative.resize(level.localities.size());
   }
 }
 
-void PriorityLoadBalancer::refresh() {
-  bool changed = !fresh_;
-  for (size_t p = 0; p < layout_.levels.size(); ++p) {
-    const uint32_t unhealthy = layout_.levels[p].all->unhealthy_hosts.load();
-    if (unhealthy != seen_unhealthy_[p]) {
-      seen_unhealthy_[p] = unhealthy;
-      changed = true;
-    }
-  }
-  if (!changed) return;
+void PriorityLoadBalancer::recompute(uint32_t generation) {
   fresh_ = true;
+  seen_generation_ = generation;
+  const auto healthyOf = [](const Cluster& view) {
+    const auto hosts = static_cast<uint32_t>(view.hosts.size());
+    return LevelHealth{hosts, hosts - std::min(hosts, view.unhealthy_hosts.load())};
+  };
   std::vector<LevelHealth> levels(layout_.levels.size());
   for (size_t p = 0; p < levels.size(); ++p) {
-    const auto hosts = static_cast<uint32_t>(layout_.levels[p].all->hosts.size());
-    levels[p] = {hosts, hosts - std::min(hosts, seen_unhealthy_[p])};
+    const auto& level = layout_.levels[p];
+    levels[p] = healthyOf(*level.all);
+    double total = 0;
+    for (size_t i = 0; i < level.localities.size(); ++i) {
+      const LevelHealth h = healthyOf(*level.localities[i]);
+      const uint32_t weight = cluster_.localities[level.locality_index[i]].weight;
+      total += effectiveLocalityWeight(weight, h.hosts, h.healthy, cluster_.overprovisioning_factor);
+      balancers_[p].cumulative[i] = total;
+    }
   }
   load_ = computePriorityLoad(levels, cluster_.overprovisioning_factor, cluster_.healthy_panic_threshold);
 }
@@ -92,36 +97,16 @@ const Host* PriorityLoadBalancer::chooseHost(const LoadBalancerContext* context)
 }
 
 const Host* PriorityLoadBalancer::chooseInLevel(uint32_t priority, const LoadBalancerContext* context) {
-  const auto& level = layout_.levels[priority];
   auto& lbs = balancers_[priority];
-  if (!lbs.localities.empty()) {
-    // A locality by weight times availability; none available falls through
-    // to the level's own rules, as Envoy's.
-    locality_weights_.resize(level.localities.size());
-    double total = 0;
-    for (size_t i = 0; i < level.localities.size(); ++i) {
-      const Cluster& view = *level.localities[i];
-      const auto hosts = static_cast<uint32_t>(view.hosts.size());
-      const uint32_t healthy = hosts - std::min(hosts, view.unhealthy_hosts.load());
-      const uint32_t weight = cluster_.localities[level.locality_index[i]].weight;
-      total += locality_weights_[i] = effectiveLocalityWeight(weight, hosts, healthy, cluster_.overprovisioning_factor);
-    }
-    if (total > 0) {
-      double draw = static_cast<double>(random_.next() >> 11) * 0x1.0p-53 * total;
-      size_t chosen = SIZE_MAX, last = 0;
-      for (size_t i = 0; i < locality_weights_.size(); ++i) {
-        if (locality_weights_[i] <= 0) continue;
-        last = i;
-        if (draw < locality_weights_[i]) {
-          chosen = i;
-          break;
-        }
-        draw -= locality_weights_[i];
-      }
-      // Rounding may leave the draw past the end: the last weighted one.
-      if (chosen == SIZE_MAX) chosen = last;
-      return lbs.localities[chosen]->chooseHealthy(context);
-    }
+  // A locality by weight times availability; none available falls through
+  // to the level's own rules, as Envoy's.
+  if (!lbs.cumulative.empty() && lbs.cumulative.back() > 0) {
+    const double draw = static_cast<double>(random_.next() >> 11) * 0x1.0p-53 * lbs.cumulative.back();
+    // The first running total above the draw; a locality of weight zero
+    // never is (its total equals the one before it).
+    size_t chosen = std::upper_bound(lbs.cumulative.begin(), lbs.cumulative.end(), draw) - lbs.cumulative.begin();
+    if (chosen >= lbs.cumulative.size()) chosen = lbs.cumulative.size() - 1;
+    return lbs.localities[chosen]->chooseHealthy(context);
   }
   if (load_.panic[priority]) {
     if (cluster_.stats != nullptr) cluster_.stats->lb_healthy_panic.inc();

@@ -30,18 +30,24 @@ class PriorityLoadBalancer : public LoadBalancer {
   struct LevelBalancers {
     std::unique_ptr<HealthFilteringLoadBalancer> all;
     std::vector<std::unique_ptr<HealthFilteringLoadBalancer>> localities;
+    // Running totals of the localities' effective weights.
+    std::vector<double> cumulative;
   };
-  // Recomputes the load when any level's unhealthy count moved.
-  void refresh();
+  // Recomputes the loads and locality weights when health changed.
+  void refresh() {
+    const uint32_t generation = layout_.generation.load();
+    if (fresh_ && generation == seen_generation_) return;
+    recompute(generation);
+  }
+  void recompute(uint32_t generation);
   const Host* chooseInLevel(uint32_t priority, const LoadBalancerContext* context);
 
   const Cluster& cluster_;
   const PriorityLayout& layout_;
   std::vector<LevelBalancers> balancers_;
-  std::vector<uint32_t> seen_unhealthy_;
+  uint32_t seen_generation_ = 0;
   bool fresh_ = false;
   PriorityLoad load_;
-  std::vector<double> locality_weights_;
   FastRandom random_;
 };
 

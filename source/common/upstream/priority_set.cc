@@ -84,6 +84,7 @@ void PriorityLayout::onHealthChange(const Host& host, int32_t delta) const {
   if (host.priority >= levels.size()) return;
   const Level& level = levels[host.priority];
   level.all->unhealthy_hosts.add(delta);
+  generation.add(1);
   for (size_t i = 0; i < level.locality_index.size(); ++i) {
     if (level.locality_index[i] == host.locality) {
       level.localities[i]->unhealthy_hosts.add(delta);
@@ -101,6 +102,7 @@ void recountView(const Cluster& view) {
 }  // namespace
 
 void PriorityLayout::recount() const {
+  generation.add(1);
   for (const auto& level : levels) {
     recountView(*level.all);
     for (const auto& l : level.localities) recountView(*l);

@@ -58,6 +58,10 @@ class PriorityLayout {
   // Indexed by priority; levels between used ones are present and empty.
   std::vector<Level> levels;
 
+  // Bumped by every health change below: workers recompute their loads only
+  // when it moved.
+  mutable HostCount generation;
+
   // Main thread: `host` became unhealthy (+1) or healthy again (-1).
   void onHealthChange(const Host& host, int32_t delta) const;
   // Main thread: recount every group from its hosts' flags.
