@@ -390,5 +390,41 @@ TEST(TcpProxyOutlierTest, RefusedConnectsEjectTheHostAndTrafficStaysOnTheLiveOne
   }
 }
 
+
+// A in priority 0, B in priority 1.
+std::string twoPriorityCluster(uint16_t a, uint16_t b, const std::string& extra) {
+  return R"(  - name: backend
+    connect_timeout: 1s
+    type: STATIC
+)" + extra + R"(    load_assignment:
+      cluster_name: backend
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
+         std::to_string(a) + R"(}}}
+      - priority: 1
+        lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
+         std::to_string(b) + "}}}\n";
+}
+
+TEST_F(HealthIntegrationTest, TrafficFailsOverToTheNextPriorityAndBack) {
+  ASSERT_TRUE(courier_.start(config(twoPriorityCluster(a_.port(), b_.port(), kHttpHealthCheck)))) << courier_.log();
+  port_ = courier_.listenerPort("http");
+  ASSERT_TRUE(waitForFlags(a_.port(), "healthy")) << courier_.log();
+  ASSERT_TRUE(waitForFlags(b_.port(), "healthy"));
+  // Priority 0 healthy: it takes everything.
+  EXPECT_THAT(requests(10), ::testing::Not(HasSubstr("B")));
+
+  ca_.health_status = 503;
+  ASSERT_TRUE(waitForFlags(a_.port(), "/failed_active_hc"));
+  EXPECT_THAT(requests(10), ::testing::Not(HasSubstr("A")));
+  EXPECT_EQ(stat("cluster.backend.lb_healthy_panic"), 0u);
+
+  ca_.health_status = 200;
+  ASSERT_TRUE(waitForFlags(a_.port(), "healthy"));
+  EXPECT_THAT(requests(10), ::testing::Not(HasSubstr("B")));
+}
+
 }  // namespace
 }  // namespace courier::test

@@ -95,6 +95,17 @@ TEST(PriorityLoadTest, ChoosePriorityMapsDrawsOntoTheShares) {
   EXPECT_EQ(choosePriority(shares, 100), 0u);
 }
 
+TEST(LocalityWeightTest, MatchesEnvoysDocumentedTable) {
+  // Locality X (weight 1) against a healthy Y (weight 2): X's share as its
+  // healthy endpoints drop (Envoy's table, rounded to whole percents).
+  const std::vector<std::pair<uint32_t, double>> table = {{100, 33}, {70, 33}, {69, 32}, {50, 26}, {25, 15}, {0, 0}};
+  for (auto [healthy, share] : table) {
+    const double x = effectiveLocalityWeight(1, 100, healthy, 140);
+    const double y = effectiveLocalityWeight(2, 100, 100, 140);
+    EXPECT_NEAR(100 * x / (x + y), share, 1.0) << healthy << "% healthy";
+  }
+}
+
 // --- Clusters built from config -------------------------------------------
 
 struct Level {
