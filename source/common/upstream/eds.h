@@ -15,7 +15,7 @@
 namespace courier::upstream {
 
 struct EdsHosts {
-  // Every endpoint of the serving priority by "address:port", including those
+  // Every endpoint (all priorities) by "address:port", including those
   // not picked: the identities the next assignment reuses.
   absl::flat_hash_map<std::string, HostConstSharedPtr> all;
   // The endpoints the balancer may pick: not UNHEALTHY, DRAINING or TIMEOUT.
