@@ -76,7 +76,6 @@ config::DecodedResource decoded(const Secret& secret) {
   config::DecodedResource r;
   r.name = secret.name();
   r.resource = std::make_unique<Secret>(secret);
-  r.any.PackFrom(secret);
   return r;
 }
 
