@@ -58,7 +58,10 @@ absl::Status ListenerManager::addStaticListeners(const google::protobuf::Repeate
   const auto now = google::protobuf::util::TimeUtil::GetCurrentTime();
   for (int i = 0; i < listeners.size(); ++i) {
     const std::string path = absl::StrCat("static_resources.listeners[", i, "]");
+    std::vector<std::shared_ptr<router::RouteConfigProvider>> rds;
+    context.rds_providers = &rds;
     auto config = createListener(listeners[i], path, context);
+    context.rds_providers = nullptr;
     if (!config.ok()) return config.status();
     if (find((*config)->name) != nullptr) {
       return absl::InvalidArgumentError(
@@ -68,11 +71,17 @@ absl::Status ListenerManager::addStaticListeners(const google::protobuf::Repeate
     if (bind_) {
       std::vector<network::SocketFd> fds;
       if (auto s = bindSockets(**config, path, fds, entry.bound_address); !s.ok()) return s;
-      for (size_t w = 0; w < workers_.size(); ++w) {
-        auto fd = std::make_shared<network::SocketFd>(std::move(fds[w]));
-        auto cfg = *config;
-        workers_[w]->dispatcher().post(
-            [worker = workers_[w].get(), cfg, fd] { worker->addListener(cfg, std::move(*fd)); });
+      // Bound now, so a port clash fails start-up; accepting waits for the
+      // server to initialize (clusters warm, route tables arrived).
+      held_static_.push_back(HeldStatic{*config, std::move(fds)});
+      for (const auto& provider : rds) {
+        if (provider->warm()) continue;
+        ++static_rds_waiting_;
+        provider->onWarm([this, alive = alive_] {
+          if (!*alive) return;
+          --static_rds_waiting_;
+          maybeInitialLoadDone();
+        });
       }
       spdlog::info("listener '{}' on {}", (*config)->name, entry.bound_address.asString());
     }
@@ -388,6 +397,8 @@ void ListenerManager::scheduleDrainEnd(uint64_t drain_tag) {
 
 void ListenerManager::stopListeners() {
   warming_.clear();
+  // Never handed to a worker: their sockets just close.
+  held_static_.clear();
   stats_.total_listeners_draining.set(stats_.total_listeners_draining.value() + entries_.size());
   stats_.total_listeners_active.set(0);
 }
@@ -402,10 +413,24 @@ void ListenerManager::markInitialLoadDone() {
   maybeInitialLoadDone();
 }
 
+void ListenerManager::startStaticListeners() {
+  for (auto& held : held_static_) {
+    for (size_t w = 0; w < workers_.size() && w < held.fds.size(); ++w) {
+      auto fd = std::make_shared<network::SocketFd>(std::move(held.fds[w]));
+      workers_[w]->dispatcher().post(
+          [worker = workers_[w].get(), cfg = held.config, fd] { worker->addListener(cfg, std::move(*fd)); });
+    }
+  }
+  if (!held_static_.empty()) spdlog::info("{} static listener(s) accept connections", held_static_.size());
+  held_static_.clear();
+}
+
 void ListenerManager::maybeInitialLoadDone() {
-  // Envoy's server initializes once the first LDS listeners warmed.
-  if (initial_load_done_ || !lds_initial_done_ || !warming_.empty()) return;
+  // Envoy's server initializes once the first LDS listeners and the static
+  // listeners' route tables warmed; only then do listeners accept.
+  if (initial_load_done_ || !lds_initial_done_ || !warming_.empty() || static_rds_waiting_ > 0) return;
   initial_load_done_ = true;
+  startStaticListeners();
   if (on_initial_load_) {
     auto cb = std::move(on_initial_load_);
     cb();

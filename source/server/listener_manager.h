@@ -72,8 +72,14 @@ class ListenerManager : public config::SubscriptionCallbacks {
   std::vector<const Entry*> warmingListeners() const;
   const std::string& ldsVersion() const { return version_info_; }
 
-  // Runs once, after the first LDS delivery or failure.
+  // Runs once, after the first LDS delivery or failure and once every
+  // listener warmed (static ones included), as Envoy's server initializes.
+  // Static listeners take connections from then on: until their route tables
+  // (RDS) arrived or timed out a request would meet no table and get 404.
   void setInitialLoadCallback(std::function<void()> cb) { on_initial_load_ = std::move(cb); }
+  // The first LDS delivery or failure; for a bootstrap without LDS, the
+  // server calls it once the clusters warmed.
+  void markInitialLoadDone();
 
   // Server drain: every listener stops accepting (workers are told separately).
   void stopListeners();
@@ -117,8 +123,9 @@ class ListenerManager : public config::SubscriptionCallbacks {
   // Starts the drain-time clock for a listener that stopped accepting.
   void scheduleDrainEnd(uint64_t drain_tag);
   void updateGauges();
-  void markInitialLoadDone();
   void maybeInitialLoadDone();
+  // Hands the static listeners, bound since start-up, to the workers.
+  void startStaticListeners();
   // Hands a built listener to every worker (added, or replacing its predecessor).
   void activate(Pending& p);
   // Holds `p` until its route tables are warm, then activates it.
@@ -140,6 +147,14 @@ class ListenerManager : public config::SubscriptionCallbacks {
   bool lds_initial_done_ = false;
   bool initial_load_done_ = false;
   absl::flat_hash_map<std::string, Warming> warming_;
+  // Static listeners bound but not yet accepting (the server initializes),
+  // and how many of their route tables are still to arrive.
+  struct HeldStatic {
+    ListenerConfigConstSharedPtr config;
+    std::vector<network::SocketFd> fds;
+  };
+  std::vector<HeldStatic> held_static_;
+  size_t static_rds_waiting_ = 0;
   uint64_t next_warming_generation_ = 1;
   // Lets callbacks posted back from workers notice the manager is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

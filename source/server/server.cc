@@ -180,7 +180,8 @@ absl::Status Server::startDynamicResources() {
     if (lds_) {
       lds_->start({});
     } else {
-      onInitialLoadsDone();
+      // Static listeners may still wait for their route tables.
+      listener_manager_->markInitialLoadDone();
     }
   });
   if (cds_) {

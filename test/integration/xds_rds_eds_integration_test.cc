@@ -334,6 +334,84 @@ TEST_P(XdsRdsEdsIntegrationTest, WithoutRdsTheListenerGoesActiveAfterTheInitialF
   EXPECT_EQ(fetch(), "200 a");
 }
 
+// A listener's YAML as an item of static_resources.listeners.
+std::string asListItem(const std::string& yaml) {
+  std::string out;
+  for (size_t at = 0; at < yaml.size();) {
+    size_t nl = yaml.find('\n', at);
+    if (nl == std::string::npos) nl = yaml.size();
+    out += (at == 0 ? "  - " : "    ") + yaml.substr(at, nl - at) + "\n";
+    at = nl + 1;
+  }
+  return out;
+}
+
+// --- static listeners whose table comes from RDS (Envoy's server init) ---
+
+class StaticRdsListenerTest : public AdsIntegrationTest {
+ protected:
+  // ADS for RDS only; a static listener "static" on port_ naming r1, and a
+  // static cluster "web" (upstream a).
+  std::string bootstrap(const std::string& rds_source_extra = "") const {
+    return R"(admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+dynamic_resources:
+  ads_config:
+    api_type: )" + std::string(delta() ? "DELTA_GRPC" : "GRPC") + R"(
+    transport_api_version: V3
+    grpc_services:
+    - envoy_grpc: {cluster_name: xds}
+static_resources:
+  clusters:
+)" + staticCluster("web", a_.port()) + staticCluster("xds", ads_port_) +
+           R"(    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+  listeners:
+)" + asListItem(rdsListenerYaml("static", port_, "r1", "{ads: {}, resource_api_version: V3" + rds_source_extra + "}"));
+  }
+
+  TcpServer a_{named("a")};
+};
+
+INSTANTIATE_TEST_SUITE_P(Protocols, StaticRdsListenerTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "Delta" : "Sotw"; });
+
+TEST_P(StaticRdsListenerTest, ARequestSentBeforeTheTableArrivedIsRoutedByIt) {
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  if (delta()) {
+    DeltaDiscoveryRequest r;
+    ASSERT_TRUE(nextDelta(0, cursor, kRouteType, &r)) << courier_.log();
+  } else {
+    DiscoveryRequest r;
+    ASSERT_TRUE(nextSotw(0, cursor, kRouteType, &r)) << courier_.log();
+  }
+  // The server initializes until the table arrives; the port is bound.
+  EXPECT_EQ(courier_.admin("/ready").status, 503);
+  EXPECT_EQ(courier_.listenerPort("static"), port_);
+
+  Raw early(port_);
+  early.client.write(get("x", "/"));
+  ASSERT_TRUE(push(0, kRouteType, "r1v1", std::vector{route("r1", "web")})) << courier_.log();
+  const std::string response = early.readResponse();
+  EXPECT_THAT(response, HasSubstr("200 OK")) << courier_.log();
+  EXPECT_EQ(bodyOf(response), "a");
+  EXPECT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
+  EXPECT_EQ(courier_.stat("http.static.rds.r1.update_success"), 1u);
+}
+
+TEST_P(StaticRdsListenerTest, WithoutTheTableTheListenerStartsAfterTheInitialFetchTimeoutAndAnswers404) {
+  ASSERT_TRUE(courier_.start(bootstrap(", initial_fetch_timeout: 0.5s"))) << courier_.log();
+  Raw early(port_);
+  early.client.write(get("x", "/"));
+  // Envoy's answer with no route table, once the fetch timed out.
+  EXPECT_THAT(early.readResponse(), HasSubstr("HTTP/1.1 404")) << courier_.log();
+  EXPECT_EQ(courier_.stat("http.static.rds.r1.update_failure"), 1u);
+  EXPECT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
+}
+
 TEST_P(XdsRdsEdsIntegrationTest, ListenersNamingOneTableShareItsSubscription) {
   ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
   size_t cursor = 0;
