@@ -412,6 +412,33 @@ TEST_P(StaticRdsListenerTest, WithoutTheTableTheListenerStartsAfterTheInitialFet
   EXPECT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
 }
 
+// --- delta removal of a route table or an assignment (Envoy keeps serving) ---
+
+TEST_P(XdsRdsEdsIntegrationTest, RemovedRouteConfigurationAndAssignmentKeepServingTheLastOnes) {
+  if (!delta()) GTEST_SKIP() << "removed_resources is delta xDS";
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  serveInitial(cursor);
+  ASSERT_EQ(fetch(), "200 a");
+
+  // Envoy's RDS logs and ignores a removal (rds_route_config_subscription);
+  // its EDS takes a removal-only update as an empty one and keeps its hosts.
+  ASSERT_TRUE(driver().push(0, kRouteType, "r1gone", std::vector<envoy::config::route::v3::RouteConfiguration>{},
+                            {"r1"}));
+  ASSERT_TRUE(driver().waitAck(0, cursor, kRouteType, "r1gone")) << courier_.log();
+  ASSERT_TRUE(driver().push(0, kEndpointType, "e-gone", std::vector<ClusterLoadAssignment>{}, {"web"}));
+  ASSERT_TRUE(driver().waitAck(0, cursor, kEndpointType, "e-gone")) << courier_.log();
+  EXPECT_EQ(courier_.stat("cluster.web.update_empty"), 1u);
+  EXPECT_EQ(courier_.stat("cluster.web.membership_total"), 1u);
+  EXPECT_EQ(fetch(), "200 a");
+  EXPECT_THAT(courier_.admin("/config_dump").body, HasSubstr("\"version_info\": \"r1v1\""));
+
+  // A table sent again under the same name applies as usual.
+  ASSERT_TRUE(push(0, kRouteType, "r1v2", std::vector{route("r1", "api")}));
+  ASSERT_TRUE(courier_.waitForStat("http.ads.rds.r1.update_success", 2)) << courier_.log();
+  EXPECT_EQ(fetch(), "200 b");
+}
+
 TEST_P(XdsRdsEdsIntegrationTest, ListenersNamingOneTableShareItsSubscription) {
   ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
   size_t cursor = 0;
