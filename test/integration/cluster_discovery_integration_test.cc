@@ -177,6 +177,53 @@ TEST(StrictDnsClusterTest, DeprecatedDnsResolversFieldIsHonoured) {
   EXPECT_GE(dns.queriesFor("backend.test"), 1);
 }
 
+// Envoy's cluster initialization: a DNS cluster warms until its first lookup
+// completes, and the server's listeners take no request before that, so a
+// request sent the moment the port is open is served, not answered 503.
+class DnsClusterWarmingTest : public ::testing::TestWithParam<std::string> {};
+
+INSTANTIATE_TEST_SUITE_P(Types, DnsClusterWarmingTest, ::testing::Values("STRICT_DNS", "LOGICAL_DNS"));
+
+TEST_P(DnsClusterWarmingTest, ARequestSentBeforeTheFirstLookupAnsweredIsServedOnceItIs) {
+  TcpServer a(namedUpstream("A"));
+  DnsServer dns;
+  dns.set("backend.test", {"127.0.0.1"});
+  dns.setMode(DnsServer::Mode::Hold);
+  CourierProcess courier;
+  courier.setWaitForReady(false);
+  ASSERT_TRUE(courier.start(withCluster(dnsCluster(GetParam(), dns.port(), a.port())))) << courier.log();
+  const uint16_t port = courier.listenerPort("http");
+  ASSERT_NE(port, 0) << courier.log();
+  ASSERT_TRUE(waitFor([&] { return dns.held() > 0; })) << courier.log();
+  // Still initializing: the lookup is pending.
+  EXPECT_EQ(courier.admin("/ready").status, 503);
+  EXPECT_EQ(courier.stat("cluster.backend.membership_total"), 0u);
+
+  Raw raw(port);
+  raw.client.write(get("x", "/early"));
+  dns.setMode(DnsServer::Mode::Answer);
+  const std::string response = raw.readResponse();
+  EXPECT_THAT(response, HasSubstr("200 OK")) << courier.log();
+  EXPECT_THAT(response, HasSubstr("A GET /early")) << courier.log();
+  EXPECT_TRUE(waitFor([&] { return courier.admin("/ready").status == 200; })) << courier.log();
+  EXPECT_EQ(courier.stat("cluster.backend.membership_total"), 1u);
+}
+
+TEST_P(DnsClusterWarmingTest, AFailedFirstLookupEndsWarmingWithNoHosts) {
+  DnsServer dns;
+  dns.setMode(DnsServer::Mode::Hold);
+  CourierProcess courier;
+  courier.setWaitForReady(false);
+  ASSERT_TRUE(courier.start(withCluster(dnsCluster(GetParam(), dns.port(), unusedPort())))) << courier.log();
+  ASSERT_TRUE(waitFor([&] { return dns.held() > 0; })) << courier.log();
+  EXPECT_EQ(courier.admin("/ready").status, 503);
+  // SERVFAIL: the server goes on, as Envoy's does, and the cluster has no host.
+  dns.setMode(DnsServer::Mode::ServFail);
+  ASSERT_TRUE(waitFor([&] { return courier.admin("/ready").status == 200; })) << courier.log();
+  EXPECT_GE(courier.stat("cluster.backend.update_failure").value_or(0), 1u);
+  EXPECT_EQ(fetch(courier.listenerPort("http")), "status 503");
+}
+
 TEST(LogicalDnsClusterTest, OneHostAtTheFirstAddressThatFollowsTheName) {
   TcpServer a(namedUpstream("A"));
   TcpServer b(namedUpstream("B"), "127.0.0.2", a.port());
