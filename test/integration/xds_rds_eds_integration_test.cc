@@ -586,9 +586,10 @@ class XdsRdsEdsFileTest : public ::testing::Test {
            "      eds_config: {path_config_source: {path: \"" + dir_ + "/" + name + ".yaml\"}}\n";
   }
 
-  bool start() {
-    const std::string listener = rdsListenerYaml("files", port_, "r1",
-                                                 "{path_config_source: {path: \"" + dir_ + "/rds.yaml\"}}");
+  // `rds_extra`: more ConfigSource fields for the listener's RDS source.
+  bool start(const std::string& rds_extra = "") {
+    const std::string listener = rdsListenerYaml(
+        "files", port_, "r1", "{path_config_source: {path: \"" + dir_ + "/rds.yaml\"}" + rds_extra + "}");
     std::string indented;
     for (size_t at = 0; at < listener.size();) {
       size_t nl = listener.find('\n', at);
@@ -656,6 +657,36 @@ TEST_F(XdsRdsEdsFileTest, MissingEndpointFileWarmsTheClusterWithNoHosts) {
   // The file appears: web gets its host.
   replaceFile(dir_ + "/web.yaml", endpointFile("w1", "web", a_.port()));
   ASSERT_TRUE(courier_.waitForStat("cluster.web.update_success", 1)) << courier_.log();
+  EXPECT_EQ(fetch(), "200 a");
+}
+
+TEST_F(XdsRdsEdsFileTest, WithInitialFetchTimeoutAMissingRouteFileIsWaitedForAndEarlyRequestsAreRoutedByIt) {
+  writeFile(dir_ + "/web.yaml", endpointFile("w1", "web", a_.port()));
+  writeFile(dir_ + "/api.yaml", endpointFile("p1", "api", b_.port()));
+  courier_.setWaitForReady(false);
+  ASSERT_TRUE(start(", initial_fetch_timeout: 30s")) << courier_.log();
+  ASSERT_TRUE(waitFor([&] { return courier_.stat("cluster.web.update_success") == 1u; })) << courier_.log();
+  // The listener's table is awaited: the server is not ready.
+  EXPECT_EQ(courier_.admin("/ready").status, 503);
+  Raw early(port_);
+  early.client.write(get("x", "/"));
+  replaceFile(dir_ + "/rds.yaml", routeFile("r1", "web"));
+  const std::string response = early.readResponse();
+  EXPECT_THAT(response, HasSubstr("200 OK")) << courier_.log();
+  EXPECT_EQ(bodyOf(response), "a");
+  EXPECT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
+}
+
+TEST_F(XdsRdsEdsFileTest, MissingRouteFileTimesOutThenTheListenerAnswers404UntilTheFileAppears) {
+  writeFile(dir_ + "/web.yaml", endpointFile("w1", "web", a_.port()));
+  writeFile(dir_ + "/api.yaml", endpointFile("p1", "api", b_.port()));
+  courier_.setWaitForReady(false);
+  ASSERT_TRUE(start(", initial_fetch_timeout: 0.3s")) << courier_.log();
+  ASSERT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
+  EXPECT_EQ(courier_.stat("http.files.rds.r1.update_failure"), 1u);
+  EXPECT_EQ(fetch().substr(0, 3), "404");
+  replaceFile(dir_ + "/rds.yaml", routeFile("r1", "web"));
+  ASSERT_TRUE(courier_.waitForStat("http.files.rds.r1.update_success", 1)) << courier_.log();
   EXPECT_EQ(fetch(), "200 a");
 }
 
