@@ -428,6 +428,8 @@ TEST_P(XdsRdsEdsIntegrationTest, RemovedRouteConfigurationAndAssignmentKeepServi
   ASSERT_TRUE(driver().waitAck(0, cursor, kRouteType, "r1gone")) << courier_.log();
   ASSERT_TRUE(driver().push(0, kEndpointType, "e-gone", std::vector<ClusterLoadAssignment>{}, {"web"}));
   ASSERT_TRUE(driver().waitAck(0, cursor, kEndpointType, "e-gone")) << courier_.log();
+  EXPECT_EQ(courier_.stat("http.ads.rds.r1.update_success"), 2u);
+  EXPECT_EQ(courier_.stat("http.ads.rds.r1.update_empty"), 0u);
   EXPECT_EQ(courier_.stat("cluster.web.update_empty"), 1u);
   EXPECT_EQ(courier_.stat("cluster.web.membership_total"), 1u);
   EXPECT_EQ(fetch(), "200 a");
@@ -435,7 +437,7 @@ TEST_P(XdsRdsEdsIntegrationTest, RemovedRouteConfigurationAndAssignmentKeepServi
 
   // A table sent again under the same name applies as usual.
   ASSERT_TRUE(push(0, kRouteType, "r1v2", std::vector{route("r1", "api")}));
-  ASSERT_TRUE(courier_.waitForStat("http.ads.rds.r1.update_success", 2)) << courier_.log();
+  ASSERT_TRUE(courier_.waitForStat("http.ads.rds.r1.update_success", 3)) << courier_.log();
   EXPECT_EQ(fetch(), "200 b");
 }
 
