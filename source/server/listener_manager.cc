@@ -74,16 +74,16 @@ absl::Status ListenerManager::addStaticListeners(const google::protobuf::Repeate
       // Bound now, so a port clash fails start-up; accepting waits for the
       // server to initialize (clusters warm, route tables arrived).
       held_static_.push_back(HeldStatic{*config, std::move(fds)});
-      for (const auto& provider : rds) {
-        if (provider->warm()) continue;
-        ++static_rds_waiting_;
-        provider->onWarm([this, alive = alive_] {
-          if (!*alive) return;
-          --static_rds_waiting_;
-          maybeInitialLoadDone();
-        });
-      }
       spdlog::info("listener '{}' on {}", (*config)->name, entry.bound_address.asString());
+    }
+    for (const auto& provider : rds) {
+      if (provider->warm()) continue;
+      ++static_rds_waiting_;
+      provider->onWarm([this, alive = alive_] {
+        if (!*alive) return;
+        --static_rds_waiting_;
+        maybeInitialLoadDone();
+      });
     }
     entries_.push_back(std::move(entry));
     stats_.listener_create_success.inc();
