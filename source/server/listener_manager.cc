@@ -1,9 +1,12 @@
 #include "source/server/listener_manager.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -70,9 +73,11 @@ absl::Status ListenerManager::addStaticListeners(const google::protobuf::Repeate
     Entry entry{listeners[i], *config, (*config)->address, false, "", now};
     if (bind_) {
       std::vector<network::SocketFd> fds;
-      if (auto s = bindSockets(**config, path, fds, entry.bound_address); !s.ok()) return s;
-      // Bound now, so a port clash fails start-up; accepting waits for the
-      // server to initialize (clusters warm, route tables arrived).
+      if (auto s = bindSockets(**config, path, fds, entry.bound_address, /*listen=*/false); !s.ok()) return s;
+      // Bound now, so a port clash fails start-up; listening waits for the
+      // server to initialize (clusters warm, route tables arrived), as
+      // Envoy's listen() waits for its workers: until then a connection is
+      // refused rather than left in a backlog nobody serves.
       held_static_.push_back(HeldStatic{*config, std::move(fds)});
       spdlog::info("listener '{}' on {}", (*config)->name, entry.bound_address.asString());
     }
@@ -100,7 +105,8 @@ ListenerManager::Entry* ListenerManager::find(const std::string& name) {
 }
 
 absl::Status ListenerManager::bindSockets(const ListenerConfig& config, const std::string& path,
-                                          std::vector<network::SocketFd>& fds, network::Address& bound) {
+                                          std::vector<network::SocketFd>& fds, network::Address& bound,
+                                          bool listen) {
   // The first socket fixes the port when the config asks for an ephemeral one.
   network::Address address = config.address;
   for (size_t w = 0; w < workers_.size(); ++w) {
@@ -108,7 +114,7 @@ absl::Status ListenerManager::bindSockets(const ListenerConfig& config, const st
       fds.emplace_back(::dup(fds.front().get()));
       continue;
     }
-    auto fd = network::listenOn(address, config.reuse_port, config.backlog);
+    auto fd = network::listenOn(address, config.reuse_port, config.backlog, listen);
     if (!fd.ok()) return absl::UnavailableError(absl::StrCat(path, ".address: ", fd.status().message()));
     if (w == 0) address = network::Address::localOf(fd->get());
     fds.push_back(std::move(*fd));
@@ -415,6 +421,17 @@ void ListenerManager::markInitialLoadDone() {
 
 void ListenerManager::startStaticListeners() {
   for (auto& held : held_static_) {
+    bool listening = true;
+    for (auto& fd : held.fds) {
+      // A dup()ed socket (reuse_port off) is listened on again: harmless.
+      if (::listen(fd.get(), held.config->backlog) != 0) {
+        spdlog::error("listener '{}': cannot listen on {}: {}", held.config->name, held.config->address.asString(),
+                      std::strerror(errno));
+        listening = false;
+        break;
+      }
+    }
+    if (!listening) continue;
     for (size_t w = 0; w < workers_.size() && w < held.fds.size(); ++w) {
       auto fd = std::make_shared<network::SocketFd>(std::move(held.fds[w]));
       workers_[w]->dispatcher().post(

@@ -115,8 +115,10 @@ class ListenerManager : public config::SubscriptionCallbacks {
                      const std::string& version_info);
   // One socket per worker (SO_REUSEPORT), or one shared by dup() when the
   // listener turned reuse_port off. Returns the bound address too.
+  // `listen` false: bound only, listen() is the caller's (static listeners
+  // refuse connections until the server initialized, as Envoy's).
   absl::Status bindSockets(const ListenerConfig& config, const std::string& path,
-                           std::vector<network::SocketFd>& fds, network::Address& bound);
+                           std::vector<network::SocketFd>& fds, network::Address& bound, bool listen = true);
   Entry* find(const std::string& name);
   // Runs `fn` on every worker's loop; `done` on main once all have run it.
   void onEveryWorker(std::function<void(Worker&)> fn, std::function<void()> done);
