@@ -149,7 +149,7 @@ class ListenerManager : public config::SubscriptionCallbacks {
   bool lds_initial_done_ = false;
   bool initial_load_done_ = false;
   absl::flat_hash_map<std::string, Warming> warming_;
-  // Static listeners bound but not yet accepting (the server initializes),
+  // Static listeners bound but not yet listening (the server initializes),
   // and how many of their route tables are still to arrive.
   struct HeldStatic {
     ListenerConfigConstSharedPtr config;
