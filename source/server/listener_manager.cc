@@ -1,9 +1,12 @@
 #include "source/server/listener_manager.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -60,9 +63,12 @@ absl::Status ListenerManager::addStaticListeners(const google::protobuf::Repeate
   for (int i = 0; i < listeners.size(); ++i) {
     const std::string path = absl::StrCat("static_resources.listeners[", i, "]");
     std::vector<std::shared_ptr<tls::SecretProvider>> secrets;
+    std::vector<std::shared_ptr<router::RouteConfigProvider>> rds;
     context.secret_providers = &secrets;
+    context.rds_providers = &rds;
     auto config = createListener(listeners[i], path, context);
     context.secret_providers = nullptr;
+    context.rds_providers = nullptr;
     if (!config.ok()) return config.status();
     if (find((*config)->name) != nullptr || warming_.contains((*config)->name)) {
       return absl::InvalidArgumentError(
@@ -77,19 +83,28 @@ absl::Status ListenerManager::addStaticListeners(const google::protobuf::Repeate
       Pending p{static_cast<size_t>(i), std::move(entry), {}, false};
       if (auto s = bindSockets(*p.entry.config, path, p.fds, p.entry.bound_address); !s.ok()) return s;
       p.secrets = std::move(secrets);
+      p.rds = std::move(rds);
       startWarming(std::move(p));
       continue;
     }
     if (bind_) {
       std::vector<network::SocketFd> fds;
-      if (auto s = bindSockets(**config, path, fds, entry.bound_address); !s.ok()) return s;
-      for (size_t w = 0; w < workers_.size(); ++w) {
-        auto fd = std::make_shared<network::SocketFd>(std::move(fds[w]));
-        auto cfg = *config;
-        workers_[w]->dispatcher().post(
-            [worker = workers_[w].get(), cfg, fd] { worker->addListener(cfg, std::move(*fd)); });
-      }
+      if (auto s = bindSockets(**config, path, fds, entry.bound_address, /*listen=*/false); !s.ok()) return s;
+      // Bound now, so a port clash fails start-up; listening waits for the
+      // server to initialize (clusters warm, route tables arrived), as
+      // Envoy's listen() waits for its workers: until then a connection is
+      // refused rather than left in a backlog nobody serves.
+      held_static_.push_back(HeldStatic{*config, std::move(fds)});
       spdlog::info("listener '{}' on {}", (*config)->name, entry.bound_address.asString());
+    }
+    for (const auto& provider : rds) {
+      if (provider->warm()) continue;
+      ++static_rds_waiting_;
+      provider->onWarm([this, alive = alive_] {
+        if (!*alive) return;
+        --static_rds_waiting_;
+        maybeInitialLoadDone();
+      });
     }
     entries_.push_back(std::move(entry));
     stats_.listener_create_success.inc();
@@ -106,7 +121,8 @@ ListenerManager::Entry* ListenerManager::find(const std::string& name) {
 }
 
 absl::Status ListenerManager::bindSockets(const ListenerConfig& config, const std::string& path,
-                                          std::vector<network::SocketFd>& fds, network::Address& bound) {
+                                          std::vector<network::SocketFd>& fds, network::Address& bound,
+                                          bool listen) {
   // The first socket fixes the port when the config asks for an ephemeral one.
   network::Address address = config.address;
   for (size_t w = 0; w < workers_.size(); ++w) {
@@ -114,7 +130,7 @@ absl::Status ListenerManager::bindSockets(const ListenerConfig& config, const st
       fds.emplace_back(::dup(fds.front().get()));
       continue;
     }
-    auto fd = network::listenOn(address, config.reuse_port, config.backlog);
+    auto fd = network::listenOn(address, config.reuse_port, config.backlog, listen);
     if (!fd.ok()) return absl::UnavailableError(absl::StrCat(path, ".address: ", fd.status().message()));
     if (w == 0) address = network::Address::localOf(fd->get());
     fds.push_back(std::move(*fd));
@@ -417,6 +433,8 @@ void ListenerManager::scheduleDrainEnd(uint64_t drain_tag) {
 
 void ListenerManager::stopListeners() {
   warming_.clear();
+  // Never handed to a worker: their sockets just close.
+  held_static_.clear();
   stats_.total_listeners_draining.set(stats_.total_listeners_draining.value() + entries_.size());
   stats_.total_listeners_active.set(0);
 }
@@ -431,10 +449,35 @@ void ListenerManager::markInitialLoadDone() {
   maybeInitialLoadDone();
 }
 
+void ListenerManager::startStaticListeners() {
+  for (auto& held : held_static_) {
+    bool listening = true;
+    for (auto& fd : held.fds) {
+      // A dup()ed socket (reuse_port off) is listened on again: harmless.
+      if (::listen(fd.get(), held.config->backlog) != 0) {
+        spdlog::error("listener '{}': cannot listen on {}: {}", held.config->name, held.config->address.asString(),
+                      std::strerror(errno));
+        listening = false;
+        break;
+      }
+    }
+    if (!listening) continue;
+    for (size_t w = 0; w < workers_.size() && w < held.fds.size(); ++w) {
+      auto fd = std::make_shared<network::SocketFd>(std::move(held.fds[w]));
+      workers_[w]->dispatcher().post(
+          [worker = workers_[w].get(), cfg = held.config, fd] { worker->addListener(cfg, std::move(*fd)); });
+    }
+  }
+  if (!held_static_.empty()) spdlog::info("{} static listener(s) accept connections", held_static_.size());
+  held_static_.clear();
+}
+
 void ListenerManager::maybeInitialLoadDone() {
-  // Envoy's server initializes once the first LDS listeners warmed.
-  if (initial_load_done_ || !lds_initial_done_ || !warming_.empty()) return;
+  // Envoy's server initializes once the first LDS listeners and the static
+  // listeners' route tables warmed; only then do listeners accept.
+  if (initial_load_done_ || !lds_initial_done_ || !warming_.empty() || static_rds_waiting_ > 0) return;
   initial_load_done_ = true;
+  startStaticListeners();
   if (on_initial_load_) {
     auto cb = std::move(on_initial_load_);
     cb();

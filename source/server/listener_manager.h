@@ -72,10 +72,14 @@ class ListenerManager : public config::SubscriptionCallbacks {
   std::vector<const Entry*> warmingListeners() const;
   const std::string& ldsVersion() const { return version_info_; }
 
-  // Runs once, after the first LDS delivery or failure, once no listener warms.
+  // Runs once, after the first LDS delivery or failure and once every
+  // listener warmed (static ones included: their route tables and secrets),
+  // as Envoy's server initializes. Static listeners take connections from
+  // then on: until their route tables (RDS) arrived or timed out a request
+  // would meet no table and get 404.
   void setInitialLoadCallback(std::function<void()> cb) { on_initial_load_ = std::move(cb); }
-  // For a bootstrap without LDS: only static listeners (which may warm for
-  // their secrets) to wait for.
+  // The first LDS delivery or failure; for a bootstrap without LDS, the
+  // server calls it once the clusters warmed.
   void markInitialLoadDone();
 
   // Server drain: every listener stops accepting (workers are told separately).
@@ -114,8 +118,10 @@ class ListenerManager : public config::SubscriptionCallbacks {
                      const std::string& version_info);
   // One socket per worker (SO_REUSEPORT), or one shared by dup() when the
   // listener turned reuse_port off. Returns the bound address too.
+  // `listen` false: bound only, listen() is the caller's (static listeners
+  // refuse connections until the server initialized, as Envoy's).
   absl::Status bindSockets(const ListenerConfig& config, const std::string& path,
-                           std::vector<network::SocketFd>& fds, network::Address& bound);
+                           std::vector<network::SocketFd>& fds, network::Address& bound, bool listen = true);
   Entry* find(const std::string& name);
   // Runs `fn` on every worker's loop; `done` on main once all have run it.
   void onEveryWorker(std::function<void(Worker&)> fn, std::function<void()> done);
@@ -123,6 +129,8 @@ class ListenerManager : public config::SubscriptionCallbacks {
   void scheduleDrainEnd(uint64_t drain_tag);
   void updateGauges();
   void maybeInitialLoadDone();
+  // Hands the static listeners, bound since start-up, to the workers.
+  void startStaticListeners();
   // Hands a built listener to every worker (added, or replacing its predecessor).
   void activate(Pending& p);
   // Holds `p` until its route tables and secrets are warm, then activates it.
@@ -144,6 +152,14 @@ class ListenerManager : public config::SubscriptionCallbacks {
   bool lds_initial_done_ = false;
   bool initial_load_done_ = false;
   absl::flat_hash_map<std::string, Warming> warming_;
+  // Static listeners bound but not yet listening (the server initializes),
+  // and how many of their route tables are still to arrive.
+  struct HeldStatic {
+    ListenerConfigConstSharedPtr config;
+    std::vector<network::SocketFd> fds;
+  };
+  std::vector<HeldStatic> held_static_;
+  size_t static_rds_waiting_ = 0;
   uint64_t next_warming_generation_ = 1;
   // Lets callbacks posted back from workers notice the manager is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -188,7 +188,7 @@ absl::Status Server::startDynamicResources() {
     if (lds_) {
       lds_->start({});
     } else {
-      // Static listeners may still warm for their SDS secrets.
+      // Static listeners may still wait for their route tables and secrets.
       listener_manager_->markInitialLoadDone();
     }
   });

@@ -1,6 +1,7 @@
 // Clusters whose hosts are discovered at run time (STRICT_DNS, LOGICAL_DNS,
 // ORIGINAL_DST), against the real server with a DNS responder and upstreams
 // on loopback addresses.
+#include <cstdio>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -175,6 +176,107 @@ TEST(StrictDnsClusterTest, DeprecatedDnsResolversFieldIsHonoured) {
   const uint16_t port = courier.listenerPort("http");
   ASSERT_TRUE(waitFor([&] { return fetch(port).rfind("A ", 0) == 0; })) << courier.log();
   EXPECT_GE(dns.queriesFor("backend.test"), 1);
+}
+
+// Envoy's cluster initialization: a DNS cluster warms until its first lookup
+// completes, and the server's listeners take no connection before that, so
+// the first request the port takes is served, not answered 503.
+class DnsClusterWarmingTest : public ::testing::TestWithParam<std::string> {};
+
+INSTANTIATE_TEST_SUITE_P(Types, DnsClusterWarmingTest, ::testing::Values("STRICT_DNS", "LOGICAL_DNS"));
+
+TEST_P(DnsClusterWarmingTest, ListenersOpenOnlyOnceTheFirstLookupAnsweredSoNoRequestMeetsAnEmptyCluster) {
+  TcpServer a(namedUpstream("A"));
+  DnsServer dns;
+  dns.set("backend.test", {"127.0.0.1"});
+  dns.setMode(DnsServer::Mode::Hold);
+  CourierProcess courier;
+  courier.setWaitForReady(false);
+  ASSERT_TRUE(courier.start(withCluster(dnsCluster(GetParam(), dns.port(), a.port())))) << courier.log();
+  const uint16_t port = courier.listenerPort("http");
+  ASSERT_NE(port, 0) << courier.log();
+  ASSERT_TRUE(waitFor([&] { return dns.held() > 0; })) << courier.log();
+  // Still initializing: the lookup is pending and the port refuses connections.
+  EXPECT_EQ(courier.admin("/ready").status, 503);
+  EXPECT_EQ(courier.stat("cluster.backend.membership_total"), 0u);
+  EXPECT_FALSE(TcpClient(port).connected());
+
+  dns.setMode(DnsServer::Mode::Answer);
+  // The first request the port takes finds the resolved host: never a 503.
+  const HttpResponse first = firstAnswer(port, "/early");
+  EXPECT_EQ(first.status, 200) << courier.log();
+  EXPECT_THAT(first.body, HasSubstr("A GET /early")) << courier.log();
+  EXPECT_TRUE(waitFor([&] { return courier.admin("/ready").status == 200; })) << courier.log();
+  EXPECT_EQ(courier.stat("cluster.backend.membership_total"), 1u);
+}
+
+TEST_P(DnsClusterWarmingTest, AFailedFirstLookupEndsWarmingWithNoHosts) {
+  DnsServer dns;
+  dns.setMode(DnsServer::Mode::Hold);
+  CourierProcess courier;
+  courier.setWaitForReady(false);
+  ASSERT_TRUE(courier.start(withCluster(dnsCluster(GetParam(), dns.port(), unusedPort())))) << courier.log();
+  ASSERT_TRUE(waitFor([&] { return dns.held() > 0; })) << courier.log();
+  EXPECT_EQ(courier.admin("/ready").status, 503);
+  // SERVFAIL: the server goes on, as Envoy's does, and the cluster has no host.
+  dns.setMode(DnsServer::Mode::ServFail);
+  ASSERT_TRUE(waitFor([&] { return courier.admin("/ready").status == 200; })) << courier.log();
+  EXPECT_GE(courier.stat("cluster.backend.update_failure").value_or(0), 1u);
+  EXPECT_EQ(fetch(courier.listenerPort("http")), "status 503");
+}
+
+// A CDS file holding the DNS cluster "backend" (dnsCluster's YAML as a
+// DiscoveryResponse resource).
+std::string cdsFile(const std::string& version, const std::string& cluster_yaml) {
+  std::string out = "version_info: " + version + "\nresources:\n";
+  std::string item = cluster_yaml;
+  const std::string first = "  - name: ";
+  item.replace(0, first.size(), "- \"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\n  name: ");
+  for (size_t at = item.find("\n    "); at != std::string::npos; at = item.find("\n    ", at + 1)) {
+    item.erase(at + 1, 2);
+  }
+  return out + item;
+}
+
+TEST(DnsClusterFromCdsTest, WarmsUntilItsFirstLookupAndAChangedOneKeepsItsPredecessorServing) {
+  TcpServer a(namedUpstream("A"));
+  TcpServer b(namedUpstream("B"), "127.0.0.2", a.port());
+  DnsServer dns;
+  dns.set("backend.test", {"127.0.0.1"});
+  dns.setMode(DnsServer::Mode::Hold);
+  const std::string dir = tempDir();
+  const std::string cds = dir + "/cds.yaml";
+  writeFile(cds, cdsFile("1", dnsCluster("STRICT_DNS", dns.port(), a.port())));
+  // The route names a cluster CDS brings: not checked at start-up.
+  std::string yaml = withCluster("", "") + "  - name: placeholder\n    connect_timeout: 1s\n    type: STATIC\n";
+  yaml.replace(yaml.find("          route_config:\n"), std::string("          route_config:\n").size(),
+               "          route_config:\n            validate_clusters: false\n");
+  yaml += "dynamic_resources:\n  cds_config: {path_config_source: {path: \"" + cds + "\"}}\n";
+  CourierProcess courier;
+  courier.setWaitForReady(false);
+  ASSERT_TRUE(courier.start(yaml)) << courier.log();
+  ASSERT_TRUE(waitFor([&] { return dns.held() > 0; })) << courier.log();
+  EXPECT_EQ(courier.stat("cluster_manager.warming_clusters"), 1u);
+  EXPECT_EQ(courier.admin("/ready").status, 503);
+  dns.setMode(DnsServer::Mode::Answer);
+  ASSERT_TRUE(courier.waitForStat("cluster_manager.warming_clusters", 0)) << courier.log();
+  ASSERT_TRUE(waitFor([&] { return courier.admin("/ready").status == 200; })) << courier.log();
+  const uint16_t port = courier.listenerPort("http");
+  EXPECT_EQ(fetch(port).substr(0, 2), "A ");
+
+  // A changed cluster resolves afresh; meanwhile the previous version serves.
+  // Held first: no lookup of the old version may see the new address.
+  dns.setMode(DnsServer::Mode::Hold);
+  dns.set("backend.test", {"127.0.0.2"});
+  const std::string tmp = cds + ".tmp";
+  writeFile(tmp, cdsFile("2", dnsCluster("STRICT_DNS", dns.port(), a.port(), "    respect_dns_ttl: true\n")));
+  ASSERT_EQ(::rename(tmp.c_str(), cds.c_str()), 0);
+  ASSERT_TRUE(courier.waitForStat("cluster_manager.cluster_modified", 1)) << courier.log();
+  EXPECT_EQ(courier.stat("cluster_manager.warming_clusters"), 1u);
+  EXPECT_EQ(fetch(port).substr(0, 2), "A ") << courier.log();
+  dns.setMode(DnsServer::Mode::Answer);
+  ASSERT_TRUE(courier.waitForStat("cluster_manager.warming_clusters", 0)) << courier.log();
+  ASSERT_TRUE(waitFor([&] { return fetch(port).rfind("B ", 0) == 0; })) << courier.log();
 }
 
 TEST(LogicalDnsClusterTest, OneHostAtTheFirstAddressThatFollowsTheName) {

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <string>
 
+#include "test/test_common/courier_process.h"
 #include "test/test_common/net.h"
 
 namespace courier::test {
@@ -143,6 +144,18 @@ struct Raw {
   }
   TcpClient client;
 };
+
+// The first answer of a listener whose server is still initializing: its port
+// refuses connections until then, so this retries (bounded) and sends the
+// request on the first connection accepted. Status 0 when none came.
+inline HttpResponse firstAnswer(uint16_t port, const std::string& path = "/") {
+  HttpResponse r;
+  waitFor([&] {
+    r = httpRequest(port, "GET", path);
+    return r.status != 0;
+  });
+  return r;
+}
 
 inline std::string get(const std::string& host, const std::string& path, const std::string& extra = "") {
   return "GET " + path + " HTTP/1.1\r\nhost: " + host + "\r\n" + extra + "\r\n";

@@ -334,6 +334,112 @@ TEST_P(XdsRdsEdsIntegrationTest, WithoutRdsTheListenerGoesActiveAfterTheInitialF
   EXPECT_EQ(fetch(), "200 a");
 }
 
+// A listener's YAML as an item of static_resources.listeners.
+std::string asListItem(const std::string& yaml) {
+  std::string out;
+  for (size_t at = 0; at < yaml.size();) {
+    size_t nl = yaml.find('\n', at);
+    if (nl == std::string::npos) nl = yaml.size();
+    out += (at == 0 ? "  - " : "    ") + yaml.substr(at, nl - at) + "\n";
+    at = nl + 1;
+  }
+  return out;
+}
+
+// --- static listeners whose table comes from RDS (Envoy's server init) ---
+
+class StaticRdsListenerTest : public AdsIntegrationTest {
+ protected:
+  // ADS for RDS only; a static listener "static" on port_ naming r1, and a
+  // static cluster "web" (upstream a).
+  std::string bootstrap(const std::string& rds_source_extra = "") const {
+    return R"(admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+dynamic_resources:
+  ads_config:
+    api_type: )" + std::string(delta() ? "DELTA_GRPC" : "GRPC") + R"(
+    transport_api_version: V3
+    grpc_services:
+    - envoy_grpc: {cluster_name: xds}
+static_resources:
+  clusters:
+)" + staticCluster("web", a_.port()) + staticCluster("xds", ads_port_) +
+           R"(    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+  listeners:
+)" + asListItem(rdsListenerYaml("static", port_, "r1", "{ads: {}, resource_api_version: V3" + rds_source_extra + "}"));
+  }
+
+  TcpServer a_{named("a")};
+};
+
+INSTANTIATE_TEST_SUITE_P(Protocols, StaticRdsListenerTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "Delta" : "Sotw"; });
+
+TEST_P(StaticRdsListenerTest, TheListenerRefusesConnectionsUntilItsTableArrivesThenRoutesByIt) {
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  if (delta()) {
+    DeltaDiscoveryRequest r;
+    ASSERT_TRUE(nextDelta(0, cursor, kRouteType, &r)) << courier_.log();
+  } else {
+    DiscoveryRequest r;
+    ASSERT_TRUE(nextSotw(0, cursor, kRouteType, &r)) << courier_.log();
+  }
+  // The server initializes until the table arrives: the port is bound (and
+  // listed) but refuses connections, as Envoy's before its workers start.
+  EXPECT_EQ(courier_.admin("/ready").status, 503);
+  EXPECT_EQ(courier_.listenerPort("static"), port_);
+  EXPECT_FALSE(TcpClient(port_).connected());
+
+  ASSERT_TRUE(push(0, kRouteType, "r1v1", std::vector{route("r1", "web")})) << courier_.log();
+  // The first request the port takes is routed by the table: never a 404.
+  const HttpResponse first = firstAnswer(port_);
+  EXPECT_EQ(first.status, 200) << courier_.log();
+  EXPECT_EQ(first.body, "a");
+  EXPECT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
+  EXPECT_EQ(courier_.stat("http.static.rds.r1.update_success"), 1u);
+}
+
+TEST_P(StaticRdsListenerTest, WithoutTheTableTheListenerStartsAfterTheInitialFetchTimeoutAndAnswers404) {
+  ASSERT_TRUE(courier_.start(bootstrap(", initial_fetch_timeout: 0.5s"))) << courier_.log();
+  // Envoy's answer with no route table, once the fetch timed out.
+  EXPECT_EQ(firstAnswer(port_).status, 404) << courier_.log();
+  EXPECT_EQ(courier_.stat("http.static.rds.r1.update_failure"), 1u);
+  EXPECT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
+}
+
+// --- delta removal of a route table or an assignment (Envoy keeps serving) ---
+
+TEST_P(XdsRdsEdsIntegrationTest, RemovedRouteConfigurationAndAssignmentKeepServingTheLastOnes) {
+  if (!delta()) GTEST_SKIP() << "removed_resources is delta xDS";
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  serveInitial(cursor);
+  ASSERT_EQ(fetch(), "200 a");
+
+  // Envoy's RDS logs and ignores a removal (rds_route_config_subscription);
+  // its EDS takes a removal-only update as an empty one and keeps its hosts.
+  ASSERT_TRUE(driver().push(0, kRouteType, "r1gone", std::vector<envoy::config::route::v3::RouteConfiguration>{},
+                            {"r1"}));
+  ASSERT_TRUE(driver().waitAck(0, cursor, kRouteType, "r1gone")) << courier_.log();
+  ASSERT_TRUE(driver().push(0, kEndpointType, "e-gone", std::vector<ClusterLoadAssignment>{}, {"web"}));
+  ASSERT_TRUE(driver().waitAck(0, cursor, kEndpointType, "e-gone")) << courier_.log();
+  EXPECT_EQ(courier_.stat("http.ads.rds.r1.update_success"), 2u);
+  EXPECT_EQ(courier_.stat("http.ads.rds.r1.update_empty"), 0u);
+  EXPECT_EQ(courier_.stat("cluster.web.update_empty"), 1u);
+  EXPECT_EQ(courier_.stat("cluster.web.membership_total"), 1u);
+  EXPECT_EQ(fetch(), "200 a");
+  EXPECT_THAT(courier_.admin("/config_dump").body, HasSubstr("\"version_info\": \"r1v1\""));
+
+  // A table sent again under the same name applies as usual.
+  ASSERT_TRUE(push(0, kRouteType, "r1v2", std::vector{route("r1", "api")}));
+  ASSERT_TRUE(courier_.waitForStat("http.ads.rds.r1.update_success", 3)) << courier_.log();
+  EXPECT_EQ(fetch(), "200 b");
+}
+
 TEST_P(XdsRdsEdsIntegrationTest, ListenersNamingOneTableShareItsSubscription) {
   ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
   size_t cursor = 0;
@@ -481,9 +587,10 @@ class XdsRdsEdsFileTest : public ::testing::Test {
            "      eds_config: {path_config_source: {path: \"" + dir_ + "/" + name + ".yaml\"}}\n";
   }
 
-  bool start() {
-    const std::string listener = rdsListenerYaml("files", port_, "r1",
-                                                 "{path_config_source: {path: \"" + dir_ + "/rds.yaml\"}}");
+  // `rds_extra`: more ConfigSource fields for the listener's RDS source.
+  bool start(const std::string& rds_extra = "") {
+    const std::string listener = rdsListenerYaml(
+        "files", port_, "r1", "{path_config_source: {path: \"" + dir_ + "/rds.yaml\"}" + rds_extra + "}");
     std::string indented;
     for (size_t at = 0; at < listener.size();) {
       size_t nl = listener.find('\n', at);
@@ -551,6 +658,35 @@ TEST_F(XdsRdsEdsFileTest, MissingEndpointFileWarmsTheClusterWithNoHosts) {
   // The file appears: web gets its host.
   replaceFile(dir_ + "/web.yaml", endpointFile("w1", "web", a_.port()));
   ASSERT_TRUE(courier_.waitForStat("cluster.web.update_success", 1)) << courier_.log();
+  EXPECT_EQ(fetch(), "200 a");
+}
+
+TEST_F(XdsRdsEdsFileTest, WithInitialFetchTimeoutAMissingRouteFileIsWaitedForAndTheFirstRequestIsRoutedByIt) {
+  writeFile(dir_ + "/web.yaml", endpointFile("w1", "web", a_.port()));
+  writeFile(dir_ + "/api.yaml", endpointFile("p1", "api", b_.port()));
+  courier_.setWaitForReady(false);
+  ASSERT_TRUE(start(", initial_fetch_timeout: 30s")) << courier_.log();
+  ASSERT_TRUE(waitFor([&] { return courier_.stat("cluster.web.update_success") == 1u; })) << courier_.log();
+  // The listener's table is awaited: the server is not ready, the port not open.
+  EXPECT_EQ(courier_.admin("/ready").status, 503);
+  EXPECT_FALSE(TcpClient(port_).connected());
+  replaceFile(dir_ + "/rds.yaml", routeFile("r1", "web"));
+  const HttpResponse first = firstAnswer(port_);
+  EXPECT_EQ(first.status, 200) << courier_.log();
+  EXPECT_EQ(first.body, "a");
+  EXPECT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
+}
+
+TEST_F(XdsRdsEdsFileTest, MissingRouteFileTimesOutThenTheListenerAnswers404UntilTheFileAppears) {
+  writeFile(dir_ + "/web.yaml", endpointFile("w1", "web", a_.port()));
+  writeFile(dir_ + "/api.yaml", endpointFile("p1", "api", b_.port()));
+  courier_.setWaitForReady(false);
+  ASSERT_TRUE(start(", initial_fetch_timeout: 0.3s")) << courier_.log();
+  ASSERT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
+  EXPECT_EQ(courier_.stat("http.files.rds.r1.update_failure"), 1u);
+  EXPECT_EQ(fetch().substr(0, 3), "404");
+  replaceFile(dir_ + "/rds.yaml", routeFile("r1", "web"));
+  ASSERT_TRUE(courier_.waitForStat("http.files.rds.r1.update_success", 1)) << courier_.log();
   EXPECT_EQ(fetch(), "200 a");
 }
 

@@ -8,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "source/common/protobuf/yaml_loader.h"
+#include "source/common/router/rds.h"
 
 namespace courier::server {
 namespace {
@@ -70,11 +71,25 @@ class ListenerManagerTest : public ::testing::Test {
   stats::Store store_;
   upstream::ClusterSet clusters_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  // RDS subscriptions are fakes: rds_callbacks_ answers for them.
+  std::vector<config::SubscriptionCallbacks*> rds_callbacks_;
+  std::unique_ptr<router::RdsManager> rds_ = [this] {
+    auto rds = std::make_unique<router::RdsManager>(main_, std::vector<event::Dispatcher*>{}, store_);
+    rds->setSubscriptionFactory([this](const envoy::config::core::v3::ConfigSource&, const std::string&,
+                                       const std::string&, config::SubscriptionCallbacks& callbacks)
+                                    -> absl::StatusOr<std::unique_ptr<config::Subscription>> {
+      rds_callbacks_.push_back(&callbacks);
+      return std::unique_ptr<config::Subscription>();
+    });
+    return rds;
+  }();
   ListenerManager manager_{main_,
                            workers_,
                            store_,
                            [this] {
-                             return FactoryContext{store_, &clusters_, nullptr};
+                             FactoryContext context{store_, &clusters_, nullptr};
+                             context.rds = rds_.get();
+                             return context;
                            },
                            std::chrono::seconds(1),
                            /*bind=*/false};
@@ -165,6 +180,44 @@ TEST_F(ListenerManagerTest, InitialLoadCallbackRunsOnceOnFailureOrSuccess) {
   ASSERT_FALSE(manager_.onConfigUpdate(resources({badListenerYaml("bad", 1003)}), "v1").ok());
   EXPECT_EQ(calls, 1);
   ASSERT_TRUE(manager_.onConfigUpdate(resources({listenerYaml("a", 1001, "backend")}), "v2").ok());
+  EXPECT_EQ(calls, 1);
+}
+
+// An HTTP listener whose route table r1 comes from RDS.
+std::string rdsListenerYaml(const std::string& name, int port) {
+  return "{name: " + name + ", address: {socket_address: {address: 127.0.0.1, port_value: " + std::to_string(port) +
+         "}}, filter_chains: [{filters: [{name: envoy.filters.network.http_connection_manager, typed_config: "
+         "{'@type': type.googleapis.com/"
+         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager, stat_prefix: " +
+         name +
+         ", rds: {route_config_name: r1, config_source: {ads: {}}}, http_filters: [{name: "
+         "envoy.filters.http.router, typed_config: {'@type': "
+         "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]}}]}]}";
+}
+
+TEST_F(ListenerManagerTest, InitialLoadWaitsForTheRouteTablesOfStaticListeners) {
+  int calls = 0;
+  manager_.setInitialLoadCallback([&] { ++calls; });
+  addStatic({rdsListenerYaml("s", 1005)});
+  ASSERT_EQ(rds_callbacks_.size(), 1u);
+  // No LDS: the server says so once the clusters warmed; r1 is still awaited.
+  manager_.markInitialLoadDone();
+  EXPECT_EQ(calls, 0);
+  // A fetch that timed out ends the wait, as Envoy's RDS init target.
+  rds_callbacks_[0]->onConfigUpdateFailed(config::UpdateFailureReason::FetchTimedOut,
+                                          absl::DeadlineExceededError("timed out"));
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(ListenerManagerTest, StaticListenerWhoseTableAlreadyArrivedDoesNotHoldTheInitialLoad) {
+  int calls = 0;
+  manager_.setInitialLoadCallback([&] { ++calls; });
+  addStatic({rdsListenerYaml("s", 1005)});
+  rds_callbacks_[0]->onConfigUpdateFailed(config::UpdateFailureReason::ConnectionFailure,
+                                          absl::UnavailableError("down"));
+  // A second listener naming the same (now warm) table waits for nothing.
+  addStatic({rdsListenerYaml("t", 1006)});
+  manager_.markInitialLoadDone();
   EXPECT_EQ(calls, 1);
 }
 

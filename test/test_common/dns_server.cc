@@ -68,13 +68,34 @@ int DnsServer::queriesFor(const std::string& name) const {
 
 void DnsServer::serve() {
   char buf[1500];
+  struct Held {
+    std::string query;
+    sockaddr_storage from;
+    socklen_t from_len;
+  };
+  std::vector<Held> held;
   while (!stop_) {
+    if (!held.empty() && mode_.load() != Mode::Hold) {
+      // Answered as the mode now says, so a release into ServFail fails them.
+      for (auto& h : held) {
+        const std::string reply = answer(h.query);
+        if (reply.empty()) continue;
+        ::sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&h.from), h.from_len);
+      }
+      held.clear();
+      held_count_ = 0;
+    }
     pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 50) <= 0) continue;
+    if (::poll(&p, 1, 20) <= 0) continue;
     sockaddr_storage from{};
     socklen_t from_len = sizeof(from);
     ssize_t n = ::recvfrom(fd_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &from_len);
     if (n <= 0) continue;
+    if (mode_.load() == Mode::Hold) {
+      held.push_back(Held{std::string(buf, static_cast<size_t>(n)), from, from_len});
+      held_count_ = static_cast<int>(held.size());
+      continue;
+    }
     std::string reply = answer(std::string(buf, static_cast<size_t>(n)));
     if (reply.empty()) continue;
     ::sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), from_len);

@@ -1,6 +1,8 @@
 // A tiny authoritative DNS responder for tests, on 127.0.0.1 (UDP, ephemeral
 // port, its own thread): answers A and AAAA queries from a name -> addresses
-// map with a TTL, and can be switched to answer SERVFAIL or nothing at all.
+// map with a TTL, and can be switched to answer SERVFAIL or nothing at all,
+// or to hold its answers back until switched to another mode (a lookup that
+// is pending for as long as a test needs).
 #pragma once
 
 #include <atomic>
@@ -15,7 +17,7 @@ namespace courier::test {
 
 class DnsServer {
  public:
-  enum class Mode { Answer, ServFail, Silent };
+  enum class Mode { Answer, ServFail, Silent, Hold };
 
   DnsServer();
   ~DnsServer();
@@ -27,6 +29,8 @@ class DnsServer {
   // an empty list makes the name NXDOMAIN.
   void set(const std::string& name, const std::vector<std::string>& addresses, uint32_t ttl = 30);
   void setMode(Mode mode) { mode_ = mode; }
+  // Queries held back in Mode::Hold, not yet sent.
+  int held() const { return held_count_.load(); }
   // Queries answered or refused so far (any name, any type).
   int queries() const { return queries_.load(); }
   int queriesFor(const std::string& name) const;
@@ -40,6 +44,7 @@ class DnsServer {
   std::atomic<bool> stop_{false};
   std::atomic<Mode> mode_{Mode::Answer};
   std::atomic<int> queries_{0};
+  std::atomic<int> held_count_{0};
   mutable std::mutex mu_;
   struct Entry {
     std::vector<std::string> addresses;

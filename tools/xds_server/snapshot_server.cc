@@ -28,6 +28,28 @@ std::string contentVersion(const google::protobuf::Any& any) {
   return std::to_string(std::hash<std::string>()(any.SerializeAsString()));
 }
 
+// What a client subscribed to for one type: every resource (LDS, CDS: no
+// names, or "*") or the names it listed (RDS, EDS).
+struct Interest {
+  bool wildcard = true;
+  std::set<std::string> names;
+
+  bool wants(const std::string& name) const { return wildcard || names.count(name) > 0; }
+};
+
+// Interest from a SotW request's resource_names.
+Interest sotwInterest(const DiscoveryRequest& request) {
+  Interest out;
+  for (const std::string& name : request.resource_names()) {
+    if (name == "*") continue;
+    out.names.insert(name);
+  }
+  const bool star = std::find(request.resource_names().begin(), request.resource_names().end(), "*") !=
+                    request.resource_names().end();
+  out.wildcard = out.names.empty() || star;
+  return out;
+}
+
 }  // namespace
 
 absl::Status loadSnapshot(const std::string& dir, Snapshot& out) {
@@ -78,13 +100,16 @@ std::shared_ptr<const Snapshot> SnapshotServer::current() {
 }
 
 // Both flavours: a reader (this handler's thread) records what the client
-// asked for, a pusher thread answers it and pushes every new snapshot. Each
-// type is served whole (wildcard), which is what LDS and CDS ask for.
+// asked for, a pusher thread answers it and pushes every new snapshot. LDS
+// and CDS ask for every resource of their type (wildcard); RDS and EDS name
+// theirs, and get those (a changed list of names is answered at once).
 grpc::Status SnapshotServer::StreamAggregatedResources(
     grpc::ServerContext* context, grpc::ServerReaderWriter<DiscoveryResponse, DiscoveryRequest>* stream) {
   std::mutex state_mu;
   std::map<std::string, std::string> wanted;  // type -> version the client has ("" none)
   std::set<std::string> sent;                 // type -> already sent the current version
+  std::map<std::string, Interest> interest;   // type -> the names it asked for
+  std::set<std::string> forced;               // types whose names changed: answered even at the same version
   bool done = false;
   std::thread pusher([&] {
     uint64_t last = 0;
@@ -104,18 +129,26 @@ grpc::Status SnapshotServer::StreamAggregatedResources(
         for (const auto& [type, version] : wanted) {
           auto v = snapshot->type_versions.find(type);
           const std::string current = v == snapshot->type_versions.end() ? "empty" : v->second;
-          if (sent.count(type) == 0 && version != current) to_send.push_back(type);
+          if (sent.count(type) == 0 && (version != current || forced.count(type) > 0)) to_send.push_back(type);
           sent.insert(type);
         }
+        forced.clear();
       }
       for (const std::string& type : to_send) {
+        Interest asked;
+        {
+          std::lock_guard<std::mutex> lock(state_mu);
+          asked = interest[type];
+        }
         DiscoveryResponse response;
         response.set_type_url(type);
         auto v = snapshot->type_versions.find(type);
         response.set_version_info(v == snapshot->type_versions.end() ? "empty" : v->second);
         response.set_nonce(absl::StrCat(snapshot->number, "-", type));
         if (auto it = snapshot->types.find(type); it != snapshot->types.end()) {
-          for (const auto& [name, resource] : it->second) *response.add_resources() = resource.any;
+          for (const auto& [name, resource] : it->second) {
+            if (asked.wants(name)) *response.add_resources() = resource.any;
+          }
         }
         stream->Write(response);
       }
@@ -131,6 +164,14 @@ grpc::Status SnapshotServer::StreamAggregatedResources(
     // A request naming a nonce answers a response; only a fresh one asks.
     wanted[request.type_url()] = request.version_info();
     if (request.response_nonce().empty()) sent.erase(request.type_url());
+    Interest now = sotwInterest(request);
+    auto& before = interest[request.type_url()];
+    if (now.wildcard != before.wildcard || now.names != before.names) {
+      // New names (an EDS cluster, an RDS table) need their resources now.
+      before = std::move(now);
+      sent.erase(request.type_url());
+      forced.insert(request.type_url());
+    }
   }
   {
     std::lock_guard<std::mutex> lock(state_mu);
@@ -148,6 +189,7 @@ grpc::Status SnapshotServer::DeltaAggregatedResources(
   std::map<std::string, std::map<std::string, std::string>> held;
   std::set<std::string> dirty;  // types to compare against the snapshot
   std::set<std::string> fresh;  // first requested: answered even when nothing differs
+  std::map<std::string, Interest> interest;
   bool done = false;
   std::thread pusher([&] {
     uint64_t last = 0;
@@ -169,6 +211,7 @@ grpc::Status SnapshotServer::DeltaAggregatedResources(
         last = snapshot->number;
         for (const std::string& type : dirty) {
           auto& mine = held[type];
+          const Interest& asked = interest[type];
           DeltaDiscoveryResponse response;
           response.set_type_url(type);
           response.set_system_version_info(std::to_string(snapshot->number));
@@ -176,6 +219,7 @@ grpc::Status SnapshotServer::DeltaAggregatedResources(
           auto it = snapshot->types.find(type);
           const auto& theirs = it == snapshot->types.end() ? kNone : it->second;
           for (const auto& [name, resource] : theirs) {
+            if (!asked.wants(name)) continue;
             auto h = mine.find(name);
             if (h != mine.end() && h->second == resource.version) continue;
             auto* r = response.add_resources();
@@ -211,12 +255,39 @@ grpc::Status SnapshotServer::DeltaAggregatedResources(
                    request.error_detail().message());
     }
     std::lock_guard<std::mutex> lock(state_mu);
-    if (request.response_nonce().empty()) {
-      // The first request of a type: what the client already holds needs no resend.
-      auto& mine = held[request.type_url()];
+    const std::string& type = request.type_url();
+    // Not the nonce: a later request changing names carries none unless it
+    // also acknowledges a response.
+    const bool first = interest.count(type) == 0;
+    auto& mine = held[type];
+    auto& asked = interest[type];
+    if (first) {
+      // The first request of a type: what the client already holds needs no
+      // resend. No names (or "*") is a wildcard subscription, as LDS and CDS ask.
       for (const auto& [name, version] : request.initial_resource_versions()) mine[name] = version;
-      dirty.insert(request.type_url());
-      fresh.insert(request.type_url());
+      asked = Interest{};
+      asked.wildcard = request.resource_names_subscribe().empty();
+      dirty.insert(type);
+      fresh.insert(type);
+    }
+    for (const std::string& name : request.resource_names_subscribe()) {
+      if (name == "*") {
+        asked.wildcard = true;
+        continue;
+      }
+      if (!asked.names.insert(name).second) continue;
+      // Newly asked for: sent even if an earlier subscription had it.
+      if (request.initial_resource_versions().count(name) == 0) mine.erase(name);
+      dirty.insert(type);
+    }
+    for (const std::string& name : request.resource_names_unsubscribe()) {
+      if (name == "*") {
+        asked.wildcard = false;
+      } else {
+        asked.names.erase(name);
+      }
+      // Not the client's any more: neither resent nor reported removed.
+      if (!asked.wants(name)) mine.erase(name);
     }
   }
   {

@@ -13,6 +13,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/text_format.h"
+#include "google/protobuf/util/time_util.h"
 #include "source/common/protobuf/yaml_loader.h"
 #include "spdlog/spdlog.h"
 
@@ -72,11 +73,9 @@ absl::Status parseResponse(const std::string& path, const std::string& bytes, Di
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<PathSubscription>> PathSubscription::create(event::Dispatcher& dispatcher,
-                                                                           std::string path,
-                                                                           std::string watched_directory,
-                                                                           std::string type_url,
-                                                                           SubscriptionCallbacks& callbacks) {
+absl::StatusOr<std::unique_ptr<PathSubscription>> PathSubscription::create(
+    event::Dispatcher& dispatcher, std::string path, std::string watched_directory, std::string type_url,
+    SubscriptionCallbacks& callbacks, std::optional<std::chrono::milliseconds> initial_fetch_timeout) {
   if (newMessage(type_url) == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("unknown resource type '", type_url, "'"));
   }
@@ -86,6 +85,18 @@ absl::StatusOr<std::unique_ptr<PathSubscription>> PathSubscription::create(event
   if (!watcher.ok()) return watcher.status();
   sub->watcher_ = std::move(*watcher);
   PathSubscription* raw = sub.get();
+  sub->initial_fetch_timeout_ = initial_fetch_timeout;
+  if (initial_fetch_timeout.has_value() && initial_fetch_timeout->count() > 0) {
+    sub->initial_fetch_timer_ = dispatcher.createTimer([raw] {
+      if (!raw->awaiting_first_) return;
+      raw->endInitialFetch();
+      const absl::Status timed_out = absl::DeadlineExceededError(
+          absl::StrCat(raw->path_, ": initial fetch timed out after ", raw->initial_fetch_timeout_->count(),
+                       "ms (initial_fetch_timeout)"));
+      spdlog::warn("xds file {}", std::string(timed_out.message()));
+      raw->callbacks_.onConfigUpdateFailed(UpdateFailureReason::FetchTimedOut, timed_out);
+    });
+  }
   // Envoy's rule: with a watched_directory the directory alone decides when
   // to reload (the file may be a symlink through `..data` that never changes).
   const absl::Status watched = sub->watched_directory_.empty()
@@ -105,7 +116,16 @@ PathSubscription::PathSubscription(std::string path, std::string watched_directo
 void PathSubscription::start(const absl::flat_hash_set<std::string>& resource_names) {
   names_ = resource_names;
   started_ = true;
+  if (initial_fetch_timeout_.has_value()) {
+    awaiting_first_ = true;
+    if (initial_fetch_timer_ != nullptr) initial_fetch_timer_->enable(*initial_fetch_timeout_);
+  }
   reload();
+}
+
+void PathSubscription::endInitialFetch() {
+  awaiting_first_ = false;
+  if (initial_fetch_timer_ != nullptr) initial_fetch_timer_->disable();
 }
 
 void PathSubscription::updateResourceInterest(const absl::flat_hash_set<std::string>& resource_names) {
@@ -118,6 +138,13 @@ void PathSubscription::reload() {
   if (!started_) return;
   ++stats_.update_attempt;
   absl::StatusOr<std::string> bytes = readFile(path_);
+  if (!bytes.ok() && awaiting_first_ && bytes.status().code() == absl::StatusCode::kNotFound) {
+    // Not there yet: the subscriber warms until it appears or the timeout passes.
+    spdlog::info("xds file {} not there yet; waiting for it (initial_fetch_timeout)", path_);
+    ++stats_.update_failure;
+    return;
+  }
+  endInitialFetch();
   if (!bytes.ok()) {
     // The status names the file already.
     spdlog::warn("xds file unreadable, keeping the previous config: {}", std::string(bytes.status().message()));
@@ -260,8 +287,17 @@ absl::StatusOr<std::unique_ptr<Subscription>> subscriptionFromConfigSource(
       return absl::InvalidArgumentError(
           absl::StrCat(field_path, ": no config source set (expected path_config_source, api_config_source or ads)"));
   }
-  absl::StatusOr<std::unique_ptr<PathSubscription>> sub = PathSubscription::create(
-      dispatcher, std::move(path), std::move(watched_directory), std::move(type_url), callbacks);
+  std::optional<std::chrono::milliseconds> initial_fetch_timeout;
+  if (source.has_initial_fetch_timeout()) {
+    const int64_t ms = google::protobuf::util::TimeUtil::DurationToMilliseconds(source.initial_fetch_timeout());
+    if (ms < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(field_path, ".initial_fetch_timeout: must not be negative"));
+    }
+    initial_fetch_timeout = std::chrono::milliseconds(ms);
+  }
+  absl::StatusOr<std::unique_ptr<PathSubscription>> sub =
+      PathSubscription::create(dispatcher, std::move(path), std::move(watched_directory), std::move(type_url),
+                               callbacks, initial_fetch_timeout);
   if (!sub.ok()) return absl::Status(sub.status().code(), absl::StrCat(field_path, ": ", sub.status().message()));
   return std::unique_ptr<Subscription>(std::move(*sub));
 }

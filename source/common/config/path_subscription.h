@@ -3,6 +3,7 @@
 // and again whenever the file (or its watched_directory) changes.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -49,15 +50,22 @@ struct SubscriptionStats {
 // missing at start is a failed fetch that a later file recovers from (Envoy
 // refuses the config). Resources may come wrapped in
 // envoy.service.discovery.v3.Resource, whose name and version then win.
+//
+// With the ConfigSource's initial_fetch_timeout set, a file missing at start
+// is waited for instead, as a control plane's first answer is: the
+// subscriber warms until the file appears or the timeout passes, then gets
+// onConfigUpdateFailed(FetchTimedOut) and goes on without it (a later file
+// still applies). Zero waits without limit, as Envoy's zero disables the
+// timeout. A file present but unreadable or bad ends the wait at once.
 class PathSubscription : public Subscription {
  public:
   // `path`: the DiscoveryResponse file. `watched_directory`: when non-empty,
   // reload on any rename into that directory instead of on changes to `path`
   // itself, as Envoy does. Fails when a directory to watch does not exist.
-  static absl::StatusOr<std::unique_ptr<PathSubscription>> create(event::Dispatcher& dispatcher, std::string path,
-                                                                  std::string watched_directory,
-                                                                  std::string type_url,
-                                                                  SubscriptionCallbacks& callbacks);
+  // `initial_fetch_timeout`: unset, a file missing at start fails the fetch at once.
+  static absl::StatusOr<std::unique_ptr<PathSubscription>> create(
+      event::Dispatcher& dispatcher, std::string path, std::string watched_directory, std::string type_url,
+      SubscriptionCallbacks& callbacks, std::optional<std::chrono::milliseconds> initial_fetch_timeout = std::nullopt);
 
   ~PathSubscription() override { *alive_ = false; }
 
@@ -73,6 +81,8 @@ class PathSubscription : public Subscription {
   PathSubscription(std::string path, std::string watched_directory, std::string type_url,
                    SubscriptionCallbacks& callbacks);
   void reload();
+  // The first fetch ended (delivered, rejected, or timed out): stop waiting.
+  void endInitialFetch();
   // One resource of an accepted file, unwrapped from any
   // envoy.service.discovery.v3.Resource.
   struct Entry {
@@ -92,6 +102,10 @@ class PathSubscription : public Subscription {
   SubscriptionCallbacks& callbacks_;
   std::unique_ptr<FileWatcher> watcher_;
   bool started_ = false;
+  std::optional<std::chrono::milliseconds> initial_fetch_timeout_;
+  // Between start() and the first fetch's end, when a missing file is waited for.
+  bool awaiting_first_ = false;
+  std::unique_ptr<event::Timer> initial_fetch_timer_;
   SubscriptionStats stats_;
   absl::flat_hash_set<std::string> names_;
   // The last file that decoded, its resources in file order: what

@@ -23,7 +23,7 @@ SocketFd& SocketFd::operator=(SocketFd&& o) noexcept {
   return *this;
 }
 
-absl::StatusOr<SocketFd> listenOn(const Address& address, bool reuse_port, int backlog) {
+absl::StatusOr<SocketFd> listenOn(const Address& address, bool reuse_port, int backlog, bool listen) {
   SocketFd fd(::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return absl::InternalError(absl::StrCat("socket(): ", std::strerror(errno)));
   int one = 1;
@@ -38,7 +38,7 @@ absl::StatusOr<SocketFd> listenOn(const Address& address, bool reuse_port, int b
     return absl::UnavailableError(
         absl::StrCat("cannot bind ", address.asString(), ": ", std::strerror(errno)));
   }
-  if (::listen(fd.get(), backlog) != 0) {
+  if (listen && ::listen(fd.get(), backlog) != 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address.asString(), ": ", std::strerror(errno)));
   }
   return fd;

@@ -30,8 +30,9 @@ class SocketFd {
   int fd_ = -1;
 };
 
-// A bound, listening, non-blocking socket.
-absl::StatusOr<SocketFd> listenOn(const Address& address, bool reuse_port, int backlog);
+// A bound, listening, non-blocking socket. With `listen` false it is only
+// bound (connections are refused) until the owner calls ::listen() itself.
+absl::StatusOr<SocketFd> listenOn(const Address& address, bool reuse_port, int backlog, bool listen = true);
 // A non-blocking socket with connect() started; EINPROGRESS is success.
 absl::StatusOr<SocketFd> connectTo(const Address& address);
 void setNoDelay(int fd);

@@ -72,12 +72,13 @@ class RdsManager::Subscription : public config::SubscriptionCallbacks {
   absl::Status onConfigUpdate(const std::vector<config::DecodedResource>& added,
                               const std::vector<std::string>& removed, const std::string& system_version_info) override {
     if (!added.empty()) return onConfigUpdate(added, system_version_info);
+    // As Envoy's RDS: a removal is logged and ignored (the last table keeps
+    // serving), the response itself accepted; it is not the first fetch's
+    // answer, so a listener waiting for this table goes on waiting.
     stats_.update_attempt.inc();
-    stats_.update_empty.inc();
-    setWarm();
+    stats_.update_success.inc();
     if (!removed.empty()) {
-      // Envoy keeps serving the last table of a removed route configuration.
-      spdlog::warn("rds: route configuration '{}' was removed by the server; keeping the last one", name_);
+      spdlog::error("rds: the server sent a delta update removing route configuration '{}'; ignoring it", name_);
     }
     return absl::OkStatus();
   }

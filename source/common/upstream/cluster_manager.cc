@@ -248,8 +248,10 @@ absl::Status ClusterManager::startEds(SubscriptionFactory factory) {
 
 bool ClusterManager::warming(const std::string& name) const {
   if (secret_warming_.contains(name)) return true;
-  auto it = eds_.find(name);
-  return it != eds_.end() && it->second->warming;
+  auto eds = eds_.find(name);
+  if (eds != eds_.end() && eds->second->warming) return true;
+  auto entry = entries_.find(name);
+  return entry != entries_.end() && entry->second.discovery != nullptr && !entry->second.discovery->warm();
 }
 
 void ClusterManager::waitForSecrets(const std::string& name,
@@ -306,6 +308,7 @@ void ClusterManager::onEndpoints(EdsSubscription& eds, std::function<void()> on_
   entry.cluster->stats->membership_healthy.set(eds.hosts.healthy);
   if (eds.warming) {
     eds.warming = false;
+    entry.serving_while_warming.reset();
     spdlog::info("eds: cluster '{}' warmed", eds.cluster());
   }
   updateWarming();
@@ -316,9 +319,24 @@ void ClusterManager::onEndpoints(EdsSubscription& eds, std::function<void()> on_
   });
 }
 
+void ClusterManager::onDiscoveryWarm(const std::string& name, const HostDiscovery* discovery) {
+  auto it = entries_.find(name);
+  // A version replaced or removed meanwhile took its discovery with it.
+  if (it == entries_.end() || it->second.discovery.get() != discovery) return;
+  it->second.serving_while_warming.reset();
+  spdlog::info("cluster '{}' warmed with {} host(s)", name, it->second.cluster->hosts.size());
+  updateWarming();
+  std::shared_ptr<bool> alive = alive_;
+  publish([this, alive] {
+    if (*alive) maybeInitialLoadDone();
+  });
+}
+
 void ClusterManager::updateWarming() {
-  size_t warming = secret_warming_.size();
-  for (const auto& [name, eds] : eds_) warming += eds->warming && !secret_warming_.contains(name) ? 1 : 0;
+  size_t warming = 0;
+  // As Envoy's gauge: CDS clusters only. Static ones are active from the
+  // start (routes may name them), though the initial load waits for them.
+  for (const auto& [name, entry] : entries_) warming += entry.added_via_api && this->warming(name) ? 1 : 0;
   stats_.warming_clusters.set(warming);
 }
 
@@ -328,9 +346,9 @@ void ClusterManager::markInitialLoadDone() {
 }
 
 void ClusterManager::maybeInitialLoadDone() {
-  if (initial_load_done_ || !cds_initial_done_ || !secret_warming_.empty()) return;
-  for (const auto& [name, eds] : eds_) {
-    if (eds->warming) return;
+  if (initial_load_done_ || !cds_initial_done_) return;
+  for (const auto& [name, entry] : entries_) {
+    if (warming(name)) return;
   }
   initial_load_done_ = true;
   if (on_initial_load_) {
@@ -450,6 +468,11 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
   }
   std::vector<EdsSubscription*> to_start;
   for (auto& change : changes) {
+    // What serves now, before the new version's EDS state replaces the old.
+    ClusterConstSharedPtr serving;
+    if (auto old = entries_.find(change.name); old != entries_.end()) {
+      serving = warming(change.name) ? old->second.serving_while_warming : old->second.cluster;
+    }
     (change.is_new ? stats_.cluster_added : stats_.cluster_modified).inc();
     spdlog::info("cds: {} cluster '{}'", change.is_new ? "added" : "updated", change.name);
     if (change.eds != nullptr) {
@@ -471,6 +494,7 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
     }
     entries_.insert_or_assign(change.name, std::move(change.entry));
     waitForSecrets(change.name, change.secrets);
+    if (warming(change.name)) entries_[change.name].serving_while_warming = std::move(serving);
   }
   updateWarming();
   // Unchanged clusters keep their version info; the set's version moves on.
@@ -511,6 +535,10 @@ absl::Status ClusterManager::startDiscovery(const std::string& name, const Proto
                                        });
   if (!discovery.ok()) return discovery.status();
   entry.discovery = std::move(*discovery);
+  if (entry.discovery != nullptr && !entry.discovery->warm()) {
+    const HostDiscovery* raw = entry.discovery.get();
+    entry.discovery->setOnWarm([this, name, raw] { onDiscoveryWarm(name, raw); });
+  }
   return absl::OkStatus();
 }
 
@@ -521,7 +549,11 @@ void ClusterManager::publish(std::function<void()> on_applied) {
   auto set = std::make_shared<ClusterSet>();
   auto known = std::make_shared<ClusterSet>();
   for (const auto& [name, entry] : entries_) {
-    if (!warming(name)) set->clusters.emplace(name, entry.cluster);
+    if (!entry.added_via_api || !warming(name)) {
+      set->clusters.emplace(name, entry.cluster);
+    } else if (entry.serving_while_warming != nullptr) {
+      set->clusters.emplace(name, entry.serving_while_warming);
+    }
     known->clusters.emplace(name, entry.cluster);
   }
   known_ = std::move(known);

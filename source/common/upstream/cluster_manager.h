@@ -67,6 +67,10 @@ class ClusterManager : public config::SubscriptionCallbacks {
     std::shared_ptr<ClusterHealth> health;
     // DNS and ORIGINAL_DST clusters: what replaces `cluster` when hosts change.
     std::shared_ptr<HostDiscovery> discovery;
+    // While this version warms (EDS's first assignment, DNS's first lookup),
+    // the version it replaces, which keeps serving as in Envoy; null for a
+    // new cluster, which is absent from the workers' set until warm.
+    ClusterConstSharedPtr serving_while_warming;
   };
 
   // `slot` carries the set to the workers; it outlives this manager. With
@@ -104,8 +108,8 @@ class ClusterManager : public config::SubscriptionCallbacks {
   // EDS clusters subscribe through `factory` from now on: the static ones at
   // once (errors name their eds_config), CDS ones as they arrive. Until its
   // first ClusterLoadAssignment (or a failed or timed-out fetch) an EDS
-  // cluster is warming: not in the set workers route with, and the initial
-  // load waits for it, as Envoy's cluster manager does.
+  // cluster is warming: a CDS one is not in the set workers route with, and
+  // the initial load waits for it, as Envoy's cluster manager does.
   absl::Status startEds(SubscriptionFactory factory);
 
   // An accepted ClusterLoadAssignment, for /config_dump.
@@ -116,9 +120,9 @@ class ClusterManager : public config::SubscriptionCallbacks {
   };
   // By cluster name.
   std::vector<EndpointDump> endpointDumps() const;
-  // Whether `name` is an EDS cluster waiting for its first endpoints, or a
-  // cluster whose TLS context waits for its SDS secrets (as Envoy's cluster
-  // init waits for SDS).
+  // Whether `name` waits: an EDS cluster for its first ClusterLoadAssignment,
+  // a DNS cluster for its first lookup, or a cluster whose TLS context waits
+  // for its SDS secrets (as Envoy's cluster init waits for SDS).
   bool warming(const std::string& name) const;
 
   // config::SubscriptionCallbacks (CDS).
@@ -138,12 +142,15 @@ class ClusterManager : public config::SubscriptionCallbacks {
   absl::Status startDiscovery(const std::string& name, const envoy::config::cluster::v3::Cluster& proto, Entry& entry,
                               const std::string& path);
   // on_applied runs on main once every worker swapped to the new set.
-  // Warming clusters are left out.
+  // A warming CDS cluster is left out (or its predecessor serves in its
+  // place); static ones are in from the start, as in Envoy.
   void publish(std::function<void()> on_applied = nullptr);
 
   class EdsSubscription;
   // An EDS cluster's endpoints changed (or its first fetch ended): serve them.
   void onEndpoints(EdsSubscription& eds, std::function<void()> on_applied);
+  // A DNS cluster's first lookup ended: it serves from now on.
+  void onDiscoveryWarm(const std::string& name, const HostDiscovery* discovery);
   void updateWarming();
   // The cluster `name` just committed warms until `providers` had their first fetch.
   void waitForSecrets(const std::string& name, const std::vector<std::shared_ptr<tls::SecretProvider>>& providers);

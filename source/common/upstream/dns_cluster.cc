@@ -89,7 +89,8 @@ class DnsDiscovery : public HostDiscovery {
  public:
   DnsDiscovery(DnsClusterConfig config, ClusterConstSharedPtr cluster, event::Dispatcher& dispatcher,
                stats::Store& stats, std::unique_ptr<network::DnsResolver> resolver, HostsChangedCallback on_change)
-      : config_(std::move(config)),
+      : HostDiscovery(/*warm=*/false),
+        config_(std::move(config)),
         base_(std::move(cluster)),
         stats_(stats, base_->name),
         resolver_(std::move(resolver)),
@@ -128,6 +129,10 @@ class DnsDiscovery : public HostDiscovery {
         [this, &target](network::DnsResolver::Status status, std::vector<network::DnsResponse>&& responses) {
           target.query = nullptr;
           onResolved(target, status, std::move(responses));
+          // Envoy's DNS clusters initialize when a first lookup completes,
+          // answered or not (with several names, the first of them): after
+          // its hosts were handed over, so the cluster goes live with them.
+          setWarm();
         });
   }
 

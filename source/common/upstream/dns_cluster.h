@@ -2,7 +2,8 @@
 // with c-ares on the main thread and looked up again every dns_refresh_rate
 // (or TTL, or failure back-off). STRICT_DNS makes every address a host;
 // LOGICAL_DNS keeps one host at the first address. Hosts whose address stays
-// keep their identity across versions.
+// keep their identity across versions. The discovery is warm (the cluster
+// initialized, in Envoy's words) once a first lookup answered or failed.
 #pragma once
 
 #include <chrono>

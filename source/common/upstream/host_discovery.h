@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
@@ -19,6 +20,28 @@ namespace courier::upstream {
 class HostDiscovery {
  public:
   virtual ~HostDiscovery() = default;
+
+  // Main thread. Whether the first discovery ended (a DNS cluster's first
+  // lookup answered or failed): until then the cluster warms, as Envoy's
+  // cluster initialization. Kinds with nothing to wait for are warm at once.
+  bool warm() const { return warm_; }
+  // Runs `cb` once when the discovery becomes warm (never from inside this call).
+  void setOnWarm(std::function<void()> cb) { on_warm_ = std::move(cb); }
+
+ protected:
+  explicit HostDiscovery(bool warm = true) : warm_(warm) {}
+  void setWarm() {
+    if (warm_) return;
+    warm_ = true;
+    if (on_warm_) {
+      auto cb = std::move(on_warm_);
+      cb();
+    }
+  }
+
+ private:
+  bool warm_;
+  std::function<void()> on_warm_;
 };
 
 // Main thread: publish `next` in place of the cluster's current version.

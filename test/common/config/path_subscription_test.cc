@@ -350,6 +350,82 @@ TEST_F(PathSubscriptionTest, MissingFileAtStartFailsThenLoadsWhenItAppears) {
   EXPECT_EQ(callbacks_.updates[0].names, std::vector<std::string>{"a"});
 }
 
+envoy::config::core::v3::ConfigSource configSource(const std::string& yaml);
+
+TEST_F(PathSubscriptionTest, WithInitialFetchTimeoutAMissingFileIsWaitedForUntilItAppears) {
+  auto made = PathSubscription::create(dispatcher_, path_, "", type_url::kCluster, callbacks_,
+                                       std::chrono::milliseconds(10000));
+  ASSERT_TRUE(made.ok()) << made.status();
+  (*made)->start({});
+  // Warming: neither an update nor a failure yet.
+  EXPECT_TRUE(callbacks_.failures.empty());
+  EXPECT_TRUE(callbacks_.updates.empty());
+  writeAtomically(path_, clusters("1", {"a"}));
+  ASSERT_TRUE(runUntil(dispatcher_, [&] { return callbacks_.updates.size() == 1; }));
+  EXPECT_EQ(callbacks_.updates[0].names, std::vector<std::string>{"a"});
+  EXPECT_TRUE(callbacks_.failures.empty());
+}
+
+TEST_F(PathSubscriptionTest, WithInitialFetchTimeoutAMissingFileTimesOutThenStillLoadsLater) {
+  auto made = PathSubscription::create(dispatcher_, path_, "", type_url::kCluster, callbacks_,
+                                       std::chrono::milliseconds(50));
+  ASSERT_TRUE(made.ok()) << made.status();
+  (*made)->start({});
+  EXPECT_TRUE(callbacks_.failures.empty());
+  ASSERT_TRUE(runUntil(dispatcher_, [&] { return !callbacks_.failures.empty(); }));
+  ASSERT_EQ(callbacks_.failures.size(), 1u);
+  EXPECT_EQ(callbacks_.failures[0].first, UpdateFailureReason::FetchTimedOut);
+  EXPECT_NE(callbacks_.failures[0].second.message().find("initial_fetch_timeout"), std::string::npos)
+      << callbacks_.failures[0].second;
+  EXPECT_TRUE(callbacks_.updates.empty());
+  writeAtomically(path_, clusters("1", {"a"}));
+  ASSERT_TRUE(runUntil(dispatcher_, [&] { return callbacks_.updates.size() == 1; }));
+  EXPECT_EQ(callbacks_.failures.size(), 1u);
+}
+
+TEST_F(PathSubscriptionTest, WithInitialFetchTimeoutAPresentFileLoadsAtOnceAndTheTimerNeverFires) {
+  writeAtomically(path_, clusters("1", {"a"}));
+  auto made = PathSubscription::create(dispatcher_, path_, "", type_url::kCluster, callbacks_,
+                                       std::chrono::milliseconds(20));
+  ASSERT_TRUE(made.ok()) << made.status();
+  (*made)->start({});
+  ASSERT_EQ(callbacks_.updates.size(), 1u);
+  // Long past the timeout: no FetchTimedOut after a delivered first fetch.
+  int ticks = 0;
+  auto tick = dispatcher_.createTimer([&] { ++ticks; });
+  tick->enable(std::chrono::milliseconds(100));
+  ASSERT_TRUE(runUntil(dispatcher_, [&] { return ticks > 0; }));
+  EXPECT_TRUE(callbacks_.failures.empty());
+}
+
+TEST_F(PathSubscriptionTest, WithInitialFetchTimeoutABadFileIsRejectedAtOnce) {
+  writeInPlace(path_, "resources: 3\n");
+  auto made = PathSubscription::create(dispatcher_, path_, "", type_url::kCluster, callbacks_,
+                                       std::chrono::milliseconds(10000));
+  ASSERT_TRUE(made.ok()) << made.status();
+  (*made)->start({});
+  ASSERT_EQ(callbacks_.failures.size(), 1u);
+  EXPECT_EQ(callbacks_.failures[0].first, UpdateFailureReason::UpdateRejected);
+}
+
+TEST_F(PathSubscriptionTest, ConfigSourceInitialFetchTimeoutIsHonouredAndANegativeOneNamesTheField) {
+  auto sub = subscriptionFromConfigSource(
+      configSource("{path_config_source: {path: " + path_ + "}, initial_fetch_timeout: 0.05s}"),
+      "dynamic_resources.cds_config", dispatcher_, type_url::kCluster, callbacks_);
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  (*sub)->start({});
+  EXPECT_TRUE(callbacks_.failures.empty());
+  ASSERT_TRUE(runUntil(dispatcher_, [&] { return !callbacks_.failures.empty(); }));
+  EXPECT_EQ(callbacks_.failures[0].first, UpdateFailureReason::FetchTimedOut);
+
+  auto negative = subscriptionFromConfigSource(
+      configSource("{path_config_source: {path: " + path_ + "}, initial_fetch_timeout: -1s}"),
+      "dynamic_resources.cds_config", dispatcher_, type_url::kCluster, callbacks_);
+  ASSERT_FALSE(negative.ok());
+  EXPECT_NE(negative.status().message().find("dynamic_resources.cds_config.initial_fetch_timeout"), std::string::npos)
+      << negative.status();
+}
+
 TEST_F(PathSubscriptionTest, BadFileAtStartIsRejected) {
   writeInPlace(path_, "resources: 3\n");
   auto sub = subscribe(path_);

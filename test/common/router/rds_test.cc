@@ -123,6 +123,26 @@ TEST_F(RdsManagerTest, AskingAgainReusesTheSubscriptionAndUnusedOnesAreSwept) {
   EXPECT_EQ(manager_.dumps().size(), 0u);
 }
 
+TEST_F(RdsManagerTest, DeltaRemovalIsIgnoredAndTheLastTableKeepsServing) {
+  auto provider = manager_.provider(path("/r"), "r1", "ingress", "hcm.rds");
+  ASSERT_TRUE(provider.ok());
+  // A removal before any table is no answer: the listener keeps waiting.
+  ASSERT_TRUE(callbacks_[0]->onConfigUpdate({}, std::vector<std::string>{"r1"}, "s0").ok());
+  EXPECT_FALSE((*provider)->warm());
+  ASSERT_TRUE(callbacks_[0]->onConfigUpdate(table("r1"), std::vector<std::string>{}, "s1").ok());
+  EXPECT_TRUE((*provider)->warm());
+  ASSERT_NE(manager_.dumps().size(), 0u);
+
+  ASSERT_TRUE(callbacks_[0]->onConfigUpdate({}, std::vector<std::string>{"r1"}, "s2").ok());
+  // As Envoy: logged and ignored, the response accepted, nothing counted empty.
+  EXPECT_EQ(counter("http.ingress.rds.r1.update_attempt"), 3u);
+  EXPECT_EQ(counter("http.ingress.rds.r1.update_success"), 3u);
+  EXPECT_EQ(counter("http.ingress.rds.r1.update_empty"), 0u);
+  auto dumps = manager_.dumps();
+  ASSERT_EQ(dumps.size(), 1u);
+  EXPECT_EQ(dumps[0].version_info, "s1");
+}
+
 TEST_F(RdsManagerTest, EmptyNameIsRefused) {
   auto p = manager_.provider(path("/r"), "", "p", "hcm.rds");
   EXPECT_FALSE(p.ok());

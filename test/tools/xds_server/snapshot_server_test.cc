@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -150,6 +151,97 @@ TEST_P(SnapshotServerTest, ServesTheDirectoryAndPushesChanges) {
   EXPECT_EQ(get(), "200 b");
   // Clusters did not change: not pushed again.
   EXPECT_EQ(courier_.stat("cluster_manager.cds.update_success"), 1u);
+}
+
+// EDS clusters, a listener naming RDS table "routes", the table sending "/"
+// to `cluster`, and the assignments web -> `web`, api -> `api`.
+std::string edsClusters(const std::vector<std::string>& names) {
+  std::string out = "resources:\n";
+  for (const std::string& name : names) {
+    out += std::string(R"(- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: )") + name + R"(
+  type: EDS
+  connect_timeout: 1s
+  eds_cluster_config: {eds_config: {ads: {}, resource_api_version: V3}}
+)";
+  }
+  return out;
+}
+
+std::string rdsListener(uint16_t port) {
+  return R"(resources:
+- "@type": type.googleapis.com/envoy.config.listener.v3.Listener
+  name: ingress
+  address: {socket_address: {address: 127.0.0.1, port_value: )" + std::to_string(port) + R"(}}
+  filter_chains:
+  - filters:
+    - name: envoy.filters.network.http_connection_manager
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+        stat_prefix: ingress
+        rds:
+          route_config_name: routes
+          config_source: {ads: {}, resource_api_version: V3}
+        http_filters:
+        - name: envoy.filters.http.router
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+)";
+}
+
+std::string routes(const std::string& cluster) {
+  return R"(resources:
+- "@type": type.googleapis.com/envoy.config.route.v3.RouteConfiguration
+  name: routes
+  virtual_hosts:
+  - name: all
+    domains: ["*"]
+    routes:
+    - match: {prefix: "/"}
+      route: {cluster: )" + cluster + "}\n";
+}
+
+std::string assignments(uint16_t web, uint16_t api) {
+  std::string out = "resources:\n";
+  for (auto [name, port] : {std::pair<std::string, uint16_t>{"web", web}, {"api", api}}) {
+    out += R"(- "@type": type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment
+  cluster_name: )" + name + R"(
+  endpoints:
+  - lb_endpoints:
+    - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
+           std::to_string(port) + "}}}\n";
+  }
+  return out;
+}
+
+TEST_P(SnapshotServerTest, ServesRouteTablesAndEndpointsByTheNamesAsked) {
+  writeFile(dir_ + "/cds.yaml", edsClusters({"web"}));
+  writeFile(dir_ + "/lds.yaml", rdsListener(port_));
+  writeFile(dir_ + "/rds.yaml", routes("web"));
+  writeFile(dir_ + "/eds.yaml", assignments(a_.port(), b_.port()));
+  ASSERT_TRUE(load());
+  ASSERT_TRUE(startCourier()) << courier_.log();
+  ASSERT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
+  EXPECT_EQ(get(), "200 a");
+  EXPECT_EQ(courier_.stat("http.ingress.rds.routes.update_success"), 1u);
+  EXPECT_EQ(courier_.stat("cluster.web.membership_total"), 1u);
+
+  // A second EDS cluster asks for an assignment the server had all along:
+  // answered for the new name although the EDS files did not change.
+  writeFile(dir_ + "/cds.yaml", edsClusters({"web", "api"}));
+  ASSERT_TRUE(load());
+  ASSERT_TRUE(courier_.waitForStat("cluster.api.membership_total", 1)) << courier_.log();
+  // The table moves to api: pushed as RDS.
+  writeFile(dir_ + "/rds.yaml", routes("api"));
+  ASSERT_TRUE(load());
+  ASSERT_TRUE(courier_.waitForStat("http.ingress.rds.routes.update_success", 2)) << courier_.log();
+  EXPECT_EQ(get(), "200 b");
+  // web's endpoints move to b: pushed as EDS.
+  writeFile(dir_ + "/rds.yaml", routes("web"));
+  writeFile(dir_ + "/eds.yaml", assignments(b_.port(), b_.port()));
+  ASSERT_TRUE(load());
+  ASSERT_TRUE(waitFor([&] { return get() == "200 b"; })) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.lds.update_success"), 1u);
 }
 
 TEST(LoadSnapshotTest, DuplicateNameAcrossFilesIsAnErrorNamingBoth) {
