@@ -233,7 +233,8 @@ absl::StatusOr<FilterChainMatcher> FilterChainMatcher::create(const std::vector<
     }
     auto keys = keysOf(m, mpath);
     if (!keys.ok()) return keys.status();
-    if (!m.server_names().empty() || m.transport_protocol() == "tls" || !m.application_protocols().empty()) {
+    if (m.transport_protocol() == "tls" ||
+        (m.transport_protocol().empty() && (!m.server_names().empty() || !m.application_protocols().empty()))) {
       matcher.needs_tls_inspector_ = true;
     }
     // Every combination of the chain's keys leads to it; one already taken

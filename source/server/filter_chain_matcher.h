@@ -98,9 +98,9 @@ class FilterChainMatcher {
   // The matching chain, or null (the caller falls back to default_filter_chain).
   const FilterChain* match(const ConnectionMatchInfo& info) const;
 
-  // Whether any chain matches on what only a listener filter can find
-  // (server_names, transport_protocol "tls", application_protocols): Envoy
-  // then adds a tls_inspector when the listener has none.
+  // Whether any chain matches on what only the tls_inspector finds
+  // (transport_protocol "tls", or server_names / application_protocols with
+  // no transport_protocol): Envoy then adds one when the listener has none.
   bool needsTlsInspector() const { return needs_tls_inspector_; }
 
   struct DestinationPorts;

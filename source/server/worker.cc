@@ -113,7 +113,7 @@ void ActiveListener::newConnection(network::SocketFd fd, network::Address remote
 
 void ActiveListener::armPending(PendingSocket& pending) {
   pending.event = worker_.dispatcher().createFileEvent(pending.fd.get(),
-                                                       [this, &pending](uint32_t) { onPendingReadable(pending); });
+                                                       [this, &pending](uint32_t events) { onPendingReadable(pending, events); });
   if (config_->listener_filters_timeout.count() > 0) {
     pending.timer = worker_.dispatcher().createTimer([this, &pending] { onPendingTimeout(pending); });
     pending.timer->enable(config_->listener_filters_timeout);
@@ -124,7 +124,9 @@ void ActiveListener::armPending(PendingSocket& pending) {
   pending.event->activate(event::kRead);
 }
 
-void ActiveListener::onPendingReadable(PendingSocket& pending) {
+void ActiveListener::onPendingReadable(PendingSocket& pending, uint32_t events) {
+  // The peer closed its side: what was peeked is all there will be.
+  const bool end_stream = (events & event::kClosed) != 0;
   const auto& filters = config_->listener_filters;
   size_t want = 0;
   for (size_t i = pending.next_filter; i < filters.size(); ++i) want = std::max(want, filters[i]->maxReadBytes());
@@ -149,8 +151,10 @@ void ActiveListener::onPendingReadable(PendingSocket& pending) {
     const std::string_view view = data.substr(0, std::min(data.size(), filter.maxReadBytes()));
     switch (filter.onData(view, pending.state)) {
       case ListenerFilterStatus::NeedMoreData:
-        if (view.size() < filter.maxReadBytes()) return;  // the next bytes raise another read event
-        finishPending(pending, /*close=*/true);            // a filter that cannot decide on all it may see
+        // The next bytes raise another read event, unless none will come
+        // or the filter saw all it may see and still cannot decide.
+        if (!end_stream && view.size() < filter.maxReadBytes()) return;
+        finishPending(pending, /*close=*/true);
         return;
       case ListenerFilterStatus::Close:
         finishPending(pending, /*close=*/true);

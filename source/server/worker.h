@@ -77,7 +77,7 @@ class ActiveListener {
   void newConnection(network::SocketFd fd, network::Address remote);
   // Watches the socket (and its timeout) on this listener's behalf.
   void armPending(PendingSocket& pending);
-  void onPendingReadable(PendingSocket& pending);
+  void onPendingReadable(PendingSocket& pending, uint32_t events);
   void onPendingTimeout(PendingSocket& pending);
   // Leaves the listener-filter stage: closes the socket or makes it a connection.
   void finishPending(PendingSocket& pending, bool close);

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "test/integration/configs.h"
 #include "test/integration/http_test_util.h"
+#include "test/integration/test_pki.h"
 #include "test/test_common/courier_process.h"
 #include "test/test_common/net.h"
 
@@ -20,37 +21,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-// A CA, a server certificate for DNS:courier.test and a client certificate,
-// all signed by the CA; fresh keys for every test binary run.
-struct Pki {
-  std::string dir;
-  bool ok = false;
-  std::string log;
-
-  Pki() : dir(tempDir()) {
-    writeFile(dir + "/server.ext", "subjectAltName=DNS:courier.test\n");
-    writeFile(dir + "/client.ext", "subjectAltName=DNS:client.courier.test\nextendedKeyUsage=clientAuth\n");
-    const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    const std::string script = "cd " + dir + " && set -e && " +
-                               "openssl req -x509 " + ec + " -keyout ca.key -out ca.pem -days 2 -subj /CN=courier-test-ca && " +
-                               "openssl req " + ec + " -keyout server.key -out server.csr -subj /CN=courier.test && " +
-                               "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 " +
-                               "-extfile server.ext -out server.pem && " +
-                               "openssl req " + ec + " -keyout client.key -out client.csr -subj /CN=client && " +
-                               "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 " +
-                               "-extfile client.ext -out client.pem 2>&1";
-    int rc = -1;
-    log = runCommand("(" + script + ") 2>&1", &rc);
-    ok = rc == 0;
-  }
-  std::string path(const std::string& name) const { return dir + "/" + name; }
-};
-
-const Pki& pki() {
-  static const Pki* p = new Pki();
-  return *p;
-}
 
 // A TLS listener "https" with an HCM (codec AUTO) answering /direct itself.
 std::string tlsConfig(const std::string& tls_extra = "", const std::string& common_extra = "") {

@@ -250,6 +250,8 @@ TEST_F(MatcherTest, NeedsTlsInspectorForSniAlpnAndTls) {
   EXPECT_TRUE(matcher_.needsTlsInspector());
   ASSERT_TRUE(build({"{transport_protocol: tls}"}).ok());
   EXPECT_TRUE(matcher_.needsTlsInspector());
+  ASSERT_TRUE(build({"{transport_protocol: raw_buffer, application_protocols: [h2c]}"}).ok());
+  EXPECT_FALSE(matcher_.needsTlsInspector());
 }
 
 }  // namespace
