@@ -270,6 +270,10 @@ absl::StatusOr<FilterChainMatcher> FilterChainMatcher::create(const std::vector<
       }
     }
   }
+  if (matches.size() == 1 && google::protobuf::util::MessageDifferencer::Equivalent(
+                                 matches[0] != nullptr ? *matches[0] : empty, empty)) {
+    matcher.only_chain_ = chains[0];
+  }
   return matcher;
 }
 
@@ -349,6 +353,7 @@ const FilterChain* matchServerName(const ServerNames& level, const ConnectionMat
 }  // namespace
 
 const FilterChain* FilterChainMatcher::match(const ConnectionMatchInfo& info) const {
+  if (only_chain_ != nullptr) return only_chain_;
   auto port = root_->ports.find(info.local->port());
   if (port == root_->ports.end()) port = root_->ports.find(0);
   if (port == root_->ports.end()) return nullptr;

@@ -107,6 +107,8 @@ class FilterChainMatcher {
 
  private:
   std::unique_ptr<DestinationPorts> root_;
+  // The common case of one chain without filter_chain_match: no lookups.
+  const FilterChain* only_chain_ = nullptr;
   bool needs_tls_inspector_ = false;
 };
 

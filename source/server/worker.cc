@@ -130,10 +130,12 @@ void ActiveListener::onPendingReadable(PendingSocket& pending, uint32_t events) 
   const auto& filters = config_->listener_filters;
   size_t want = 0;
   for (size_t i = pending.next_filter; i < filters.size(); ++i) want = std::max(want, filters[i]->maxReadBytes());
-  std::string peeked(std::max<size_t>(want, 1), '\0');
+  // One peek buffer per worker thread, reused by every socket it inspects.
+  thread_local std::vector<char> peeked;
+  if (peeked.size() < std::max<size_t>(want, 1)) peeked.resize(std::max<size_t>(want, 1));
   ssize_t n;
   do {
-    n = ::recv(pending.fd.get(), peeked.data(), peeked.size(), MSG_PEEK);
+    n = ::recv(pending.fd.get(), peeked.data(), std::max<size_t>(want, 1), MSG_PEEK);
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;
