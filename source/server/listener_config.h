@@ -48,7 +48,7 @@ struct ListenerConfig {
   std::shared_ptr<const FilterChain> default_filter_chain;
   // filter_chains compiled by their filter_chain_match.
   FilterChainMatcher matcher;
-  std::vector<ListenerFilterConstSharedPtr> listener_filters;
+  std::vector<ListenerFilterEntry> listener_filters;
   // 0: no limit.
   std::chrono::milliseconds listener_filters_timeout{15000};
   bool continue_on_listener_filters_timeout = false;

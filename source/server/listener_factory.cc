@@ -84,6 +84,52 @@ absl::StatusOr<std::shared_ptr<const FilterChain>> createFilterChain(
   return std::shared_ptr<const FilterChain>(std::move(chain));
 }
 
+absl::StatusOr<ListenerFilterPredicate> createPredicate(
+    const envoy::config::listener::v3::ListenerFilterChainMatchPredicate& config, const std::string& path) {
+  using Proto = envoy::config::listener::v3::ListenerFilterChainMatchPredicate;
+  ListenerFilterPredicate p;
+  auto children = [&](const Proto::MatchSet& set, const std::string& spath) -> absl::Status {
+    if (set.rules_size() < 2) return fieldError(spath + ".rules", "needs at least 2 rules");
+    for (int i = 0; i < set.rules_size(); ++i) {
+      auto child = createPredicate(set.rules(i), absl::StrCat(spath, ".rules[", i, "]"));
+      if (!child.ok()) return child.status();
+      p.rules.push_back(std::move(*child));
+    }
+    return absl::OkStatus();
+  };
+  switch (config.rule_case()) {
+    case Proto::kOrMatch:
+      p.kind = ListenerFilterPredicate::Kind::Or;
+      if (auto s = children(config.or_match(), path + ".or_match"); !s.ok()) return s;
+      break;
+    case Proto::kAndMatch:
+      p.kind = ListenerFilterPredicate::Kind::And;
+      if (auto s = children(config.and_match(), path + ".and_match"); !s.ok()) return s;
+      break;
+    case Proto::kNotMatch: {
+      p.kind = ListenerFilterPredicate::Kind::Not;
+      auto child = createPredicate(config.not_match(), path + ".not_match");
+      if (!child.ok()) return child.status();
+      p.rules.push_back(std::move(*child));
+      break;
+    }
+    case Proto::kAnyMatch:
+      if (!config.any_match()) return fieldError(path + ".any_match", "must be true");
+      p.kind = ListenerFilterPredicate::Kind::Any;
+      break;
+    case Proto::kDestinationPortRange:
+      p.kind = ListenerFilterPredicate::Kind::DestinationPortRange;
+      p.start = config.destination_port_range().start();
+      p.end = config.destination_port_range().end();
+      if (p.start > p.end) return fieldError(path + ".destination_port_range", "start must not be after end");
+      break;
+    default:
+      return fieldError(path, "one of or_match, and_match, not_match, any_match or destination_port_range is "
+                              "required");
+  }
+  return p;
+}
+
 }  // namespace
 
 absl::StatusOr<ListenerConfigConstSharedPtr> createListener(const Listener& config, const std::string& path,
@@ -106,8 +152,11 @@ absl::StatusOr<ListenerConfigConstSharedPtr> createListener(const Listener& conf
     if (filter.has_config_discovery()) {
       return fieldError(fpath + ".config_discovery", "listener filter discovery (ECDS) is not supported");
     }
+    std::shared_ptr<const ListenerFilterPredicate> disabled;
     if (filter.has_filter_disabled()) {
-      return fieldError(fpath + ".filter_disabled", "is not supported yet");
+      auto predicate = createPredicate(filter.filter_disabled(), fpath + ".filter_disabled");
+      if (!predicate.ok()) return predicate.status();
+      disabled = std::make_shared<const ListenerFilterPredicate>(std::move(*predicate));
     }
     const std::string type = filter.has_typed_config() ? typeOf(filter.typed_config()) : "";
     ListenerFilterConfigFactory* factory = registry.listenerFilter(type, filter.name());
@@ -121,7 +170,7 @@ absl::StatusOr<ListenerConfigConstSharedPtr> createListener(const Listener& conf
     if (factory->name() == kTlsInspectorName) has_tls_inspector = true;
     auto created = factory->createFilter(filter.typed_config(), context, fpath + ".typed_config");
     if (!created.ok()) return created.status();
-    listener->listener_filters.push_back(std::move(*created));
+    listener->listener_filters.push_back({std::move(*created), std::move(disabled)});
   }
   if (config.has_listener_filters_timeout()) {
     const int64_t ms = google::protobuf::util::TimeUtil::DurationToMilliseconds(config.listener_filters_timeout());
@@ -158,7 +207,7 @@ absl::StatusOr<ListenerConfigConstSharedPtr> createListener(const Listener& conf
     if (factory != nullptr) {
       auto created = factory->createFilter(google::protobuf::Any(), context, path + ".listener_filters");
       if (!created.ok()) return created.status();
-      listener->listener_filters.insert(listener->listener_filters.begin(), std::move(*created));
+      listener->listener_filters.insert(listener->listener_filters.begin(), {std::move(*created), nullptr});
     }
   }
   if (config.has_default_filter_chain()) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -42,6 +43,45 @@ class ListenerFilter {
   virtual ListenerFilterStatus onData(std::string_view data, ListenerFilterState& state) const = 0;
 };
 using ListenerFilterConstSharedPtr = std::shared_ptr<const ListenerFilter>;
+
+// A listener filter's filter_disabled (ListenerFilterChainMatchPredicate):
+// when it matches a connection, that filter is skipped for it.
+struct ListenerFilterPredicate {
+  enum class Kind { Any, Or, And, Not, DestinationPortRange };
+  Kind kind = Kind::Any;
+  std::vector<ListenerFilterPredicate> rules;  // Or, And: 2 or more; Not: 1
+  int32_t start = 0;                            // DestinationPortRange: [start, end)
+  int32_t end = 0;
+
+  bool matches(uint16_t destination_port) const {
+    switch (kind) {
+      case Kind::Any:
+        return true;
+      case Kind::Or:
+        for (const auto& r : rules) {
+          if (r.matches(destination_port)) return true;
+        }
+        return false;
+      case Kind::And:
+        for (const auto& r : rules) {
+          if (!r.matches(destination_port)) return false;
+        }
+        return true;
+      case Kind::Not:
+        return !rules.front().matches(destination_port);
+      case Kind::DestinationPortRange:
+        return destination_port >= start && destination_port < end;
+    }
+    return false;
+  }
+};
+
+// A listener filter as configured on one listener.
+struct ListenerFilterEntry {
+  ListenerFilterConstSharedPtr filter;
+  // Null: never disabled.
+  std::shared_ptr<const ListenerFilterPredicate> disabled;
+};
 
 class ListenerFilterConfigFactory {
  public:

@@ -128,8 +128,17 @@ void ActiveListener::onPendingReadable(PendingSocket& pending, uint32_t events) 
   // The peer closed its side: what was peeked is all there will be.
   const bool end_stream = (events & event::kClosed) != 0;
   const auto& filters = config_->listener_filters;
+  const uint16_t port = pending.local.port();
+  auto skipped = [&](size_t i) { return filters[i].disabled != nullptr && filters[i].disabled->matches(port); };
   size_t want = 0;
-  for (size_t i = pending.next_filter; i < filters.size(); ++i) want = std::max(want, filters[i]->maxReadBytes());
+  for (size_t i = pending.next_filter; i < filters.size(); ++i) {
+    if (!skipped(i)) want = std::max(want, filters[i].filter->maxReadBytes());
+  }
+  if (want == 0) {
+    // Every filter left is disabled for this connection.
+    finishPending(pending, /*close=*/false);
+    return;
+  }
   // One peek buffer per worker thread, reused by every socket it inspects.
   thread_local std::vector<char> peeked;
   if (peeked.size() < std::max<size_t>(want, 1)) peeked.resize(std::max<size_t>(want, 1));
@@ -149,7 +158,11 @@ void ActiveListener::onPendingReadable(PendingSocket& pending, uint32_t events) 
   }
   const std::string_view data(peeked.data(), static_cast<size_t>(n));
   while (pending.next_filter < filters.size()) {
-    const ListenerFilter& filter = *filters[pending.next_filter];
+    if (skipped(pending.next_filter)) {
+      ++pending.next_filter;
+      continue;
+    }
+    const ListenerFilter& filter = *filters[pending.next_filter].filter;
     const std::string_view view = data.substr(0, std::min(data.size(), filter.maxReadBytes()));
     switch (filter.onData(view, pending.state)) {
       case ListenerFilterStatus::NeedMoreData:

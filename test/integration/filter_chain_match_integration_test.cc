@@ -185,6 +185,29 @@ TEST_F(FilterChainMatchTest, SilentPeerIsClosedAtListenerFiltersTimeout) {
   EXPECT_EQ(courier_.stat(stat("downstream_cx_total")), 0u);
 }
 
+TEST_F(FilterChainMatchTest, FilterDisabledSkipsTheListenerFilterOnMatchingPorts) {
+  const uint16_t port = unusedPort();
+  start(listener(R"(    listener_filters:
+    - name: envoy.filters.listener.tls_inspector
+      filter_disabled:
+        or_match:
+          rules:
+          - destination_port_range: {start: )" + std::to_string(port) + ", end: " + std::to_string(port + 1) + R"(}
+          - not_match: {any_match: true}
+    listener_filters_timeout: 0.2s
+)",
+                 {chain("{transport_protocol: raw_buffer}", "plain", false)}, "", port));
+  // The inspector would wait for a first byte and close the silent peer at
+  // the timeout; disabled, the connection reaches its chain without a byte.
+  TcpClient silent(port_);
+  ASSERT_TRUE(silent.connected());
+  ASSERT_TRUE(courier_.waitForStat(stat("downstream_cx_total", port), 1));
+  silent.write(get("x", "/", "connection: close\r\n"));
+  EXPECT_THAT(silent.readToEof(), HasSubstr("plain"));
+  EXPECT_EQ(courier_.stat(stat("downstream_pre_cx_timeout", port)), 0u);
+  EXPECT_EQ(courier_.stat("tls_inspector.tls_not_found").value_or(0), 0u);
+}
+
 TEST_F(FilterChainMatchTest, ContinueOnListenerFiltersTimeoutServesWithWhatWasFound) {
   start(listener(std::string(kTlsInspector) +
                      "    listener_filters_timeout: 0.2s\n    continue_on_listener_filters_timeout: true\n",
@@ -269,6 +292,13 @@ TEST_F(FilterChainMatchTest, BadMatchersAreRejectedAtStartupNamingTheField) {
                               {chain("", "x", false)})),
             0);
   EXPECT_THAT(out, HasSubstr("listener_filters[0].name: no listener filter for name \"envoy.filters.listener.nope\""));
+  EXPECT_NE(validate(listener(R"(    listener_filters:
+    - name: envoy.filters.listener.tls_inspector
+      filter_disabled: {and_match: {rules: [{any_match: true}]}}
+)",
+                              {chain("", "x", false)})),
+            0);
+  EXPECT_THAT(out, HasSubstr("listener_filters[0].filter_disabled.and_match.rules: needs at least 2 rules"));
 }
 
 }  // namespace
