@@ -134,8 +134,9 @@ bool sameIpOrLoopback(const network::Address& remote, const network::Address& lo
 }
 
 // The CIDRs of a repeated CidrRange field, or both "any" prefixes when empty.
-absl::StatusOr<std::vector<Cidr>> cidrsOf(const google::protobuf::RepeatedPtrField<envoy::config::core::v3::CidrRange>& ranges,
-                                          const std::string& path) {
+using CidrRanges = google::protobuf::RepeatedPtrField<envoy::config::core::v3::CidrRange>;
+
+absl::StatusOr<std::vector<Cidr>> cidrsOf(const CidrRanges& ranges, const std::string& path) {
   std::vector<Cidr> out;
   if (ranges.empty()) {
     out.push_back(*Cidr::parse("0.0.0.0", 0, true));

@@ -26,6 +26,9 @@ struct ListenerStats {
   stats::Counter& downstream_pre_cx_timeout;
   // Sockets still in their listener filters.
   stats::Gauge& downstream_pre_cx_active;
+  // The peer closed, or the socket failed, while listener filters waited.
+  stats::Counter& downstream_listener_filter_remote_close;
+  stats::Counter& downstream_listener_filter_error;
 };
 
 struct FilterChain {

@@ -112,8 +112,8 @@ void ActiveListener::newConnection(network::SocketFd fd, network::Address remote
 }
 
 void ActiveListener::armPending(PendingSocket& pending) {
-  pending.event = worker_.dispatcher().createFileEvent(pending.fd.get(),
-                                                       [this, &pending](uint32_t events) { onPendingReadable(pending, events); });
+  pending.event = worker_.dispatcher().createFileEvent(
+      pending.fd.get(), [this, &pending](uint32_t events) { onPendingReadable(pending, events); });
   if (config_->listener_filters_timeout.count() > 0) {
     pending.timer = worker_.dispatcher().createTimer([this, &pending] { onPendingTimeout(pending); });
     pending.timer->enable(config_->listener_filters_timeout);
@@ -148,11 +148,13 @@ void ActiveListener::onPendingReadable(PendingSocket& pending, uint32_t events) 
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-    finishPending(pending, /*close=*/true);  // reset by the peer
+    config_->stats->downstream_listener_filter_error.inc();  // reset by the peer
+    finishPending(pending, /*close=*/true);
     return;
   }
   if (n == 0) {
     // The peer closed before the listener filters could decide.
+    config_->stats->downstream_listener_filter_remote_close.inc();
     finishPending(pending, /*close=*/true);
     return;
   }
@@ -169,6 +171,7 @@ void ActiveListener::onPendingReadable(PendingSocket& pending, uint32_t events) 
         // The next bytes raise another read event, unless none will come
         // or the filter saw all it may see and still cannot decide.
         if (!end_stream && view.size() < filter.maxReadBytes()) return;
+        if (end_stream) config_->stats->downstream_listener_filter_remote_close.inc();
         finishPending(pending, /*close=*/true);
         return;
       case ListenerFilterStatus::Close:

@@ -245,6 +245,7 @@ TEST_F(FilterChainMatchTest, GarbageClientHellosDoNotHurtTheNextConnection) {
     TcpClient half(port_);
     half.write(std::string("\x16\x03", 2));
     half.close();
+    EXPECT_TRUE(courier_.waitForStat(stat("downstream_listener_filter_remote_close"), 1));
   }
   EXPECT_EQ(https("a.test"), "chain-a");
   EXPECT_EQ(http(), "plain");
