@@ -7,7 +7,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/message_differencer.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "source/common/common/field_error.h"
 
 namespace courier::server {
@@ -222,15 +223,23 @@ absl::StatusOr<FilterChainMatcher> FilterChainMatcher::create(const std::vector<
                                                               const std::string& path) {
   FilterChainMatcher matcher;
   const FilterChainMatch empty;
+  // Identical matchers by their deterministic bytes: one hash probe per
+  // chain, not a comparison with every earlier one (gateways have thousands).
+  absl::flat_hash_map<std::string, size_t> seen;
   for (size_t i = 0; i < matches.size(); ++i) {
     const FilterChainMatch& m = matches[i] != nullptr ? *matches[i] : empty;
     const std::string mpath = absl::StrCat(path, "[", i, "].filter_chain_match");
-    for (size_t j = 0; j < i; ++j) {
-      const FilterChainMatch& other = matches[j] != nullptr ? *matches[j] : empty;
-      if (google::protobuf::util::MessageDifferencer::Equivalent(m, other)) {
-        return fieldError(mpath, absl::StrCat("multiple filter chains with the same matching rules are defined (",
-                                              path, "[", j, "] has the same filter_chain_match)"));
-      }
+    std::string bytes;
+    {
+      google::protobuf::io::StringOutputStream stream(&bytes);
+      google::protobuf::io::CodedOutputStream coded(&stream);
+      coded.SetSerializationDeterministic(true);
+      m.SerializeToCodedStream(&coded);
+    }
+    auto [same, inserted] = seen.emplace(std::move(bytes), i);
+    if (!inserted) {
+      return fieldError(mpath, absl::StrCat("multiple filter chains with the same matching rules are defined (",
+                                            path, "[", same->second, "] has the same filter_chain_match)"));
     }
     auto keys = keysOf(m, mpath);
     if (!keys.ok()) return keys.status();
@@ -271,8 +280,7 @@ absl::StatusOr<FilterChainMatcher> FilterChainMatcher::create(const std::vector<
       }
     }
   }
-  if (matches.size() == 1 && google::protobuf::util::MessageDifferencer::Equivalent(
-                                 matches[0] != nullptr ? *matches[0] : empty, empty)) {
+  if (matches.size() == 1 && (matches[0] == nullptr || matches[0]->ByteSizeLong() == 0)) {
     matcher.only_chain_ = chains[0];
   }
   return matcher;
