@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "source/common/network/address.h"
 #include "source/common/stats/store.h"
 #include "source/server/filter_chain_matcher.h"
@@ -68,11 +69,12 @@ struct ListenerConfig {
     if (default_filter_chain != nullptr && default_filter_chain->config_key == chain.config_key) {
       return default_filter_chain.get();
     }
-    for (const auto& c : filter_chains) {
-      if (c->config_key == chain.config_key) return c.get();
-    }
-    return nullptr;
+    auto it = chains_by_key.find(absl::string_view(chain.config_key));
+    return it == chains_by_key.end() ? nullptr : it->second;
   }
+  // filter_chains by config_key (viewing the chain's own string), for
+  // filter-chain-only updates.
+  absl::flat_hash_map<absl::string_view, const FilterChain*> chains_by_key;
 };
 using ListenerConfigConstSharedPtr = std::shared_ptr<const ListenerConfig>;
 

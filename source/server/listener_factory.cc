@@ -192,6 +192,7 @@ absl::StatusOr<ListenerConfigConstSharedPtr> createListener(const Listener& conf
     matches.push_back(config.filter_chains(i).has_filter_chain_match() ? &config.filter_chains(i).filter_chain_match()
                                                                        : nullptr);
     chains.push_back(chain->get());
+    listener->chains_by_key.emplace(absl::string_view((*chain)->config_key), chain->get());
     listener->filter_chains.push_back(std::move(*chain));
   }
   auto matcher = FilterChainMatcher::create(matches, chains, path + ".filter_chains");

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <string_view>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
 
@@ -243,10 +244,18 @@ void ActiveListener::createConnection(network::SocketFd fd, network::Address rem
 }
 
 void ActiveListener::handOverTo(ActiveListener& successor) {
+  // Each old chain's counterpart, looked up once per chain rather than once
+  // per connection (a gateway may have thousands of both).
+  absl::flat_hash_map<const FilterChain*, const FilterChain*> counterpart;
+  for (const auto& c : config_->filter_chains) counterpart[c.get()] = successor.config_->sameChainAs(*c);
+  if (config_->default_filter_chain != nullptr) {
+    counterpart[config_->default_filter_chain.get()] = successor.config_->sameChainAs(*config_->default_filter_chain);
+  }
   for (auto it = connections_.begin(); it != connections_.end();) {
     auto next = std::next(it);
     ActiveConnection& conn = **it;
-    if (const FilterChain* same = successor.config_->sameChainAs(*conn.chain); same != nullptr) {
+    auto found = counterpart.find(conn.chain);
+    if (const FilterChain* same = found != counterpart.end() ? found->second : nullptr; same != nullptr) {
       conn.listener = &successor;
       conn.chain = same;
       successor.connections_.splice(successor.connections_.begin(), connections_, it);
