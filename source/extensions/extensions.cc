@@ -4,6 +4,8 @@
 #include "source/extensions/filters/http/grpc_stats/grpc_stats_filter.h"
 #include "source/extensions/filters/http/grpc_web/grpc_web_filter.h"
 #include "source/extensions/filters/http/router/router.h"
+#include "source/extensions/filters/listener/http_inspector/http_inspector.h"
+#include "source/extensions/filters/listener/tls_inspector/tls_inspector.h"
 #include "source/extensions/filters/network/http_connection_manager/connection_manager.h"
 #include "source/extensions/filters/network/tcp_proxy/tcp_proxy.h"
 #include "source/extensions/transport_sockets/tls/config.h"
@@ -19,6 +21,8 @@ Registry::Registry() {
       [this](const std::string& config_type, const std::string& name) { return httpFilter(config_type, name); }));
   network_filters_.push_back(tcp_proxy::createTcpProxyConfigFactory());
   transport_sockets_.push_back(tls::createTlsTransportSocketConfigFactory());
+  listener_filters_.push_back(tls_inspector::createTlsInspectorConfigFactory());
+  listener_filters_.push_back(http_inspector::createHttpInspectorConfigFactory());
 }
 
 const Registry& Registry::get() {
@@ -53,6 +57,20 @@ server::TransportSocketConfigFactory* Registry::transportSocket(const std::strin
 std::vector<std::string> Registry::transportSocketNames() const {
   std::vector<std::string> names;
   for (const auto& f : transport_sockets_) names.push_back(f->name());
+  return names;
+}
+
+server::ListenerFilterConfigFactory* Registry::listenerFilter(const std::string& config_type,
+                                                              const std::string& name) const {
+  for (const auto& f : listener_filters_) {
+    if (!config_type.empty() ? f->configType() == config_type : f->name() == name) return f.get();
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Registry::listenerFilterNames() const {
+  std::vector<std::string> names;
+  for (const auto& f : listener_filters_) names.push_back(f->name());
   return names;
 }
 

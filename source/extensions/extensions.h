@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "source/server/filter_config.h"
+#include "source/server/listener_filter.h"
 
 namespace courier::extensions {
 
@@ -25,12 +26,16 @@ class Registry {
   // Transport sockets (envoy.transport_sockets.*), looked up the same way.
   server::TransportSocketConfigFactory* transportSocket(const std::string& config_type, const std::string& name) const;
   std::vector<std::string> transportSocketNames() const;
+  // Listener filters (envoy.filters.listener.*), looked up the same way.
+  server::ListenerFilterConfigFactory* listenerFilter(const std::string& config_type, const std::string& name) const;
+  std::vector<std::string> listenerFilterNames() const;
 
  private:
   Registry();
   std::vector<std::unique_ptr<server::NetworkFilterConfigFactory>> network_filters_;
   std::vector<std::unique_ptr<server::HttpFilterConfigFactory>> http_filters_;
   std::vector<std::unique_ptr<server::TransportSocketConfigFactory>> transport_sockets_;
+  std::vector<std::unique_ptr<server::ListenerFilterConfigFactory>> listener_filters_;
 };
 
 }  // namespace courier::extensions

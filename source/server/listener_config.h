@@ -3,13 +3,17 @@
 // its listener.<address>.* stats.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "source/common/network/address.h"
 #include "source/common/stats/store.h"
+#include "source/server/filter_chain_matcher.h"
 #include "source/server/filter_config.h"
+#include "source/server/listener_filter.h"
 
 namespace courier::server {
 
@@ -19,6 +23,13 @@ struct ListenerStats {
   stats::Counter& downstream_cx_destroy;
   stats::Gauge& downstream_cx_active;
   stats::Counter& no_filter_chain_match;
+  // Sockets closed (or let through) when listener filters ran out of time.
+  stats::Counter& downstream_pre_cx_timeout;
+  // Sockets still in their listener filters.
+  stats::Gauge& downstream_pre_cx_active;
+  // The peer closed, or the socket failed, while listener filters waited.
+  stats::Counter& downstream_listener_filter_remote_close;
+  stats::Counter& downstream_listener_filter_error;
 };
 
 struct FilterChain {
@@ -26,6 +37,9 @@ struct FilterChain {
   std::vector<NetworkFilterFactoryCb> filter_factories;
   // TLS for the chain's connections; null is plaintext (raw_buffer).
   network::TransportSocketFactoryConstSharedPtr transport_socket_factory;
+  // The chain's config (deterministic bytes): a listener update that keeps
+  // the same bytes keeps this chain's connections (filter-chain-only update).
+  std::string config_key;
 };
 
 struct ListenerConfig {
@@ -36,14 +50,31 @@ struct ListenerConfig {
   uint32_t per_connection_buffer_limit_bytes = 1024 * 1024;
   std::vector<std::shared_ptr<const FilterChain>> filter_chains;
   std::shared_ptr<const FilterChain> default_filter_chain;
+  // filter_chains compiled by their filter_chain_match.
+  FilterChainMatcher matcher;
+  std::vector<ListenerFilterEntry> listener_filters;
+  // 0: no limit.
+  std::chrono::milliseconds listener_filters_timeout{15000};
+  bool continue_on_listener_filters_timeout = false;
   std::shared_ptr<ListenerStats> stats;
 
-  // Filter-chain matching arrives with TLS/SNI; until then the first chain
-  // serves, then the default chain.
-  const FilterChain* selectFilterChain() const {
-    if (!filter_chains.empty()) return filter_chains.front().get();
-    return default_filter_chain.get();
+  // The chain for a connection: the most specific filter_chain_match, else
+  // default_filter_chain, else null (the connection is closed).
+  const FilterChain* selectFilterChain(const ConnectionMatchInfo& info) const {
+    const FilterChain* chain = matcher.match(info);
+    return chain != nullptr ? chain : default_filter_chain.get();
   }
+  // This listener's chain built from the same config as `chain`, or null.
+  const FilterChain* sameChainAs(const FilterChain& chain) const {
+    if (default_filter_chain != nullptr && default_filter_chain->config_key == chain.config_key) {
+      return default_filter_chain.get();
+    }
+    auto it = chains_by_key.find(absl::string_view(chain.config_key));
+    return it == chains_by_key.end() ? nullptr : it->second;
+  }
+  // filter_chains by config_key (viewing the chain's own string), for
+  // filter-chain-only updates.
+  absl::flat_hash_map<absl::string_view, const FilterChain*> chains_by_key;
 };
 using ListenerConfigConstSharedPtr = std::shared_ptr<const ListenerConfig>;
 

@@ -3,6 +3,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/util/time_util.h"
+#include "spdlog/spdlog.h"
 #include "source/extensions/extensions.h"
 
 namespace courier::server {
@@ -16,6 +20,7 @@ std::string typeOf(const google::protobuf::Any& any) {
   return slash == std::string::npos ? url : url.substr(slash + 1);
 }
 
+constexpr char kTlsInspectorName[] = "envoy.filters.listener.tls_inspector";
 constexpr char kRawBufferName[] = "envoy.transport_sockets.raw_buffer";
 constexpr char kRawBufferType[] = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
 
@@ -46,6 +51,13 @@ absl::StatusOr<std::shared_ptr<const FilterChain>> createFilterChain(
     const std::string& stat_prefix) {
   auto chain = std::make_shared<FilterChain>();
   chain->name = config.name();
+  // Deterministic bytes, so the same chain config always gives the same key.
+  {
+    google::protobuf::io::StringOutputStream stream(&chain->config_key);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    config.SerializeToCodedStream(&coded);
+  }
   if (config.has_transport_socket()) {
     auto factory = createTransportSocket(config.transport_socket(), path + ".transport_socket", context, stat_prefix);
     if (!factory.ok()) return factory.status();
@@ -72,6 +84,52 @@ absl::StatusOr<std::shared_ptr<const FilterChain>> createFilterChain(
   return std::shared_ptr<const FilterChain>(std::move(chain));
 }
 
+absl::StatusOr<ListenerFilterPredicate> createPredicate(
+    const envoy::config::listener::v3::ListenerFilterChainMatchPredicate& config, const std::string& path) {
+  using Proto = envoy::config::listener::v3::ListenerFilterChainMatchPredicate;
+  ListenerFilterPredicate p;
+  auto children = [&](const Proto::MatchSet& set, const std::string& spath) -> absl::Status {
+    if (set.rules_size() < 2) return fieldError(spath + ".rules", "needs at least 2 rules");
+    for (int i = 0; i < set.rules_size(); ++i) {
+      auto child = createPredicate(set.rules(i), absl::StrCat(spath, ".rules[", i, "]"));
+      if (!child.ok()) return child.status();
+      p.rules.push_back(std::move(*child));
+    }
+    return absl::OkStatus();
+  };
+  switch (config.rule_case()) {
+    case Proto::kOrMatch:
+      p.kind = ListenerFilterPredicate::Kind::Or;
+      if (auto s = children(config.or_match(), path + ".or_match"); !s.ok()) return s;
+      break;
+    case Proto::kAndMatch:
+      p.kind = ListenerFilterPredicate::Kind::And;
+      if (auto s = children(config.and_match(), path + ".and_match"); !s.ok()) return s;
+      break;
+    case Proto::kNotMatch: {
+      p.kind = ListenerFilterPredicate::Kind::Not;
+      auto child = createPredicate(config.not_match(), path + ".not_match");
+      if (!child.ok()) return child.status();
+      p.rules.push_back(std::move(*child));
+      break;
+    }
+    case Proto::kAnyMatch:
+      if (!config.any_match()) return fieldError(path + ".any_match", "must be true");
+      p.kind = ListenerFilterPredicate::Kind::Any;
+      break;
+    case Proto::kDestinationPortRange:
+      p.kind = ListenerFilterPredicate::Kind::DestinationPortRange;
+      p.start = config.destination_port_range().start();
+      p.end = config.destination_port_range().end();
+      if (p.start > p.end) return fieldError(path + ".destination_port_range", "start must not be after end");
+      break;
+    default:
+      return fieldError(path, "one of or_match, and_match, not_match, any_match or destination_port_range is "
+                              "required");
+  }
+  return p;
+}
+
 }  // namespace
 
 absl::StatusOr<ListenerConfigConstSharedPtr> createListener(const Listener& config, const std::string& path,
@@ -86,27 +144,72 @@ absl::StatusOr<ListenerConfigConstSharedPtr> createListener(const Listener& conf
   if (!address.ok()) return fieldError(path + ".address.socket_address", std::string(address.status().message()));
   listener->address = *address;
   if (listener->name.empty()) listener->name = address->asString();
-  if (config.listener_filters_size() > 0) {
-    return fieldError(path + ".listener_filters", absl::StrCat("listener filter \"", config.listener_filters(0).name(),
-                                                               "\" is not supported yet"));
+  const auto& registry = extensions::Registry::get();
+  bool has_tls_inspector = false;
+  for (int i = 0; i < config.listener_filters_size(); ++i) {
+    const auto& filter = config.listener_filters(i);
+    const std::string fpath = absl::StrCat(path, ".listener_filters[", i, "]");
+    if (filter.has_config_discovery()) {
+      return fieldError(fpath + ".config_discovery", "listener filter discovery (ECDS) is not supported");
+    }
+    std::shared_ptr<const ListenerFilterPredicate> disabled;
+    if (filter.has_filter_disabled()) {
+      auto predicate = createPredicate(filter.filter_disabled(), fpath + ".filter_disabled");
+      if (!predicate.ok()) return predicate.status();
+      disabled = std::make_shared<const ListenerFilterPredicate>(std::move(*predicate));
+    }
+    const std::string type = filter.has_typed_config() ? typeOf(filter.typed_config()) : "";
+    ListenerFilterConfigFactory* factory = registry.listenerFilter(type, filter.name());
+    if (factory == nullptr) {
+      return fieldError(filter.has_typed_config() ? fpath + ".typed_config" : fpath + ".name",
+                        absl::StrCat("no listener filter for ",
+                                     type.empty() ? absl::StrCat("name \"", filter.name(), "\"")
+                                                  : absl::StrCat("type \"", type, "\""),
+                                     " (available: ", absl::StrJoin(registry.listenerFilterNames(), ", "), ")"));
+    }
+    if (factory->name() == kTlsInspectorName) has_tls_inspector = true;
+    auto created = factory->createFilter(filter.typed_config(), context, fpath + ".typed_config");
+    if (!created.ok()) return created.status();
+    listener->listener_filters.push_back({std::move(*created), std::move(disabled)});
   }
+  if (config.has_listener_filters_timeout()) {
+    const int64_t ms = google::protobuf::util::TimeUtil::DurationToMilliseconds(config.listener_filters_timeout());
+    if (ms < 0) return fieldError(path + ".listener_filters_timeout", "must not be negative");
+    listener->listener_filters_timeout = std::chrono::milliseconds(ms);
+  }
+  listener->continue_on_listener_filters_timeout = config.continue_on_listener_filters_timeout();
   if (config.has_enable_reuse_port()) listener->reuse_port = config.enable_reuse_port().value();
   if (config.has_per_connection_buffer_limit_bytes()) {
     listener->per_connection_buffer_limit_bytes = config.per_connection_buffer_limit_bytes().value();
   }
   const std::string stat_prefix = listenerStatPrefix(listener->address, config.stat_prefix());
-  if (config.filter_chains_size() > 1) {
-    return fieldError(path + ".filter_chains",
-                      "more than one filter chain needs filter_chain_match, which is not supported yet");
-  }
+  std::vector<const envoy::config::listener::v3::FilterChainMatch*> matches;
+  std::vector<const FilterChain*> chains;
   for (int i = 0; i < config.filter_chains_size(); ++i) {
     const std::string cpath = absl::StrCat(path, ".filter_chains[", i, "]");
-    if (config.filter_chains(i).has_filter_chain_match()) {
-      return fieldError(cpath + ".filter_chain_match", "filter chain matching is not supported yet");
-    }
     auto chain = createFilterChain(config.filter_chains(i), cpath, context, stat_prefix + ".");
     if (!chain.ok()) return chain.status();
+    matches.push_back(config.filter_chains(i).has_filter_chain_match() ? &config.filter_chains(i).filter_chain_match()
+                                                                       : nullptr);
+    chains.push_back(chain->get());
+    listener->chains_by_key.emplace(absl::string_view((*chain)->config_key), chain->get());
     listener->filter_chains.push_back(std::move(*chain));
+  }
+  auto matcher = FilterChainMatcher::create(matches, chains, path + ".filter_chains");
+  if (!matcher.ok()) return matcher.status();
+  listener->matcher = std::move(*matcher);
+  if (listener->matcher.needsTlsInspector() && !has_tls_inspector) {
+    // As Envoy: chains that match on SNI, ALPN or "tls" get a tls_inspector
+    // even when the listener does not list one.
+    spdlog::warn("{}: filter_chain_match uses server_names, application_protocols or transport_protocol \"tls\" "
+                 "without a tls_inspector listener filter; adding one",
+                 path);
+    ListenerFilterConfigFactory* factory = registry.listenerFilter("", kTlsInspectorName);
+    if (factory != nullptr) {
+      auto created = factory->createFilter(google::protobuf::Any(), context, path + ".listener_filters");
+      if (!created.ok()) return created.status();
+      listener->listener_filters.insert(listener->listener_filters.begin(), {std::move(*created), nullptr});
+    }
   }
   if (config.has_default_filter_chain()) {
     auto chain = createFilterChain(config.default_filter_chain(), path + ".default_filter_chain", context,

@@ -22,6 +22,18 @@ namespace {
 using envoy::config::listener::v3::Listener;
 
 
+// Envoy's filter-chain-only update: everything but the filter chains is the
+// same, so the listener keeps its socket and only changed chains drain.
+bool filterChainOnlyChange(const Listener& before, const Listener& after) {
+  Listener a = before;
+  Listener b = after;
+  a.clear_filter_chains();
+  a.clear_default_filter_chain();
+  b.clear_filter_chains();
+  b.clear_default_filter_chain();
+  return google::protobuf::util::MessageDifferencer::Equals(a, b);
+}
+
 absl::Status prefixed(const absl::Status& status, const std::string& prefix) {
   return absl::Status(status.code(), absl::StrCat(prefix, status.message()));
 }
@@ -31,6 +43,7 @@ absl::Status prefixed(const absl::Status& status, const std::string& prefix) {
 ListenerManagerStats::ListenerManagerStats(stats::Store& store)
     : listener_added(store.counter("listener_manager.listener_added")),
       listener_modified(store.counter("listener_manager.listener_modified")),
+      listener_in_place_updated(store.counter("listener_manager.listener_in_place_updated")),
       listener_removed(store.counter("listener_manager.listener_removed")),
       listener_create_success(store.counter("listener_manager.listener_create_success")),
       total_listeners_active(store.gauge("listener_manager.total_listeners_active")),
@@ -371,7 +384,17 @@ void ListenerManager::activate(Pending& p) {
   const std::string name = p.entry.config->name;
   auto cfg = p.entry.config;
   auto fds = std::make_shared<std::vector<network::SocketFd>>(std::move(p.fds));
-  if (p.replaces) {
+  const Entry* previous = p.replaces ? find(name) : nullptr;
+  if (previous != nullptr && fds->empty() && filterChainOnlyChange(previous->proto, p.entry.proto)) {
+    const uint64_t tag = next_drain_tag_++;
+    onEveryWorker([cfg, tag](Worker& w) { w.updateListenerInPlace(cfg, tag); }, nullptr);
+    scheduleDrainEnd(tag);
+    *find(name) = std::move(p.entry);
+    stats_.listener_modified.inc();
+    stats_.listener_in_place_updated.inc();
+    spdlog::info("lds: updated filter chains of listener '{}' in place; connections of changed chains drain for {}s",
+                 name, drain_time_.count());
+  } else if (p.replaces) {
     const uint64_t tag = next_drain_tag_++;
     onEveryWorker(
         [cfg, fds, tag](Worker& w) {

@@ -30,6 +30,7 @@ struct ListenerManagerStats {
   explicit ListenerManagerStats(stats::Store& store);
   stats::Counter& listener_added;
   stats::Counter& listener_modified;
+  stats::Counter& listener_in_place_updated;
   stats::Counter& listener_removed;
   stats::Counter& listener_create_success;
   stats::Gauge& total_listeners_active;

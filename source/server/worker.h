@@ -19,6 +19,7 @@
 #include "source/common/upstream/thread_local_cluster_manager.h"
 #include "source/server/filter_config.h"
 #include "source/server/listener_config.h"
+#include "source/server/listener_filter.h"
 
 namespace courier::server {
 
@@ -38,24 +39,53 @@ class ActiveListener {
   // replaces this one at the same address), so connections queued in the
   // kernel are accepted by the successor instead of being reset.
   network::SocketFd releaseSocket();
+  // Filter-chain-only update: `successor` (same address and listener-level
+  // settings) takes over this listener's socket and the connections of the
+  // chains it kept unchanged; this listener keeps and drains the rest.
+  void handOverTo(ActiveListener& successor);
   // Once stopped and without connections, tells the worker (drain finished early).
   void setOnEmpty(std::function<void()> cb) { on_empty_ = std::move(cb); }
-  size_t connectionCount() const { return connections_.size(); }
+  // Connections, and sockets still in their listener filters.
+  size_t connectionCount() const { return connections_.size() + pending_.size(); }
   const ListenerConfig& config() const { return *config_; }
 
  private:
   class ActiveConnection : public network::ConnectionCallbacks {
    public:
-    ActiveConnection(ActiveListener& listener, std::unique_ptr<network::Connection> conn);
+    ActiveConnection(ActiveListener& listener, std::unique_ptr<network::Connection> conn, const FilterChain* chain);
     void onEvent(network::ConnectionEvent event) override;
-    ActiveListener& listener;
+    ActiveListener* listener;
     std::unique_ptr<network::Connection> connection;
+    // The chain it was accepted on (owned by listener->config_).
+    const FilterChain* chain;
     std::list<std::unique_ptr<ActiveConnection>>::iterator self;
+  };
+  // An accepted socket in its listener filters: waits for the bytes they
+  // peek at, bounded by listener_filters_timeout.
+  struct PendingSocket {
+    network::SocketFd fd;
+    network::Address remote;
+    network::Address local;
+    ListenerFilterState state;
+    size_t next_filter = 0;
+    std::unique_ptr<event::FileEvent> event;
+    std::unique_ptr<event::Timer> timer;
+    std::list<std::unique_ptr<PendingSocket>>::iterator self;
   };
 
   void onAccept();
   void newConnection(network::SocketFd fd, network::Address remote);
+  // Watches the socket (and its timeout) on this listener's behalf.
+  void armPending(PendingSocket& pending);
+  void onPendingReadable(PendingSocket& pending, uint32_t events);
+  void onPendingTimeout(PendingSocket& pending);
+  // Leaves the listener-filter stage: closes the socket or makes it a connection.
+  void finishPending(PendingSocket& pending, bool close);
+  void createConnection(network::SocketFd fd, network::Address remote, network::Address local,
+                        const ListenerFilterState& state);
   void removeConnection(ActiveConnection& conn);
+  // Tells on_empty_ once stopped with nothing left.
+  void maybeEmpty();
 
   Worker& worker_;
   ListenerConfigConstSharedPtr config_;
@@ -63,7 +93,9 @@ class ActiveListener {
   std::unique_ptr<event::FileEvent> accept_event_;
   std::unique_ptr<event::Timer> accept_retry_timer_;
   std::list<std::unique_ptr<ActiveConnection>> connections_;
+  std::list<std::unique_ptr<PendingSocket>> pending_;
   std::function<void()> on_empty_;
+  bool draining_ = false;
 };
 
 class Worker {
@@ -89,6 +121,10 @@ class Worker {
   // name) stops and drains under `drain_tag`. An invalid `fd` means the
   // address did not change: the new listener takes over the old socket.
   void replaceListener(ListenerConfigConstSharedPtr config, network::SocketFd fd, uint64_t drain_tag);
+  // A filter-chain-only update: the new listener takes over the old one's
+  // socket and the connections of unchanged chains; only the connections of
+  // removed or changed chains drain under `drain_tag`.
+  void updateListenerInPlace(ListenerConfigConstSharedPtr config, uint64_t drain_tag);
   // A removed listener stops accepting and drains under `drain_tag`.
   void drainListener(const std::string& name, uint64_t drain_tag);
   // The drain time is over: close what is left of a draining listener.

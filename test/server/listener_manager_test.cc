@@ -123,6 +123,29 @@ TEST_F(ListenerManagerTest, ChangedListenerReplacesTheOldAndTheOldDrains) {
   EXPECT_EQ(counter("listener_manager.listener_modified"), 1u);
   EXPECT_EQ(gauge("listener_manager.total_listeners_draining"), 1u);
   EXPECT_EQ(gauge("listener_manager.total_listeners_active"), 1u);
+  // Only the filter chain changed: Envoy's in-place (filter-chain-only) update.
+  EXPECT_EQ(counter("listener_manager.listener_in_place_updated"), 1u);
+}
+
+TEST_F(ListenerManagerTest, ListenerLevelChangeIsNotAnInPlaceUpdate) {
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({listenerYaml("a", 1001, "backend")}), "v1").ok());
+  std::string changed = listenerYaml("a", 1001, "backend");
+  changed.insert(changed.size() - 1, ", per_connection_buffer_limit_bytes: 4096");
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({changed}), "v2").ok());
+  EXPECT_EQ(counter("listener_manager.listener_modified"), 1u);
+  EXPECT_EQ(counter("listener_manager.listener_in_place_updated"), 0u);
+}
+
+TEST_F(ListenerManagerTest, BadFilterChainMatchRejectsTheUpdateNamingTheField) {
+  std::string bad = listenerYaml("a", 1001, "backend");
+  bad.replace(bad.find("filter_chains: [{"), 17,
+              "filter_chains: [{filter_chain_match: {prefix_ranges: [{address_prefix: 'not-an-ip'}]}, ");
+  auto status = manager_.onConfigUpdate(resources({bad}), "v1");
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("listener \"a\": resources[0].filter_chains[0].filter_chain_match.prefix_ranges[0]: "
+                        "\"not-an-ip\" is not an IPv4 or IPv6 address"));
+  EXPECT_EQ(counter("listener_manager.lds.update_rejected"), 1u);
 }
 
 TEST_F(ListenerManagerTest, StateOfTheWorldRemovesDynamicListenersNotNamed) {
