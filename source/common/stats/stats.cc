@@ -61,9 +61,30 @@ const std::array<double, HistogramStatistics::kNumBuckets>& HistogramStatistics:
 
 HistogramStatistics::HistogramStatistics() { quantiles.fill(std::numeric_limits<double>::quiet_NaN()); }
 
-Metric::Metric(std::string_view name) : prefix_(new std::string(name)), suffix_(""), owns_prefix_(true) {}
+Metric::Metric(std::string_view name)
+    : prefix_(new std::string(name)), suffix_(""), owns_prefix_(true), name_hash_(hashName(name, {})) {}
 
-Metric::Metric(const std::string* prefix, const char* static_suffix) : prefix_(prefix), suffix_(static_suffix) {}
+Metric::Metric(const std::string* prefix, const char* static_suffix)
+    : prefix_(prefix), suffix_(static_suffix), name_hash_(hashName(*prefix, static_suffix)) {}
+
+uint32_t Metric::hashName(std::string_view prefix, std::string_view suffix) {
+  // Byte-wise FNV-1a over both parts hashes the name the same whatever its
+  // split; a final avalanche (MurmurHash3's fmix64) spreads it over the bits
+  // a table uses. Names are short and this runs once per stat and lookup.
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (std::string_view part : {prefix, suffix}) {
+    for (unsigned char c : part) {
+      h ^= c;
+      h *= 0x100000001b3ULL;
+    }
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return static_cast<uint32_t>(h ^ (h >> 32));
+}
 
 Metric::~Metric() {
   if (owns_prefix_) delete prefix_;

@@ -48,6 +48,10 @@ class Metric {
   std::string_view namePrefix() const { return *prefix_; }
   std::string_view nameSuffix() const { return suffix_; }
   bool nameEquals(std::string_view prefix, std::string_view suffix) const;
+  // A hash of the name's characters, the same whatever the split; computed
+  // once at creation, so the store's table grows without reading names.
+  uint32_t nameHash() const { return name_hash_; }
+  static uint32_t hashName(std::string_view prefix, std::string_view suffix);
 
   // Envoy's default tag extraction applied to name(): "cluster.upstream_cx_total"
   // and {envoy.cluster_name=backend} for "cluster.backend.upstream_cx_total".
@@ -72,6 +76,7 @@ class Metric {
   const char* suffix_;
   std::atomic<bool> used_{false};
   bool owns_prefix_ = false;
+  uint32_t name_hash_;  // in what would be padding
 };
 
 // Monotonic count of events (Envoy Counter). Only /reset_counters goes back.

@@ -51,24 +51,7 @@ const std::string* Store::retain(const std::shared_ptr<const std::string>& prefi
   return prefix.get();
 }
 
-size_t Store::NameHash::operator()(const NameKey& key) const {
-  // Byte-wise FNV-1a over both parts hashes the name the same whatever its
-  // split; a final avalanche (MurmurHash3's fmix64) spreads it over the bits
-  // the table uses. Names are short and this runs at config time only.
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (std::string_view part : {key.prefix, key.suffix}) {
-    for (unsigned char c : part) {
-      h ^= c;
-      h *= 0x100000001b3ULL;
-    }
-  }
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ULL;
-  h ^= h >> 33;
-  return static_cast<size_t>(h);
-}
+size_t Store::NameHash::operator()(const NameKey& key) const { return Metric::hashName(key.prefix, key.suffix); }
 
 template <class T, class Make>
 T& Store::findOrCreate(Set<T>& set, const NameKey& key, Make make) {

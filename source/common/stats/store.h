@@ -60,7 +60,7 @@ class Store {
   // Hash and equality over the name's characters, whatever its split.
   struct NameHash {
     using is_transparent = void;
-    size_t operator()(const Metric* m) const { return (*this)(NameKey{m->namePrefix(), m->nameSuffix()}); }
+    size_t operator()(const Metric* m) const { return m->nameHash(); }
     size_t operator()(const NameKey& key) const;
   };
   struct NameEq {

@@ -77,6 +77,16 @@ TEST(StoreTest, StatsOutliveTheScopeThatNamedThem) {
   }
 }
 
+TEST(StoreTest, StatsStayFourWordsOrLess) {
+  // ~35 stats per cluster and 10k+ clusters: a word more per stat is ~3 MB.
+  EXPECT_LE(sizeof(Counter), 32u);
+  EXPECT_LE(sizeof(Gauge), 32u);
+  // Whatever the split, a name hashes the same.
+  EXPECT_EQ(Metric::hashName("cluster.a.", "upstream_rq_total"), Metric::hashName("cluster.a.upstream_rq_total", ""));
+  EXPECT_EQ(Counter("cluster.a.upstream_rq_total").nameHash(), Metric::hashName("cluster.", "a.upstream_rq_total"));
+  EXPECT_NE(Metric::hashName("cluster.a.", "upstream_rq_total"), Metric::hashName("cluster.b.", "upstream_rq_total"));
+}
+
 TEST(StoreTest, StatsCarryTagsFromCreation) {
   Store store;
   Counter& c = store.counter("cluster.backend.upstream_cx_total");
