@@ -182,6 +182,10 @@ void Connection::onTransportReadReady(size_t limit) {
     closeSocket(ConnectionEvent::RemoteClose);
     return;
   }
+  if (was_handshaking && transport_->handshakeComplete()) {
+    maybeHandshakeDone();
+    if (state_ == State::Closed) return;
+  }
   // What was written before the handshake finished (HTTP/2 SETTINGS) goes now;
   // a read may also have unblocked a write waiting on the peer.
   if ((was_handshaking && transport_->handshakeComplete()) || !write_buffer_.empty()) {
@@ -247,11 +251,26 @@ void Connection::onWriteReady() {
   if (!write_buffer_.empty() || (write_end_stream_ && !write_shutdown_) || close_after_flush_) flush();
 }
 
+void Connection::maybeHandshakeDone() {
+  if (!on_handshake_) return;
+  auto cb = std::move(on_handshake_);
+  on_handshake_ = nullptr;
+  cb();
+}
+
 bool Connection::flushTransport() {
+  const bool was_handshaking = !transport_->handshakeComplete();
   TransportIoResult r = transport_->doWrite(write_buffer_);
   bytes_written_ += r.bytes;
   if (stats_.tx_total != nullptr && r.bytes > 0) stats_.tx_total->add(r.bytes);
-  if (!r.close) return true;
+  if (!r.close) {
+    // A handshake blocked on writing may finish here rather than on a read.
+    if (was_handshaking && transport_->handshakeComplete()) {
+      maybeHandshakeDone();
+      return state_ != State::Closed;
+    }
+    return true;
+  }
   reset_ = r.reset;
   write_buffer_.drain(write_buffer_.length());
   closeSocket(ConnectionEvent::RemoteClose);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <vector>
@@ -94,6 +95,10 @@ class Connection : public event::DeferredDeletable, private ReadFilterCallbacks 
   // Set before the first event; without one the connection is plaintext.
   void setTransportSocket(std::unique_ptr<TransportSocket> transport);
   const TransportSocket* transportSocket() const { return transport_.get(); }
+  // Runs once, as soon as the transport's handshake completes (before any
+  // bytes read with it reach the read filters), so an owner can pick a codec
+  // by ALPN. A connection without a transport never calls it.
+  void setHandshakeCallback(std::function<void()> cb) { on_handshake_ = std::move(cb); }
   // ALPN's choice, or empty (plaintext, or no ALPN).
   std::string_view nextProtocol() const {
     return transport_ != nullptr ? transport_->nextProtocol() : std::string_view();
@@ -150,6 +155,8 @@ class Connection : public event::DeferredDeletable, private ReadFilterCallbacks 
   std::vector<ConnectionCallbacks*> callbacks_;
   std::vector<std::unique_ptr<ReadFilter>> filters_;
   std::unique_ptr<TransportSocket> transport_;
+  std::function<void()> on_handshake_;
+  void maybeHandshakeDone();
   buffer::Buffer read_buffer_;
   buffer::Buffer write_buffer_;
   ConnectionStats stats_;
