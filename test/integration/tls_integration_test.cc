@@ -6,10 +6,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -717,6 +720,153 @@ TEST_F(UpstreamTlsTest, BadUpstreamTlsConfigNamesTheField) {
   EXPECT_NE(CourierProcess::runToExit({"--mode", "validate", "-c", path}, &out), 0);
   EXPECT_THAT(out, HasSubstr("static_resources.clusters[0].transport_socket.typed_config.common_tls_context."
                              "validation_context.trusted_ca.filename"));
+}
+
+// HttpProtocolOptions auto_config on the upstream cluster: the protocol of
+// each upstream connection follows the upstream's ALPN answer.
+constexpr char kAutoConfig[] = R"(    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        auto_config: {}
+)";
+
+std::string withAutoConfig(std::string config, const std::string& cluster, const std::string& auto_config = kAutoConfig) {
+  const std::string anchor = "  - name: " + cluster + "\n    connect_timeout: 1s\n";
+  config.replace(config.find(anchor), anchor.size(), anchor + auto_config);
+  return config;
+}
+
+class AutoConfigUpstreamTest : public UpstreamTlsTest {
+ protected:
+  // A TLS upstream courier whose listener offers these ALPN protocols.
+  void startUpstream(CourierProcess& upstream, const std::string& alpn) {
+    std::string config = tlsConfig();
+    const std::string from = "alpn_protocols: [h2, http/1.1]";
+    config.replace(config.find(from), from.size(), "alpn_protocols: " + alpn);
+    ASSERT_TRUE(upstream.start(config)) << upstream.log();
+  }
+  void startAutoFront(uint16_t upstream_port, const std::string& tls_body = "        common_tls_context:\n") {
+    ASSERT_TRUE(front_.start(withAutoConfig(frontConfig(upstream_port, tls_body + validation("courier.test")),
+                                            "tls_up")))
+        << front_.log();
+    front_port_ = front_.listenerPort("http");
+  }
+  // Every upstream connection (at least one; each worker has its own) spoke
+  // HTTP/1.1.
+  void expectAllHttp1() {
+    const auto h1 = front_.stat("cluster.tls_up.upstream_cx_http1_total");
+    EXPECT_GE(h1.value_or(0), 1u);
+    EXPECT_EQ(front_.stat("cluster.tls_up.upstream_cx_total"), h1);
+    EXPECT_EQ(front_.stat("cluster.tls_up.upstream_cx_http2_total"), 0u);
+  }
+  // Sequential requests, all answered by the upstream's direct_response.
+  void expectServed(int n) {
+    for (int i = 0; i < n; ++i) {
+      HttpResponse r = httpRequest(front_port_, "GET", "/direct");
+      EXPECT_EQ(r.status, 200) << r.headers << front_.log();
+      EXPECT_EQ(r.body, "hello");
+    }
+  }
+};
+
+TEST_F(AutoConfigUpstreamTest, UpstreamChoosingH2GetsHttp2) {
+  // The upstream (SetUp) offers h2 first; courier offers "h2,http/1.1" itself.
+  startAutoFront(upstream_port_);
+  expectServed(3);
+  // Every upstream connection (one per worker at most) spoke HTTP/2.
+  const auto h2 = front_.stat("cluster.tls_up.upstream_cx_http2_total");
+  EXPECT_GE(h2.value_or(0), 1u);
+  EXPECT_EQ(front_.stat("cluster.tls_up.upstream_cx_total"), h2);
+  EXPECT_EQ(front_.stat("cluster.tls_up.upstream_cx_http1_total"), 0u);
+  EXPECT_EQ(front_.stat("cluster.tls_up.upstream_rq_total"), 3u);
+}
+
+TEST_F(AutoConfigUpstreamTest, UpstreamOfferingOnlyHttp11GetsHttp1) {
+  CourierProcess h1_only;
+  startUpstream(h1_only, "[http/1.1]");
+  startAutoFront(h1_only.listenerPort("https"));
+  expectServed(3);
+  expectAllHttp1();
+}
+
+TEST_F(AutoConfigUpstreamTest, UpstreamWithoutAlpnGetsHttp1) {
+  // An upstream that does no ALPN at all (its HCM would speak HTTP/2 only to a
+  // client that sends the preface).
+  CourierProcess no_alpn;
+  std::string config = tlsConfig();
+  const std::string from = "            alpn_protocols: [h2, http/1.1]\n";
+  config.replace(config.find(from), from.size(), "");
+  ASSERT_TRUE(no_alpn.start(config)) << no_alpn.log();
+  startAutoFront(no_alpn.listenerPort("https"));
+  expectServed(2);
+  expectAllHttp1();
+}
+
+TEST_F(AutoConfigUpstreamTest, ConfiguredAlpnProtocolsAreOfferedInstead) {
+  // The cluster's own alpn_protocols win over the automatic "h2,http/1.1".
+  startAutoFront(upstream_port_, "        common_tls_context:\n          alpn_protocols: [http/1.1]\n");
+  expectServed(2);
+  expectAllHttp1();
+}
+
+TEST_F(AutoConfigUpstreamTest, ConcurrentRequestsWaitingForTheHandshakeAllGetServed) {
+  startAutoFront(upstream_port_);
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&] {
+      if (httpRequest(front_port_, "GET", "/direct").status == 200) ++ok;
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), 4);
+  EXPECT_EQ(front_.stat("cluster.tls_up.upstream_cx_http1_total"), 0u);
+  EXPECT_GE(front_.stat("cluster.tls_up.upstream_cx_http2_total").value_or(0), 1u);
+}
+
+TEST_F(AutoConfigUpstreamTest, UpstreamDownFailsTheWaitingRequest) {
+  const uint16_t dead = upstream_port_;
+  upstream_.signal(SIGKILL);
+  ASSERT_NE(upstream_.waitForExit(std::chrono::milliseconds(5000)), -1);
+  startAutoFront(dead);
+  EXPECT_EQ(httpRequest(front_port_, "GET", "/direct").status, 503);
+  EXPECT_TRUE(front_.waitForStat("cluster.tls_up.upstream_cx_connect_fail", 1));
+  EXPECT_EQ(front_.stat("cluster.tls_up.upstream_cx_active"), 0u);
+}
+
+TEST_F(AutoConfigUpstreamTest, PlaintextAutoConfigUsesHttp1) {
+  TcpServer plain(namedUpstream("plain"));
+  const std::string config = hcmListener("") + R"(          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: "/"}
+                route: {cluster: plain}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+)" + staticCluster("plain", plain.port());
+  ASSERT_TRUE(front_.start(withAutoConfig(config, "plain"))) << front_.log();
+  HttpResponse r = httpRequest(front_.listenerPort("http"), "GET", "/x");
+  EXPECT_EQ(r.status, 200) << r.headers;
+  EXPECT_THAT(r.body, HasSubstr("plain GET /x HTTP/1.1"));
+  EXPECT_TRUE(front_.waitForStat("cluster.plain.upstream_cx_http1_total", 1));
+  EXPECT_EQ(front_.stat("cluster.plain.upstream_cx_http2_total"), 0u);
+}
+
+TEST_F(AutoConfigUpstreamTest, Http3InAutoConfigIsAConfigErrorNamingTheField) {
+  const std::string path = tempDir() + "/courier.yaml";
+  writeFile(path, withAutoConfig(frontConfig(upstream_port_, "        common_tls_context:\n"), "tls_up",
+                                 std::string(kAutoConfig).replace(std::string(kAutoConfig).find("auto_config: {}"),
+                                                                  15, "auto_config: {http3_protocol_options: {}}")));
+  std::string out;
+  EXPECT_NE(CourierProcess::runToExit({"--mode", "validate", "-c", path}, &out), 0);
+  EXPECT_THAT(out, HasSubstr("static_resources.clusters[0].typed_extension_protocol_options[\""
+                             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions\"].auto_config."
+                             "http3_protocol_options"));
 }
 
 // Bad TLS config is refused with the field path of the culprit.

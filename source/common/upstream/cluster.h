@@ -169,6 +169,10 @@ class Cluster {
   // requests that arrived over HTTP/2 do.
   std::optional<http::http2::Http2Settings> http2_settings;
   bool use_downstream_protocol = false;
+  // HttpProtocolOptions auto_config: over TLS each connection speaks HTTP/2
+  // when the server picks "h2" by ALPN, else HTTP/1.1 (http2_settings hold
+  // the HTTP/2 settings); plaintext is HTTP/1.1.
+  bool auto_http = false;
   // ORIGINAL_DST with use_http_header: the request header naming the host
   // (lower case); callers copy it into the LoadBalancerContext.
   std::string original_dst_host_header;

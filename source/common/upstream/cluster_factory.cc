@@ -73,14 +73,6 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
     if (auto d = parseDnsClusterConfig(config, path); !d.ok()) return d.status();
   }
 
-  if (config.has_transport_socket()) {
-    auto factory = tls::createUpstreamTransportSocketFactory(
-        config.transport_socket().name(),
-        config.transport_socket().has_typed_config() ? &config.transport_socket().typed_config() : nullptr,
-        path + ".transport_socket", stats, absl::StrCat("cluster.", config.name(), "."), secrets, secret_providers);
-    if (!factory.ok()) return factory.status();
-    cluster->transport_socket_factory = std::move(*factory);
-  }
   if (config.transport_socket_matches_size() > 0) {
     return fieldError(path + ".transport_socket_matches", "is not supported yet");
   }
@@ -128,6 +120,20 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
       if (!settings.ok()) return settings.status();
       cluster->http2_settings = *settings;
       cluster->use_downstream_protocol = true;
+    } else if (options.has_auto_config()) {
+      const auto& autoc = options.auto_config();
+      if (autoc.has_http3_protocol_options()) {
+        return fieldError(opath + ".auto_config.http3_protocol_options", "HTTP/3 upstreams are not supported");
+      }
+      if (autoc.has_alternate_protocols_cache_options()) {
+        return fieldError(opath + ".auto_config.alternate_protocols_cache_options",
+                          "is only used with HTTP/3, which is not supported");
+      }
+      auto settings =
+          http::http2::settingsFromProto(autoc.http2_protocol_options(), opath + ".auto_config.http2_protocol_options");
+      if (!settings.ok()) return settings.status();
+      cluster->http2_settings = *settings;
+      cluster->auto_http = true;
     }
     if (options.common_http_protocol_options().has_max_requests_per_connection()) {
       cluster->max_requests_per_connection =
@@ -135,6 +141,16 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
     }
   }
 
+  // After the protocol options: auto_config makes the TLS client offer ALPN.
+  if (config.has_transport_socket()) {
+    auto factory = tls::createUpstreamTransportSocketFactory(
+        config.transport_socket().name(),
+        config.transport_socket().has_typed_config() ? &config.transport_socket().typed_config() : nullptr,
+        path + ".transport_socket", stats, absl::StrCat("cluster.", config.name(), "."), secrets, secret_providers,
+        cluster->auto_http);
+    if (!factory.ok()) return factory.status();
+    cluster->transport_socket_factory = std::move(*factory);
+  }
   cluster->settings_id = nextClusterSettingsId();
   // EDS clusters get their hosts from their ClusterLoadAssignment (eds.h),
   // DNS clusters from their HostDiscovery (dns_cluster.h).

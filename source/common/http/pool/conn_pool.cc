@@ -4,6 +4,7 @@
 #include "source/common/http/pool/upstream_connection.h"
 
 #include "absl/strings/str_cat.h"
+#include "source/common/http/pool/auto_pool.h"
 #include "source/common/http/pool/http2_pool.h"
 
 namespace courier::http::pool {
@@ -138,8 +139,14 @@ void ConnPool::release(UpstreamStream& stream, bool reusable) {
   }
 }
 
-void ConnPool::createConnection() {
-  auto pooled = std::make_unique<PooledConnection>(*this, connectUpstream(dispatcher_, *cluster_, address_));
+void ConnPool::createConnection() { addConnection(connectUpstream(dispatcher_, *cluster_, address_)); }
+
+void ConnPool::adopt(std::unique_ptr<network::Connection> connection) {
+  onConnected(addConnection(std::move(connection)));
+}
+
+PooledConnection& ConnPool::addConnection(std::unique_ptr<network::Connection> connection) {
+  auto pooled = std::make_unique<PooledConnection>(*this, std::move(connection));
   PooledConnection* raw = pooled.get();
   cluster_->stats->upstream_cx_http1_total.inc();
   forwardReads(*raw->connection_, *raw);
@@ -152,6 +159,7 @@ void ConnPool::createConnection() {
   raw->connect_timer_->enable(cluster_->connect_timeout);
   connections_.push_front(std::move(pooled));
   raw->self_ = connections_.begin();
+  return *raw;
 }
 
 void ConnPool::onConnected(PooledConnection& c) {
@@ -229,8 +237,10 @@ void ConnPool::erase(PooledConnection& c) {
 
 Pool& ConnPoolManager::pool(const upstream::ClusterConstSharedPtr& cluster, const upstream::Host& host,
                             bool downstream_http2) {
-  const bool http2 =
-      cluster->http2_settings.has_value() && (!cluster->use_downstream_protocol || downstream_http2);
+  // auto_config over TLS: one pool learns the protocol by ALPN.
+  const bool by_alpn = cluster->auto_http && cluster->transport_socket_factory != nullptr;
+  const bool http2 = !cluster->auto_http && cluster->http2_settings.has_value() &&
+                     (!cluster->use_downstream_protocol || downstream_http2);
   // The pool holds the cluster (and so its hosts): neither address can be
   // reused while the key lives. No address formatting per request.
   // A cluster made without a settings_id (tests) shares pools with no other version.
@@ -240,7 +250,9 @@ Pool& ConnPoolManager::pool(const upstream::ClusterConstSharedPtr& cluster, cons
   auto it = pools_.find(key);
   if (it == pools_.end()) {
     std::unique_ptr<Pool> pool;
-    if (http2) {
+    if (by_alpn) {
+      pool = std::make_unique<AutoPool>(dispatcher_, cluster, host);
+    } else if (http2) {
       pool = std::make_unique<Http2Pool>(dispatcher_, cluster, host);
     } else {
       pool = std::make_unique<ConnPool>(dispatcher_, cluster, host);

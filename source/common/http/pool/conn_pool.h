@@ -84,6 +84,9 @@ class ConnPool : public Pool {
   // left. Waiting requests are still served.
   void drain(std::function<void()> on_drained) override;
   const upstream::ClusterConstSharedPtr& cluster() const override { return cluster_; }
+  // Takes a connection already open (from connectUpstream, its TLS handshake
+  // done) as an idle one of this pool, or hands it to a waiter.
+  void adopt(std::unique_ptr<network::Connection> connection);
 
  private:
   friend class PooledConnection;
@@ -92,6 +95,7 @@ class ConnPool : public Pool {
   void onData(PooledConnection& c, buffer::Buffer& data);
   void onWatermark(PooledConnection& c, bool above);
   void createConnection();
+  PooledConnection& addConnection(std::unique_ptr<network::Connection> connection);
   void erase(PooledConnection& c);
   // Waiting requests, counted against the cluster's max_pending_requests.
   void pushWaiter(PoolCallbacks& callbacks);

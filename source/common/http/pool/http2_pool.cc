@@ -207,8 +207,14 @@ uint32_t Http2Pool::expectedStreamsPerConnection() const {
   return n == 0 ? 1 : n;
 }
 
-void Http2Pool::createConnection() {
-  auto pooled = std::make_unique<Http2PoolConnection>(*this, connectUpstream(dispatcher_, *cluster_, address_));
+void Http2Pool::createConnection() { addConnection(connectUpstream(dispatcher_, *cluster_, address_)); }
+
+void Http2Pool::adopt(std::unique_ptr<network::Connection> connection) {
+  onConnected(addConnection(std::move(connection)));
+}
+
+Http2PoolConnection& Http2Pool::addConnection(std::unique_ptr<network::Connection> connection) {
+  auto pooled = std::make_unique<Http2PoolConnection>(*this, std::move(connection));
   Http2PoolConnection* raw = pooled.get();
   cluster_->stats->upstream_cx_http2_total.inc();
   forwardReads(*raw->connection_, *raw);
@@ -219,6 +225,7 @@ void Http2Pool::createConnection() {
   raw->connect_timer_->enable(cluster_->connect_timeout);
   connections_.push_front(std::move(pooled));
   raw->self_ = connections_.begin();
+  return *raw;
 }
 
 void Http2Pool::onConnected(Http2PoolConnection& c) {

@@ -110,6 +110,9 @@ class Http2Pool : public Pool {
   void release(UpstreamStream& stream, bool reusable) override;
   void drain(std::function<void()> on_drained) override;
   const upstream::ClusterConstSharedPtr& cluster() const override { return cluster_; }
+  // Takes a connection already open (from connectUpstream, its TLS handshake
+  // done): the preface goes now, streams once the server's SETTINGS arrive.
+  void adopt(std::unique_ptr<network::Connection> connection);
 
  private:
   friend class Http2PoolConnection;
@@ -127,6 +130,7 @@ class Http2Pool : public Pool {
   // connections while the waiters outnumber the streams on their way.
   void serveWaiters();
   void createConnection();
+  Http2PoolConnection& addConnection(std::unique_ptr<network::Connection> connection);
   // A connection that takes no new streams closes with its last one.
   void maybeRetire(Http2PoolConnection& c);
   void erase(Http2PoolConnection& c);

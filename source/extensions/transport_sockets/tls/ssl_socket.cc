@@ -199,7 +199,8 @@ std::string_view SslSocket::serverName() const {
 
 absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createUpstreamTransportSocketFactory(
     const std::string& name, const google::protobuf::Any* typed_config, const std::string& path, stats::Store& store,
-    const std::string& stat_prefix, SecretManager* secrets, std::vector<std::shared_ptr<SecretProvider>>* warm_on) {
+    const std::string& stat_prefix, SecretManager* secrets, std::vector<std::shared_ptr<SecretProvider>>* warm_on,
+    bool offer_http_alpn) {
   using envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
   static constexpr char kRawBuffer[] = "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
   if (typed_config == nullptr) {
@@ -213,6 +214,10 @@ absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createUpstreamTran
                       absl::StrCat("no upstream transport socket for type \"", typed_config->type_url(),
                                    "\" (available: envoy.transport_sockets.raw_buffer, envoy.transport_sockets.tls "
                                    "with UpstreamTlsContext)"));
+  }
+  if (offer_http_alpn && proto.common_tls_context().alpn_protocols_size() == 0) {
+    proto.mutable_common_tls_context()->add_alpn_protocols("h2");
+    proto.mutable_common_tls_context()->add_alpn_protocols("http/1.1");
   }
   if (usesSds(proto.common_tls_context())) {
     return createSdsClientFactory(proto, path + ".typed_config", secrets, store, stat_prefix, warm_on);

@@ -65,9 +65,11 @@ class SecretProvider;
 // stat_prefix ("cluster.<name>."), errors under path. `secrets` resolves SDS
 // references (null: SDS is refused); the secrets used are appended to
 // `warm_on` when set, so the cluster can warm until they arrive.
+// offer_http_alpn (clusters with HttpProtocolOptions auto_config): a context
+// without alpn_protocols offers "h2", "http/1.1", as Envoy does.
 absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createUpstreamTransportSocketFactory(
     const std::string& name, const google::protobuf::Any* typed_config, const std::string& path, stats::Store& store,
     const std::string& stat_prefix, SecretManager* secrets = nullptr,
-    std::vector<std::shared_ptr<SecretProvider>>* warm_on = nullptr);
+    std::vector<std::shared_ptr<SecretProvider>>* warm_on = nullptr, bool offer_http_alpn = false);
 
 }  // namespace courier::tls

@@ -1,0 +1,159 @@
+#include "source/common/http/pool/auto_pool.h"
+
+#include "source/common/http/pool/upstream_connection.h"
+
+namespace courier::http::pool {
+
+AutoPool::Probe::~Probe() {
+  if (connection != nullptr) {
+    connection->removeConnectionCallbacks(*this);
+    connection->close(network::CloseType::NoFlush);
+  }
+}
+
+void AutoPool::Probe::onEvent(network::ConnectionEvent event) {
+  // TCP is up; the TLS handshake goes on (onHandshake tells when it is done).
+  if (event == network::ConnectionEvent::Connected) return;
+  pool.onProbeFailed(false);
+}
+
+AutoPool::AutoPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster, const upstream::Host& host)
+    : dispatcher_(dispatcher),
+      cluster_(cluster),
+      address_(host.address),
+      http1_(dispatcher, cluster, host),
+      http2_(dispatcher, cluster, host) {
+  // Plaintext has no ALPN: HTTP/1.1, as Envoy.
+  if (cluster_->transport_socket_factory == nullptr) protocol_ = Protocol::Http1;
+}
+
+AutoPool::~AutoPool() {
+  // The cluster's circuit-breaker counts outlive this pool.
+  for (size_t i = 0; i < waiting_.size(); ++i) cluster_->resources->pending_requests.dec();
+  waiting_.clear();
+  if (probe_ != nullptr) {
+    cluster_->stats->upstream_cx_active.dec();
+    cluster_->resources->connections.dec();
+  }
+}
+
+void AutoPool::newStream(PoolCallbacks& callbacks) {
+  switch (protocol_) {
+    case Protocol::Http2:
+      http2_.newStream(callbacks);
+      return;
+    case Protocol::Http1:
+      http1_.newStream(callbacks);
+      return;
+    case Protocol::Unknown:
+      break;
+  }
+  if (!cluster_->resources->pending_requests.canCreate()) {
+    cluster_->stats->upstream_rq_pending_overflow.inc();
+    callbacks.onPoolFailure(PoolCallbacks::Failure::Overflow);
+    return;
+  }
+  waiting_.push_back(&callbacks);
+  cluster_->resources->pending_requests.inc();
+  if (probe_ == nullptr) startProbe();
+}
+
+PoolCallbacks* AutoPool::popWaiter() {
+  if (waiting_.empty()) return nullptr;
+  PoolCallbacks* next = waiting_.front();
+  waiting_.pop_front();
+  cluster_->resources->pending_requests.dec();
+  return next;
+}
+
+void AutoPool::startProbe() {
+  probe_ = std::make_unique<Probe>(*this);
+  probe_->connection = connectUpstream(dispatcher_, *cluster_, address_);
+  probe_->connection->addConnectionCallbacks(*probe_);
+  probe_->connection->setHandshakeCallback([this] { onHandshake(); });
+  probe_->timer = dispatcher_.createTimer([this] { onProbeFailed(true); });
+  probe_->timer->enable(cluster_->connect_timeout);
+}
+
+void AutoPool::onHandshake() {
+  // Runs from the connection's read (or write) path, before any bytes read
+  // with the handshake reach a filter: the chosen pool's filter gets them.
+  std::unique_ptr<Probe> probe = std::move(probe_);
+  std::unique_ptr<network::Connection> connection = std::move(probe->connection);
+  connection->removeConnectionCallbacks(*probe);
+  probe.reset();
+  const bool h2 = connection->nextProtocol() == "h2";
+  protocol_ = h2 ? Protocol::Http2 : Protocol::Http1;
+  if (h2) {
+    http2_.adopt(std::move(connection));
+  } else {
+    http1_.adopt(std::move(connection));
+  }
+  while (PoolCallbacks* next = popWaiter()) newStream(*next);
+  if (draining_) drainPools();
+}
+
+void AutoPool::onProbeFailed(bool timeout) {
+  std::unique_ptr<Probe> probe = std::move(probe_);
+  if (timeout) cluster_->stats->upstream_cx_connect_timeout.inc();
+  cluster_->stats->upstream_cx_connect_fail.inc();
+  cluster_->stats->upstream_cx_active.dec();
+  cluster_->stats->upstream_cx_destroy.inc();
+  cluster_->resources->connections.dec();
+  probe->timer->disable();
+  probe->connection->removeConnectionCallbacks(*probe);
+  probe->connection->close(network::CloseType::NoFlush);
+  // We may be inside the connection's (or the probe's) own callback.
+  dispatcher_.deferredDelete(std::move(probe->connection));
+  struct Holder : event::DeferredDeletable {
+    std::unique_ptr<Probe> p;
+  };
+  auto holder = std::make_unique<Holder>();
+  holder->p = std::move(probe);
+  dispatcher_.deferredDelete(std::move(holder));
+  // The protocol stays unknown: the next request tries again.
+  while (PoolCallbacks* next = popWaiter()) next->onPoolFailure(PoolCallbacks::Failure::ConnectFailure);
+  if (draining_) drainPools();
+}
+
+void AutoPool::cancel(PoolCallbacks& callbacks) {
+  const size_t before = waiting_.size();
+  waiting_.remove(&callbacks);
+  for (size_t i = waiting_.size(); i < before; ++i) cluster_->resources->pending_requests.dec();
+  // Either pool forgets callbacks it does not know.
+  http1_.cancel(callbacks);
+  http2_.cancel(callbacks);
+}
+
+void AutoPool::release(UpstreamStream& stream, bool reusable) {
+  if (dynamic_cast<PooledConnection*>(&stream) != nullptr) {
+    http1_.release(stream, reusable);
+  } else {
+    http2_.release(stream, reusable);
+  }
+}
+
+void AutoPool::drain(std::function<void()> on_drained) {
+  draining_ = true;
+  on_drained_ = std::move(on_drained);
+  // A probe still connecting serves its waiters first, then the pools drain.
+  if (probe_ == nullptr) drainPools();
+}
+
+void AutoPool::drainPools() {
+  if (pools_draining_) return;
+  pools_draining_ = true;
+  pools_left_ = 2;
+  auto one_done = [this] {
+    // Both pools post their on_drained: this runs outside their stacks.
+    if (--pools_left_ == 0 && on_drained_) {
+      auto done = std::move(on_drained_);
+      on_drained_ = nullptr;
+      done();
+    }
+  };
+  http1_.drain(one_done);
+  http2_.drain(one_done);
+}
+
+}  // namespace courier::http::pool
