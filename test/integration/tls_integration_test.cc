@@ -858,15 +858,17 @@ TEST_F(AutoConfigUpstreamTest, PlaintextAutoConfigUsesHttp1) {
 }
 
 TEST_F(AutoConfigUpstreamTest, Http3InAutoConfigIsAConfigErrorNamingTheField) {
-  const std::string path = tempDir() + "/courier.yaml";
-  writeFile(path, withAutoConfig(frontConfig(upstream_port_, "        common_tls_context:\n"), "tls_up",
-                                 std::string(kAutoConfig).replace(std::string(kAutoConfig).find("auto_config: {}"),
-                                                                  15, "auto_config: {http3_protocol_options: {}}")));
-  std::string out;
-  EXPECT_NE(CourierProcess::runToExit({"--mode", "validate", "-c", path}, &out), 0);
-  EXPECT_THAT(out, HasSubstr("static_resources.clusters[0].typed_extension_protocol_options[\""
-                             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions\"].auto_config."
-                             "http3_protocol_options"));
+  const std::string prefix = "static_resources.clusters[0].typed_extension_protocol_options[\""
+                             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions\"].auto_config.";
+  for (const std::string field : {"http3_protocol_options", "alternate_protocols_cache_options"}) {
+    std::string options = kAutoConfig;
+    options.replace(options.find("auto_config: {}"), 15, "auto_config: {" + field + ": {}}");
+    const std::string path = tempDir() + "/courier.yaml";
+    writeFile(path, withAutoConfig(frontConfig(upstream_port_, "        common_tls_context:\n"), "tls_up", options));
+    std::string out;
+    EXPECT_NE(CourierProcess::runToExit({"--mode", "validate", "-c", path}, &out), 0) << field;
+    EXPECT_THAT(out, HasSubstr(prefix + field));
+  }
 }
 
 // Bad TLS config is refused with the field path of the culprit.
