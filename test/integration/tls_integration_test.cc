@@ -834,6 +834,30 @@ TEST_F(AutoConfigUpstreamTest, UpstreamDownFailsTheWaitingRequest) {
   EXPECT_EQ(front_.stat("cluster.tls_up.upstream_cx_active"), 0u);
 }
 
+TEST_F(AutoConfigUpstreamTest, ProtocolIsLearntAgainWhenTheUpstreamChangesItsAlpn) {
+  startAutoFront(upstream_port_);
+  expectServed(1);
+  EXPECT_GE(front_.stat("cluster.tls_up.upstream_cx_http2_total").value_or(0), 1u);
+  // The same address now answers only http/1.1.
+  upstream_.signal(SIGKILL);
+  ASSERT_NE(upstream_.waitForExit(std::chrono::milliseconds(5000)), -1);
+  std::string config = tlsConfig();
+  const std::string alpn = "alpn_protocols: [h2, http/1.1]";
+  config.replace(config.find(alpn), alpn.size(), "alpn_protocols: [http/1.1]");
+  const std::string listener = "  - name: https\n    address: {socket_address: {address: 127.0.0.1, port_value: 0}}";
+  config.replace(config.find(listener), listener.size(),
+                 "  - name: https\n    address: {socket_address: {address: 127.0.0.1, port_value: " +
+                     std::to_string(upstream_port_) + "}}");
+  CourierProcess h1_only;
+  ASSERT_TRUE(h1_only.start(config)) << h1_only.log();
+  // A new HTTP/2-pool connection that negotiates http/1.1 fails (at most one
+  // request per worker); after that requests go over HTTP/1.1.
+  bool served = false;
+  for (int i = 0; i < 6 && !served; ++i) served = httpRequest(front_port_, "GET", "/direct").status == 200;
+  EXPECT_TRUE(served) << front_.log();
+  EXPECT_GE(front_.stat("cluster.tls_up.upstream_cx_http1_total").value_or(0), 1u);
+}
+
 TEST_F(AutoConfigUpstreamTest, PlaintextAutoConfigUsesHttp1) {
   TcpServer plain(namedUpstream("plain"));
   const std::string config = hcmListener("") + R"(          route_config:

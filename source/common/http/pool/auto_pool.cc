@@ -25,6 +25,18 @@ AutoPool::AutoPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPt
       http2_(dispatcher, cluster, host) {
   // Plaintext has no ALPN: HTTP/1.1, as Envoy.
   if (cluster_->transport_socket_factory == nullptr) protocol_ = Protocol::Http1;
+  // A later connection that negotiates the other protocol (the server
+  // changed) fails, and the next request learns the protocol anew.
+  http1_.setAlpnCheck([this](std::string_view alpn) {
+    if (alpn != "h2") return true;
+    protocol_ = Protocol::Unknown;
+    return false;
+  });
+  http2_.setAlpnCheck([this](std::string_view alpn) {
+    if (alpn == "h2") return true;
+    protocol_ = Protocol::Unknown;
+    return false;
+  });
 }
 
 AutoPool::~AutoPool() {

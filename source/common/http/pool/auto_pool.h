@@ -3,7 +3,9 @@
 // connection is opened here and, once its handshake is done, handed to the
 // HTTP/2 pool when the server picked "h2", else to the HTTP/1.1 pool; the
 // requests that waited for it follow. The answer is remembered for the host,
-// so later requests go straight to that pool and its own new connections.
+// so later requests go straight to that pool and its own new connections; one
+// of those that negotiates otherwise fails (a connect failure) and the next
+// request learns the protocol again.
 #pragma once
 
 #include <list>

@@ -139,7 +139,17 @@ void ConnPool::release(UpstreamStream& stream, bool reusable) {
   }
 }
 
-void ConnPool::createConnection() { addConnection(connectUpstream(dispatcher_, *cluster_, address_)); }
+void ConnPool::createConnection() {
+  PooledConnection& c = addConnection(connectUpstream(dispatcher_, *cluster_, address_));
+  if (!alpn_check_) return;
+  PooledConnection* raw = &c;
+  c.connection_->setHandshakeCallback([this, raw] {
+    if (alpn_check_(raw->connection_->nextProtocol())) return;
+    raw->connection_->removeConnectionCallbacks(*raw);
+    raw->connection_->close(network::CloseType::NoFlush);
+    onClosed(*raw);
+  });
+}
 
 void ConnPool::adopt(std::unique_ptr<network::Connection> connection) {
   onConnected(addConnection(std::move(connection)));

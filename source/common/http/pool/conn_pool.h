@@ -10,6 +10,7 @@
 #include <list>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/container/flat_hash_map.h"
 #include "source/common/buffer/buffer.h"
@@ -87,6 +88,9 @@ class ConnPool : public Pool {
   // Takes a connection already open (from connectUpstream, its TLS handshake
   // done) as an idle one of this pool, or hands it to a waiter.
   void adopt(std::unique_ptr<network::Connection> connection);
+  // Set (auto_config): each new connection's ALPN result is checked when its
+  // handshake completes; a connection it refuses fails like a connect failure.
+  void setAlpnCheck(std::function<bool(std::string_view)> check) { alpn_check_ = std::move(check); }
 
  private:
   friend class PooledConnection;
@@ -114,6 +118,7 @@ class ConnPool : public Pool {
   absl::flat_hash_map<PooledConnection*, PoolCallbacks*> owners_;
   bool draining_ = false;
   std::function<void()> on_drained_;
+  std::function<bool(std::string_view)> alpn_check_;
 };
 
 // The pools of one worker, by cluster and host address.

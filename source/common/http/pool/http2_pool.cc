@@ -207,7 +207,14 @@ uint32_t Http2Pool::expectedStreamsPerConnection() const {
   return n == 0 ? 1 : n;
 }
 
-void Http2Pool::createConnection() { addConnection(connectUpstream(dispatcher_, *cluster_, address_)); }
+void Http2Pool::createConnection() {
+  Http2PoolConnection& c = addConnection(connectUpstream(dispatcher_, *cluster_, address_));
+  if (!alpn_check_) return;
+  Http2PoolConnection* raw = &c;
+  c.connection_->setHandshakeCallback([this, raw] {
+    if (!alpn_check_(raw->connection_->nextProtocol())) onClosed(*raw);
+  });
+}
 
 void Http2Pool::adopt(std::unique_ptr<network::Connection> connection) {
   onConnected(addConnection(std::move(connection)));

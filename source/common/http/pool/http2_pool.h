@@ -113,6 +113,9 @@ class Http2Pool : public Pool {
   // Takes a connection already open (from connectUpstream, its TLS handshake
   // done): the preface goes now, streams once the server's SETTINGS arrive.
   void adopt(std::unique_ptr<network::Connection> connection);
+  // Set (auto_config): each new connection's ALPN result is checked when its
+  // handshake completes; a connection it refuses fails like a connect failure.
+  void setAlpnCheck(std::function<bool(std::string_view)> check) { alpn_check_ = std::move(check); }
 
  private:
   friend class Http2PoolConnection;
@@ -147,6 +150,7 @@ class Http2Pool : public Pool {
   uint32_t peer_stream_limit_;
   bool draining_ = false;
   std::function<void()> on_drained_;
+  std::function<bool(std::string_view)> alpn_check_;
 };
 
 }  // namespace courier::http::pool
