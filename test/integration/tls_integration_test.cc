@@ -861,8 +861,9 @@ TEST_F(AutoConfigUpstreamTest, ProtocolIsLearntAgainWhenTheUpstreamChangesItsAlp
   EXPECT_GE(front_.stat("cluster.tls_up.upstream_cx_http1_total").value_or(0), 1u);
 }
 
-TEST_F(AutoConfigUpstreamTest, PlaintextAutoConfigUsesHttp1) {
-  TcpServer plain(namedUpstream("plain"));
+// Envoy: auto_config "can only be used with transport sockets which support
+// ALPN"; a plaintext cluster with it is a configuration failure.
+TEST_F(AutoConfigUpstreamTest, PlaintextAutoConfigIsAConfigErrorNamingTheField) {
   const std::string config = hcmListener("") + R"(          route_config:
             virtual_hosts:
             - name: all
@@ -875,13 +876,14 @@ TEST_F(AutoConfigUpstreamTest, PlaintextAutoConfigUsesHttp1) {
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:
-)" + staticCluster("plain", plain.port());
-  ASSERT_TRUE(front_.start(withAutoConfig(config, "plain"))) << front_.log();
-  HttpResponse r = httpRequest(front_.listenerPort("http"), "GET", "/x");
-  EXPECT_EQ(r.status, 200) << r.headers;
-  EXPECT_THAT(r.body, HasSubstr("plain GET /x HTTP/1.1"));
-  EXPECT_TRUE(front_.waitForStat("cluster.plain.upstream_cx_http1_total", 1));
-  EXPECT_EQ(front_.stat("cluster.plain.upstream_cx_http2_total"), 0u);
+)" + staticCluster("plain", 1);
+  const std::string path = tempDir() + "/courier.yaml";
+  writeFile(path, withAutoConfig(config, "plain"));
+  std::string out;
+  EXPECT_NE(CourierProcess::runToExit({"--mode", "validate", "-c", path}, &out), 0);
+  EXPECT_THAT(out, HasSubstr("static_resources.clusters[0].typed_extension_protocol_options[\""
+                             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions\"].auto_config"));
+  EXPECT_THAT(out, HasSubstr("ALPN"));
 }
 
 TEST_F(AutoConfigUpstreamTest, Http3InAutoConfigIsAConfigErrorNamingTheField) {

@@ -133,6 +133,12 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
           http::http2::settingsFromProto(autoc.http2_protocol_options(), opath + ".auto_config.http2_protocol_options");
       if (!settings.ok()) return settings.status();
       cluster->http2_settings = *settings;
+      // As Envoy: the protocol comes from ALPN, so the cluster must have a
+      // transport socket that negotiates it.
+      if (!config.has_transport_socket() || config.transport_socket().name() != "envoy.transport_sockets.tls") {
+        return fieldError(opath + ".auto_config",
+                          "needs a transport socket that negotiates ALPN (envoy.transport_sockets.tls)");
+      }
       cluster->auto_http = true;
     }
     if (options.common_http_protocol_options().has_max_requests_per_connection()) {
