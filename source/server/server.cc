@@ -8,6 +8,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "source/common/common/field_error.h"
 #include "envoy/admin/v3/clusters.pb.h"
 #include "envoy/admin/v3/config_dump.pb.h"
 #include "envoy/admin/v3/listeners.pb.h"
@@ -107,7 +108,17 @@ absl::Status Server::createManagers(bool bind) {
   if (auto s = secrets_->addStaticSecrets(bootstrap_.static_resources().secrets()); !s.ok()) return s;
   cluster_manager_ = std::make_unique<upstream::ClusterManager>(stats_, *clusters_, bind ? &main_ : nullptr);
   cluster_manager_->setSecretManager(secrets_.get());
+  const auto& node_locality = bootstrap_.node().locality();
+  cluster_manager_->setLocalCluster(
+      bootstrap_.cluster_manager().local_cluster_name(),
+      upstream::LocalityEntry{node_locality.region(), node_locality.zone(), node_locality.sub_zone(), 0});
   if (auto s = cluster_manager_->addStaticClusters(bootstrap_.static_resources().clusters()); !s.ok()) return s;
+  // As Envoy: the local cluster is a static one.
+  if (const auto& local = bootstrap_.cluster_manager().local_cluster_name();
+      !local.empty() && cluster_manager_->entries().find(local) == cluster_manager_->entries().end()) {
+    return fieldError("cluster_manager.local_cluster_name",
+                      absl::StrCat("local cluster \"", local, "\" must be defined in static_resources.clusters"));
+  }
   if (!access_logs_) {
     access_logs_ = std::make_unique<access_log::AccessLogManager>(
         std::chrono::milliseconds(options_.file_flush_interval_msec));

@@ -54,7 +54,14 @@ ClusterStats::ClusterStats(const stats::Scope& scope)
       upstream_rq_time(scope.histogram("upstream_rq_time")),
       COURIER_CLUSTER_GAUGE(membership_total),
       COURIER_CLUSTER_GAUGE(membership_healthy),
-      COURIER_CLUSTER_COUNTER(lb_healthy_panic) {
+      COURIER_CLUSTER_COUNTER(lb_healthy_panic),
+      COURIER_CLUSTER_COUNTER(lb_local_cluster_not_ok),
+      COURIER_CLUSTER_COUNTER(lb_zone_number_differs),
+      COURIER_CLUSTER_COUNTER(lb_zone_cluster_too_small),
+      COURIER_CLUSTER_COUNTER(lb_zone_routing_all_directly),
+      COURIER_CLUSTER_COUNTER(lb_zone_routing_sampled),
+      COURIER_CLUSTER_COUNTER(lb_zone_routing_cross_zone),
+      COURIER_CLUSTER_COUNTER(lb_zone_no_capacity_left) {
 }
 #undef COURIER_CLUSTER_COUNTER
 #undef COURIER_CLUSTER_GAUGE
@@ -66,6 +73,7 @@ bool setHealthFlag(const Cluster& cluster, const Host& host, uint32_t flag, bool
   host.health_flags.store(now, std::memory_order_relaxed);
   if ((old == 0) == (now == 0)) return false;
   cluster.unhealthy_hosts.add(now == 0 ? -1 : 1);
+  cluster.health_generation.add(1);
   if (cluster.layout != nullptr) cluster.layout->onHealthChange(host, now == 0 ? -1 : 1);
   if (cluster.stats) cluster.stats->membership_healthy.set(cluster.hosts.size() - cluster.unhealthy_hosts.load());
   return true;
@@ -75,6 +83,7 @@ void recountHealth(const Cluster& cluster) {
   uint32_t unhealthy = 0;
   for (const auto& h : cluster.hosts) unhealthy += h->healthy() ? 0 : 1;
   cluster.unhealthy_hosts.set(unhealthy);
+  cluster.health_generation.add(1);
   if (cluster.layout != nullptr) cluster.layout->recount();
   if (cluster.stats) cluster.stats->membership_healthy.set(cluster.hosts.size() - unhealthy);
 }

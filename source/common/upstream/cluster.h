@@ -126,6 +126,22 @@ struct ClusterStats {
   stats::Gauge& membership_total;
   stats::Gauge& membership_healthy;
   stats::Counter& lb_healthy_panic;
+  // Zone-aware routing (zone_aware_lb.h), Envoy's names.
+  stats::Counter& lb_local_cluster_not_ok;
+  stats::Counter& lb_zone_number_differs;
+  stats::Counter& lb_zone_cluster_too_small;
+  stats::Counter& lb_zone_routing_all_directly;
+  stats::Counter& lb_zone_routing_sampled;
+  stats::Counter& lb_zone_routing_cross_zone;
+  stats::Counter& lb_zone_no_capacity_left;
+};
+
+// common_lb_config.zone_aware_lb_config with Envoy's defaults.
+struct ZoneAwareConfig {
+  // routing_enabled, rounded to a whole percent.
+  uint32_t routing_enabled = 100;
+  uint64_t min_cluster_size = 6;
+  bool fail_traffic_on_panic = false;
 };
 
 enum class LbPolicy { RoundRobin, LeastRequest, Random, RingHash, Maglev };
@@ -197,6 +213,10 @@ class Cluster {
   uint32_t overprovisioning_factor = 140;
   // common_lb_config.locality_weighted_lb_config is set.
   bool locality_weighted = false;
+  // Set when the cluster may route by zone (a policy Envoy routes zone-aware
+  // with, no locality weighting); applied only while the bootstrap names a
+  // local cluster (cluster_manager.local_cluster_name).
+  std::optional<ZoneAwareConfig> zone_aware;
   // The localities hosts name (Host::locality indexes this).
   std::vector<LocalityEntry> localities;
   // Hosts grouped by priority (and by locality when weighted), with a view
@@ -207,6 +227,10 @@ class Cluster {
   // Hosts with any health flag set; kept by setHealthFlag() (main thread),
   // read by balancers to skip the health scan while everything is healthy.
   mutable HostCount unhealthy_hosts;
+  // Bumped by setHealthFlag() and recountHealth() whenever a host's health
+  // changed: balancers that derive state from health (zone routing) redo it
+  // when this moved.
+  mutable HostCount health_generation;
   // health_checks[0], parsed (health_checker.h); workers report upstream
   // x-envoy-immediate-health-check-fail into it. nullptr: no active checks.
   std::shared_ptr<HealthCheckSink> health_check;
@@ -240,6 +264,10 @@ inline bool inHealthyPanic(const Cluster& cluster, size_t host_count, uint32_t u
 
 struct ClusterSet {
   absl::flat_hash_map<std::string, ClusterConstSharedPtr> clusters;
+  // bootstrap cluster_manager.local_cluster_name (empty: none) and the
+  // node's locality: what zone-aware routing compares against.
+  std::string local_cluster_name;
+  LocalityEntry local_locality;
   const Cluster* find(const std::string& name) const {
     auto it = clusters.find(name);
     return it == clusters.end() ? nullptr : it->second.get();

@@ -188,6 +188,25 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
   }
   const auto& common = config.common_lb_config();
   cluster->locality_weighted = common.has_locality_weighted_lb_config();
+  // Envoy routes by zone with these policies only, and not alongside
+  // locality weighting.
+  const bool zone_policy = cluster->lb_policy == LbPolicy::RoundRobin || cluster->lb_policy == LbPolicy::LeastRequest ||
+                           cluster->lb_policy == LbPolicy::Random;
+  if (zone_policy && !cluster->locality_weighted && !original_dst) {
+    ZoneAwareConfig zone;
+    const auto& za = common.zone_aware_lb_config();
+    if (za.has_routing_enabled()) {
+      const double value = za.routing_enabled().value();
+      if (!(value >= 0 && value <= 100)) {
+        return fieldError(path + ".common_lb_config.zone_aware_lb_config.routing_enabled.value",
+                          "must be within [0, 100]");
+      }
+      zone.routing_enabled = static_cast<uint32_t>(value + 0.5);
+    }
+    if (za.has_min_cluster_size()) zone.min_cluster_size = za.min_cluster_size().value();
+    zone.fail_traffic_on_panic = za.fail_traffic_on_panic();
+    cluster->zone_aware = zone;
+  }
   // Circuit breakers: one set of thresholds per routing priority (a route's
   // `priority` picks which); a priority listed twice keeps the last.
   for (int i = 0; i < config.circuit_breakers().thresholds_size(); ++i) {

@@ -11,6 +11,7 @@
 #include "source/common/upstream/cluster_factory.h"
 #include "source/common/upstream/cluster_health.h"
 #include "source/common/upstream/eds.h"
+#include "source/common/upstream/priority_lb.h"
 #include "source/extensions/transport_sockets/tls/secret_manager.h"
 #include "spdlog/spdlog.h"
 
@@ -194,6 +195,20 @@ std::string ClusterManager::Entry::serialize(const ProtoCluster& proto) {
   return out;
 }
 
+namespace {
+
+// Without a local cluster nothing routes by zone: a version of `cluster`
+// without the per-locality views built for it.
+ClusterConstSharedPtr withoutZoneRouting(ClusterConstSharedPtr cluster) {
+  if (!cluster->zone_aware.has_value()) return cluster;
+  auto copy = std::make_shared<Cluster>(*cluster);
+  copy->zone_aware.reset();
+  buildPriorityLayout(*copy);
+  return copy;
+}
+
+}  // namespace
+
 ClusterManager::ClusterManager(stats::Store& stats, thread_local_::SnapshotSlot<ClusterSet>& slot,
                                event::Dispatcher* main)
     : store_(stats), main_(main), stats_(stats), slot_(slot) {}
@@ -217,6 +232,7 @@ absl::Status ClusterManager::addStaticClusters(const google::protobuf::RepeatedP
     std::vector<std::shared_ptr<tls::SecretProvider>> secrets;
     auto cluster = createCluster(clusters[i], path, store_, secrets_, &secrets);
     if (!cluster.ok()) return cluster.status();
+    if (local_cluster_name_.empty()) *cluster = withoutZoneRouting(*cluster);
     Entry entry{Entry::serialize(clusters[i]), *cluster, false, "", now, startHealth(*cluster, nullptr)};
     if (auto s = startDiscovery((*cluster)->name, clusters[i], entry, path); !s.ok()) return s;
     if (!entries_.emplace((*cluster)->name, std::move(entry)).second) {
@@ -428,6 +444,7 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
       return absl::Status(cluster.status().code(),
                           absl::StrCat("cluster \"", proto->name(), "\": ", cluster.status().message()));
     }
+    if (local_cluster_name_.empty()) *cluster = withoutZoneRouting(*cluster);
     std::unique_ptr<EdsSubscription> eds;
     if (proto->type() == ProtoCluster::EDS) {
       auto current = eds_.find(proto->name());
@@ -548,6 +565,8 @@ void ClusterManager::publish(std::function<void()> on_applied) {
   // own shared_ptr to the cluster they started with.
   auto set = std::make_shared<ClusterSet>();
   auto known = std::make_shared<ClusterSet>();
+  set->local_cluster_name = local_cluster_name_;
+  set->local_locality = local_locality_;
   for (const auto& [name, entry] : entries_) {
     if (!entry.added_via_api || !warming(name)) {
       set->clusters.emplace(name, entry.cluster);

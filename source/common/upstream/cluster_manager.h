@@ -80,6 +80,12 @@ class ClusterManager : public config::SubscriptionCallbacks {
                  event::Dispatcher* main = nullptr);
   ~ClusterManager() override;
 
+  // bootstrap cluster_manager.local_cluster_name and node.locality, which
+  // zone-aware balancers route against; set before any cluster is added.
+  void setLocalCluster(std::string name, LocalityEntry locality) {
+    local_cluster_name_ = std::move(name);
+    local_locality_ = std::move(locality);
+  }
   // Where clusters' TLS contexts find their SDS secrets; set before any cluster is added.
   void setSecretManager(tls::SecretManager* secrets) { secrets_ = secrets; }
 
@@ -173,6 +179,8 @@ class ClusterManager : public config::SubscriptionCallbacks {
   SubscriptionFactory eds_factory_;
   tls::SecretManager* secrets_ = nullptr;
   ClusterSetConstSharedPtr known_ = std::make_shared<const ClusterSet>();
+  std::string local_cluster_name_;
+  LocalityEntry local_locality_;
   struct SecretWait {
     uint64_t generation;
     size_t waiting;

@@ -101,7 +101,9 @@ const Host* HealthFilteringLoadBalancer::redraw(const LoadBalancerContext* conte
 }
 
 std::unique_ptr<LoadBalancer> createLoadBalancer(const Cluster& cluster) {
-  if (cluster.layout != nullptr) return std::make_unique<PriorityLoadBalancer>(cluster);
+  // A zone-only layout serves zone-aware balancers (zone_aware_lb.h); the
+  // plain balancer ignores it.
+  if (cluster.layout != nullptr && !cluster.layout->zone_only) return std::make_unique<PriorityLoadBalancer>(cluster);
   return createHealthFilteringLoadBalancer(cluster);
 }
 

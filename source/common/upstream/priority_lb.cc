@@ -30,14 +30,17 @@ void buildPriorityLayout(Cluster& cluster) {
     max_priority = std::max<uint32_t>(max_priority, h->priority);
   }
   const bool weighted = cluster.locality_weighted && !cluster.localities.empty() && !cluster.hosts.empty();
-  if (!several && !weighted) return;
+  // Zone routing needs one view per locality of the single level.
+  const bool zone = !several && !weighted && cluster.zone_aware.has_value() && cluster.localities.size() >= 2 &&
+                    !cluster.hosts.empty();
+  if (!several && !weighted && !zone) return;
   std::vector<std::vector<HostConstSharedPtr>> by_level(max_priority + 1);
   for (const auto& h : cluster.hosts) by_level[h->priority].push_back(h);
   auto layout = std::make_shared<PriorityLayout>();
   layout->levels.resize(by_level.size());
   for (size_t p = 0; p < by_level.size(); ++p) {
     auto& level = layout->levels[p];
-    if (weighted) {
+    if (weighted || zone) {
       std::vector<std::vector<HostConstSharedPtr>> by_locality(cluster.localities.size());
       for (const auto& h : by_level[p]) {
         if (h->locality < by_locality.size()) by_locality[h->locality].push_back(h);
@@ -50,6 +53,7 @@ void buildPriorityLayout(Cluster& cluster) {
     }
     level.all = makeView(cluster, std::move(by_level[p]));
   }
+  layout->zone_only = zone;
   cluster.layout = std::move(layout);
 }
 

@@ -50,13 +50,17 @@ class PriorityLayout {
   struct Level {
     // Every host of the level (empty hosts when the level has none).
     std::shared_ptr<const Cluster> all;
-    // Locality weighting only: one view per locality present in the level.
+    // Locality weighting or zone routing only: one view per locality present
+    // in the level.
     std::vector<std::shared_ptr<const Cluster>> localities;
     // The Cluster::localities index of each entry of `localities`.
     std::vector<uint16_t> locality_index;
   };
   // Indexed by priority; levels between used ones are present and empty.
   std::vector<Level> levels;
+  // Built only for zone routing: one level with a view per locality, which
+  // picks without a local cluster ignore (plain balancer).
+  bool zone_only = false;
 
   // Bumped by every health change below: workers recompute their loads only
   // when it moved.

@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "source/common/upstream/cluster.h"
 #include "source/common/upstream/load_balancer.h"
+#include "source/common/upstream/zone_aware_lb.h"
 
 namespace courier::upstream {
 
@@ -16,6 +17,14 @@ class ThreadLocalCluster {
  public:
   explicit ThreadLocalCluster(ClusterConstSharedPtr cluster)
       : cluster_(std::move(cluster)), lb_(createLoadBalancer(*cluster_)) {}
+  // With zone-aware routing against `local` (the set's local cluster, kept
+  // alive here; null while the named cluster is absent).
+  ThreadLocalCluster(ClusterConstSharedPtr cluster, ClusterConstSharedPtr local, const LocalityEntry& local_locality)
+      : cluster_(std::move(cluster)),
+        local_(std::move(local)),
+        lb_(createZoneAwareOrPlainLoadBalancer(*cluster_, true, local_.get(), local_locality)) {}
+  // The local cluster version the balancer routes against.
+  const ClusterConstSharedPtr& local() const { return local_; }
   const Cluster& info() const { return *cluster_; }
   // A connection keeps the cluster (and its hosts) alive while it uses them.
   const ClusterConstSharedPtr& shared() const { return cluster_; }
@@ -23,6 +32,7 @@ class ThreadLocalCluster {
 
  private:
   ClusterConstSharedPtr cluster_;
+  ClusterConstSharedPtr local_;
   std::unique_ptr<LoadBalancer> lb_;
 };
 

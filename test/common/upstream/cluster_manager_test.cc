@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "source/common/protobuf/yaml_loader.h"
 #include "source/common/upstream/cluster_health.h"
+#include "source/common/upstream/zone_aware_lb.h"
 
 namespace courier::upstream {
 namespace {
@@ -72,6 +73,39 @@ TEST_F(ClusterManagerTest, CdsAddsClustersBesideStaticOnes) {
   EXPECT_TRUE(manager_.entries().at("dyn").added_via_api);
   EXPECT_EQ(manager_.entries().at("dyn").version_info, "v");
   EXPECT_EQ(manager_.cdsVersion(), "v1");
+}
+
+std::string twoZoneClusterYaml(const std::string& name) {
+  return "{name: " + name + ", type: STATIC, load_assignment: {cluster_name: " + name +
+         ", endpoints: [{locality: {zone: a}, lb_endpoints: [{endpoint: {address: {socket_address: "
+         "{address: 127.0.0.1, port_value: 1}}}}]}, {locality: {zone: b}, lb_endpoints: [{endpoint: "
+         "{address: {socket_address: {address: 127.0.0.2, port_value: 1}}}}]}]}}";
+}
+
+TEST_F(ClusterManagerTest, WithoutALocalClusterNothingKeepsZoneRoutingViews) {
+  addStatic({twoZoneClusterYaml("static")});
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({twoZoneClusterYaml("dyn")}), "v1").ok());
+  for (const char* name : {"static", "dyn"}) {
+    const upstream::Cluster* c = manager_.clusters()->find(name);
+    ASSERT_NE(c, nullptr);
+    EXPECT_FALSE(c->zone_aware.has_value()) << name;
+    EXPECT_EQ(c->layout, nullptr) << name;
+  }
+  EXPECT_TRUE(manager_.clusters()->local_cluster_name.empty());
+}
+
+TEST_F(ClusterManagerTest, ALocalClusterReachesTheWorkersSetAndClustersKeepZoneRouting) {
+  manager_.setLocalCluster("local", LocalityEntry{"r", "a", "", 0});
+  addStatic({twoZoneClusterYaml("local"), twoZoneClusterYaml("up")});
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({twoZoneClusterYaml("dyn")}), "v1").ok());
+  EXPECT_EQ(manager_.clusters()->local_cluster_name, "local");
+  EXPECT_EQ(manager_.clusters()->local_locality.region, "r");
+  EXPECT_EQ(manager_.clusters()->local_locality.zone, "a");
+  for (const char* name : {"up", "dyn"}) {
+    const upstream::Cluster* c = manager_.clusters()->find(name);
+    ASSERT_NE(c, nullptr);
+    EXPECT_TRUE(routesByZone(*c)) << name;
+  }
 }
 
 TEST_F(ClusterManagerTest, UnchangedClusterKeepsItsObjectSoWorkersKeepTheirState) {
