@@ -219,9 +219,11 @@ class Cluster {
   std::optional<ZoneAwareConfig> zone_aware;
   // The localities hosts name (Host::locality indexes this).
   std::vector<LocalityEntry> localities;
-  // Hosts grouped by priority (and by locality when weighted), with a view
-  // and balancer state per group (priority_set.h). nullptr while one
-  // priority serves without locality weighting: the plain fast path.
+  // Hosts grouped by priority (and by locality when weighted or routing by
+  // zone), with a view and balancer state per group (priority_set.h).
+  // nullptr while one priority serves without locality weighting or zone
+  // routing: the plain fast path. A zone_only layout serves zone-aware
+  // balancers only; plain ones ignore it.
   // Whoever replaces `hosts` rebuilds it with buildPriorityLayout().
   std::shared_ptr<const PriorityLayout> layout;
   // Hosts with any health flag set; kept by setHealthFlag() (main thread),
