@@ -12,12 +12,12 @@ uint64_t nextClusterSettingsId() {
   return next.fetch_add(1, std::memory_order_relaxed);
 }
 
-ClusterStats::ClusterStats(stats::Store& store, const std::string& cluster_name)
-    : ClusterStats(stats::Scope(store, absl::StrCat("cluster.", cluster_name))) {}
+ClusterStats::ClusterStats(stats::Store& store, const std::string& cluster_name, bool zone_stats)
+    : ClusterStats(stats::Scope(store, absl::StrCat("cluster.", cluster_name)), zone_stats) {}
 
 // The names are literals, so every stat shares the scope's one copy of
 // "cluster.<name>." (a mesh has ~30 of these per cluster, 10k+ clusters).
-ClusterStats::ClusterStats(const stats::Scope& scope)
+ClusterStats::ClusterStats(const stats::Scope& scope, bool zone_stats)
 #define COURIER_CLUSTER_COUNTER(n) n(scope.counter(#n))
 #define COURIER_CLUSTER_GAUGE(n) n(scope.gauge(#n))
     : COURIER_CLUSTER_COUNTER(upstream_cx_total),
@@ -54,15 +54,18 @@ ClusterStats::ClusterStats(const stats::Scope& scope)
       upstream_rq_time(scope.histogram("upstream_rq_time")),
       COURIER_CLUSTER_GAUGE(membership_total),
       COURIER_CLUSTER_GAUGE(membership_healthy),
-      COURIER_CLUSTER_COUNTER(lb_healthy_panic),
-      COURIER_CLUSTER_COUNTER(lb_local_cluster_not_ok),
+      COURIER_CLUSTER_COUNTER(lb_healthy_panic) {
+  if (zone_stats) zone = std::make_unique<Zone>(scope);
+}
+ClusterStats::Zone::Zone(const stats::Scope& scope)
+    : COURIER_CLUSTER_COUNTER(lb_local_cluster_not_ok),
       COURIER_CLUSTER_COUNTER(lb_zone_number_differs),
       COURIER_CLUSTER_COUNTER(lb_zone_cluster_too_small),
       COURIER_CLUSTER_COUNTER(lb_zone_routing_all_directly),
       COURIER_CLUSTER_COUNTER(lb_zone_routing_sampled),
       COURIER_CLUSTER_COUNTER(lb_zone_routing_cross_zone),
-      COURIER_CLUSTER_COUNTER(lb_zone_no_capacity_left) {
-}
+      COURIER_CLUSTER_COUNTER(lb_zone_no_capacity_left) {}
+
 #undef COURIER_CLUSTER_COUNTER
 #undef COURIER_CLUSTER_GAUGE
 

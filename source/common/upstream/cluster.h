@@ -8,10 +8,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
-
-#include <optional>
 
 #include "absl/container/flat_hash_map.h"
 #include "source/common/http/http2/settings.h"
@@ -82,15 +81,15 @@ struct LocalityEntry {
   std::string zone;
   std::string sub_zone;
   uint32_t weight = 0;
-  bool sameName(const LocalityEntry& o) const {
-    return region == o.region && zone == o.zone && sub_zone == o.sub_zone;
-  }
+  bool sameName(const LocalityEntry& o) const { return region == o.region && zone == o.zone && sub_zone == o.sub_zone; }
 };
 
 // Envoy's cluster.<name>.* stats that this engine maintains.
 struct ClusterStats {
-  ClusterStats(stats::Store& store, const std::string& cluster_name);
-  explicit ClusterStats(const stats::Scope& scope);
+  // The zone-routing counters exist only for clusters that may route by
+  // zone (7 stats less per cluster in a mesh without a local cluster).
+  ClusterStats(stats::Store& store, const std::string& cluster_name, bool zone_stats = false);
+  explicit ClusterStats(const stats::Scope& scope, bool zone_stats = false);
   stats::Counter& upstream_cx_total;
   stats::Counter& upstream_cx_http1_total;
   stats::Counter& upstream_cx_http2_total;
@@ -126,14 +125,19 @@ struct ClusterStats {
   stats::Gauge& membership_total;
   stats::Gauge& membership_healthy;
   stats::Counter& lb_healthy_panic;
-  // Zone-aware routing (zone_aware_lb.h), Envoy's names.
-  stats::Counter& lb_local_cluster_not_ok;
-  stats::Counter& lb_zone_number_differs;
-  stats::Counter& lb_zone_cluster_too_small;
-  stats::Counter& lb_zone_routing_all_directly;
-  stats::Counter& lb_zone_routing_sampled;
-  stats::Counter& lb_zone_routing_cross_zone;
-  stats::Counter& lb_zone_no_capacity_left;
+  // Zone-aware routing (zone_aware_lb.h), Envoy's names; null unless the
+  // cluster may route by zone.
+  struct Zone {
+    explicit Zone(const stats::Scope& scope);
+    stats::Counter& lb_local_cluster_not_ok;
+    stats::Counter& lb_zone_number_differs;
+    stats::Counter& lb_zone_cluster_too_small;
+    stats::Counter& lb_zone_routing_all_directly;
+    stats::Counter& lb_zone_routing_sampled;
+    stats::Counter& lb_zone_routing_cross_zone;
+    stats::Counter& lb_zone_no_capacity_left;
+  };
+  std::unique_ptr<Zone> zone;
 };
 
 // common_lb_config.zone_aware_lb_config with Envoy's defaults.

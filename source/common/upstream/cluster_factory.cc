@@ -1,12 +1,10 @@
 #include "source/common/upstream/cluster_factory.h"
 
-#include "source/extensions/transport_sockets/tls/ssl_socket.h"
-#include "source/common/common/field_error.h"
-
 #include "absl/strings/str_cat.h"
-#include "source/common/http/http2/protocol_options.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "google/protobuf/util/time_util.h"
+#include "source/common/common/field_error.h"
+#include "source/common/http/http2/protocol_options.h"
 #include "source/common/upstream/dns_cluster.h"
 #include "source/common/upstream/eds.h"
 #include "source/common/upstream/health_checker.h"
@@ -15,6 +13,7 @@
 #include "source/common/upstream/original_dst_cluster.h"
 #include "source/common/upstream/outlier_detection.h"
 #include "source/common/upstream/priority_lb.h"
+#include "source/extensions/transport_sockets/tls/ssl_socket.h"
 
 namespace courier::upstream {
 namespace {
@@ -34,16 +33,17 @@ absl::StatusOr<LbPolicy> lbPolicy(const ProtoCluster& config, const std::string&
     case ProtoCluster::MAGLEV:
       return LbPolicy::Maglev;
     default:
-      return fieldError(path + ".lb_policy",
-                        absl::StrCat("unsupported load balancing policy ", ProtoCluster::LbPolicy_Name(config.lb_policy())));
+      return fieldError(path + ".lb_policy", absl::StrCat("unsupported load balancing policy ",
+                                                          ProtoCluster::LbPolicy_Name(config.lb_policy())));
   }
 }
 
 }  // namespace
 
 absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, const std::string& path,
-                                                     stats::Store& stats, tls::SecretManager* secrets,
-                                                     std::vector<std::shared_ptr<tls::SecretProvider>>* secret_providers) {
+                                                    stats::Store& stats, tls::SecretManager* secrets,
+                                                    std::vector<std::shared_ptr<tls::SecretProvider>>* secret_providers,
+                                                    bool zone_routing) {
   if (config.name().empty()) return fieldError(path + ".name", "a cluster needs a non-empty name");
   auto cluster = std::make_shared<Cluster>();
   cluster->name = config.name();
@@ -103,20 +103,23 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
   for (const auto& [name, any] : config.typed_extension_protocol_options()) {
     const std::string opath = absl::StrCat(path, ".typed_extension_protocol_options[\"", name, "\"]");
     if (name != "envoy.extensions.upstreams.http.v3.HttpProtocolOptions") {
-      return fieldError(opath, "unknown protocol options extension (envoy.extensions.upstreams.http.v3.HttpProtocolOptions is known)");
+      return fieldError(
+          opath,
+          "unknown protocol options extension (envoy.extensions.upstreams.http.v3.HttpProtocolOptions is known)");
     }
     envoy::extensions::upstreams::http::v3::HttpProtocolOptions options;
     if (!any.UnpackTo(&options)) {
-      return fieldError(opath, absl::StrCat("expected ", options.GetDescriptor()->full_name(), ", got ", any.type_url()));
+      return fieldError(opath,
+                        absl::StrCat("expected ", options.GetDescriptor()->full_name(), ", got ", any.type_url()));
     }
     if (options.has_explicit_http_config() && options.explicit_http_config().has_http2_protocol_options()) {
       auto settings = http::http2::settingsFromProto(options.explicit_http_config().http2_protocol_options(),
-                                    opath + ".explicit_http_config.http2_protocol_options");
+                                                     opath + ".explicit_http_config.http2_protocol_options");
       if (!settings.ok()) return settings.status();
       cluster->http2_settings = *settings;
     } else if (options.has_use_downstream_protocol_config()) {
       auto settings = http::http2::settingsFromProto(options.use_downstream_protocol_config().http2_protocol_options(),
-                                    opath + ".use_downstream_protocol_config.http2_protocol_options");
+                                                     opath + ".use_downstream_protocol_config.http2_protocol_options");
       if (!settings.ok()) return settings.status();
       cluster->http2_settings = *settings;
       cluster->use_downstream_protocol = true;
@@ -192,7 +195,7 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
   // locality weighting.
   const bool zone_policy = cluster->lb_policy == LbPolicy::RoundRobin || cluster->lb_policy == LbPolicy::LeastRequest ||
                            cluster->lb_policy == LbPolicy::Random;
-  if (zone_policy && !cluster->locality_weighted && !original_dst) {
+  if (zone_routing && zone_policy && !cluster->locality_weighted && !original_dst) {
     ZoneAwareConfig zone;
     const auto& za = common.zone_aware_lb_config();
     if (za.has_routing_enabled()) {
@@ -263,7 +266,7 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
                                       : createLoadBalancerFactory(config, path, *cluster);
   if (!lb_factory.ok()) return lb_factory.status();
   cluster->lb_factory = std::move(*lb_factory);
-  cluster->stats = std::make_shared<ClusterStats>(stats, cluster->name);
+  cluster->stats = std::make_shared<ClusterStats>(stats, cluster->name, cluster->zone_aware.has_value());
   // Group views copy the settings above, stats included.
   buildPriorityLayout(*cluster);
   cluster->stats->membership_total.set(cluster->hosts.size());

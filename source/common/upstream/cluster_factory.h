@@ -21,9 +21,11 @@ namespace courier::upstream {
 
 // `secrets` resolves the transport socket's SDS references (null: refused);
 // the secrets it uses are appended to `secret_providers` when set.
+// `zone_routing`: whether the server has a local cluster to route by zone
+// against; without one no cluster carries zone state or zone stats.
 absl::StatusOr<ClusterConstSharedPtr> createCluster(
     const envoy::config::cluster::v3::Cluster& config, const std::string& path, stats::Store& stats,
     tls::SecretManager* secrets = nullptr,
-    std::vector<std::shared_ptr<tls::SecretProvider>>* secret_providers = nullptr);
+    std::vector<std::shared_ptr<tls::SecretProvider>>* secret_providers = nullptr, bool zone_routing = true);
 
 }  // namespace courier::upstream

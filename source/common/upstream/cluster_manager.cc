@@ -43,8 +43,7 @@ class ClusterManager::EdsSubscription : public config::SubscriptionCallbacks {
 
   bool sameSource(const ProtoCluster::EdsClusterConfig& config) const {
     const std::string& name = config.service_name().empty() ? cluster_ : config.service_name();
-    return name == service_name_ &&
-           google::protobuf::util::MessageDifferencer::Equals(source_, config.eds_config());
+    return name == service_name_ && google::protobuf::util::MessageDifferencer::Equals(source_, config.eds_config());
   }
   absl::Status subscribe(const SubscriptionFactory& factory) {
     auto made = factory(source_, field_path_, config::type_url::kClusterLoadAssignment, *this);
@@ -76,7 +75,8 @@ class ClusterManager::EdsSubscription : public config::SubscriptionCallbacks {
     return apply(resources[0], version_info);
   }
   absl::Status onConfigUpdate(const std::vector<config::DecodedResource>& added,
-                              const std::vector<std::string>& removed, const std::string& system_version_info) override {
+                              const std::vector<std::string>& removed,
+                              const std::string& system_version_info) override {
     if (!added.empty()) return onConfigUpdate(added, system_version_info);
     update_attempt_.inc();
     update_empty_.inc();
@@ -195,20 +195,6 @@ std::string ClusterManager::Entry::serialize(const ProtoCluster& proto) {
   return out;
 }
 
-namespace {
-
-// Without a local cluster nothing routes by zone: a version of `cluster`
-// without the per-locality views built for it.
-ClusterConstSharedPtr withoutZoneRouting(ClusterConstSharedPtr cluster) {
-  if (!cluster->zone_aware.has_value()) return cluster;
-  auto copy = std::make_shared<Cluster>(*cluster);
-  copy->zone_aware.reset();
-  buildPriorityLayout(*copy);
-  return copy;
-}
-
-}  // namespace
-
 ClusterManager::ClusterManager(stats::Store& stats, thread_local_::SnapshotSlot<ClusterSet>& slot,
                                event::Dispatcher* main)
     : store_(stats), main_(main), stats_(stats), slot_(slot) {}
@@ -230,21 +216,18 @@ absl::Status ClusterManager::addStaticClusters(const google::protobuf::RepeatedP
   for (int i = 0; i < clusters.size(); ++i) {
     const std::string path = absl::StrCat("static_resources.clusters[", i, "]");
     std::vector<std::shared_ptr<tls::SecretProvider>> secrets;
-    auto cluster = createCluster(clusters[i], path, store_, secrets_, &secrets);
+    auto cluster = createCluster(clusters[i], path, store_, secrets_, &secrets, !local_cluster_name_.empty());
     if (!cluster.ok()) return cluster.status();
-    if (local_cluster_name_.empty()) *cluster = withoutZoneRouting(*cluster);
     Entry entry{Entry::serialize(clusters[i]), *cluster, false, "", now, startHealth(*cluster, nullptr)};
     if (auto s = startDiscovery((*cluster)->name, clusters[i], entry, path); !s.ok()) return s;
     if (!entries_.emplace((*cluster)->name, std::move(entry)).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ".name: duplicate cluster name \"", (*cluster)->name, "\""));
+      return absl::InvalidArgumentError(absl::StrCat(path, ".name: duplicate cluster name \"", (*cluster)->name, "\""));
     }
     waitForSecrets((*cluster)->name, secrets);
     if (clusters[i].type() == ProtoCluster::EDS) {
       // Subscribed by startEds(), once the ADS client exists.
-      eds_[(*cluster)->name] = std::make_unique<EdsSubscription>(*this, (*cluster)->name,
-                                                                 clusters[i].eds_cluster_config(),
-                                                                 path + ".eds_cluster_config.eds_config");
+      eds_[(*cluster)->name] = std::make_unique<EdsSubscription>(
+          *this, (*cluster)->name, clusters[i].eds_cluster_config(), path + ".eds_cluster_config.eds_config");
     }
   }
   updateWarming();
@@ -438,13 +421,12 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
     std::string config = Entry::serialize(*proto);
     if (existing != entries_.end() && existing->second.config == config) continue;
     std::vector<std::shared_ptr<tls::SecretProvider>> secrets;
-    auto cluster = createCluster(*proto, path, store_, secrets_, &secrets);
+    auto cluster = createCluster(*proto, path, store_, secrets_, &secrets, !local_cluster_name_.empty());
     if (!cluster.ok()) {
       stats_.cds_update_rejected.inc();
       return absl::Status(cluster.status().code(),
                           absl::StrCat("cluster \"", proto->name(), "\": ", cluster.status().message()));
     }
-    if (local_cluster_name_.empty()) *cluster = withoutZoneRouting(*cluster);
     std::unique_ptr<EdsSubscription> eds;
     if (proto->type() == ProtoCluster::EDS) {
       auto current = eds_.find(proto->name());
@@ -536,7 +518,7 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
 }
 
 absl::Status ClusterManager::startDiscovery(const std::string& name, const ProtoCluster& proto, Entry& entry,
-                                           const std::string& path) {
+                                            const std::string& path) {
   // The callback runs later on main; the entry may have been replaced or
   // removed by then, and with it this discovery (so it no longer calls).
   auto discovery = createHostDiscovery(proto, path, entry.cluster, slot_.mainDispatcher(), store_,

@@ -129,16 +129,16 @@ void ZoneAwareLoadBalancer::recompute(uint32_t mine, uint32_t theirs) {
   in.local_healthy_elsewhere = local_healthy - matched;
   ZoneSkip skip = ZoneSkip::kNone;
   routing_ = computeZoneRouting(in, cluster_.zone_aware->min_cluster_size, &skip);
-  if (cluster_.stats != nullptr) {
+  if (zoneStats() != nullptr) {
     switch (skip) {
       case ZoneSkip::kLocalClusterNotOk:
-        cluster_.stats->lb_local_cluster_not_ok.inc();
+        zoneStats()->lb_local_cluster_not_ok.inc();
         break;
       case ZoneSkip::kNumberDiffers:
-        cluster_.stats->lb_zone_number_differs.inc();
+        zoneStats()->lb_zone_number_differs.inc();
         break;
       case ZoneSkip::kTooSmall:
-        cluster_.stats->lb_zone_cluster_too_small.inc();
+        zoneStats()->lb_zone_cluster_too_small.inc();
         break;
       default:
         break;
@@ -147,25 +147,24 @@ void ZoneAwareLoadBalancer::recompute(uint32_t mine, uint32_t theirs) {
   // Envoy's panic test of the local host set: its healthy share below the
   // panic threshold, without the overprovisioning factor.
   const size_t local_hosts = lc.hosts.size();
-  local_panic_ = local_hosts == 0 ||
-                 100.0 * static_cast<double>(local_healthy) / static_cast<double>(local_hosts) <
-                     cluster_.healthy_panic_threshold;
+  local_panic_ = local_hosts == 0 || 100.0 * static_cast<double>(local_healthy) / static_cast<double>(local_hosts) <
+                                         cluster_.healthy_panic_threshold;
 }
 
 size_t ZoneAwareLoadBalancer::chooseLocality() {
   if (routing_.mode == ZoneRouting::Mode::kDirect) {
-    if (cluster_.stats != nullptr) cluster_.stats->lb_zone_routing_all_directly.inc();
+    if (zoneStats() != nullptr) zoneStats()->lb_zone_routing_all_directly.inc();
     return 0;
   }
   if (random_.next() % 10000 < routing_.local_percent_to_route) {
-    if (cluster_.stats != nullptr) cluster_.stats->lb_zone_routing_sampled.inc();
+    if (zoneStats() != nullptr) zoneStats()->lb_zone_routing_sampled.inc();
     return 0;
   }
-  if (cluster_.stats != nullptr) cluster_.stats->lb_zone_routing_cross_zone.inc();
+  if (zoneStats() != nullptr) zoneStats()->lb_zone_routing_cross_zone.inc();
   const auto& residual = routing_.residual_capacity;
   if (residual.back() == 0) {
     // Only rounding leaves no spare capacity anywhere: any locality.
-    if (cluster_.stats != nullptr) cluster_.stats->lb_zone_no_capacity_left.inc();
+    if (zoneStats() != nullptr) zoneStats()->lb_zone_no_capacity_left.inc();
     return random_.below(residual.size());
   }
   const uint64_t threshold = random_.next() % residual.back();
@@ -184,7 +183,7 @@ const Host* ZoneAwareLoadBalancer::chooseHost(const LoadBalancerContext* context
   if (unhealthy != 0 && inHealthyPanic(cluster_, cluster_.hosts.size(), unhealthy)) return plain(context);
   if (config.routing_enabled < 100 && random_.below(100) >= config.routing_enabled) return plain(context);
   if (local_panic_) {
-    if (cluster_.stats != nullptr) cluster_.stats->lb_local_cluster_not_ok.inc();
+    if (zoneStats() != nullptr) zoneStats()->lb_local_cluster_not_ok.inc();
     return config.fail_traffic_on_panic ? nullptr : plain(context);
   }
   const size_t index = chooseLocality();

@@ -87,6 +87,7 @@ class ZoneAwareLoadBalancer : public LoadBalancer {
   const Host* plain(const LoadBalancerContext* context) { return all_->chooseHost(context); }
 
   const Cluster& cluster_;
+  ClusterStats::Zone* zoneStats() const { return cluster_.stats != nullptr ? cluster_.stats->zone.get() : nullptr; }
   const Cluster* local_;
   const PriorityLayout& layout_;
   std::unique_ptr<HealthFilteringLoadBalancer> all_;
@@ -114,8 +115,6 @@ std::unique_ptr<LoadBalancer> createZoneAwareOrPlainLoadBalancer(const Cluster& 
                                                                  const LocalityEntry& local_locality);
 
 // Whether createZoneAwareOrPlainLoadBalancer would use the local cluster.
-inline bool routesByZone(const Cluster& cluster) {
-  return cluster.layout != nullptr && cluster.layout->zone_only;
-}
+inline bool routesByZone(const Cluster& cluster) { return cluster.layout != nullptr && cluster.layout->zone_only; }
 
 }  // namespace courier::upstream

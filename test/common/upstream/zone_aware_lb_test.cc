@@ -3,6 +3,8 @@
 // clusters built from config (chi-squared against the expected shares), each
 // case where routing does not apply with its stat, routing_enabled, panic,
 // recomputation only on health changes, and the worker wiring.
+#include "source/common/upstream/zone_aware_lb.h"
+
 #include <memory>
 #include <string>
 #include <utility>
@@ -14,7 +16,6 @@
 #include "source/common/protobuf/yaml_loader.h"
 #include "source/common/upstream/cluster_factory.h"
 #include "source/common/upstream/thread_local_cluster_manager.h"
-#include "source/common/upstream/zone_aware_lb.h"
 #include "test/common/upstream/lb_test_util.h"
 
 namespace courier::upstream {
@@ -154,14 +155,14 @@ TEST_F(ZoneAwareTest, TheLayoutIsBuiltForMultiZoneClustersOnlyAndPlainBalancersI
 }
 
 TEST_F(ZoneAwareTest, AllDirectlyWhenTheUpstreamHasTheLargerLocalShare) {
-  auto local = build("local", {{"a", 2}, {"b", 2}});      // 50% in a
-  auto upstream = build("up", {{"a", 4}, {"b", 2}});      // 66% in a
+  auto local = build("local", {{"a", 2}, {"b", 2}});  // 50% in a
+  auto upstream = build("up", {{"a", 4}, {"b", 2}});  // 66% in a
   auto lb = lbFor(*upstream, local.get());
   auto counts = perZone(*upstream, *lb, 10000);
   EXPECT_EQ(counts, (std::vector<uint64_t>{10000, 0}));
-  EXPECT_EQ(upstream->stats->lb_zone_routing_all_directly.value(), 10000u);
-  EXPECT_EQ(upstream->stats->lb_zone_routing_sampled.value(), 0u);
-  EXPECT_EQ(upstream->stats->lb_zone_routing_cross_zone.value(), 0u);
+  EXPECT_EQ(upstream->stats->zone->lb_zone_routing_all_directly.value(), 10000u);
+  EXPECT_EQ(upstream->stats->zone->lb_zone_routing_sampled.value(), 0u);
+  EXPECT_EQ(upstream->stats->zone->lb_zone_routing_cross_zone.value(), 0u);
 }
 
 TEST_F(ZoneAwareTest, ResidualSpreadingMatchesEnvoysExample) {
@@ -172,9 +173,10 @@ TEST_F(ZoneAwareTest, ResidualSpreadingMatchesEnvoysExample) {
   auto lb = lbFor(*upstream, local.get());
   const uint64_t n = 80000;
   auto counts = perZone(*upstream, *lb, n);
-  EXPECT_LT(chiSquared(counts, {5, 2, 1}), chiSquaredCritical001(2)) << counts[0] << " " << counts[1] << " "
-                                                                       << counts[2];
-  const auto& s = *upstream->stats;
+  EXPECT_LT(chiSquared(counts, {5, 2, 1}), chiSquaredCritical001(2))
+      << counts[0] << " " << counts[1] << " " << counts[2];
+  ASSERT_NE(upstream->stats->zone, nullptr);
+  const auto& s = *upstream->stats->zone;
   EXPECT_EQ(s.lb_zone_routing_sampled.value() + s.lb_zone_routing_cross_zone.value(), n);
   EXPECT_EQ(s.lb_zone_routing_sampled.value(), counts[0]);
   EXPECT_EQ(s.lb_zone_routing_all_directly.value(), 0u);
@@ -188,12 +190,12 @@ TEST_F(ZoneAwareTest, AMissingOrEmptyLocalClusterCountsLocalClusterNotOkOncePerR
   auto lb = lbFor(*upstream, nullptr);
   auto counts = perZone(*upstream, *lb, 600);
   EXPECT_EQ(counts, (std::vector<uint64_t>{300, 300}));  // plain round robin
-  EXPECT_EQ(upstream->stats->lb_local_cluster_not_ok.value(), 1u);
+  EXPECT_EQ(upstream->stats->zone->lb_local_cluster_not_ok.value(), 1u);
 
   auto empty = build("empty", {});
   auto lb2 = lbFor(*upstream, empty.get());
   perZone(*upstream, *lb2, 100);
-  EXPECT_EQ(upstream->stats->lb_local_cluster_not_ok.value(), 2u);
+  EXPECT_EQ(upstream->stats->zone->lb_local_cluster_not_ok.value(), 2u);
 }
 
 TEST_F(ZoneAwareTest, NoUpstreamHostsInTheLocalZoneCountsLocalClusterNotOk) {
@@ -202,7 +204,7 @@ TEST_F(ZoneAwareTest, NoUpstreamHostsInTheLocalZoneCountsLocalClusterNotOk) {
   auto lb = lbFor(*upstream, local.get());
   auto counts = perZone(*upstream, *lb, 600);
   EXPECT_EQ(counts, (std::vector<uint64_t>{300, 300}));
-  EXPECT_EQ(upstream->stats->lb_local_cluster_not_ok.value(), 1u);
+  EXPECT_EQ(upstream->stats->zone->lb_local_cluster_not_ok.value(), 1u);
 }
 
 TEST_F(ZoneAwareTest, DifferentZoneCountsCountZoneNumberDiffers) {
@@ -211,8 +213,8 @@ TEST_F(ZoneAwareTest, DifferentZoneCountsCountZoneNumberDiffers) {
   auto lb = lbFor(*upstream, local.get());
   auto counts = perZone(*upstream, *lb, 600);
   EXPECT_EQ(counts, (std::vector<uint64_t>{300, 300}));
-  EXPECT_EQ(upstream->stats->lb_zone_number_differs.value(), 1u);
-  EXPECT_EQ(upstream->stats->lb_zone_routing_all_directly.value(), 0u);
+  EXPECT_EQ(upstream->stats->zone->lb_zone_number_differs.value(), 1u);
+  EXPECT_EQ(upstream->stats->zone->lb_zone_routing_all_directly.value(), 0u);
 }
 
 TEST_F(ZoneAwareTest, AnUpstreamBelowMinClusterSizeCountsTooSmall) {
@@ -221,14 +223,14 @@ TEST_F(ZoneAwareTest, AnUpstreamBelowMinClusterSizeCountsTooSmall) {
   auto lb = lbFor(*small, local.get());
   auto counts = perZone(*small, *lb, 500);
   EXPECT_EQ(counts, (std::vector<uint64_t>{300, 200}));
-  EXPECT_EQ(small->stats->lb_zone_cluster_too_small.value(), 1u);
+  EXPECT_EQ(small->stats->zone->lb_zone_cluster_too_small.value(), 1u);
   // With min_cluster_size 5 the same hosts route by zone (60% >= 50%: all
   // directly).
   auto five = build("five", {{"a", 3}, {"b", 2}}, "{zone_aware_lb_config: {min_cluster_size: 5}}");
   auto lb5 = lbFor(*five, local.get());
   EXPECT_EQ(perZone(*five, *lb5, 500), (std::vector<uint64_t>{500, 0}));
-  EXPECT_EQ(five->stats->lb_zone_cluster_too_small.value(), 0u);
-  EXPECT_EQ(five->stats->lb_zone_routing_all_directly.value(), 500u);
+  EXPECT_EQ(five->stats->zone->lb_zone_cluster_too_small.value(), 0u);
+  EXPECT_EQ(five->stats->zone->lb_zone_routing_all_directly.value(), 500u);
 }
 
 TEST_F(ZoneAwareTest, RoutingEnabledZeroLeavesEveryPickToThePlainBalancer) {
@@ -237,10 +239,11 @@ TEST_F(ZoneAwareTest, RoutingEnabledZeroLeavesEveryPickToThePlainBalancer) {
   EXPECT_EQ(upstream->zone_aware->routing_enabled, 0u);
   auto lb = lbFor(*upstream, local.get());
   EXPECT_EQ(perZone(*upstream, *lb, 600), (std::vector<uint64_t>{300, 300}));
-  const auto& s = *upstream->stats;
-  EXPECT_EQ(s.lb_zone_routing_all_directly.value() + s.lb_zone_routing_sampled.value() +
-                s.lb_zone_routing_cross_zone.value(),
-            0u);
+  ASSERT_NE(upstream->stats->zone, nullptr);
+  const auto& s = *upstream->stats->zone;
+  EXPECT_EQ(
+      s.lb_zone_routing_all_directly.value() + s.lb_zone_routing_sampled.value() + s.lb_zone_routing_cross_zone.value(),
+      0u);
 }
 
 TEST_F(ZoneAwareTest, RoutingEnabledHalfRoutesHalfTheTimeByZone) {
@@ -264,7 +267,7 @@ TEST_F(ZoneAwareTest, HealthChangesRecomputeButPicksDoNot) {
   setUnhealthy(*upstream, 0);
   auto counts = perZone(*upstream, *lb, 1000);
   EXPECT_EQ(zl->routing().mode, ZoneRouting::Mode::kNone);
-  EXPECT_EQ(upstream->stats->lb_zone_cluster_too_small.value(), 1u);  // once, not per pick
+  EXPECT_EQ(upstream->stats->zone->lb_zone_cluster_too_small.value(), 1u);  // once, not per pick
   EXPECT_EQ(counts[0] + counts[1], 1000u);
   setUnhealthy(*upstream, 0, false);
   perZone(*upstream, *lb, 100);
@@ -275,7 +278,7 @@ TEST_F(ZoneAwareTest, HealthChangesRecomputeButPicksDoNot) {
   perZone(*upstream, *lb, 10);
   EXPECT_EQ(zl->routing().mode, ZoneRouting::Mode::kResidual);
   EXPECT_EQ(zl->routing().local_percent_to_route, 5000u);
-  EXPECT_EQ(upstream->stats->lb_zone_cluster_too_small.value(), 1u);
+  EXPECT_EQ(upstream->stats->zone->lb_zone_cluster_too_small.value(), 1u);
 }
 
 TEST_F(ZoneAwareTest, ALocalClusterInPanicRoutesPlainlyOrFailsWhenAsked) {
@@ -285,7 +288,7 @@ TEST_F(ZoneAwareTest, ALocalClusterInPanicRoutesPlainlyOrFailsWhenAsked) {
   auto upstream = build("up", {{"a", 3}, {"b", 3}});
   auto lb = lbFor(*upstream, local.get());
   EXPECT_EQ(perZone(*upstream, *lb, 600), (std::vector<uint64_t>{300, 300}));
-  EXPECT_EQ(upstream->stats->lb_local_cluster_not_ok.value(), 600u);
+  EXPECT_EQ(upstream->stats->zone->lb_local_cluster_not_ok.value(), 600u);
 
   auto failing = build("failing", {{"a", 3}, {"b", 3}}, "{zone_aware_lb_config: {fail_traffic_on_panic: true}}");
   auto lbf = lbFor(*failing, local.get());
@@ -303,15 +306,33 @@ TEST_F(ZoneAwareTest, AnUpstreamInPanicFailsTrafficWhenAsked) {
 
 TEST_F(ZoneAwareTest, ARoutingEnabledOutOfRangeIsRejectedWithItsPath) {
   envoy::config::cluster::v3::Cluster proto;
-  ASSERT_TRUE(protobuf::loadFromYamlString(
-                  "{name: c, type: STATIC, common_lb_config: {zone_aware_lb_config: {routing_enabled: {value: 150}}}}",
-                  proto)
-                  .ok());
+  ASSERT_TRUE(
+      protobuf::loadFromYamlString(
+          "{name: c, type: STATIC, common_lb_config: {zone_aware_lb_config: {routing_enabled: {value: 150}}}}", proto)
+          .ok());
   auto c = createCluster(proto, "clusters[0]", store_);
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("clusters[0].common_lb_config.zone_aware_lb_config.routing_enabled.value"),
             std::string::npos)
       << c.status();
+}
+
+// Without a local cluster (the common mesh), a cluster carries no zone state
+// and none of the seven zone stats.
+TEST_F(ZoneAwareTest, WithoutZoneRoutingAClusterHasNoZoneStateOrStats) {
+  envoy::config::cluster::v3::Cluster proto;
+  ASSERT_TRUE(protobuf::loadFromYamlString("{name: plain, type: STATIC}", proto).ok());
+  auto without = createCluster(proto, "clusters[0]", store_, nullptr, nullptr, /*zone_routing=*/false);
+  ASSERT_TRUE(without.ok()) << without.status();
+  EXPECT_FALSE((*without)->zone_aware.has_value());
+  EXPECT_EQ((*without)->stats->zone, nullptr);
+  for (stats::Counter* c : store_.counters()) EXPECT_EQ(c->name().find("lb_zone"), std::string::npos) << c->name();
+  proto.set_name("zoned");
+  auto with = createCluster(proto, "clusters[0]", store_, nullptr, nullptr, /*zone_routing=*/true);
+  ASSERT_TRUE(with.ok()) << with.status();
+  EXPECT_TRUE((*with)->zone_aware.has_value());
+  ASSERT_NE((*with)->stats->zone, nullptr);
+  EXPECT_EQ((*with)->stats->zone->lb_zone_routing_sampled.name(), "cluster.zoned.lb_zone_routing_sampled");
 }
 
 TEST_F(ZoneAwareTest, WorkersRouteAgainstTheSetsLocalClusterAndRebuildWhenItChanges) {
@@ -334,7 +355,7 @@ TEST_F(ZoneAwareTest, WorkersRouteAgainstTheSetsLocalClusterAndRebuildWhenItChan
   tlcm.update(set2);
   EXPECT_EQ(tlcm.get("up")->local(), local2);
   EXPECT_EQ(perZone(*upstream, tlcm.get("up")->loadBalancer(), 600), (std::vector<uint64_t>{300, 300}));
-  EXPECT_EQ(upstream->stats->lb_zone_number_differs.value(), 1u);
+  EXPECT_EQ(upstream->stats->zone->lb_zone_number_differs.value(), 1u);
   // Without a local cluster name the plain balancer serves.
   auto set3 = std::make_shared<ClusterSet>(*set2);
   set3->local_cluster_name.clear();
