@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -12,8 +13,13 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "google/protobuf/any.pb.h"
 #include "google/protobuf/message.h"
+
+namespace envoy::config::core::v3 {
+class ConfigSource;
+}  // namespace envoy::config::core::v3
 
 namespace courier::config {
 
@@ -75,5 +81,12 @@ class Subscription {
   virtual void start(const absl::flat_hash_set<std::string>& resource_names) = 0;
   virtual void updateResourceInterest(const absl::flat_hash_set<std::string>& resource_names) = 0;
 };
+
+// Makes the subscription a ConfigSource asks for (path, ads) on behalf of a
+// resource manager (RDS, EDS, SDS); errors name field_path. The server gives
+// every manager the same one; --mode validate gives one that only checks.
+using SubscriptionFactory = std::function<absl::StatusOr<std::unique_ptr<Subscription>>(
+    const envoy::config::core::v3::ConfigSource& source, const std::string& field_path, const std::string& type_url,
+    SubscriptionCallbacks& callbacks)>;
 
 }  // namespace courier::config

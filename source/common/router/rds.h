@@ -77,11 +77,8 @@ struct RdsStats {
 // Main thread. Owns the RDS subscriptions.
 class RdsManager {
  public:
-  // Makes the subscription a ConfigSource asks for (path, ads), or returns
-  // nullptr when subscriptions are only checked (--mode validate).
-  using SubscriptionFactory = std::function<absl::StatusOr<std::unique_ptr<config::Subscription>>(
-      const envoy::config::core::v3::ConfigSource& source, const std::string& field_path,
-      const std::string& type_url, config::SubscriptionCallbacks& callbacks)>;
+  // Returns nullptr when subscriptions are only checked (--mode validate).
+  using SubscriptionFactory = config::SubscriptionFactory;
 
   // A route configuration as last accepted, for /config_dump.
   struct Dump {

@@ -107,10 +107,7 @@ class ClusterManager : public config::SubscriptionCallbacks {
   // For a bootstrap without CDS: nothing to wait for.
   void markInitialLoadDone();
 
-  // Makes the subscription a ConfigSource asks for (path, ads).
-  using SubscriptionFactory = std::function<absl::StatusOr<std::unique_ptr<config::Subscription>>(
-      const envoy::config::core::v3::ConfigSource& source, const std::string& field_path,
-      const std::string& type_url, config::SubscriptionCallbacks& callbacks)>;
+  using SubscriptionFactory = config::SubscriptionFactory;
   // EDS clusters subscribe through `factory` from now on: the static ones at
   // once (errors name their eds_config), CDS ones as they arrive. Until its
   // first ClusterLoadAssignment (or a failed or timed-out fetch) an EDS

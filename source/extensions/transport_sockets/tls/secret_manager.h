@@ -74,11 +74,8 @@ class SecretProvider {
 // Main thread. Owns the static secrets and the SDS subscriptions.
 class SecretManager {
  public:
-  // Makes the subscription a ConfigSource asks for (path, ads), or returns
-  // nullptr when subscriptions are only checked (--mode validate).
-  using SubscriptionFactory = std::function<absl::StatusOr<std::unique_ptr<config::Subscription>>(
-      const envoy::config::core::v3::ConfigSource& source, const std::string& field_path,
-      const std::string& type_url, config::SubscriptionCallbacks& callbacks)>;
+  // Returns nullptr when subscriptions are only checked (--mode validate).
+  using SubscriptionFactory = config::SubscriptionFactory;
 
   // A secret for /config_dump (private keys already redacted).
   struct Dump {
