@@ -60,13 +60,8 @@ void AutoPool::newStream(PoolCallbacks& callbacks) {
     case Protocol::Unknown:
       break;
   }
-  if (!cluster_->resources->pending_requests.canCreate()) {
-    cluster_->stats->upstream_rq_pending_overflow.inc();
-    callbacks.onPoolFailure(PoolCallbacks::Failure::Overflow);
-    return;
-  }
+  if (!reservePending(*cluster_, callbacks)) return;
   waiting_.push_back(&callbacks);
-  cluster_->resources->pending_requests.inc();
   if (probe_ == nullptr) startProbe();
 }
 

@@ -61,18 +61,9 @@ void ConnPool::newStream(PoolCallbacks& callbacks) {
       return;
     }
   }
-  if (!cluster_->resources->pending_requests.canCreate()) {
-    cluster_->stats->upstream_rq_pending_overflow.inc();
-    callbacks.onPoolFailure(PoolCallbacks::Failure::Overflow);
-    return;
-  }
-  pushWaiter(callbacks);
-  connectForWaiters();
-}
-
-void ConnPool::pushWaiter(PoolCallbacks& callbacks) {
+  if (!reservePending(*cluster_, callbacks)) return;
   waiting_.push_back(&callbacks);
-  cluster_->resources->pending_requests.inc();
+  connectForWaiters();
 }
 
 PoolCallbacks* ConnPool::popWaiter() {

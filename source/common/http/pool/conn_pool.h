@@ -102,7 +102,6 @@ class ConnPool : public Pool {
   PooledConnection& addConnection(std::unique_ptr<network::Connection> connection);
   void erase(PooledConnection& c);
   // Waiting requests, counted against the cluster's max_pending_requests.
-  void pushWaiter(PoolCallbacks& callbacks);
   PoolCallbacks* popWaiter();
   // More waiters than connections on their way: connect another, if the
   // cluster's max_connections allows (a pool with none may always have one).

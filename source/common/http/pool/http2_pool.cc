@@ -145,13 +145,8 @@ void Http2Pool::newStream(PoolCallbacks& callbacks) {
       return;
     }
   }
-  if (!cluster_->resources->pending_requests.canCreate()) {
-    cluster_->stats->upstream_rq_pending_overflow.inc();
-    callbacks.onPoolFailure(PoolCallbacks::Failure::Overflow);
-    return;
-  }
+  if (!reservePending(*cluster_, callbacks)) return;
   waiting_.push_back(&callbacks);
-  cluster_->resources->pending_requests.inc();
   serveWaiters();
 }
 
