@@ -2,35 +2,40 @@
 
 namespace courier::upstream {
 
+bool ThreadLocalClusterManager::byZone(const Cluster& cluster) const {
+  return !set_->local_cluster_name.empty() && routesByZone(cluster);
+}
+
 void ThreadLocalClusterManager::update(ClusterSetConstSharedPtr set) {
-  absl::flat_hash_map<std::string, std::unique_ptr<ThreadLocalCluster>> next;
+  set_ = std::move(set);
   // Zone-aware balancers route against one version of the local cluster: a
   // new version (membership changed) rebuilds them.
-  ClusterConstSharedPtr local;
-  const bool zone = !set->local_cluster_name.empty();
-  if (zone) {
-    auto found = set->clusters.find(set->local_cluster_name);
-    if (found != set->clusters.end()) local = found->second;
+  local_ = nullptr;
+  if (!set_->local_cluster_name.empty()) {
+    auto found = set_->clusters.find(set_->local_cluster_name);
+    if (found != set_->clusters.end()) local_ = found->second;
   }
-  for (const auto& [name, cluster] : set->clusters) {
-    const bool by_zone = zone && routesByZone(*cluster);
-    auto it = clusters_.find(name);
-    if (it != clusters_.end() && it->second->shared() == cluster &&
-        it->second->local() == (by_zone ? local : nullptr)) {
-      next.emplace(name, std::move(it->second));
-    } else if (by_zone) {
-      next.emplace(name, std::make_unique<ThreadLocalCluster>(cluster, local, set->local_locality));
+  for (auto it = clusters_.begin(); it != clusters_.end();) {
+    auto found = set_->clusters.find(it->first);
+    const bool same = found != set_->clusters.end() && it->second->shared() == found->second &&
+                      it->second->local() == (byZone(*found->second) ? local_ : nullptr);
+    if (same) {
+      ++it;
     } else {
-      next.emplace(name, std::make_unique<ThreadLocalCluster>(cluster));
+      clusters_.erase(it++);
     }
   }
-  clusters_.swap(next);
-  set_ = std::move(set);
 }
 
 ThreadLocalCluster* ThreadLocalClusterManager::get(const std::string& name) {
   auto it = clusters_.find(name);
-  return it == clusters_.end() ? nullptr : it->second.get();
+  if (it != clusters_.end()) return it->second.get();
+  if (set_ == nullptr) return nullptr;
+  auto found = set_->clusters.find(name);
+  if (found == set_->clusters.end()) return nullptr;
+  auto made = byZone(*found->second) ? std::make_unique<ThreadLocalCluster>(found->second, local_, set_->local_locality)
+                                     : std::make_unique<ThreadLocalCluster>(found->second);
+  return clusters_.emplace(name, std::move(made)).first->second.get();
 }
 
 }  // namespace courier::upstream

@@ -1,6 +1,6 @@
 // A worker's view of the clusters: the snapshot it serves with plus its own
-// load-balancer state per cluster, carried over across snapshot swaps when a
-// cluster did not change.
+// load-balancer state for each cluster it routed to, carried over across
+// snapshot swaps when the cluster did not change.
 #pragma once
 
 #include <memory>
@@ -38,13 +38,25 @@ class ThreadLocalCluster {
 
 class ThreadLocalClusterManager {
  public:
-  // Worker thread: adopt a new cluster set.
+  // Worker thread: adopt a new cluster set. Balancer state is kept for the
+  // clusters that stay the same; the rest is dropped.
   void update(ClusterSetConstSharedPtr set);
+  // The cluster's worker state, made on this worker's first request to it:
+  // a mesh pushes every cluster to every sidecar but each routes to few, so
+  // balancers made up front were most of a cluster's per-worker memory and
+  // of the workers' share of applying a push. Valid until the next update().
   ThreadLocalCluster* get(const std::string& name);
   const ClusterSetConstSharedPtr& clusterSet() const { return set_; }
+  // Clusters this worker holds balancer state for.
+  size_t clustersInUse() const { return clusters_.size(); }
 
  private:
+  // Whether `cluster` gets a zone-aware balancer under the current set.
+  bool byZone(const Cluster& cluster) const;
+
   ClusterSetConstSharedPtr set_;
+  // The set's local cluster (zone-aware routing), null while absent.
+  ClusterConstSharedPtr local_;
   absl::flat_hash_map<std::string, std::unique_ptr<ThreadLocalCluster>> clusters_;
 };
 
