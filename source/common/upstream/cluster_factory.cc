@@ -20,6 +20,27 @@ namespace {
 
 using ProtoCluster = envoy::config::cluster::v3::Cluster;
 
+// One routing priority's circuit-breaker thresholds, Envoy's defaults.
+struct Thresholds {
+  uint64_t max_connections = 1024;
+  uint64_t max_pending_requests = 1024;
+  uint64_t max_requests = 1024;
+  uint64_t max_retries = 3;
+  std::optional<RetryBudget> retry_budget;
+};
+
+// The DEFAULT and HIGH circuit breakers of a cluster, allocated together.
+struct ResourcePair {
+  ResourcePair(const Thresholds& d, const Thresholds& h)
+      : normal(d.max_connections, d.max_pending_requests, d.max_requests, d.max_retries),
+        high(h.max_connections, h.max_pending_requests, h.max_requests, h.max_retries) {
+    normal.retry_budget = d.retry_budget;
+    high.retry_budget = h.retry_budget;
+  }
+  ResourceManager normal;
+  ResourceManager high;
+};
+
 absl::StatusOr<LbPolicy> lbPolicy(const ProtoCluster& config, const std::string& path) {
   switch (config.lb_policy()) {
     case ProtoCluster::ROUND_ROBIN:
@@ -170,6 +191,10 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
   auto factor = overprovisioningFactor(cla, cla_path);
   if (!factor.ok()) return factor.status();
   cluster->overprovisioning_factor = *factor;
+  // Exactly sized: a vector grown by push_back carries ~30% unused slots.
+  size_t endpoint_count = 0;
+  for (const auto& locality : cla.endpoints()) endpoint_count += locality.lb_endpoints_size();
+  cluster->hosts.reserve(endpoint_count);
   for (int i = 0; i < cla.endpoints_size(); ++i) {
     const auto& locality = cla.endpoints(i);
     const std::string lpath = absl::StrCat(cla_path, ".endpoints[", i, "]");
@@ -212,19 +237,19 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
   }
   // Circuit breakers: one set of thresholds per routing priority (a route's
   // `priority` picks which); a priority listed twice keeps the last.
+  Thresholds thresholds[2];
   for (int i = 0; i < config.circuit_breakers().thresholds_size(); ++i) {
     const auto& t = config.circuit_breakers().thresholds(i);
     const std::string tpath = absl::StrCat(path, ".circuit_breakers.thresholds[", i, "]");
     if (t.priority() != envoy::config::core::v3::DEFAULT && t.priority() != envoy::config::core::v3::HIGH) {
       return fieldError(tpath + ".priority", "must be DEFAULT or HIGH");
     }
-    auto value = [](const google::protobuf::UInt32Value& v, bool has, uint64_t fallback) {
-      return has ? static_cast<uint64_t>(v.value()) : fallback;
-    };
-    auto resources = std::make_shared<ResourceManager>(
-        value(t.max_connections(), t.has_max_connections(), 1024),
-        value(t.max_pending_requests(), t.has_max_pending_requests(), 1024),
-        value(t.max_requests(), t.has_max_requests(), 1024), value(t.max_retries(), t.has_max_retries(), 3));
+    Thresholds& out = thresholds[t.priority() == envoy::config::core::v3::HIGH ? 1 : 0];
+    out = Thresholds{};
+    if (t.has_max_connections()) out.max_connections = t.max_connections().value();
+    if (t.has_max_pending_requests()) out.max_pending_requests = t.max_pending_requests().value();
+    if (t.has_max_requests()) out.max_requests = t.max_requests().value();
+    if (t.has_max_retries()) out.max_retries = t.max_retries().value();
     if (t.has_retry_budget()) {
       RetryBudget budget;
       const auto& rb = t.retry_budget();
@@ -236,11 +261,13 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
         budget.budget_percent = percent;
       }
       if (rb.has_min_retry_concurrency()) budget.min_retry_concurrency = rb.min_retry_concurrency().value();
-      resources->retry_budget = budget;
+      out.retry_budget = budget;
     }
-    (t.priority() == envoy::config::core::v3::HIGH ? cluster->high_resources : cluster->resources) =
-        std::move(resources);
   }
+  // Both priorities' counts in one allocation (two were ~100 B more per cluster).
+  auto resources = std::make_shared<ResourcePair>(thresholds[0], thresholds[1]);
+  cluster->resources = std::shared_ptr<ResourceManager>(resources, &resources->normal);
+  cluster->high_resources = std::shared_ptr<ResourceManager>(resources, &resources->high);
   // Health: parsed here so that a bad health check or outlier setting
   // rejects the cluster; the cluster manager runs them on the main thread.
   auto health_check = parseHealthChecks(config.health_checks(), path);
