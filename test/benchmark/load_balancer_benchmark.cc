@@ -106,7 +106,7 @@ void BM_HealthFiltered(benchmark::State& state) {
   const size_t n = state.range(0);
   auto cluster = makeCluster(n, false);
   stats::Store store;
-  cluster->stats = std::make_shared<ClusterStats>(store, "bench");
+  cluster->stats = &ClusterStats::of(store, "bench");
   std::unique_ptr<LoadBalancer> inner;
   std::shared_ptr<const LoadBalancerFactory> keep;
   switch (state.range(1)) {
@@ -136,7 +136,7 @@ void BM_ClusterPick(benchmark::State& state) {
   auto four_localities = [](size_t i, size_t, Host& h) { h.locality = i % 4; };
   auto cluster = makeCluster(n, false, shape == 1 || shape == 2 ? +two_levels : shape == 3 ? +four_localities : nullptr);
   stats::Store store;
-  cluster->stats = std::make_shared<ClusterStats>(store, "bench");
+  cluster->stats = &ClusterStats::of(store, "bench");
   if (shape == 3) {
     cluster->locality_weighted = true;
     for (uint32_t l = 0; l < 4; ++l) cluster->localities.push_back({"r", absl::StrCat("z", l), "", l + 1});

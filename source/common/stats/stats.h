@@ -62,6 +62,10 @@ class Metric {
   // Whether the stat was ever written since start (admin's `usedonly`).
   bool used() const { return used_.load(std::memory_order_relaxed); }
 
+  // A member of a block of stats (Store::block()), which destroys it.
+  bool inBlock() const { return in_block_; }
+  void setInBlock() { in_block_ = true; }
+
  protected:
   // Check before store: after the first write the cache line stays shared
   // instead of being dirtied by every increment from every worker.
@@ -76,6 +80,7 @@ class Metric {
   const char* suffix_;
   std::atomic<bool> used_{false};
   bool owns_prefix_ = false;
+  bool in_block_ = false;
   uint32_t name_hash_;  // in what would be padding
 };
 

@@ -20,10 +20,22 @@ std::string sanitizeStatName(std::string_view name) {
 Store::Store() = default;
 
 Store::~Store() {
-  for (Counter* c : counters_) c->~Counter();
-  for (Gauge* g : gauges_) g->~Gauge();
-  for (Histogram* h : histograms_) h->~Histogram();
+  // Block members go with their block.
+  for (Counter* c : counters_) {
+    if (!c->inBlock()) c->~Counter();
+  }
+  for (Gauge* g : gauges_) {
+    if (!g->inBlock()) g->~Gauge();
+  }
+  for (Histogram* h : histograms_) {
+    if (!h->inBlock()) h->~Histogram();
+  }
+  for (auto& [key, entry] : blocks_by_prefix_) entry.destroy(entry.block);
 }
+
+void Store::list(Counter& stat) { counters_.insert(&stat); }
+void Store::list(Gauge& stat) { gauges_.insert(&stat); }
+void Store::list(Histogram& stat) { histograms_.insert(&stat); }
 
 void* Store::allocate(size_t size) {
   constexpr size_t kAlign = alignof(std::max_align_t);

@@ -3,12 +3,15 @@
 // store's life, so the hot path keeps them and never looks anything up.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "source/common/stats/stats.h"
 
@@ -38,6 +41,18 @@ class Store {
   Gauge& gauge(const std::shared_ptr<const std::string>& prefix, const char* static_suffix);
   Histogram& histogram(const std::shared_ptr<const std::string>& prefix, const char* static_suffix,
                        Histogram::Unit unit = Histogram::Unit::Milliseconds);
+
+  // A block of stats under one prefix: one object whose members are the
+  // stats themselves, instead of stats allocated one by one and a struct of
+  // references to them (8 bytes a stat, ~300 B for a cluster's). `prefix` is
+  // sanitized and ends with '.'. Made the first time a prefix asks for a
+  // Block type and kept for the store's life; later calls return the same.
+  // Block needs: a constructor from the prefix (which it keeps and its
+  // stats borrow), prefix(), and forEachStat(f) calling f on each member.
+  // A member whose name some stat already has is not listed (the first one
+  // made stays the one shown).
+  template <class Block>
+  Block& block(std::string_view prefix);
 
   // Snapshots sorted by name; the pointers stay valid for the store's life.
   std::vector<Counter*> counters() const;
@@ -84,6 +99,25 @@ class Store {
   void* allocate(size_t size);
   // Keeps a scope's prefix alive for the stats that borrow it.
   const std::string* retain(const std::shared_ptr<const std::string>& prefix);
+  // Lists a block's member under its name unless the name is taken (under mutex_).
+  void list(Counter& stat);
+  void list(Gauge& stat);
+  void list(Histogram& stat);
+
+  // Blocks by (prefix, Block type); the prefix is the block's own copy.
+  struct BlockKey {
+    std::string_view prefix;
+    const void* type;
+    bool operator==(const BlockKey& o) const { return type == o.type && prefix == o.prefix; }
+    template <typename H>
+    friend H AbslHashValue(H h, const BlockKey& k) {
+      return H::combine(std::move(h), k.prefix, k.type);
+    }
+  };
+  struct BlockEntry {
+    void* block;
+    void (*destroy)(void*);
+  };
 
   mutable std::mutex mutex_;
   // The store owns every stat (destroyed in ~Store).
@@ -95,7 +129,35 @@ class Store {
   size_t block_left_ = 0;
   absl::flat_hash_set<std::shared_ptr<const std::string>> prefixes_;
   const std::string* last_prefix_ = nullptr;
+  absl::flat_hash_map<BlockKey, BlockEntry> blocks_by_prefix_;
 };
+
+// Helpers for Block types, whose stats are listed once in an X-macro
+// LIST(COUNTER, GAUGE, HISTOGRAM): LIST(COURIER_STAT_MEMBER_COUNTER, ...)
+// declares the members (after a `const std::string prefix_` member), and
+// LIST(COURIER_STAT_VISIT, ...) inside forEachStat(F&& f) visits them.
+#define COURIER_STAT_MEMBER_COUNTER(n) ::courier::stats::Counter n{&prefix_, #n};
+#define COURIER_STAT_MEMBER_GAUGE(n) ::courier::stats::Gauge n{&prefix_, #n};
+#define COURIER_STAT_MEMBER_HISTOGRAM(n) \
+  ::courier::stats::Histogram n{&prefix_, #n, ::courier::stats::Histogram::Unit::Milliseconds};
+#define COURIER_STAT_VISIT(n) f(n);
+
+template <class Block>
+Block& Store::block(std::string_view prefix) {
+  static_assert(alignof(Block) <= alignof(std::max_align_t));
+  static const char type = 0;  // one address per Block type
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = blocks_by_prefix_.find(BlockKey{prefix, &type});
+  if (it != blocks_by_prefix_.end()) return *static_cast<Block*>(it->second.block);
+  Block* made = new (allocate(sizeof(Block))) Block(prefix);
+  made->forEachStat([this](auto& stat) {
+    stat.setInBlock();
+    list(stat);
+  });
+  blocks_by_prefix_.emplace(BlockKey{made->prefix(), &type},
+                            BlockEntry{made, [](void* b) { static_cast<Block*>(b)->~Block(); }});
+  return *made;
+}
 
 // Stats under one prefix, as Envoy's Scope: Scope(store, "cluster.backend")
 // .counter("upstream_cx_total") is "cluster.backend.upstream_cx_total".

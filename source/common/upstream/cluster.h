@@ -84,60 +84,95 @@ struct LocalityEntry {
   bool sameName(const LocalityEntry& o) const { return region == o.region && zone == o.zone && sub_zone == o.sub_zone; }
 };
 
-// Envoy's cluster.<name>.* stats that this engine maintains.
+// Envoy's cluster.<name>.* stats that this engine maintains, as
+// COUNTER(name) / GAUGE(name) / HISTOGRAM(name) entries.
+#define COURIER_CLUSTER_STATS(COUNTER, GAUGE, HISTOGRAM) \
+  COUNTER(upstream_cx_total)                             \
+  COUNTER(upstream_cx_http1_total)                       \
+  COUNTER(upstream_cx_http2_total)                       \
+  GAUGE(upstream_cx_active)                              \
+  COUNTER(upstream_cx_connect_fail)                      \
+  COUNTER(upstream_cx_connect_timeout)                   \
+  COUNTER(upstream_cx_destroy)                           \
+  COUNTER(upstream_cx_destroy_local)                     \
+  COUNTER(upstream_cx_destroy_remote)                    \
+  COUNTER(upstream_cx_rx_bytes_total)                    \
+  COUNTER(upstream_cx_tx_bytes_total)                    \
+  COUNTER(upstream_cx_none_healthy)                      \
+  COUNTER(upstream_cx_max_requests)                      \
+  COUNTER(upstream_flow_control_paused_reading_total)    \
+  COUNTER(upstream_flow_control_resumed_reading_total)   \
+  COUNTER(upstream_rq_total)                             \
+  GAUGE(upstream_rq_active)                              \
+  COUNTER(upstream_rq_1xx)                               \
+  COUNTER(upstream_rq_2xx)                               \
+  COUNTER(upstream_rq_3xx)                               \
+  COUNTER(upstream_rq_4xx)                               \
+  COUNTER(upstream_rq_5xx)                               \
+  COUNTER(upstream_rq_timeout)                           \
+  COUNTER(upstream_rq_per_try_timeout)                   \
+  COUNTER(upstream_rq_retry)                             \
+  COUNTER(upstream_rq_retry_success)                     \
+  COUNTER(upstream_rq_retry_limit_exceeded)              \
+  COUNTER(upstream_rq_pending_failure_eject)             \
+  COUNTER(upstream_rq_pending_overflow)                  \
+  COUNTER(upstream_cx_overflow)                          \
+  COUNTER(upstream_rq_retry_overflow)                    \
+  HISTOGRAM(upstream_rq_time)                            \
+  GAUGE(membership_total)                                \
+  GAUGE(membership_healthy)                              \
+  COUNTER(lb_healthy_panic)
+
+// Zone-aware routing (zone_aware_lb.h), Envoy's names.
+#define COURIER_CLUSTER_ZONE_STATS(COUNTER, GAUGE, HISTOGRAM) \
+  COUNTER(lb_local_cluster_not_ok)                            \
+  COUNTER(lb_zone_number_differs)                             \
+  COUNTER(lb_zone_cluster_too_small)                          \
+  COUNTER(lb_zone_routing_all_directly)                       \
+  COUNTER(lb_zone_routing_sampled)                            \
+  COUNTER(lb_zone_routing_cross_zone)                         \
+  COUNTER(lb_zone_no_capacity_left)
+
+// A cluster's stats: one block of the store (stats::Store::block), kept for
+// the store's life and shared by every version of the same-named cluster, so
+// counts carry across updates and a re-added cluster goes on from them.
 struct ClusterStats {
-  // The zone-routing counters exist only for clusters that may route by
-  // zone (7 stats less per cluster in a mesh without a local cluster).
-  ClusterStats(stats::Store& store, const std::string& cluster_name, bool zone_stats = false);
-  explicit ClusterStats(const stats::Scope& scope, bool zone_stats = false);
-  stats::Counter& upstream_cx_total;
-  stats::Counter& upstream_cx_http1_total;
-  stats::Counter& upstream_cx_http2_total;
-  stats::Gauge& upstream_cx_active;
-  stats::Counter& upstream_cx_connect_fail;
-  stats::Counter& upstream_cx_connect_timeout;
-  stats::Counter& upstream_cx_destroy;
-  stats::Counter& upstream_cx_destroy_local;
-  stats::Counter& upstream_cx_destroy_remote;
-  stats::Counter& upstream_cx_rx_bytes_total;
-  stats::Counter& upstream_cx_tx_bytes_total;
-  stats::Counter& upstream_cx_none_healthy;
-  stats::Counter& upstream_cx_max_requests;
-  stats::Counter& upstream_flow_control_paused_reading_total;
-  stats::Counter& upstream_flow_control_resumed_reading_total;
-  stats::Counter& upstream_rq_total;
-  stats::Gauge& upstream_rq_active;
-  stats::Counter& upstream_rq_1xx;
-  stats::Counter& upstream_rq_2xx;
-  stats::Counter& upstream_rq_3xx;
-  stats::Counter& upstream_rq_4xx;
-  stats::Counter& upstream_rq_5xx;
-  stats::Counter& upstream_rq_timeout;
-  stats::Counter& upstream_rq_per_try_timeout;
-  stats::Counter& upstream_rq_retry;
-  stats::Counter& upstream_rq_retry_success;
-  stats::Counter& upstream_rq_retry_limit_exceeded;
-  stats::Counter& upstream_rq_pending_failure_eject;
-  stats::Counter& upstream_rq_pending_overflow;
-  stats::Counter& upstream_cx_overflow;
-  stats::Counter& upstream_rq_retry_overflow;
-  stats::Histogram& upstream_rq_time;
-  stats::Gauge& membership_total;
-  stats::Gauge& membership_healthy;
-  stats::Counter& lb_healthy_panic;
-  // Zone-aware routing (zone_aware_lb.h), Envoy's names; null unless the
-  // cluster may route by zone.
+  // The stats of cluster `name`, made on first use. With zone_stats the
+  // zone-routing counters too (7 stats less per cluster in a mesh without a
+  // local cluster); they stay once made.
+  static ClusterStats& of(stats::Store& store, std::string_view cluster_name, bool zone_stats = false);
+
+  // For Store::block: `prefix` is "cluster.<name>." sanitized.
+  explicit ClusterStats(std::string_view prefix) : prefix_(prefix) {}
+  const std::string& prefix() const { return prefix_; }
+  template <class F>
+  void forEachStat(F&& f) {
+    COURIER_CLUSTER_STATS(COURIER_STAT_VISIT, COURIER_STAT_VISIT, COURIER_STAT_VISIT)
+  }
+
+ private:
+  const std::string prefix_;  // before the stats, which borrow it
+
+ public:
+  COURIER_CLUSTER_STATS(COURIER_STAT_MEMBER_COUNTER, COURIER_STAT_MEMBER_GAUGE, COURIER_STAT_MEMBER_HISTOGRAM)
+
   struct Zone {
-    explicit Zone(const stats::Scope& scope);
-    stats::Counter& lb_local_cluster_not_ok;
-    stats::Counter& lb_zone_number_differs;
-    stats::Counter& lb_zone_cluster_too_small;
-    stats::Counter& lb_zone_routing_all_directly;
-    stats::Counter& lb_zone_routing_sampled;
-    stats::Counter& lb_zone_routing_cross_zone;
-    stats::Counter& lb_zone_no_capacity_left;
+    explicit Zone(std::string_view prefix) : prefix_(prefix) {}
+    const std::string& prefix() const { return prefix_; }
+    template <class F>
+    void forEachStat(F&& f) {
+      COURIER_CLUSTER_ZONE_STATS(COURIER_STAT_VISIT, COURIER_STAT_VISIT, COURIER_STAT_VISIT)
+    }
+
+   private:
+    const std::string prefix_;
+
+   public:
+    COURIER_CLUSTER_ZONE_STATS(COURIER_STAT_MEMBER_COUNTER, COURIER_STAT_MEMBER_GAUGE, COURIER_STAT_MEMBER_HISTOGRAM)
   };
-  std::unique_ptr<Zone> zone;
+  // Null unless the cluster may route by zone; set (once) before the
+  // cluster is published.
+  Zone* zone = nullptr;
 };
 
 // common_lb_config.zone_aware_lb_config with Envoy's defaults.
@@ -200,8 +235,9 @@ class Cluster {
   // Built on the main thread from `hosts`; nullptr means round robin. Code
   // that replaces `hosts` must replace this with lb_factory->forHosts(*this).
   std::shared_ptr<const LoadBalancerFactory> lb_factory;
-  // Shared by every version of the same-named cluster: stats outlive updates.
-  std::shared_ptr<ClusterStats> stats;
+  // Owned by the store (ClusterStats::of), shared by every version of the
+  // same-named cluster: stats outlive updates.
+  ClusterStats* stats = nullptr;
   // Circuit breakers (mutable counts behind an immutable cluster): the
   // DEFAULT routing priority's thresholds, and HIGH's.
   std::shared_ptr<ResourceManager> resources = std::make_shared<ResourceManager>();

@@ -293,7 +293,7 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
                                       : createLoadBalancerFactory(config, path, *cluster);
   if (!lb_factory.ok()) return lb_factory.status();
   cluster->lb_factory = std::move(*lb_factory);
-  cluster->stats = std::make_shared<ClusterStats>(stats, cluster->name, cluster->zone_aware.has_value());
+  cluster->stats = &ClusterStats::of(stats, cluster->name, cluster->zone_aware.has_value());
   // Group views copy the settings above, stats included.
   buildPriorityLayout(*cluster);
   cluster->stats->membership_total.set(cluster->hosts.size());

@@ -87,7 +87,7 @@ class ZoneAwareLoadBalancer : public LoadBalancer {
   const Host* plain(const LoadBalancerContext* context) { return all_->chooseHost(context); }
 
   const Cluster& cluster_;
-  ClusterStats::Zone* zoneStats() const { return cluster_.stats != nullptr ? cluster_.stats->zone.get() : nullptr; }
+  ClusterStats::Zone* zoneStats() const { return cluster_.stats != nullptr ? cluster_.stats->zone : nullptr; }
   const Cluster* local_;
   const PriorityLayout& layout_;
   std::unique_ptr<HealthFilteringLoadBalancer> all_;

@@ -28,7 +28,7 @@ class HealthFilteringTest : public ::testing::TestWithParam<ProtoCluster::LbPoli
  protected:
   std::shared_ptr<Cluster> make(const std::vector<uint32_t>& weights) {
     auto cluster = makeCluster(weights);
-    cluster->stats = std::make_shared<ClusterStats>(store_, "c");
+    cluster->stats = &ClusterStats::of(store_, "c");
     ProtoCluster proto;
     proto.set_lb_policy(GetParam());
     cluster->lb_policy = policyOf(GetParam());
@@ -125,7 +125,7 @@ TEST(HealthFilteringHashTest, KeysOfHealthyHostsKeepTheirHost) {
   for (auto policy : {ProtoCluster::RING_HASH, ProtoCluster::MAGLEV}) {
     stats::Store store;
     auto cluster = makeCluster(10);
-    cluster->stats = std::make_shared<ClusterStats>(store, "c");
+    cluster->stats = &ClusterStats::of(store, "c");
     ProtoCluster proto;
     proto.set_lb_policy(policy);
     cluster->lb_policy = policyOf(policy);

@@ -16,7 +16,7 @@ class OutlierDetectionTest : public ::testing::Test {
  protected:
   void build(size_t hosts, OutlierDetectionConfig config) {
     auto cluster = testing::makeCluster(hosts);
-    cluster->stats = std::make_shared<ClusterStats>(store_, "c");
+    cluster->stats = &ClusterStats::of(store_, "c");
     cluster->outlier = std::make_shared<OutlierSink>(std::move(config));
     cluster_ = cluster;
     detector_ = std::make_unique<OutlierDetector>(

@@ -374,7 +374,7 @@ TEST(EdsPriorityTest, AssignmentsCarryPriorityLocalityAndFactorAndKeepHostsThatS
   EXPECT_EQ(first->localities[first->selectable[1]->locality].zone, "b");
   stats::Store store;
   Cluster base;
-  base.stats = std::make_shared<ClusterStats>(store, "s");
+  base.stats = &ClusterStats::of(store, "s");
   auto cluster = clusterWithAssignment(base, *first);
   ASSERT_NE(cluster->layout, nullptr);
   EXPECT_EQ(cluster->overprovisioning_factor, 120u);

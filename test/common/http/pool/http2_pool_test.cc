@@ -133,7 +133,7 @@ class Http2PoolTest : public ::testing::Test {
     cluster->name = "h2";
     cluster->connect_timeout = 2000ms;
     cluster->http2_settings = http2::Http2Settings{};
-    cluster->stats = std::make_shared<upstream::ClusterStats>(store_, "h2");
+    cluster->stats = &upstream::ClusterStats::of(store_, "h2");
     cluster->resources = std::make_shared<upstream::ResourceManager>(max_connections);
     cluster_ = cluster;
     host_.address = *network::Address::fromIpPort("127.0.0.1", upstream_->port());
