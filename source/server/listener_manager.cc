@@ -46,6 +46,7 @@ ListenerManagerStats::ListenerManagerStats(stats::Store& store)
       listener_in_place_updated(store.counter("listener_manager.listener_in_place_updated")),
       listener_removed(store.counter("listener_manager.listener_removed")),
       listener_create_success(store.counter("listener_manager.listener_create_success")),
+      listener_create_failure(store.counter("listener_manager.listener_create_failure")),
       total_listeners_active(store.gauge("listener_manager.total_listeners_active")),
       total_listeners_warming(store.gauge("listener_manager.total_listeners_warming")),
       total_listeners_draining(store.gauge("listener_manager.total_listeners_draining")),
@@ -87,40 +88,18 @@ absl::Status ListenerManager::addStaticListeners(const google::protobuf::Repeate
       return absl::InvalidArgumentError(
           absl::StrCat(path, ".name: duplicate listener name \"", (*config)->name, "\""));
     }
-    Entry entry{listeners[i], *config, (*config)->address, false, "", now};
-    const bool secrets_warm =
-        std::all_of(secrets.begin(), secrets.end(), [](const auto& p) { return p->warm(); });
-    if (bind_ && !secrets_warm) {
-      // Its SDS secrets come over ADS: it warms like an LDS listener, and the
-      // server is not live before it is.
-      Pending p{static_cast<size_t>(i), std::move(entry), {}, false};
-      if (auto s = bindSockets(*p.entry.config, path, p.fds, p.entry.bound_address); !s.ok()) return s;
-      p.secrets = std::move(secrets);
-      p.rds = std::move(rds);
-      startWarming(std::move(p));
-      continue;
-    }
+    Pending p{static_cast<size_t>(i), Entry{listeners[i], *config, (*config)->address, false, "", now}, {}, false};
     if (bind_) {
-      std::vector<network::SocketFd> fds;
-      if (auto s = bindSockets(**config, path, fds, entry.bound_address, /*listen=*/false); !s.ok()) return s;
       // Bound now, so a port clash fails start-up; listening waits for the
-      // server to initialize (clusters warm, route tables arrived), as
-      // Envoy's listen() waits for its workers: until then a connection is
-      // refused rather than left in a backlog nobody serves.
-      held_static_.push_back(HeldStatic{*config, std::move(fds)});
-      spdlog::info("listener '{}' on {}", (*config)->name, entry.bound_address.asString());
+      // server to initialize (clusters warm, route tables and secrets
+      // arrived), as Envoy's listen() waits for its workers: until then a
+      // connection is refused rather than left in a backlog nobody serves.
+      if (auto s = bindSockets(**config, path, p.fds, p.entry.bound_address); !s.ok()) return s;
+      spdlog::info("listener '{}' on {}", (*config)->name, p.entry.bound_address.asString());
     }
-    for (const auto& provider : rds) {
-      if (provider->warm()) continue;
-      ++static_rds_waiting_;
-      provider->onWarm([this, alive = alive_] {
-        if (!*alive) return;
-        --static_rds_waiting_;
-        maybeInitialLoadDone();
-      });
-    }
-    entries_.push_back(std::move(entry));
-    stats_.listener_create_success.inc();
+    p.rds = std::move(rds);
+    p.secrets = std::move(secrets);
+    addDuringInit(std::move(p));
   }
   updateGauges();
   return absl::OkStatus();
@@ -134,8 +113,7 @@ ListenerManager::Entry* ListenerManager::find(const std::string& name) {
 }
 
 absl::Status ListenerManager::bindSockets(const ListenerConfig& config, const std::string& path,
-                                          std::vector<network::SocketFd>& fds, network::Address& bound,
-                                          bool listen) {
+                                          std::vector<network::SocketFd>& fds, network::Address& bound) {
   // The first socket fixes the port when the config asks for an ephemeral one.
   network::Address address = config.address;
   for (size_t w = 0; w < workers_.size(); ++w) {
@@ -143,13 +121,25 @@ absl::Status ListenerManager::bindSockets(const ListenerConfig& config, const st
       fds.emplace_back(::dup(fds.front().get()));
       continue;
     }
-    auto fd = network::listenOn(address, config.reuse_port, config.backlog, listen);
+    auto fd = network::listenOn(address, config.reuse_port, config.backlog, /*listen=*/false);
     if (!fd.ok()) return absl::UnavailableError(absl::StrCat(path, ".address: ", fd.status().message()));
     if (w == 0) address = network::Address::localOf(fd->get());
     fds.push_back(std::move(*fd));
   }
   bound = address;
   return absl::OkStatus();
+}
+
+bool ListenerManager::listenAll(const ListenerConfig& config, std::vector<network::SocketFd>& fds) {
+  for (auto& fd : fds) {
+    // A dup()ed socket (reuse_port off) is listened on again: harmless.
+    if (::listen(fd.get(), config.backlog) != 0) {
+      spdlog::error("listener '{}': cannot listen on {}: {}", config.name, config.address.asString(),
+                    std::strerror(errno));
+      return false;
+    }
+  }
+  return true;
 }
 
 absl::Status ListenerManager::onConfigUpdate(const std::vector<config::DecodedResource>& resources,
@@ -300,6 +290,18 @@ absl::Status ListenerManager::apply(const std::vector<config::DecodedResource>& 
   for (const auto& name : removing) {
     warming_.erase(name);
     if (find(name) == nullptr) continue;  // it was only warming
+    if (auto held = findHeld(name); held != held_.end()) {
+      // Never handed to a worker (the server initializes): nothing drains.
+      held_.erase(held);
+      init_waiting_.erase(name);
+      entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                    [&name](const Entry& e) { return e.config->name == name; }),
+                     entries_.end());
+      stats_.listener_removed.inc();
+      spdlog::info("lds: removed listener '{}' before it started", name);
+      ++changes;
+      continue;
+    }
     const uint64_t tag = next_drain_tag_++;
     onEveryWorker([name, tag](Worker& w) { w.drainListener(name, tag); }, nullptr);
     scheduleDrainEnd(tag);
@@ -311,6 +313,13 @@ absl::Status ListenerManager::apply(const std::vector<config::DecodedResource>& 
     ++changes;
   }
   for (auto& p : pending) {
+    if (!initial_load_done_) {
+      // Envoy, before its workers start: straight to the active list; the
+      // server's initialization waits for it.
+      addDuringInit(std::move(p));
+      ++changes;
+      continue;
+    }
     const std::string name = p.entry.config->name;
     auto previous = warming_.find(name);
     if (previous != warming_.end()) {
@@ -347,6 +356,7 @@ void ListenerManager::startWarming(Pending p) {
   }
   if (waiting.empty() && waiting_secrets.empty()) {
     activate(p);
+    updateGauges();
     return;
   }
   const uint64_t generation = next_warming_generation_++;
@@ -380,9 +390,18 @@ void ListenerManager::onWarm(const std::string& name, uint64_t generation) {
   maybeInitialLoadDone();
 }
 
-void ListenerManager::activate(Pending& p) {
+bool ListenerManager::activate(Pending& p) {
   const std::string name = p.entry.config->name;
   auto cfg = p.entry.config;
+  // Its own new sockets were only bound while it warmed. Borrowed ones (an
+  // in-place update, or the predecessor's at the same address) listen
+  // already: the predecessor kept serving on them.
+  if (!listenAll(*cfg, p.fds)) {
+    stats_.listener_create_failure.inc();
+    spdlog::error("lds: listener '{}' dropped{}", name,
+                  p.replaces ? "; its previous version keeps serving" : "");
+    return false;
+  }
   auto fds = std::make_shared<std::vector<network::SocketFd>>(std::move(p.fds));
   const Entry* previous = p.replaces ? find(name) : nullptr;
   if (previous != nullptr && fds->empty() && filterChainOnlyChange(previous->proto, p.entry.proto)) {
@@ -413,6 +432,71 @@ void ListenerManager::activate(Pending& p) {
     stats_.listener_added.inc();
   }
   stats_.listener_create_success.inc();
+  return true;
+}
+
+void ListenerManager::addDuringInit(Pending p) {
+  const std::string name = p.entry.config->name;
+  Entry* existing = p.replaces ? find(name) : nullptr;
+  auto held = findHeld(name);
+  // A new version of a listener that never started replaces it outright,
+  // taking its sockets when it binds the same address.
+  if (held != held_.end() && p.fds.empty()) p.fds = std::move(held->fds);
+  if (held != held_.end()) {
+    *held = Held{p.entry.config, std::move(p.fds)};
+  } else {
+    held_.push_back(Held{p.entry.config, std::move(p.fds)});
+  }
+  waitDuringInit(name, p.rds, p.secrets);
+  if (existing != nullptr) {
+    *existing = std::move(p.entry);
+    stats_.listener_modified.inc();
+  } else {
+    if (p.entry.added_via_api) {
+      spdlog::info("lds: added listener '{}' on {}; it starts once the server initialized", name,
+                   p.entry.bound_address.asString());
+      stats_.listener_added.inc();
+    }
+    entries_.push_back(std::move(p.entry));
+  }
+  stats_.listener_create_success.inc();
+  updateGauges();
+}
+
+void ListenerManager::waitDuringInit(const std::string& name,
+                                     const std::vector<std::shared_ptr<router::RouteConfigProvider>>& rds,
+                                     const std::vector<std::shared_ptr<tls::SecretProvider>>& secrets) {
+  // A replaced version's wait ends with it, as Envoy readies the init
+  // target of a listener destroyed before its workers started.
+  init_waiting_.erase(name);
+  std::vector<std::function<void(std::function<void()>)>> cold;
+  for (const auto& provider : rds) {
+    if (!provider->warm()) cold.push_back([provider](std::function<void()> cb) { provider->onWarm(std::move(cb)); });
+  }
+  for (const auto& provider : secrets) {
+    if (!provider->warm()) cold.push_back([provider](std::function<void()> cb) { provider->onWarm(std::move(cb)); });
+  }
+  if (cold.empty()) return;
+  const uint64_t generation = next_warming_generation_++;
+  init_waiting_[name] = InitWait{generation, cold.size()};
+  spdlog::info("listener '{}': the server initializes until {} route table(s)/secret(s) arrive", name, cold.size());
+  for (auto& on_warm : cold) {
+    on_warm([this, alive = alive_, name, generation] {
+      if (*alive) onInitWarm(name, generation);
+    });
+  }
+}
+
+void ListenerManager::onInitWarm(const std::string& name, uint64_t generation) {
+  auto it = init_waiting_.find(name);
+  if (it == init_waiting_.end() || it->second.generation != generation) return;
+  if (--it->second.waiting > 0) return;
+  init_waiting_.erase(it);
+  maybeInitialLoadDone();
+}
+
+std::vector<ListenerManager::Held>::iterator ListenerManager::findHeld(const std::string& name) {
+  return std::find_if(held_.begin(), held_.end(), [&name](const Held& h) { return h.config->name == name; });
 }
 
 std::vector<const ListenerManager::Entry*> ListenerManager::warmingListeners() const {
@@ -457,7 +541,8 @@ void ListenerManager::scheduleDrainEnd(uint64_t drain_tag) {
 void ListenerManager::stopListeners() {
   warming_.clear();
   // Never handed to a worker: their sockets just close.
-  held_static_.clear();
+  held_.clear();
+  init_waiting_.clear();
   stats_.total_listeners_draining.set(stats_.total_listeners_draining.value() + entries_.size());
   stats_.total_listeners_active.set(0);
 }
@@ -472,35 +557,37 @@ void ListenerManager::markInitialLoadDone() {
   maybeInitialLoadDone();
 }
 
-void ListenerManager::startStaticListeners() {
-  for (auto& held : held_static_) {
-    bool listening = true;
-    for (auto& fd : held.fds) {
-      // A dup()ed socket (reuse_port off) is listened on again: harmless.
-      if (::listen(fd.get(), held.config->backlog) != 0) {
-        spdlog::error("listener '{}': cannot listen on {}: {}", held.config->name, held.config->address.asString(),
-                      std::strerror(errno));
-        listening = false;
-        break;
-      }
+void ListenerManager::startHeldListeners() {
+  size_t started = 0;
+  for (auto& held : held_) {
+    // As Envoy's startWorkers(): a listener that cannot listen is dropped
+    // and the others start.
+    if (!listenAll(*held.config, held.fds)) {
+      stats_.listener_create_failure.inc();
+      const std::string& name = held.config->name;
+      entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                    [&name](const Entry& e) { return e.config->name == name; }),
+                     entries_.end());
+      continue;
     }
-    if (!listening) continue;
+    ++started;
     for (size_t w = 0; w < workers_.size() && w < held.fds.size(); ++w) {
       auto fd = std::make_shared<network::SocketFd>(std::move(held.fds[w]));
       workers_[w]->dispatcher().post(
           [worker = workers_[w].get(), cfg = held.config, fd] { worker->addListener(cfg, std::move(*fd)); });
     }
   }
-  if (!held_static_.empty()) spdlog::info("{} static listener(s) accept connections", held_static_.size());
-  held_static_.clear();
+  if (started > 0 && bind_) spdlog::info("{} listener(s) accept connections", started);
+  held_.clear();
+  updateGauges();
 }
 
 void ListenerManager::maybeInitialLoadDone() {
   // Envoy's server initializes once the first LDS listeners and the static
-  // listeners' route tables warmed; only then do listeners accept.
-  if (initial_load_done_ || !lds_initial_done_ || !warming_.empty() || static_rds_waiting_ > 0) return;
+  // listeners warmed; only then do listeners accept, all together.
+  if (initial_load_done_ || !lds_initial_done_ || !warming_.empty() || !init_waiting_.empty()) return;
   initial_load_done_ = true;
-  startStaticListeners();
+  startHeldListeners();
   if (on_initial_load_) {
     auto cb = std::move(on_initial_load_);
     cb();

@@ -33,6 +33,7 @@ struct ListenerManagerStats {
   stats::Counter& listener_in_place_updated;
   stats::Counter& listener_removed;
   stats::Counter& listener_create_success;
+  stats::Counter& listener_create_failure;
   stats::Gauge& total_listeners_active;
   stats::Gauge& total_listeners_warming;
   stats::Gauge& total_listeners_draining;
@@ -68,16 +69,21 @@ class ListenerManager : public config::SubscriptionCallbacks {
 
   // In the order they were added.
   const std::vector<Entry>& listeners() const { return entries_; }
-  // Listeners waiting for their route tables (RDS) or secrets (SDS) before
-  // they take traffic; a changed one's predecessor keeps serving meanwhile.
+  // Listeners LDS added or changed once the server initialized, waiting for
+  // their route tables (RDS) or secrets (SDS) before they take traffic: their
+  // own sockets are bound but not listening (a connect is refused), and a
+  // changed one's predecessor keeps serving meanwhile.
   std::vector<const Entry*> warmingListeners() const;
   const std::string& ldsVersion() const { return version_info_; }
 
   // Runs once, after the first LDS delivery or failure and once every
-  // listener warmed (static ones included: their route tables and secrets),
-  // as Envoy's server initializes. Static listeners take connections from
-  // then on: until their route tables (RDS) arrived or timed out a request
-  // would meet no table and get 404.
+  // listener known by then warmed (static ones and those of the LDS updates
+  // applied so far: their route tables and secrets), as Envoy's server
+  // initializes. Those listeners are active from the start (Envoy puts them
+  // in its active list before its workers start) but take connections only
+  // from then on, all together: until their route tables (RDS) arrived or
+  // timed out a request would meet no table and get 404. Listeners LDS adds
+  // later warm one by one (total_listeners_warming) and then start.
   void setInitialLoadCallback(std::function<void()> cb) { on_initial_load_ = std::move(cb); }
   // The first LDS delivery or failure; for a bootstrap without LDS, the
   // server calls it once the clusters warmed.
@@ -118,11 +124,14 @@ class ListenerManager : public config::SubscriptionCallbacks {
   absl::Status apply(const std::vector<config::DecodedResource>& added, const std::vector<std::string>& removed,
                      const std::string& version_info);
   // One socket per worker (SO_REUSEPORT), or one shared by dup() when the
-  // listener turned reuse_port off. Returns the bound address too.
-  // `listen` false: bound only, listen() is the caller's (static listeners
-  // refuse connections until the server initialized, as Envoy's).
+  // listener turned reuse_port off. Returns the bound address too. Bound
+  // only: listen() waits until the listener goes to the workers (listenAll),
+  // as Envoy's doFinalPreWorkerInit(), so a listener that is not serving yet
+  // refuses connections instead of leaving them in a backlog nobody accepts.
   absl::Status bindSockets(const ListenerConfig& config, const std::string& path,
-                           std::vector<network::SocketFd>& fds, network::Address& bound, bool listen = true);
+                           std::vector<network::SocketFd>& fds, network::Address& bound);
+  // listen() on every socket of a listener about to go to the workers.
+  static bool listenAll(const ListenerConfig& config, std::vector<network::SocketFd>& fds);
   Entry* find(const std::string& name);
   // Runs `fn` on every worker's loop; `done` on main once all have run it.
   void onEveryWorker(std::function<void(Worker&)> fn, std::function<void()> done);
@@ -130,10 +139,19 @@ class ListenerManager : public config::SubscriptionCallbacks {
   void scheduleDrainEnd(uint64_t drain_tag);
   void updateGauges();
   void maybeInitialLoadDone();
-  // Hands the static listeners, bound since start-up, to the workers.
-  void startStaticListeners();
-  // Hands a built listener to every worker (added, or replacing its predecessor).
-  void activate(Pending& p);
+  // Before the server initialized: `p` is active at once and held, bound,
+  // until the server initializes; its tables and secrets hold that.
+  void addDuringInit(Pending p);
+  // Counts `name`'s cold route tables and secrets into the server's init.
+  void waitDuringInit(const std::string& name, const std::vector<std::shared_ptr<router::RouteConfigProvider>>& rds,
+                      const std::vector<std::shared_ptr<tls::SecretProvider>>& secrets);
+  void onInitWarm(const std::string& name, uint64_t generation);
+  // Hands the listeners held during initialization to the workers.
+  void startHeldListeners();
+  // Hands a built listener to every worker (added, or replacing its
+  // predecessor). False when its new sockets cannot listen: then it is
+  // dropped and its predecessor, if any, keeps serving.
+  bool activate(Pending& p);
   // Holds `p` until its route tables and secrets are warm, then activates it.
   void startWarming(Pending p);
   void onWarm(const std::string& name, uint64_t generation);
@@ -153,14 +171,21 @@ class ListenerManager : public config::SubscriptionCallbacks {
   bool lds_initial_done_ = false;
   bool initial_load_done_ = false;
   absl::flat_hash_map<std::string, Warming> warming_;
-  // Static listeners bound but not yet listening (the server initializes),
-  // and how many of their route tables are still to arrive.
-  struct HeldStatic {
+  // Listeners (static, and LDS's while the server initializes) active but
+  // bound only, in the order they were added, until the server initialized.
+  struct Held {
     ListenerConfigConstSharedPtr config;
     std::vector<network::SocketFd> fds;
   };
-  std::vector<HeldStatic> held_static_;
-  size_t static_rds_waiting_ = 0;
+  std::vector<Held> held_;
+  std::vector<Held>::iterator findHeld(const std::string& name);
+  // Per held listener, how many of its route tables and secrets are still
+  // to arrive; the generation tells a replaced version's callbacks apart.
+  struct InitWait {
+    uint64_t generation = 0;
+    size_t waiting = 0;
+  };
+  absl::flat_hash_map<std::string, InitWait> init_waiting_;
   uint64_t next_warming_generation_ = 1;
   // Lets callbacks posted back from workers notice the manager is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -209,7 +209,9 @@ static_resources:
 INSTANTIATE_TEST_SUITE_P(Protocols, SdsAdsIntegrationTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "Delta" : "Sotw"; });
 
-TEST_P(SdsAdsIntegrationTest, ListenerWarmsUntilItsCertificateArrivesThenServesIt) {
+// At start-up the listener is active at once (Envoy, before its workers
+// start), and the server's initialization waits for its certificate.
+TEST_P(SdsAdsIntegrationTest, StartupListenerWaitsForItsCertificateThenServesIt) {
   ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
   size_t cursor = 0;
   ASSERT_TRUE(serve(0, cursor, kListenerType, "l1", std::vector{listener()}));
@@ -223,19 +225,18 @@ TEST_P(SdsAdsIntegrationTest, ListenerWarmsUntilItsCertificateArrivesThenServesI
     ASSERT_TRUE(nextSotw(0, cursor, kSecretType, &request));
     EXPECT_THAT(request.resource_names(), ::testing::ElementsAre("server_cert"));
   }
-  ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_warming", 1)) << courier_.log();
-  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_active"), 0u);
-  // Its socket is bound, but nothing answers a handshake on it yet.
-  int rc = 0;
-  curl(port_, "/direct", &rc, 1);
-  EXPECT_NE(rc, 0) << "a warming listener takes no connections";
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.lds.update_success", 1)) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_active"), 1u);
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 0u);
+  // Its socket is bound, but nothing listens on it yet.
+  EXPECT_FALSE(TcpClient(port_).connected()) << "the listener takes no connections before the server initialized";
   EXPECT_EQ(courier_.admin("/ready").status, 503);
-  EXPECT_THAT(courier_.admin("/config_dump?resource=dynamic_listeners").body, HasSubstr("warming_state"));
+  EXPECT_THAT(courier_.admin("/config_dump?resource=dynamic_listeners").body, HasSubstr("active_state"));
 
   ASSERT_TRUE(push(0, kSecretType, "s1", std::vector{certSecret("server_cert", "one.pem", "one.key")}));
   ASSERT_TRUE(driver().waitAck(0, cursor, kSecretType, "s1"));
-  ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_active", 1)) << courier_.log();
-  EXPECT_TRUE(courier_.waitForStat("listener_manager.total_listeners_warming", 0));
+  ASSERT_TRUE(courier_.waitForStat("sds.server_cert.update_success", 1)) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 0u);
   EXPECT_EQ(curl(port_), "hello 200");
   EXPECT_THAT(servedSubject(port_), HasSubstr("courier-one"));
   EXPECT_EQ(courier_.stat("sds.server_cert.update_success"), 1u);
@@ -278,11 +279,13 @@ static_resources:
     DiscoveryRequest request;
     ASSERT_TRUE(nextSotw(0, cursor, kSecretType, &request));
   }
-  EXPECT_TRUE(courier_.waitForStat("listener_manager.total_listeners_warming", 1));
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 0u);
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_active"), 1u);
   EXPECT_EQ(courier_.admin("/ready").status, 503);
+  EXPECT_FALSE(TcpClient(port_).connected());
   EXPECT_THAT(courier_.admin("/config_dump?resource=dynamic_warming_secrets").body, HasSubstr("server_cert"));
   ASSERT_TRUE(push(0, kSecretType, "s1", std::vector{certSecret("server_cert", "one.pem", "one.key")}));
-  ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_active", 1)) << courier_.log();
+  ASSERT_TRUE(courier_.waitForStat("sds.server_cert.update_success", 1)) << courier_.log();
   EXPECT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; }));
   EXPECT_EQ(curl(port_), "hello 200");
   EXPECT_THAT(servedSubject(port_), HasSubstr("courier-one"));

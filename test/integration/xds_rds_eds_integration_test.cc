@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "source/common/protobuf/yaml_loader.h"
 #include "test/integration/http_test_util.h"
+#include "test/integration/load_clients.h"
 #include "test/integration/xds_test_util.h"
 
 namespace courier::test {
@@ -102,10 +103,19 @@ filter_chains:
 )";
 }
 
-envoy::config::listener::v3::Listener rdsListener(uint16_t port, const std::string& route_config_name) {
+constexpr char kAdsSource[] = "{ads: {}, resource_api_version: V3}";
+
+// `extra`: more top-level Listener fields, as YAML lines.
+envoy::config::listener::v3::Listener rdsListener(uint16_t port, const std::string& route_config_name,
+                                                  const std::string& name = "ads", const std::string& extra = "") {
   return fromYaml<envoy::config::listener::v3::Listener>(
-      rdsListenerYaml("ads", port, route_config_name, "{ads: {}, resource_api_version: V3}"));
+      rdsListenerYaml(name, port, route_config_name, kAdsSource) + extra);
 }
+
+// True when a connect to the port is refused: nothing listens on it (Envoy
+// binds a listener's socket when it is created and listens only once the
+// listener goes to the workers).
+bool refuses(uint16_t port) { return !TcpClient(port).connected(); }
 
 std::string bodyOf(const std::string& response) {
   size_t at = response.find("\r\n\r\n");
@@ -297,24 +307,29 @@ TEST_P(XdsRdsEdsIntegrationTest, BadAssignmentIsNackedAndTheOldEndpointsServe) {
   EXPECT_EQ(courier_.stat("cluster.web.membership_total"), 1u);
 }
 
-TEST_P(XdsRdsEdsIntegrationTest, ListenerWarmsUntilItsRouteTableArrives) {
+TEST_P(XdsRdsEdsIntegrationTest, AtStartupTheListenerIsActiveButRefusesConnectionsUntilItsTableArrives) {
   ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
   size_t cursor = 0;
   ASSERT_TRUE(serve(0, cursor, kClusterType, "c1", std::vector{edsCluster("web"), edsCluster("api")}));
   ASSERT_TRUE(serve(0, cursor, kEndpointType, "e1", endpoints({{a_.port()}})));
   ASSERT_TRUE(serve(0, cursor, kListenerType, "l1", std::vector{rdsListener(port_, "r1")}));
   ASSERT_TRUE(courier_.waitForStat("listener_manager.lds.update_success", 1)) << courier_.log();
-  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 1u);
-  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_active"), 0u);
+  // Envoy before its workers start: the listener goes straight to the active
+  // list and the server's initialization waits for its table; its socket is
+  // bound but nothing listens on it yet.
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 0u);
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_active"), 1u);
   EXPECT_EQ(courier_.admin("/ready").status, 503);
-  EXPECT_THAT(courier_.admin("/config_dump?resource=dynamic_listeners").body, HasSubstr("\"warming_state\""));
+  EXPECT_TRUE(refuses(port_));
+  const std::string dump = courier_.admin("/config_dump?resource=dynamic_listeners").body;
+  EXPECT_THAT(dump, HasSubstr("\"active_state\""));
+  EXPECT_THAT(dump, ::testing::Not(HasSubstr("\"warming_state\"")));
 
   ASSERT_TRUE(serve(0, cursor, kRouteType, "r1v1", std::vector{route("r1", "web")}));
-  ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_warming", 0)) << courier_.log();
+  ASSERT_TRUE(courier_.waitForStat("http.ads.rds.r1.update_success", 1)) << courier_.log();
+  // Listening from the moment the table applied: the first connect is served.
   EXPECT_EQ(fetch(), "200 a");
   EXPECT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
-  EXPECT_THAT(courier_.admin("/config_dump?resource=dynamic_listeners").body,
-              ::testing::Not(HasSubstr("\"warming_state\"")));
 }
 
 TEST_P(XdsRdsEdsIntegrationTest, WithoutRdsTheListenerGoesActiveAfterTheInitialFetchTimeoutAndAnswers404) {
@@ -325,8 +340,8 @@ TEST_P(XdsRdsEdsIntegrationTest, WithoutRdsTheListenerGoesActiveAfterTheInitialF
   auto listener = fromYaml<envoy::config::listener::v3::Listener>(rdsListenerYaml(
       "ads", port_, "r1", "{ads: {}, resource_api_version: V3, initial_fetch_timeout: 0.3s}"));
   ASSERT_TRUE(serve(0, cursor, kListenerType, "l1", std::vector{listener}));
-  ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_active", 1)) << courier_.log();
-  EXPECT_EQ(courier_.stat("http.ads.rds.r1.update_failure"), 1u);
+  ASSERT_TRUE(courier_.waitForStat("http.ads.rds.r1.update_failure", 1)) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_active"), 1u);
   EXPECT_EQ(fetch().substr(0, 3), "404");
   // A late table still applies.
   ASSERT_TRUE(serve(0, cursor, kRouteType, "r1v1", std::vector{route("r1", "web")}));
@@ -462,7 +477,8 @@ TEST_P(XdsRdsEdsIntegrationTest, ListenersNamingOneTableShareItsSubscription) {
     EXPECT_EQ(r.resource_names_size(), 1);
   }
   ASSERT_TRUE(push(0, kRouteType, "r1v1", std::vector{route("r1", "web")}));
-  ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_active", 2)) << courier_.log();
+  ASSERT_TRUE(courier_.waitForStat("http.one.rds.r1.update_success", 1)) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_active"), 2u);
   EXPECT_EQ(httpRequest(port_, "GET", "/").body, "a");
   EXPECT_EQ(httpRequest(second_port, "GET", "/").body, "a");
   // Counted once, under the first listener's stat_prefix.
@@ -478,21 +494,159 @@ TEST_P(XdsRdsEdsIntegrationTest, ListenersNamingOneTableShareItsSubscription) {
 TEST_P(XdsRdsEdsIntegrationTest, AListenerChangedWhileWarmingWarmsAsTheNewVersion) {
   ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
   size_t cursor = 0;
-  ASSERT_TRUE(serve(0, cursor, kClusterType, "c1", std::vector{edsCluster("web"), edsCluster("api")}));
-  ASSERT_TRUE(serve(0, cursor, kEndpointType, "e1", endpoints({{a_.port()}})));
-  ASSERT_TRUE(serve(0, cursor, kListenerType, "l1", std::vector{rdsListener(port_, "r1")}));
+  serveInitial(cursor);
+  const uint16_t port2 = unusedPort();
+  ASSERT_TRUE(push(0, kListenerType, "l2", std::vector{rdsListener(port_, "r1"), rdsListener(port2, "r2", "two")}));
   ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_warming", 1)) << courier_.log();
-  // The same listener now names r2: r1's warming version is gone.
-  ASSERT_TRUE(push(0, kListenerType, "l2", std::vector{rdsListener(port_, "r2")}));
+  // The same listener now names r3: r2's warming version is gone.
+  ASSERT_TRUE(push(0, kListenerType, "l3", std::vector{rdsListener(port_, "r1"), rdsListener(port2, "r3", "two")}));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.lds.update_success", 3)) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 1u);
+  ASSERT_TRUE(push(0, kRouteType, "r2v1", std::vector{route("r2", "web")}));
+  ASSERT_TRUE(courier_.waitForStat("http.two.rds.r2.update_attempt", 1)) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 1u);
+  EXPECT_TRUE(refuses(port2));
+  ASSERT_TRUE(push(0, kRouteType, "r3v1", std::vector{route("r3", "api")}));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_active", 2)) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 0u);
+  EXPECT_EQ(httpRequest(port2, "GET", "/").body, "b");
+  EXPECT_EQ(fetch(), "200 a");
+}
+
+// --- listener warming after the server initialized (Envoy's onListenerWarmed) ---
+
+// A listener LDS adds to a live server warms on its own: its socket is bound
+// (a clash fails the update) but does not listen, so a client is refused
+// rather than queued in a backlog nobody accepts, until its table arrives.
+TEST_P(XdsRdsEdsIntegrationTest, ANewListenerRefusesConnectionsWhileItWarmsThenServes) {
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  serveInitial(cursor);
+  ASSERT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
+  const uint16_t port2 = unusedPort();
+  ASSERT_TRUE(push(0, kListenerType, "l2", std::vector{rdsListener(port_, "r1"), rdsListener(port2, "r2", "two")}));
   ASSERT_TRUE(courier_.waitForStat("listener_manager.lds.update_success", 2)) << courier_.log();
   EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 1u);
-  ASSERT_TRUE(push(0, kRouteType, "r1v1", std::vector{route("r1", "web")}));
-  ASSERT_TRUE(courier_.waitForStat("http.ads.rds.r1.update_attempt", 1)) << courier_.log();
-  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 1u);
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_active"), 1u);
+  EXPECT_THAT(courier_.admin("/config_dump?resource=dynamic_listeners").body, HasSubstr("\"warming_state\""));
+  EXPECT_TRUE(refuses(port2));
+  // Still refused after other updates applied meanwhile; the live listener
+  // and the server carry on.
+  ASSERT_TRUE(push(0, kRouteType, "r1v2", std::vector{route("r1", "web")}));
+  ASSERT_TRUE(courier_.waitForStat("http.ads.rds.r1.update_success", 2)) << courier_.log();
+  EXPECT_TRUE(refuses(port2));
+  EXPECT_EQ(fetch(), "200 a");
+  EXPECT_EQ(courier_.admin("/ready").status, 200);
+
   ASSERT_TRUE(push(0, kRouteType, "r2v1", std::vector{route("r2", "api")}));
-  ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_active", 1)) << courier_.log();
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_warming", 0)) << courier_.log();
+  // Listening from the moment it went active: the first connect is served.
+  const HttpResponse first = httpRequest(port2, "GET", "/");
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(first.body, "b");
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_active"), 2u);
+  EXPECT_EQ(courier_.stat("listener_manager.listener_added"), 2u);
+}
+
+// A new version of a serving listener, at the same address, warms beside it:
+// the old version keeps accepting on the shared socket until the new one's
+// table arrives, then the new one takes over. Not one request fails.
+class ListenerUpdateWarmingTest : public XdsRdsEdsIntegrationTest {
+ protected:
+  void updateUnderLoad(const std::string& listener_extra, bool in_place) {
+    ASSERT_TRUE(courier_.start(bootstrap(), {"--drain-time-s", "120"})) << courier_.log();
+    size_t cursor = 0;
+    serveInitial(cursor);
+    LoadClients load(port_, 2);
+    ASSERT_TRUE(load.waitForOk(20)) << load.errors();
+
+    ASSERT_TRUE(push(0, kListenerType, "l2", std::vector{rdsListener(port_, "r2", "ads", listener_extra)}));
+    ASSERT_TRUE(courier_.waitForStat("listener_manager.lds.update_success", 2)) << courier_.log();
+    EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 1u);
+    // The old version serves (by r1: upstream a), old and new connections alike.
+    ASSERT_TRUE(load.waitForOk(50)) << load.errors();
+    EXPECT_EQ(fetch(), "200 a");
+    EXPECT_EQ(load.servedBy('b'), 0u);
+    EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 1u);
+
+    ASSERT_TRUE(push(0, kRouteType, "r2v1", std::vector{route("r2", "api")}));
+    ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_warming", 0)) << courier_.log();
+    EXPECT_EQ(fetch(), "200 b");
+    // The clients' connections move over too (the old ones are told to close).
+    EXPECT_TRUE(waitFor([&] { return load.servedBy('b') >= 20 || load.failed() > 0; })) << load.errors();
+    load.stop();
+    EXPECT_EQ(load.failed(), 0u) << load.errors();
+    EXPECT_EQ(courier_.stat("listener_manager.listener_modified"), 1u);
+    EXPECT_EQ(courier_.stat("listener_manager.listener_in_place_updated"), in_place ? 1u : 0u);
+    EXPECT_EQ(courier_.stat("listener_manager.total_listeners_active"), 1u);
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Protocols, ListenerUpdateWarmingTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "Delta" : "Sotw"; });
+
+TEST_P(ListenerUpdateWarmingTest, FilterChainChangeKeepsTheOldChainsServingUntilTheNewTableArrives) {
+  updateUnderLoad("", /*in_place=*/true);
+}
+
+TEST_P(ListenerUpdateWarmingTest, ListenerLevelChangeKeepsTheOldVersionServingUntilTheNewTableArrives) {
+  updateUnderLoad("per_connection_buffer_limit_bytes: 65536\n", /*in_place=*/false);
+}
+
+// --- LDS listeners at start-up are part of the server's initialization ---
+
+// Envoy starts its workers, with every listener, once the server initialized:
+// clusters warm, the first LDS response, and the listeners in it warm. Until
+// then the listeners are active (not warming) but none listens; then all
+// start together.
+TEST_P(XdsRdsEdsIntegrationTest, StartupListenersStartTogetherOnceTheLastOneWarmed) {
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  ASSERT_TRUE(serve(0, cursor, kClusterType, "c1", std::vector{edsCluster("web"), edsCluster("api")}));
+  ASSERT_TRUE(serve(0, cursor, kEndpointType, "e1", endpoints({{a_.port()}})));
+  const uint16_t port2 = unusedPort();
+  ASSERT_TRUE(serve(0, cursor, kListenerType, "l1",
+                    std::vector{rdsListener(port_, "r1", "one"), rdsListener(port2, "r2", "two")}));
+  ASSERT_TRUE(serve(0, cursor, kRouteType, "r1v1", std::vector{route("r1", "web")})) << courier_.log();
+  ASSERT_TRUE(courier_.waitForStat("http.one.rds.r1.update_success", 1)) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_active"), 2u);
   EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 0u);
-  EXPECT_EQ(fetch(), "200 b");
+  EXPECT_EQ(courier_.stat("listener_manager.listener_added"), 2u);
+  EXPECT_EQ(courier_.admin("/ready").status, 503);
+  // "one" is warm, but waits for "two".
+  EXPECT_TRUE(refuses(port_));
+  EXPECT_TRUE(refuses(port2));
+
+  ASSERT_TRUE(push(0, kRouteType, "r2v1", std::vector{route("r2", "api")}));
+  ASSERT_TRUE(courier_.waitForStat("http.two.rds.r2.update_success", 1)) << courier_.log();
+  EXPECT_EQ(httpRequest(port_, "GET", "/").body, "a");
+  EXPECT_EQ(httpRequest(port2, "GET", "/").body, "b");
+  EXPECT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_active"), 2u);
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 0u);
+}
+
+TEST_P(XdsRdsEdsIntegrationTest, StartupListenersStartTogetherWhenAWithheldTableTimesOut) {
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  ASSERT_TRUE(serve(0, cursor, kClusterType, "c1", std::vector{edsCluster("web"), edsCluster("api")}));
+  ASSERT_TRUE(serve(0, cursor, kEndpointType, "e1", endpoints({{a_.port()}})));
+  const uint16_t port2 = unusedPort();
+  auto two = fromYaml<envoy::config::listener::v3::Listener>(
+      rdsListenerYaml("two", port2, "r2", "{ads: {}, resource_api_version: V3, initial_fetch_timeout: 1s}"));
+  ASSERT_TRUE(serve(0, cursor, kListenerType, "l1", std::vector{rdsListener(port_, "r1", "one"), two}));
+  ASSERT_TRUE(serve(0, cursor, kRouteType, "r1v1", std::vector{route("r1", "web")})) << courier_.log();
+  ASSERT_TRUE(courier_.waitForStat("http.one.rds.r1.update_success", 1)) << courier_.log();
+  EXPECT_TRUE(refuses(port_) || courier_.stat("http.two.rds.r2.update_failure") == 1u)
+      << "listening before r2 timed out";
+  // r2 never comes: its initial fetch times out and both start, "two"
+  // without a table (404, as Envoy).
+  const HttpResponse first = firstAnswer(port_);
+  EXPECT_EQ(first.status, 200) << courier_.log();
+  EXPECT_EQ(first.body, "a");
+  EXPECT_EQ(courier_.stat("http.two.rds.r2.update_failure"), 1u);
+  EXPECT_EQ(httpRequest(port2, "GET", "/").status, 404);
+  EXPECT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
 }
 
 TEST_P(XdsRdsEdsIntegrationTest, SteadyTrafficThroughRouteAndEndpointUpdatesLosesNoRequest) {

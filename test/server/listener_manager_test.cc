@@ -207,13 +207,14 @@ TEST_F(ListenerManagerTest, InitialLoadCallbackRunsOnceOnFailureOrSuccess) {
 }
 
 // An HTTP listener whose route table r1 comes from RDS.
-std::string rdsListenerYaml(const std::string& name, int port) {
+std::string rdsListenerYaml(const std::string& name, int port, const std::string& table = "r1") {
   return "{name: " + name + ", address: {socket_address: {address: 127.0.0.1, port_value: " + std::to_string(port) +
          "}}, filter_chains: [{filters: [{name: envoy.filters.network.http_connection_manager, typed_config: "
          "{'@type': type.googleapis.com/"
          "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager, stat_prefix: " +
          name +
-         ", rds: {route_config_name: r1, config_source: {ads: {}}}, http_filters: [{name: "
+         ", rds: {route_config_name: " + table +
+         ", config_source: {ads: {}}}, http_filters: [{name: "
          "envoy.filters.http.router, typed_config: {'@type': "
          "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]}}]}]}";
 }
@@ -242,6 +243,78 @@ TEST_F(ListenerManagerTest, StaticListenerWhoseTableAlreadyArrivedDoesNotHoldThe
   addStatic({rdsListenerYaml("t", 1006)});
   manager_.markInitialLoadDone();
   EXPECT_EQ(calls, 1);
+}
+
+// Envoy puts the listeners of LDS updates applied before its workers start
+// straight into the active list; its server initialization waits for them.
+TEST_F(ListenerManagerTest, ListenersFromLdsDuringInitializationAreActiveAndHoldTheInitialLoad) {
+  int calls = 0;
+  manager_.setInitialLoadCallback([&] { ++calls; });
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({rdsListenerYaml("a", 1001), listenerYaml("b", 1002, "backend")}),
+                                      "v1")
+                  .ok());
+  EXPECT_EQ(names(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(gauge("listener_manager.total_listeners_active"), 2u);
+  EXPECT_EQ(gauge("listener_manager.total_listeners_warming"), 0u);
+  EXPECT_TRUE(manager_.warmingListeners().empty());
+  EXPECT_EQ(counter("listener_manager.listener_added"), 2u);
+  EXPECT_EQ(counter("listener_manager.lds.update_success"), 1u);
+  // The LDS response is in, r1 is not: the server still initializes.
+  EXPECT_EQ(calls, 0);
+  ASSERT_EQ(rds_callbacks_.size(), 1u);
+  rds_callbacks_[0]->onConfigUpdateFailed(config::UpdateFailureReason::FetchTimedOut,
+                                          absl::DeadlineExceededError("timed out"));
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(ListenerManagerTest, AfterInitializationANewListenerWarmsUntilItsTableArrives) {
+  int calls = 0;
+  manager_.setInitialLoadCallback([&] { ++calls; });
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({listenerYaml("b", 1002, "backend")}), "v1").ok());
+  ASSERT_EQ(calls, 1);
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({listenerYaml("b", 1002, "backend"), rdsListenerYaml("a", 1001)}),
+                                      "v2")
+                  .ok());
+  EXPECT_EQ(names(), std::vector<std::string>{"b"});
+  EXPECT_EQ(gauge("listener_manager.total_listeners_active"), 1u);
+  EXPECT_EQ(gauge("listener_manager.total_listeners_warming"), 1u);
+  ASSERT_EQ(rds_callbacks_.size(), 1u);
+  rds_callbacks_[0]->onConfigUpdateFailed(config::UpdateFailureReason::FetchTimedOut,
+                                          absl::DeadlineExceededError("timed out"));
+  EXPECT_EQ(names(), (std::vector<std::string>{"b", "a"}));
+  EXPECT_EQ(gauge("listener_manager.total_listeners_warming"), 0u);
+  EXPECT_EQ(gauge("listener_manager.total_listeners_active"), 2u);
+}
+
+TEST_F(ListenerManagerTest, AListenerReplacedDuringInitializationNoLongerHoldsIt) {
+  int calls = 0;
+  manager_.setInitialLoadCallback([&] { ++calls; });
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({rdsListenerYaml("a", 1001, "r1")}), "v1").ok());
+  ASSERT_EQ(calls, 0);
+  // The new version waits for r2 only: r1 arriving changes nothing.
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({rdsListenerYaml("a", 1001, "r2")}), "v2").ok());
+  EXPECT_EQ(counter("listener_manager.listener_modified"), 1u);
+  EXPECT_EQ(gauge("listener_manager.total_listeners_active"), 1u);
+  ASSERT_EQ(rds_callbacks_.size(), 2u);
+  rds_callbacks_[0]->onConfigUpdateFailed(config::UpdateFailureReason::FetchTimedOut,
+                                          absl::DeadlineExceededError("timed out"));
+  EXPECT_EQ(calls, 0);
+  rds_callbacks_[1]->onConfigUpdateFailed(config::UpdateFailureReason::FetchTimedOut,
+                                          absl::DeadlineExceededError("timed out"));
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(ListenerManagerTest, AListenerRemovedDuringInitializationNoLongerHoldsIt) {
+  int calls = 0;
+  manager_.setInitialLoadCallback([&] { ++calls; });
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({rdsListenerYaml("a", 1001)}), "v1").ok());
+  ASSERT_EQ(calls, 0);
+  ASSERT_TRUE(manager_.onConfigUpdate(resources({}), "v2").ok());
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(names().empty());
+  EXPECT_EQ(counter("listener_manager.listener_removed"), 1u);
+  // Never started, so nothing drains.
+  EXPECT_EQ(gauge("listener_manager.total_listeners_draining"), 0u);
 }
 
 }  // namespace
