@@ -252,6 +252,28 @@ TEST_P(SdsAdsIntegrationTest, StartupListenerWaitsForItsCertificateThenServesIt)
   EXPECT_THAT(dump, Not(HasSubstr("PRIVATE KEY")));
 }
 
+// Added to a live server, the listener warms on its own: bound, refusing
+// connections, until its certificate arrives (Envoy's onListenerWarmed).
+TEST_P(SdsAdsIntegrationTest, ListenerAddedToALiveServerWarmsUntilItsCertificateArrives) {
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  ASSERT_TRUE(serve(0, cursor, kListenerType, "l0", std::vector<envoy::config::listener::v3::Listener>{}));
+  ASSERT_TRUE(waitFor([&] { return courier_.admin("/ready").status == 200; })) << courier_.log();
+  ASSERT_TRUE(push(0, kListenerType, "l1", std::vector{listener()}));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.lds.update_success", 2)) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 1u);
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_active"), 0u);
+  EXPECT_FALSE(TcpClient(port_).connected()) << "a warming listener takes no connections";
+  EXPECT_THAT(courier_.admin("/config_dump?resource=dynamic_listeners").body, HasSubstr("warming_state"));
+  EXPECT_EQ(courier_.admin("/ready").status, 200);
+
+  ASSERT_TRUE(push(0, kSecretType, "s1", std::vector{certSecret("server_cert", "one.pem", "one.key")}));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_warming", 0)) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_active"), 1u);
+  EXPECT_EQ(curl(port_), "hello 200");
+  EXPECT_THAT(servedSubject(port_), HasSubstr("courier-one"));
+}
+
 TEST_P(SdsAdsIntegrationTest, StaticListenerWithAnAdsSecretWarmsAndTheServerWaitsForIt) {
   const std::string yaml = R"(node: {id: node-1, cluster: mesh}
 admin:
