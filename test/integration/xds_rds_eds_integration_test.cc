@@ -548,6 +548,27 @@ TEST_P(XdsRdsEdsIntegrationTest, ANewListenerRefusesConnectionsWhileItWarmsThenS
   EXPECT_EQ(courier_.stat("listener_manager.listener_added"), 2u);
 }
 
+// A new version at another address binds its own socket, which listens only
+// once it is warm; until then the old version serves on the old address.
+TEST_P(XdsRdsEdsIntegrationTest, AListenerMovingToANewPortServesOnTheOldOneUntilTheNewVersionIsWarm) {
+  ASSERT_TRUE(courier_.start(bootstrap())) << courier_.log();
+  size_t cursor = 0;
+  serveInitial(cursor);
+  const uint16_t port2 = unusedPort();
+  ASSERT_TRUE(push(0, kListenerType, "l2", std::vector{rdsListener(port2, "r2")}));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.lds.update_success", 2)) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.total_listeners_warming"), 1u);
+  EXPECT_TRUE(refuses(port2));
+  EXPECT_EQ(fetch(), "200 a");
+
+  ASSERT_TRUE(push(0, kRouteType, "r2v1", std::vector{route("r2", "api")}));
+  ASSERT_TRUE(courier_.waitForStat("listener_manager.total_listeners_warming", 0)) << courier_.log();
+  EXPECT_EQ(httpRequest(port2, "GET", "/").body, "b");
+  // The old version stopped accepting on its address.
+  EXPECT_TRUE(waitFor([&] { return refuses(port_); })) << courier_.log();
+  EXPECT_EQ(courier_.stat("listener_manager.listener_modified"), 1u);
+}
+
 // A new version of a serving listener, at the same address, warms beside it:
 // the old version keeps accepting on the shared socket until the new one's
 // table arrives, then the new one takes over. Not one request fails.
