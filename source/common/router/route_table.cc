@@ -37,6 +37,8 @@ absl::StatusOr<std::shared_ptr<const re2::RE2>> compileRegex(const std::string& 
   return std::shared_ptr<const re2::RE2>(std::move(re));
 }
 
+}  // namespace
+
 absl::StatusOr<StringMatcher> compileStringMatcher(const ProtoStringMatcher& m, const std::string& path) {
   StringMatcher out;
   out.ignore_case = m.ignore_case();
@@ -73,6 +75,8 @@ absl::StatusOr<StringMatcher> compileStringMatcher(const ProtoStringMatcher& m, 
   if (out.ignore_case) out.value = lower(out.value);
   return out;
 }
+
+namespace {
 
 // Envoy's Http::HeaderUtility::getPortStart.
 size_t portStart(std::string_view host) {

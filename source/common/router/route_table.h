@@ -45,6 +45,10 @@ struct StringMatcher {
   bool match(std::string_view input) const;
 };
 
+// Compiles a type.matcher.v3.StringMatcher; errors name fields under `path`.
+absl::StatusOr<StringMatcher> compileStringMatcher(const envoy::type::matcher::v3::StringMatcher& m,
+                                                   const std::string& path);
+
 // A compiled route.v3.HeaderMatcher.
 struct HeaderMatcher {
   enum class Kind { String, Present, Range, LegacyExact };

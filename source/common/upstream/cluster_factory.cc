@@ -1,6 +1,7 @@
 #include "source/common/upstream/cluster_factory.h"
 
 #include "absl/strings/str_cat.h"
+#include "envoy/extensions/transport_sockets/tls/v3/tls.pb.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "google/protobuf/util/time_util.h"
 #include "source/common/common/field_error.h"
@@ -273,6 +274,25 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
   auto health_check = parseHealthChecks(config.health_checks(), path);
   if (!health_check.ok()) return health_check.status();
   cluster->health_check = std::move(*health_check);
+  // tls_options.alpn_protocols: that entry's TLS connections offer its list
+  // instead of the cluster's (a plaintext cluster has nothing to offer it on).
+  for (size_t i = 0; cluster->health_check != nullptr && cluster->transport_socket_factory != nullptr &&
+                     i < cluster->health_check->configs().size();
+       ++i) {
+    const auto& alpn = cluster->health_check->configs()[i].alpn_protocols;
+    if (alpn.empty()) continue;
+    envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext tls;
+    if (!config.transport_socket().typed_config().UnpackTo(&tls)) continue;
+    tls.mutable_common_tls_context()->clear_alpn_protocols();
+    for (const auto& p : alpn) tls.mutable_common_tls_context()->add_alpn_protocols(p);
+    google::protobuf::Any any;
+    any.PackFrom(tls);
+    auto factory = tls::createUpstreamTransportSocketFactory(
+        config.transport_socket().name(), &any, absl::StrCat(path, ".health_checks[", i, "].tls_options"), stats,
+        absl::StrCat("cluster.", config.name(), "."), secrets, secret_providers);
+    if (!factory.ok()) return factory.status();
+    cluster->health_check->setTransportSocketFactory(i, std::move(*factory));
+  }
   if (config.has_outlier_detection()) {
     auto outlier = parseOutlierDetection(config.outlier_detection(), path + ".outlier_detection");
     if (!outlier.ok()) return outlier.status();

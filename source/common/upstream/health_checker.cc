@@ -109,14 +109,32 @@ int grpcServingStatus(const std::string& frame) {
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<HealthCheckSink>> parseHealthChecks(
-    const google::protobuf::RepeatedPtrField<ProtoHealthCheck>& checks, const std::string& cluster_path) {
-  if (checks.empty()) return std::shared_ptr<HealthCheckSink>();
-  if (checks.size() > 1) {
-    return fieldError(cluster_path + ".health_checks", "only one health check per cluster is supported");
+namespace {
+
+// A method Envoy lets carry a health-check request body.
+bool methodTakesBody(envoy::config::core::v3::RequestMethod m) {
+  return m != envoy::config::core::v3::METHOD_UNSPECIFIED && m != envoy::config::core::v3::GET &&
+         m != envoy::config::core::v3::HEAD && m != envoy::config::core::v3::DELETE &&
+         m != envoy::config::core::v3::TRACE;
+}
+
+// What response_buffer_size 0 ("no limit") keeps at most, so that a peer
+// cannot make a check buffer without end.
+constexpr uint64_t kMaxResponseBuffer = 16 * 1024 * 1024;
+
+absl::Status parseHeaderList(const google::protobuf::RepeatedPtrField<envoy::config::core::v3::HeaderValueOption>& list,
+                             const std::string& field_path, std::vector<std::pair<std::string, std::string>>& out) {
+  for (int i = 0; i < list.size(); ++i) {
+    const auto& hv = list[i].header();
+    if (hv.key().empty() || hv.key()[0] == ':') {
+      return fieldError(absl::StrCat(field_path, "[", i, "].header.key"), "must be a non-empty, non-pseudo header name");
+    }
+    out.emplace_back(absl::AsciiStrToLower(hv.key()), hv.value().empty() ? hv.raw_value() : hv.value());
   }
-  const ProtoHealthCheck& p = checks[0];
-  const std::string path = cluster_path + ".health_checks[0]";
+  return absl::OkStatus();
+}
+
+absl::StatusOr<HealthCheckConfig> parseHealthCheck(const ProtoHealthCheck& p, const std::string& path) {
   HealthCheckConfig c;
   auto timeout = requiredDuration(p.timeout(), p.has_timeout(), path + ".timeout");
   if (!timeout.ok()) return timeout.status();
@@ -144,16 +162,15 @@ absl::StatusOr<std::shared_ptr<HealthCheckSink>> parseHealthChecks(
       !s.ok()) {
     return s;
   }
-  if (p.has_no_traffic_healthy_interval()) {
-    std::chrono::milliseconds v{0};
-    if (auto s = optionalDuration(p.no_traffic_healthy_interval(), true, path + ".no_traffic_healthy_interval", v);
-        !s.ok()) {
-      return s;
-    }
-    c.no_traffic_healthy_interval = v;
+  // Envoy: no_traffic_healthy_interval defaults to no_traffic_interval,
+  // unhealthy_interval to interval, unhealthy_edge_interval to
+  // unhealthy_interval, healthy_edge_interval to interval.
+  c.no_traffic_healthy_interval = c.no_traffic_interval;
+  if (auto s = optionalDuration(p.no_traffic_healthy_interval(), p.has_no_traffic_healthy_interval(),
+                                path + ".no_traffic_healthy_interval", c.no_traffic_healthy_interval);
+      !s.ok()) {
+    return s;
   }
-  // Envoy: unhealthy_interval defaults to interval, unhealthy_edge_interval
-  // to unhealthy_interval, healthy_edge_interval to interval.
   c.unhealthy_interval = c.interval;
   if (auto s = optionalDuration(p.unhealthy_interval(), p.has_unhealthy_interval(), path + ".unhealthy_interval",
                                 c.unhealthy_interval);
@@ -179,7 +196,25 @@ absl::StatusOr<std::shared_ptr<HealthCheckSink>> parseHealthChecks(
     }
     c.alt_port = p.alt_port().value();
   }
-  if (p.has_tls_options()) return fieldError(path + ".tls_options", "TLS health checks are not supported yet");
+  c.always_log_health_check_failures = p.always_log_health_check_failures();
+  for (int i = 0; i < p.tls_options().alpn_protocols_size(); ++i) {
+    const std::string& proto = p.tls_options().alpn_protocols(i);
+    if (proto.empty() || proto.size() > 255) {
+      return fieldError(absl::StrCat(path, ".tls_options.alpn_protocols[", i, "]"), "must be 1 to 255 bytes");
+    }
+    c.alpn_protocols.push_back(proto);
+  }
+  // Health-check event logging is not implemented: the options are accepted
+  // (a config carrying them still loads) and said to do nothing.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  const bool event_log = !p.event_log_path().empty();
+#pragma GCC diagnostic pop
+  if (event_log || !p.event_logger().empty() || p.has_event_service()) {
+    spdlog::warn("{}: health check event logging (event_log_path, event_logger, event_service) is not "
+                 "implemented; no events are written",
+                 path);
+  }
 
   switch (p.health_checker_case()) {
     case ProtoHealthCheck::kHttpHealthCheck: {
@@ -192,9 +227,6 @@ absl::StatusOr<std::shared_ptr<HealthCheckSink>> parseHealthChecks(
       c.http2 = h.codec_client_type() == envoy::type::v3::HTTP2;
       if (h.codec_client_type() == envoy::type::v3::HTTP3) {
         return fieldError(hpath + ".codec_client_type", "HTTP3 health checks are not supported");
-      }
-      if (h.has_send() || !h.receive().empty()) {
-        return fieldError(hpath + ".send", "HTTP health check payloads are not supported yet");
       }
       auto ranges = [&](const auto& list, const char* field,
                         std::vector<std::pair<uint64_t, uint64_t>>& out) -> absl::Status {
@@ -211,23 +243,49 @@ absl::StatusOr<std::shared_ptr<HealthCheckSink>> parseHealthChecks(
       if (auto s = ranges(h.expected_statuses(), "expected_statuses", c.expected_statuses); !s.ok()) return s;
       if (auto s = ranges(h.retriable_statuses(), "retriable_statuses", c.retriable_statuses); !s.ok()) return s;
       if (h.has_service_name_matcher()) {
-        return fieldError(hpath + ".service_name_matcher", "is not supported yet");
+        auto matcher = router::compileStringMatcher(h.service_name_matcher(), hpath + ".service_name_matcher");
+        if (!matcher.ok()) return matcher.status();
+        c.service_name_matcher = std::move(*matcher);
       }
       for (const auto& name : h.request_headers_to_remove()) c.request_headers_to_remove.push_back(absl::AsciiStrToLower(name));
       if (c.expected_statuses.empty()) c.expected_statuses.emplace_back(200, 201);
-      for (int i = 0; i < h.request_headers_to_add_size(); ++i) {
-        const auto& hv = h.request_headers_to_add(i).header();
-        if (hv.key().empty() || hv.key()[0] == ':') {
-          return fieldError(absl::StrCat(hpath, ".request_headers_to_add[", i, "].header.key"),
-                            "must be a non-empty, non-pseudo header name");
-        }
-        c.request_headers_to_add.emplace_back(hv.key(), hv.value().empty() ? hv.raw_value() : hv.value());
+      if (auto s = parseHeaderList(h.request_headers_to_add(), hpath + ".request_headers_to_add",
+                                   c.request_headers_to_add);
+          !s.ok()) {
+        return s;
       }
       if (h.method() != envoy::config::core::v3::METHOD_UNSPECIFIED) {
         if (h.method() == envoy::config::core::v3::CONNECT) {
           return fieldError(hpath + ".method", "CONNECT is not allowed");
         }
         c.method = envoy::config::core::v3::RequestMethod_Name(h.method());
+      }
+      if (h.has_send()) {
+        // As Envoy: a body only with a method that carries one.
+        if (!methodTakesBody(h.method())) {
+          return fieldError(hpath + ".send", absl::StrCat("needs a method that carries a request body (POST, PUT, "
+                                                          "PATCH, OPTIONS), not ",
+                                                          c.method));
+        }
+        auto bytes = payloadBytes(h.send(), hpath + ".send");
+        if (!bytes.ok()) return bytes.status();
+        c.send = *bytes;
+      }
+      if (h.has_response_buffer_size()) c.response_buffer_size = h.response_buffer_size().value();
+      uint64_t expected = 0;
+      for (int i = 0; i < h.receive_size(); ++i) {
+        auto bytes = payloadBytes(h.receive(i), absl::StrCat(hpath, ".receive[", i, "]"));
+        if (!bytes.ok()) return bytes.status();
+        expected += bytes->size();
+        c.receive.push_back(*bytes);
+      }
+      if (c.response_buffer_size != 0 && expected > c.response_buffer_size) {
+        return fieldError(hpath + ".receive", absl::StrCat("expects ", expected,
+                                                           " bytes, more than response_buffer_size (",
+                                                           c.response_buffer_size, ")"));
+      }
+      if (c.response_buffer_size == 0 || c.response_buffer_size > kMaxResponseBuffer) {
+        c.response_buffer_size = kMaxResponseBuffer;
       }
       break;
     }
@@ -250,22 +308,41 @@ absl::StatusOr<std::shared_ptr<HealthCheckSink>> parseHealthChecks(
       }
       break;
     }
-    case ProtoHealthCheck::kGrpcHealthCheck:
+    case ProtoHealthCheck::kGrpcHealthCheck: {
+      const auto& g = p.grpc_health_check();
       c.type = HealthCheckConfig::Type::Grpc;
-      c.service_name = p.grpc_health_check().service_name();
-      c.authority = p.grpc_health_check().authority();
+      c.service_name = g.service_name();
+      c.authority = g.authority();
       c.http2 = true;
-      if (!p.grpc_health_check().initial_metadata().empty()) {
-        return fieldError(path + ".grpc_health_check.initial_metadata", "is not supported yet");
+      if (auto s = parseHeaderList(g.initial_metadata(), path + ".grpc_health_check.initial_metadata",
+                                   c.request_headers_to_add);
+          !s.ok()) {
+        return s;
       }
       break;
+    }
     case ProtoHealthCheck::kCustomHealthCheck:
       return fieldError(path + ".custom_health_check",
                         absl::StrCat("custom health checker \"", p.custom_health_check().name(), "\" is not supported"));
     default:
       return fieldError(path, "one of http_health_check, tcp_health_check or grpc_health_check is required");
   }
-  return std::make_shared<HealthCheckSink>(std::move(c));
+  return c;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<HealthCheckSink>> parseHealthChecks(
+    const google::protobuf::RepeatedPtrField<ProtoHealthCheck>& checks, const std::string& cluster_path) {
+  if (checks.empty()) return std::shared_ptr<HealthCheckSink>();
+  std::vector<HealthCheckConfig> configs;
+  configs.reserve(checks.size());
+  for (int i = 0; i < checks.size(); ++i) {
+    auto c = parseHealthCheck(checks[i], absl::StrCat(cluster_path, ".health_checks[", i, "]"));
+    if (!c.ok()) return c.status();
+    configs.push_back(std::move(*c));
+  }
+  return std::make_shared<HealthCheckSink>(std::move(configs));
 }
 
 void HealthCheckSink::reportImmediateFailure(const Host& host) const {
@@ -312,10 +389,12 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
                                public http::ResponseDecoder,
                                public http::StreamCallbacks {
  public:
-  Session(HealthChecker& parent, const Host& host)
+  // A host new to active checks starts failed and pending its first check.
+  Session(HealthChecker& parent, const HealthCheckConfig& config, const Host& host, size_t index)
       : parent_(parent),
-        config_(parent.config_),
+        config_(config),
         host_(host),
+        index_(index),
         interval_timer_(parent.dispatcher_.createTimer([this] { onInterval(); })),
         timeout_timer_(parent.dispatcher_.createTimer([this] { onTimeout(); })) {}
   ~Session() override { closeWire(); }
@@ -325,11 +404,18 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
     if (config_.initial_jitter.count() > 0) first = std::chrono::milliseconds(threadRandom()() % config_.initial_jitter.count());
     interval_timer_->enable(first);
   }
-  void setFirstCheckDone() { first_check_ = false; }
+  // Carried over from the cluster version this one replaces.
+  void carryOver(bool failed, bool pending) {
+    failed_ = failed;
+    pending_ = pending;
+    first_check_ = pending;
+  }
+  bool failed() const { return failed_; }
+  bool pending() const { return pending_; }
   void immediateFailure() {
     // A probe in flight is abandoned: its connection cannot carry the next.
     if (in_flight_) closeWire();
-    fail(true, false);
+    fail(true, false, "x-envoy-immediate-health-check-fail");
   }
 
   // network::ConnectionCallbacks
@@ -360,7 +446,7 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
       }
     }
     if (wire != nullptr) parent_.dispatcher_.deferredDelete(std::move(wire));
-    fail(false, true);
+    fail(false, true, "connection closed");
   }
 
   void onData(buffer::Buffer& data) {
@@ -371,7 +457,7 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
     if (config_.type == HealthCheckConfig::Type::Tcp) {
       tcp_received_ += data.toString();
       data.drain(data.length());
-      if (in_flight_ && tcpMatches()) {
+      if (in_flight_ && payloadMatches(tcp_received_)) {
         closeWire();
         succeed();
       } else if (tcp_received_.size() > 64 * 1024) {
@@ -384,7 +470,7 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
     if (wire_.get() == wire) flushOutput();
     if (err.has_value() && wire_.get() == wire) {
       closeWire();
-      if (in_flight_) fail(false, true);
+      if (in_flight_) fail(false, true, "protocol error");
     }
   }
 
@@ -396,11 +482,19 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
     status_ = headers->status();
     immediate_fail_ = headers->has("x-envoy-immediate-health-check-fail");
     if (auto v = headers->get("grpc-status")) grpc_status_ = std::string(v->value());
+    if (auto v = headers->get("x-envoy-upstream-healthchecked-cluster")) {
+      healthchecked_cluster_ = std::string(v->value());
+    }
     if (end_stream) onResponseComplete();
   }
   void decodeData(buffer::Buffer& data, bool end_stream) override {
     if (!in_flight_) return;
-    if (config_.type == HealthCheckConfig::Type::Grpc && body_.size() < 64 * 1024) body_ += data.toString();
+    // gRPC keeps the (small) response message; HTTP keeps the first
+    // response_buffer_size bytes when it matches payloads.
+    const uint64_t keep = config_.type == HealthCheckConfig::Type::Grpc ? 64 * 1024
+                          : config_.receive.empty()                     ? 0
+                                                                        : config_.response_buffer_size;
+    if (body_.size() < keep) body_ += data.toString().substr(0, keep - body_.size());
     data.drain(data.length());
     if (end_stream) onResponseComplete();
   }
@@ -414,15 +508,13 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
   void onResetStream(http::StreamResetReason, std::string_view) override {
     if (!in_flight_) return;
     closeWire();
-    fail(false, true);
+    fail(false, true, "stream reset");
   }
 
  private:
-  enum class Edge { None, Healthy, Unhealthy };
-
-  bool failed() const {
-    return (host_.health_flags.load(std::memory_order_relaxed) & health_flag::kFailedActiveHc) != 0;
-  }
+  // Envoy's HealthTransition: whether this check changed the verdict, or
+  // moved toward changing it without reaching the threshold yet.
+  enum class Transition { Unchanged, Changed, ChangePending };
 
   void onInterval() {
     in_flight_ = true;
@@ -430,6 +522,7 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
     status_ = 0;
     immediate_fail_ = false;
     grpc_status_.clear();
+    healthchecked_cluster_.reset();
     body_.clear();
     tcp_received_.clear();
     parent_.stats_.attempt.inc();
@@ -447,6 +540,11 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
     if (wire_->connected) flushOutput();
   }
 
+  const network::TransportSocketFactoryConstSharedPtr& transportSocketFactory() const {
+    return config_.transport_socket_factory != nullptr ? config_.transport_socket_factory
+                                                       : parent_.cluster_->transport_socket_factory;
+  }
+
   void openWire() {
     wire_ = std::make_unique<ProbeWire>();
     network::Address address = host_.address;
@@ -454,7 +552,12 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
       auto alt = network::Address::fromIpPort(address.ip(), config_.alt_port);
       if (alt.ok()) address = *alt;
     }
-    wire_->connection = network::Connection::connect(parent_.dispatcher_, address);
+    // Over the cluster's transport socket, as Envoy: TLS clusters are
+    // checked over TLS.
+    const auto& factory = transportSocketFactory();
+    wire_->connection = network::Connection::connect(parent_.dispatcher_, address,
+                                                     factory != nullptr ? factory->createTransportSocket() : nullptr);
+    wire_->connection->setBufferLimits(parent_.cluster_->per_connection_buffer_limit_bytes);
     wire_->connection->addConnectionCallbacks(*this);
     struct Shim : network::ReadFilter {
       explicit Shim(Session& s) : s(s) {}
@@ -496,37 +599,47 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
 
   void sendRequest() {
     http::HeaderMap headers;
-    const std::string authority = config_.type == HealthCheckConfig::Type::Grpc
-                                      ? (config_.authority.empty() ? parent_.cluster_->name : config_.authority)
-                                      : (config_.host.empty() ? parent_.cluster_->name : config_.host);
-    if (config_.type == HealthCheckConfig::Type::Grpc) {
+    const bool grpc = config_.type == HealthCheckConfig::Type::Grpc;
+    const std::string authority = grpc ? (config_.authority.empty() ? parent_.cluster_->name : config_.authority)
+                                       : (config_.host.empty() ? parent_.cluster_->name : config_.host);
+    const char* scheme = transportSocketFactory() != nullptr ? "https" : "http";
+    if (grpc) {
       headers.add(":method", "POST");
-      headers.add(":scheme", "http");
+      headers.add(":scheme", scheme);
       headers.add(":path", "/grpc.health.v1.Health/Check");
       headers.add(":authority", authority);
       headers.add("content-type", "application/grpc");
       headers.add("te", "trailers");
     } else {
       headers.add(":method", config_.method);
-      headers.add(":scheme", "http");
+      headers.add(":scheme", scheme);
       headers.add(":path", config_.path);
       headers.add(":authority", authority);
-      for (const auto& [k, v] : config_.request_headers_to_add) headers.add(k, v);
     }
+    // HTTP request_headers_to_add, or gRPC initial_metadata.
+    for (const auto& [k, v] : config_.request_headers_to_add) headers.add(k, v);
     headers.add("user-agent", "Envoy/HC");
     for (const auto& name : config_.request_headers_to_remove) {
       if (!name.empty() && name[0] != ':') headers.remove(name);
     }
+    std::string body;
+    if (grpc) {
+      body = grpcHealthRequest(config_.service_name);
+    } else if (!config_.send.empty()) {
+      body = config_.send;
+      headers.remove("content-length");
+      headers.add("content-length", std::to_string(body.size()));
+    }
     http::RequestEncoder& encoder = wire_->http1 ? wire_->http1->newStream(*this) : wire_->http2->newStream(*this);
     if (wire_->http2 != nullptr && encoder.getStream() != nullptr) encoder.getStream()->addCallbacks(*this);
-    if (config_.type == HealthCheckConfig::Type::Grpc) {
-      encoder.encodeHeaders(headers, false);
-      buffer::Buffer body;
-      body.add(grpcHealthRequest(config_.service_name));
-      encoder.encodeData(body, true);
-    } else {
+    if (body.empty()) {
       encoder.encodeHeaders(headers, true);
+      return;
     }
+    encoder.encodeHeaders(headers, false);
+    buffer::Buffer data;
+    data.add(body);
+    encoder.encodeData(data, true);
   }
 
   void startTcp() {
@@ -543,10 +656,10 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
   }
 
   // Envoy's matcher: every receive payload, in order, somewhere in the bytes.
-  bool tcpMatches() const {
+  bool payloadMatches(const std::string& bytes) const {
     size_t from = 0;
     for (const auto& part : config_.receive) {
-      const size_t at = tcp_received_.find(part, from);
+      const size_t at = bytes.find(part, from);
       if (at == std::string::npos) return false;
       from = at + part.size();
     }
@@ -557,6 +670,7 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
     if (!in_flight_) return;
     bool ok = false;
     bool retriable = false;
+    const char* why = nullptr;
     auto within = [this](const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
       for (const auto& [start, end] : ranges) {
         if (static_cast<uint64_t>(status_) >= start && static_cast<uint64_t>(status_) < end) return true;
@@ -565,31 +679,39 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
     };
     if (config_.type == HealthCheckConfig::Type::Grpc) {
       ok = status_ == 200 && grpc_status_ == "0" && grpcServingStatus(body_) == 1;
+      if (!ok) why = "not SERVING";
+    } else if (!config_.receive.empty() && !payloadMatches(body_)) {
+      // Envoy checks the body first: a mismatch fails whatever the status.
+      why = "response body mismatch";
+    } else if (!within(config_.expected_statuses)) {
+      retriable = within(config_.retriable_statuses);
+      why = "unexpected status";
+    } else if (config_.service_name_matcher.has_value()) {
+      parent_.stats_.verify_cluster.inc();
+      ok = config_.service_name_matcher->match(healthchecked_cluster_.value_or(""));
+      if (!ok) why = "x-envoy-upstream-healthchecked-cluster mismatch";
     } else {
-      ok = within(config_.expected_statuses);
-      retriable = !ok && within(config_.retriable_statuses);
+      ok = true;
     }
     const bool reuse = config_.reuse_connection && wire_ != nullptr &&
                        (wire_->http1 == nullptr || !wire_->http1->shouldClose()) && !immediate_fail_;
     if (!reuse) closeWire();
     if (immediate_fail_) {
-      fail(true, false);
+      fail(true, false, "x-envoy-immediate-health-check-fail");
     } else if (ok) {
       succeed();
-    } else if (retriable) {
-      // Envoy: a retriable status counts toward unhealthy_threshold.
-      fail(false, false);
     } else {
-      // A wrong status (or NOT_SERVING) is an active failure: Envoy marks the
+      // A retriable status counts toward unhealthy_threshold; any other
+      // wrong answer (or NOT_SERVING) is an active failure: Envoy marks the
       // host unhealthy at once, without the unhealthy threshold.
-      fail(true, false);
+      fail(!retriable, false, why);
     }
   }
 
   void onTimeout() {
     if (!in_flight_) return;
     closeWire();
-    fail(false, true);
+    fail(false, true, "timeout");
   }
 
   void succeed() {
@@ -597,66 +719,71 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
     timeout_timer_->disable();
     parent_.stats_.success.inc();
     unhealthy_count_ = 0;
-    Edge edge = Edge::None;
-    if (failed()) {
+    Transition transition = Transition::Unchanged;
+    if (failed_) {
       // A host pending its first check becomes healthy on its first pass.
-      if (++healthy_count_ >= config_.healthy_threshold || first_check_) {
+      if (first_check_ || ++healthy_count_ >= config_.healthy_threshold) {
         healthy_count_ = 0;
-        setHealthFlag(*parent_.cluster_, host_, health_flag::kPendingActiveHc, false);
-        setHealthFlag(*parent_.cluster_, host_, health_flag::kFailedActiveHc, false);
-        parent_.stats_.healthy.inc();
-        edge = Edge::Healthy;
-        spdlog::info("health check: cluster '{}' host {} is healthy", parent_.cluster_->name,
-                     host_.address.asString());
+        failed_ = false;
+        transition = Transition::Changed;
+      } else {
+        transition = Transition::ChangePending;
       }
     }
-    setHealthFlag(*parent_.cluster_, host_, health_flag::kPendingActiveHc, false);
     first_check_ = false;
+    pending_ = false;
+    parent_.updateHost(index_);
     if (parent_.on_success_) parent_.on_success_(host_);
-    scheduleNext(edge);
+    scheduleNext(true, transition);
   }
 
   // active: the host answered wrongly (unhealthy at once); otherwise a
-  // network failure or timeout, which counts toward unhealthy_threshold.
-  void fail(bool active, bool network) {
+  // network failure, timeout or retriable status, which counts toward
+  // unhealthy_threshold.
+  void fail(bool active, bool network, const char* why) {
     const bool was_in_flight = in_flight_;
     in_flight_ = false;
     timeout_timer_->disable();
     if (was_in_flight) parent_.stats_.failure.inc();
     if (network) parent_.stats_.network_failure.inc();
     healthy_count_ = 0;
-    Edge edge = Edge::None;
-    const bool pending = (host_.health_flags.load(std::memory_order_relaxed) & health_flag::kPendingActiveHc) != 0;
-    if (!failed()) {
-      if (active || ++unhealthy_count_ >= config_.unhealthy_threshold || first_check_) {
+    Transition transition = Transition::Unchanged;
+    if (!failed_) {
+      if (active || ++unhealthy_count_ >= config_.unhealthy_threshold) {
         unhealthy_count_ = 0;
-        setHealthFlag(*parent_.cluster_, host_, health_flag::kFailedActiveHc, true);
-        parent_.stats_.healthy.dec();
-        edge = Edge::Unhealthy;
-        spdlog::info("health check: cluster '{}' host {} is unhealthy", parent_.cluster_->name,
-                     host_.address.asString());
+        failed_ = true;
+        transition = Transition::Changed;
+      } else {
+        transition = Transition::ChangePending;
       }
     }
-    if (pending) setHealthFlag(*parent_.cluster_, host_, health_flag::kPendingActiveHc, false);
+    if (config_.always_log_health_check_failures) {
+      spdlog::info("health check: cluster '{}' host {} failed a check: {}", parent_.cluster_->name,
+                   host_.address.asString(), why != nullptr ? why : "failed");
+    }
     first_check_ = false;
-    if (was_in_flight) scheduleNext(edge);
+    pending_ = false;
+    parent_.updateHost(index_);
+    if (was_in_flight) scheduleNext(false, transition);
   }
 
-  void scheduleNext(Edge edge) {
+  // Envoy's HealthCheckerImplBase::interval: before the cluster carried any
+  // traffic, the no-traffic intervals; then by this check's result, the edge
+  // intervals while a transition is pending (below its threshold).
+  void scheduleNext(bool healthy, Transition transition) {
     std::chrono::milliseconds base;
     if (!parent_.cluster_->stats->upstream_cx_total.used()) {
-      base = !failed() && config_.no_traffic_healthy_interval.has_value() ? *config_.no_traffic_healthy_interval
-                                                                          : config_.no_traffic_interval;
-    } else if (edge == Edge::Healthy) {
-      base = config_.healthy_edge_interval;
-    } else if (edge == Edge::Unhealthy) {
-      base = config_.unhealthy_edge_interval;
+      base = healthy && transition != Transition::ChangePending ? config_.no_traffic_healthy_interval
+                                                                 : config_.no_traffic_interval;
+    } else if (healthy) {
+      base = transition == Transition::ChangePending ? config_.healthy_edge_interval : config_.interval;
     } else {
-      base = failed() ? config_.unhealthy_interval : config_.interval;
+      base = transition == Transition::ChangePending ? config_.unhealthy_edge_interval : config_.unhealthy_interval;
     }
     int64_t ms = base.count();
     if (config_.interval_jitter_percent > 0 && ms > 0) {
-      ms += threadRandom()() % (ms * config_.interval_jitter_percent / 100 + 1);
+      const int64_t span = ms * config_.interval_jitter_percent / 100;
+      if (span > 0) ms += threadRandom()() % span;
     }
     if (config_.interval_jitter.count() > 0) ms += threadRandom()() % config_.interval_jitter.count();
     interval_timer_->enable(std::chrono::milliseconds(ms));
@@ -665,10 +792,14 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
   HealthChecker& parent_;
   const HealthCheckConfig& config_;
   const Host& host_;
+  const size_t index_;
   std::unique_ptr<event::Timer> interval_timer_;
   std::unique_ptr<event::Timer> timeout_timer_;
   std::unique_ptr<ProbeWire> wire_;
   bool in_flight_ = false;
+  // This entry's verdict on the host.
+  bool failed_ = true;
+  bool pending_ = true;
   bool first_check_ = true;
   uint32_t healthy_count_ = 0;
   uint32_t unhealthy_count_ = 0;
@@ -677,6 +808,7 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
   int status_ = 0;
   bool immediate_fail_ = false;
   std::string grpc_status_;
+  std::optional<std::string> healthchecked_cluster_;
   std::string body_;
   std::string tcp_received_;
 };
@@ -684,7 +816,6 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
 HealthChecker::HealthChecker(ClusterConstSharedPtr cluster, const Cluster* previous, event::Dispatcher& main,
                              stats::Store& store, std::function<void(const Host&)> on_success)
     : cluster_(std::move(cluster)),
-      config_(cluster_->health_check->config()),
       dispatcher_(main),
       stats_(store, cluster_->name),
       on_success_(std::move(on_success)) {
@@ -692,34 +823,66 @@ HealthChecker::HealthChecker(ClusterConstSharedPtr cluster, const Cluster* previ
   if (previous != nullptr && previous->health_check != nullptr) {
     for (const auto& h : previous->hosts) before.emplace(h->address.asString(), h.get());
   }
+  const auto& configs = cluster_->health_check->configs();
+  sessions_.resize(configs.size());
   uint32_t healthy = 0;
-  for (const auto& h : cluster_->hosts) {
-    auto session = std::make_unique<Session>(*this, *h);
-    auto it = before.find(h->address.asString());
+  for (size_t i = 0; i < cluster_->hosts.size(); ++i) {
+    const Host& h = *cluster_->hosts[i];
+    uint32_t flags = health_flag::kFailedActiveHc | health_flag::kPendingActiveHc;
+    auto it = before.find(h.address.asString());
+    // A host that stays keeps its active health (Envoy keeps it across
+    // updates); the entries' separate verdicts do not carry over, so a
+    // failed host is failed by every entry until each passes its threshold.
     if (it != before.end()) {
-      const uint32_t flags = it->second->health_flags.load(std::memory_order_relaxed) &
-                             (health_flag::kFailedActiveHc | health_flag::kPendingActiveHc);
-      if (flags != 0) setHealthFlag(*cluster_, *h, flags, true);
-      if ((flags & health_flag::kPendingActiveHc) == 0) session->setFirstCheckDone();
-      if ((flags & health_flag::kFailedActiveHc) == 0) ++healthy;
-    } else {
-      // Envoy: a host under active checks is failed until its first check.
-      setHealthFlag(*cluster_, *h, health_flag::kFailedActiveHc | health_flag::kPendingActiveHc, true);
+      flags = it->second->health_flags.load(std::memory_order_relaxed) &
+              (health_flag::kFailedActiveHc | health_flag::kPendingActiveHc);
     }
-    sessions_.push_back(std::move(session));
+    for (size_t e = 0; e < configs.size(); ++e) {
+      auto session = std::make_unique<Session>(*this, configs[e], h, i);
+      session->carryOver((flags & health_flag::kFailedActiveHc) != 0, (flags & health_flag::kPendingActiveHc) != 0);
+      sessions_[e].push_back(std::move(session));
+    }
+    // Envoy: a host under active checks is failed until its first check.
+    if (flags != 0) setHealthFlag(*cluster_, h, flags, true);
+    if ((flags & health_flag::kFailedActiveHc) == 0) ++healthy;
   }
   stats_.healthy.set(healthy);
   immediate_ = std::make_shared<HealthCheckSink::Callback>([this](const Host* host) { onImmediateFailure(host); });
   cluster_->health_check->bind(&main, immediate_);
-  for (auto& s : sessions_) s->start();
+  for (auto& entry : sessions_) {
+    for (auto& s : entry) s->start();
+  }
 }
 
 HealthChecker::~HealthChecker() { cluster_->health_check->bind(nullptr, nullptr); }
 
+void HealthChecker::updateHost(size_t i) {
+  bool failed = false;
+  bool pending = false;
+  for (const auto& entry : sessions_) {
+    failed |= entry[i]->failed();
+    pending |= entry[i]->pending();
+  }
+  const Host& host = *cluster_->hosts[i];
+  const uint32_t flags = host.health_flags.load(std::memory_order_relaxed);
+  if (((flags & health_flag::kPendingActiveHc) != 0) != pending) {
+    setHealthFlag(*cluster_, host, health_flag::kPendingActiveHc, pending);
+  }
+  if (((flags & health_flag::kFailedActiveHc) != 0) == failed) return;
+  setHealthFlag(*cluster_, host, health_flag::kFailedActiveHc, failed);
+  if (failed) {
+    stats_.healthy.dec();
+  } else {
+    stats_.healthy.inc();
+  }
+  spdlog::info("health check: cluster '{}' host {} is {}", cluster_->name, host.address.asString(),
+               failed ? "unhealthy" : "healthy");
+}
+
 void HealthChecker::onImmediateFailure(const Host* host) {
   for (size_t i = 0; i < cluster_->hosts.size(); ++i) {
     if (cluster_->hosts[i].get() == host) {
-      sessions_[i]->immediateFailure();
+      for (auto& entry : sessions_) entry[i]->immediateFailure();
       return;
     }
   }
