@@ -2,10 +2,14 @@
 // grpc++ server whose default health service the test switches.
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "echo.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -16,7 +20,49 @@
 namespace courier::test {
 namespace {
 
-std::string config(uint16_t port, const std::string& service) {
+// The request metadata the upstream saw on its last health check.
+struct SeenMetadata {
+  std::mutex mu;
+  std::multimap<std::string, std::string> last;
+  std::multimap<std::string, std::string> get() {
+    std::lock_guard<std::mutex> lock(mu);
+    return last;
+  }
+};
+
+class RecordHealthMetadata : public grpc::experimental::Interceptor {
+ public:
+  RecordHealthMetadata(grpc::experimental::ServerRpcInfo* info, SeenMetadata& seen) : info_(info), seen_(seen) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(grpc::experimental::InterceptionHookPoints::POST_RECV_INITIAL_METADATA) &&
+        std::string(info_->method()) == "/grpc.health.v1.Health/Check") {
+      std::multimap<std::string, std::string> md;
+      for (const auto& [k, v] : *methods->GetRecvInitialMetadata()) {
+        md.emplace(std::string(k.data(), k.size()), std::string(v.data(), v.size()));
+      }
+      std::lock_guard<std::mutex> lock(seen_.mu);
+      seen_.last = std::move(md);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  grpc::experimental::ServerRpcInfo* info_;
+  SeenMetadata& seen_;
+};
+
+class RecordHealthMetadataFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit RecordHealthMetadataFactory(SeenMetadata& seen) : seen_(seen) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) override {
+    return new RecordHealthMetadata(info, seen_);
+  }
+
+ private:
+  SeenMetadata& seen_;
+};
+
+std::string config(uint16_t port, const std::string& service, const std::string& grpc_extra = "") {
   return hcmListener("") + R"(          route_config:
             name: local
             virtual_hosts:
@@ -39,7 +85,7 @@ std::string config(uint16_t port, const std::string& service) {
       no_traffic_interval: 0.05s
       unhealthy_threshold: 2
       healthy_threshold: 2
-      grpc_health_check: {service_name: ")" + service + R"("}
+      grpc_health_check: {service_name: ")" + service + R"(")" + grpc_extra + R"(}
     load_assignment:
       cluster_name: grpc
       endpoints:
@@ -61,6 +107,9 @@ class GrpcHealthIntegrationTest : public ::testing::Test {
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     // grpc++ serves its default health service only beside a synchronous one.
     builder.RegisterService(&echo_);
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+    interceptors.push_back(std::make_unique<RecordHealthMetadataFactory>(seen_));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     ASSERT_NE(server_->GetHealthCheckService(), nullptr);
@@ -81,6 +130,7 @@ class GrpcHealthIntegrationTest : public ::testing::Test {
   }
 
   int port_ = 0;
+  SeenMetadata seen_;
   courier::test::Echo::Service echo_;
   std::unique_ptr<grpc::Server> server_;
   CourierProcess courier_;
@@ -104,6 +154,22 @@ TEST_F(GrpcHealthIntegrationTest, UnknownServiceIsUnhealthy) {
   ASSERT_TRUE(courier_.waitForStat("cluster.grpc.health_check.failure", 1)) << courier_.log();
   EXPECT_EQ(flags(), "/failed_active_hc");
   EXPECT_EQ(courier_.stat("cluster.grpc.health_check.success").value_or(0), 0u);
+}
+
+TEST_F(GrpcHealthIntegrationTest, InitialMetadataReachesTheUpstream) {
+  server_->GetHealthCheckService()->SetServingStatus("courier.Echo", true);
+  ASSERT_TRUE(courier_.start(config(port_, "courier.Echo",
+                                    ", initial_metadata: [{header: {key: x-hc-token, value: s3cret}}, "
+                                    "{header: {key: X-Mesh, value: east}}]")))
+      << courier_.log();
+  ASSERT_TRUE(waitForFlags("healthy")) << flags() << courier_.log();
+  const auto md = seen_.get();
+  auto value = [&](const std::string& key) {
+    auto it = md.find(key);
+    return it == md.end() ? std::string("<none>") : it->second;
+  };
+  EXPECT_EQ(value("x-hc-token"), "s3cret");
+  EXPECT_EQ(value("x-mesh"), "east");
 }
 
 }  // namespace

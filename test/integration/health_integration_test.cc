@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "test/integration/configs.h"
 #include "test/integration/http_test_util.h"
+#include "test/integration/test_pki.h"
 #include "test/test_common/courier_process.h"
 
 namespace courier::test {
@@ -23,10 +24,19 @@ struct Control {
   std::atomic<bool> immediate_fail{false};
   std::atomic<bool> close_after_response{false};  // keep-alive reply, then close
   std::mutex mu;
-  std::string last_check;  // the last health-check request's head
+  std::string last_check;  // the last health-check request (head and body)
+  // Health-check answers: the body (empty: the upstream's name) and an
+  // x-envoy-upstream-healthchecked-cluster value (empty: none).
+  std::string health_body;
+  std::string healthchecked_cluster;
   std::string lastCheck() {
     std::lock_guard<std::mutex> lock(mu);
     return last_check;
+  }
+  void setHealthAnswer(const std::string& body, const std::string& cluster) {
+    std::lock_guard<std::mutex> lock(mu);
+    health_body = body;
+    healthchecked_cluster = cluster;
   }
 };
 
@@ -36,16 +46,23 @@ TcpServer::Handler controlledUpstream(std::string name, Control& c) {
     std::string buffered, request;
     while (readRequest(fd, buffered, request)) {
       if (c.down) return;
-      const bool hc = request.rfind("GET /healthz ", 0) == 0;
+      // /healthz by any method is the health check; other paths are traffic
+      // (or a second checker's path).
+      const bool hc = request.substr(0, request.find("\r\n")).find(" /healthz ") != std::string::npos;
       const int code = hc ? c.health_status.load() : c.status.load();
+      std::string extra;
+      std::string body = name;
       if (hc) {
         std::lock_guard<std::mutex> lock(c.mu);
         c.last_check = request;
+        if (!c.health_body.empty()) body = c.health_body;
+        if (!c.healthchecked_cluster.empty()) {
+          extra = "x-envoy-upstream-healthchecked-cluster: " + c.healthchecked_cluster + "\r\n";
+        }
       }
-      std::string extra;
       if (!hc && c.immediate_fail) extra = "x-envoy-immediate-health-check-fail: true\r\n";
-      sendAll(fd, "HTTP/1.1 " + std::to_string(code) + " X\r\ncontent-length: " + std::to_string(name.size()) +
-                      "\r\n" + extra + "\r\n" + name);
+      sendAll(fd, "HTTP/1.1 " + std::to_string(code) + " X\r\ncontent-length: " + std::to_string(body.size()) +
+                      "\r\n" + extra + "\r\n" + body);
       if (c.close_after_response) return;
     }
   };
@@ -334,6 +351,265 @@ TEST_F(HealthIntegrationTest, AdminHealthcheckFailAndOkArePostOnly) {
   EXPECT_EQ(courier_.admin("/healthcheck/fail", "POST").status, 200);
   EXPECT_EQ(courier_.admin("/healthcheck/ok", "POST").status, 200);
   EXPECT_THAT(courier_.admin("/help").body, HasSubstr("/healthcheck/fail"));
+}
+
+TEST_F(HealthIntegrationTest, WithTwoCheckersEitherFailingTakesTheHostOut) {
+  // The first checks /healthz (health_status), the second /ready (status).
+  start(R"(    health_checks:
+    - timeout: 1s
+      interval: 0.05s
+      no_traffic_interval: 0.05s
+      unhealthy_threshold: 2
+      healthy_threshold: 2
+      http_health_check: {path: /healthz}
+    - timeout: 1s
+      interval: 0.05s
+      no_traffic_interval: 0.05s
+      unhealthy_threshold: 2
+      healthy_threshold: 1
+      http_health_check: {path: /ready}
+)");
+  ASSERT_TRUE(waitForFlags(a_.port(), "healthy")) << flags(a_.port()) << courier_.log();
+  ASSERT_TRUE(waitForFlags(b_.port(), "healthy"));
+  EXPECT_EQ(stat("cluster.backend.health_check.healthy"), 2u);
+
+  // Only the second checker fails A.
+  ca_.status = 503;
+  ASSERT_TRUE(waitForFlags(a_.port(), "/failed_active_hc"));
+  EXPECT_EQ(stat("cluster.backend.health_check.healthy"), 1u);
+  EXPECT_EQ(stat("cluster.backend.membership_healthy"), 1u);
+  EXPECT_EQ(flags(b_.port()), "healthy");
+  // The first keeps passing meanwhile: A stays out while either fails.
+  const uint64_t checks = stat("cluster.backend.health_check.success");
+  ASSERT_TRUE(courier_.waitForStat("cluster.backend.health_check.success", checks + 6));
+  EXPECT_EQ(flags(a_.port()), "/failed_active_hc");
+
+  // Now only the first fails A.
+  ca_.health_status = 503;
+  ca_.status = 200;
+  const uint64_t failures = stat("cluster.backend.health_check.failure");
+  ASSERT_TRUE(courier_.waitForStat("cluster.backend.health_check.failure", failures + 6));
+  EXPECT_EQ(flags(a_.port()), "/failed_active_hc");
+
+  // Both pass: A returns.
+  ca_.health_status = 200;
+  ASSERT_TRUE(waitForFlags(a_.port(), "healthy"));
+  EXPECT_EQ(stat("cluster.backend.health_check.healthy"), 2u);
+  EXPECT_TRUE(waitFor([&] { return requests(4).find('A') != std::string::npos; }));
+}
+
+TEST_F(HealthIntegrationTest, ImmediateHealthCheckFailHeaderWorksWithTwoCheckers) {
+  start(R"(    health_checks:
+    - timeout: 1s
+      interval: 0.05s
+      no_traffic_interval: 0.05s
+      unhealthy_threshold: 100
+      healthy_threshold: 1000
+      http_health_check: {path: /healthz}
+    - timeout: 1s
+      interval: 0.05s
+      no_traffic_interval: 0.05s
+      unhealthy_threshold: 100
+      healthy_threshold: 1000
+      tcp_health_check: {}
+)");
+  ASSERT_TRUE(waitForFlags(a_.port(), "healthy")) << courier_.log();
+  ASSERT_TRUE(waitForFlags(b_.port(), "healthy"));
+  ca_.immediate_fail = true;
+  EXPECT_TRUE(waitFor([&] {
+    httpRequest(port_, "GET", "/x");
+    return flags(a_.port()) == "/failed_active_hc";
+  }));
+  EXPECT_EQ(flags(b_.port()), "healthy");
+}
+
+TEST_F(HealthIntegrationTest, ServiceNameMatcherChecksTheUpstreamsClusterHeader) {
+  ca_.setHealthAnswer("", "backend-prod");
+  cb_.setHealthAnswer("", "other-prod");
+  start(R"(    health_checks:
+    - timeout: 1s
+      interval: 0.05s
+      no_traffic_interval: 0.05s
+      unhealthy_threshold: 2
+      healthy_threshold: 1
+      http_health_check:
+        path: /healthz
+        service_name_matcher: {prefix: backend}
+)");
+  ASSERT_TRUE(waitForFlags(a_.port(), "healthy")) << courier_.log();
+  ASSERT_TRUE(courier_.waitForStat("cluster.backend.health_check.verify_cluster", 4));
+  EXPECT_EQ(flags(b_.port()), "/failed_active_hc");
+  EXPECT_THAT(requests(6), ::testing::Not(HasSubstr("B")));
+
+  // A missing header does not match either.
+  ca_.setHealthAnswer("", "");
+  ASSERT_TRUE(waitForFlags(a_.port(), "/failed_active_hc"));
+  cb_.setHealthAnswer("", "backend-canary");
+  ASSERT_TRUE(waitForFlags(b_.port(), "healthy"));
+}
+
+TEST_F(HealthIntegrationTest, HttpCheckSendsTheBodyAndMatchesTheResponseBody) {
+  ca_.setHealthAnswer("status: ok, load: 3", "");
+  cb_.setHealthAnswer("status: degraded-but-up", "");
+  start(R"(    health_checks:
+    - timeout: 1s
+      interval: 0.05s
+      no_traffic_interval: 0.05s
+      unhealthy_threshold: 2
+      healthy_threshold: 1
+      http_health_check:
+        path: /healthz
+        method: POST
+        send: {text: "7b2270696e67223a317d"}
+        receive: [{text: "737461747573"}, {text: "6f6b"}]
+)");
+  ASSERT_TRUE(waitForFlags(a_.port(), "healthy")) << courier_.log();
+  // "status" then "ok" in order: B's body has "status" but no "ok" after it.
+  ASSERT_TRUE(courier_.waitForStat("cluster.backend.health_check.failure", 2));
+  EXPECT_EQ(flags(b_.port()), "/failed_active_hc");
+  const std::string request = ca_.lastCheck();
+  EXPECT_THAT(request, ::testing::StartsWith("POST /healthz HTTP/1.1\r\n"));
+  EXPECT_THAT(request, HasSubstr("content-length: 10\r\n"));
+  EXPECT_THAT(request, ::testing::EndsWith("\r\n\r\n{\"ping\":1}"));
+
+  // The body is checked before the status: a 200 without the payload fails.
+  ca_.setHealthAnswer("nothing here", "");
+  ASSERT_TRUE(waitForFlags(a_.port(), "/failed_active_hc"));
+  cb_.setHealthAnswer("status=ok", "");
+  ASSERT_TRUE(waitForFlags(b_.port(), "healthy"));
+}
+
+TEST_F(HealthIntegrationTest, ResponseBodyBeyondTheBufferSizeIsNotSearched) {
+  ca_.setHealthAnswer(std::string(40, '.') + "ok", "");
+  cb_.setHealthAnswer("ok" + std::string(40, '.'), "");
+  start(R"(    health_checks:
+    - timeout: 1s
+      interval: 0.05s
+      no_traffic_interval: 0.05s
+      unhealthy_threshold: 2
+      healthy_threshold: 1
+      http_health_check:
+        path: /healthz
+        receive: [{text: "6f6b"}]
+        response_buffer_size: 16
+)");
+  ASSERT_TRUE(waitForFlags(b_.port(), "healthy")) << courier_.log();
+  ASSERT_TRUE(waitForFlags(a_.port(), "/failed_active_hc"));
+}
+
+// courier's TLS listener answering /healthz itself, as a TLS upstream.
+std::string tlsUpstreamConfig() {
+  return R"(admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: https
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context:
+            alpn_protocols: [h2, http/1.1]
+            tls_certificates:
+            - certificate_chain: {filename: )" +
+         pki().path("server.pem") + R"(}
+              private_key: {filename: )" +
+         pki().path("server.key") + R"(}
+      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          codec_type: AUTO
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {path: "/healthz"}
+                direct_response: {status: 200, body: {inline_string: "fine"}}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+)";
+}
+
+// A front courier whose cluster speaks TLS (offering `alpn`) to `port`, with
+// an HTTP/1.1 health check (`hc_extra`: more fields of the entry).
+std::string tlsFrontConfig(uint16_t port, const std::string& alpn, const std::string& hc_extra) {
+  return config(R"(  - name: backend
+    connect_timeout: 1s
+    type: STATIC
+    health_checks:
+    - timeout: 1s
+      interval: 0.05s
+      no_traffic_interval: 0.05s
+      unhealthy_threshold: 2
+      healthy_threshold: 1
+      http_health_check: {path: /healthz}
+)" + hc_extra + R"(    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: courier.test
+        common_tls_context:
+          alpn_protocols: [)" + alpn + R"(]
+          validation_context:
+            trusted_ca: {filename: )" + pki().path("ca.pem") + R"(}
+    load_assignment:
+      cluster_name: backend
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )" +
+                std::to_string(port) + "}}}\n");
+}
+
+class TlsHealthIntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(pki().ok) << pki().log;
+    ASSERT_TRUE(upstream_.start(tlsUpstreamConfig())) << upstream_.log();
+    upstream_port_ = upstream_.listenerPort("https");
+  }
+  std::string flags() { return flags(front_); }
+  std::string flags(const CourierProcess& front) {
+    const std::string body = front.admin("/clusters").body;
+    const std::string key = "backend::127.0.0.1:" + std::to_string(upstream_port_) + "::health_flags::";
+    const size_t at = body.find(key);
+    if (at == std::string::npos) return "";
+    const size_t start = at + key.size();
+    return body.substr(start, body.find('\n', start) - start);
+  }
+  CourierProcess upstream_;
+  CourierProcess front_;
+  uint16_t upstream_port_ = 0;
+};
+
+TEST_F(TlsHealthIntegrationTest, ChecksRunOverTheClustersTransportSocket) {
+  ASSERT_TRUE(front_.start(tlsFrontConfig(upstream_port_, "http/1.1", ""))) << front_.log();
+  ASSERT_TRUE(waitFor([&] { return flags() == "healthy"; })) << flags() << front_.log();
+  // Only health checks reached the upstream, each over TLS.
+  EXPECT_TRUE(front_.waitForStat("cluster.backend.ssl.handshake", 1));
+  EXPECT_TRUE(upstream_.waitForStat("listener.127.0.0.1_0.ssl.handshake", 1));
+  EXPECT_EQ(front_.stat("cluster.backend.upstream_rq_total").value_or(0), 0u);
+  EXPECT_EQ(front_.stat("cluster.backend.health_check.failure").value_or(0), 0u);
+}
+
+TEST_F(TlsHealthIntegrationTest, TlsOptionsAlpnReplacesTheClustersList) {
+  // The cluster offers only h2, so the upstream speaks HTTP/2 on the
+  // connection and an HTTP/1.1 check on it fails...
+  ASSERT_TRUE(front_.start(tlsFrontConfig(upstream_port_, "h2", ""))) << front_.log();
+  ASSERT_TRUE(front_.waitForStat("cluster.backend.health_check.failure", 2)) << front_.log();
+  EXPECT_EQ(flags(), "/failed_active_hc");
+  EXPECT_EQ(front_.stat("cluster.backend.health_check.success").value_or(0), 0u);
+  // ...unless the check's tls_options offer http/1.1 instead.
+  CourierProcess front;
+  ASSERT_TRUE(front.start(tlsFrontConfig(upstream_port_, "h2", "      tls_options: {alpn_protocols: [http/1.1]}\n")))
+      << front.log();
+  ASSERT_TRUE(waitFor([&] { return flags(front) == "healthy"; })) << flags(front) << front.log();
 }
 
 TEST(HealthConfigTest, MissingIntervalIsAnErrorNamingTheField) {
