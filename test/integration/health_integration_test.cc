@@ -23,6 +23,7 @@ struct Control {
   std::atomic<bool> down{false};        // close every connection at once
   std::atomic<bool> immediate_fail{false};
   std::atomic<bool> close_after_response{false};  // keep-alive reply, then close
+  std::atomic<int> checks{0};                     // /healthz requests seen
   std::mutex mu;
   std::string last_check;  // the last health-check request (head and body)
   // Health-check answers: the body (empty: the upstream's name) and an
@@ -53,6 +54,7 @@ TcpServer::Handler controlledUpstream(std::string name, Control& c) {
       std::string extra;
       std::string body = name;
       if (hc) {
+        ++c.checks;
         std::lock_guard<std::mutex> lock(c.mu);
         c.last_check = request;
         if (!c.health_body.empty()) body = c.health_body;
@@ -396,6 +398,45 @@ TEST_F(HealthIntegrationTest, WithTwoCheckersEitherFailingTakesTheHostOut) {
   ASSERT_TRUE(waitForFlags(a_.port(), "healthy"));
   EXPECT_EQ(stat("cluster.backend.health_check.healthy"), 2u);
   EXPECT_TRUE(waitFor([&] { return requests(4).find('A') != std::string::npos; }));
+}
+
+TEST_F(HealthIntegrationTest, UnhealthyIntervalSlowsTheChecksOfAFailedHostOnceTrafficFlowed) {
+  start(R"(    health_checks:
+    - timeout: 1s
+      interval: 0.05s
+      no_traffic_interval: 0.05s
+      unhealthy_interval: 60s
+      unhealthy_threshold: 2
+      healthy_threshold: 1
+      http_health_check: {path: /healthz}
+)");
+  ASSERT_TRUE(waitForFlags(a_.port(), "healthy")) << courier_.log();
+  ASSERT_TRUE(waitForFlags(b_.port(), "healthy"));
+  requests(2);  // the cluster has carried traffic: the traffic intervals apply
+  ca_.health_status = 503;
+  ASSERT_TRUE(waitForFlags(a_.port(), "/failed_active_hc"));
+  const int a = ca_.checks, b = cb_.checks;
+  // B, healthy, is checked every 50ms meanwhile; A waits its 60s.
+  ASSERT_TRUE(waitFor([&] { return cb_.checks >= b + 20; }));
+  EXPECT_LE(ca_.checks, a + 1);
+}
+
+TEST_F(HealthIntegrationTest, WithoutTrafficHealthyHostsUseTheNoTrafficHealthyInterval) {
+  ca_.health_status = 503;
+  start(R"(    health_checks:
+    - timeout: 1s
+      interval: 0.05s
+      no_traffic_interval: 0.05s
+      no_traffic_healthy_interval: 60s
+      unhealthy_threshold: 2
+      healthy_threshold: 1
+      http_health_check: {path: /healthz}
+)");
+  ASSERT_TRUE(waitForFlags(b_.port(), "healthy")) << courier_.log();
+  // A keeps failing and is checked every 50ms; B, healthy, waits 60s.
+  ASSERT_TRUE(waitFor([&] { return ca_.checks >= 20; }));
+  EXPECT_EQ(flags(a_.port()), "/failed_active_hc");
+  EXPECT_LE(cb_.checks, 2);
 }
 
 TEST_F(HealthIntegrationTest, ImmediateHealthCheckFailHeaderWorksWithTwoCheckers) {

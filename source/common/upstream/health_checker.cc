@@ -345,6 +345,32 @@ absl::StatusOr<std::shared_ptr<HealthCheckSink>> parseHealthChecks(
   return std::make_shared<HealthCheckSink>(std::move(configs));
 }
 
+std::chrono::milliseconds nextCheckDelay(const HealthCheckConfig& config, bool had_traffic, bool healthy,
+                                         HealthTransition transition, uint64_t random) {
+  const bool pending = transition == HealthTransition::ChangePending;
+  std::chrono::milliseconds base;
+  if (!had_traffic) {
+    base = healthy && !pending ? config.no_traffic_healthy_interval : config.no_traffic_interval;
+  } else if (healthy) {
+    base = pending ? config.healthy_edge_interval : config.interval;
+  } else {
+    base = pending ? config.unhealthy_edge_interval : config.unhealthy_interval;
+  }
+  int64_t ms = base.count();
+  const int64_t percent_span = ms * config.interval_jitter_percent / 100;
+  if (percent_span > 0) ms += static_cast<int64_t>(random % static_cast<uint64_t>(percent_span));
+  if (config.interval_jitter.count() > 0) {
+    // A second draw from the same value, independent enough for spreading.
+    ms += static_cast<int64_t>((random >> 32) % static_cast<uint64_t>(config.interval_jitter.count()));
+  }
+  return std::chrono::milliseconds(ms);
+}
+
+std::chrono::milliseconds firstCheckDelay(const HealthCheckConfig& config, uint64_t random) {
+  if (config.initial_jitter.count() <= 0) return std::chrono::milliseconds(0);
+  return std::chrono::milliseconds(random % static_cast<uint64_t>(config.initial_jitter.count()));
+}
+
 void HealthCheckSink::reportImmediateFailure(const Host& host) const {
   std::lock_guard<std::mutex> lock(mutex_);
   if (main_ == nullptr || callback_ == nullptr) return;
@@ -399,11 +425,7 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
         timeout_timer_(parent.dispatcher_.createTimer([this] { onTimeout(); })) {}
   ~Session() override { closeWire(); }
 
-  void start() {
-    std::chrono::milliseconds first{0};
-    if (config_.initial_jitter.count() > 0) first = std::chrono::milliseconds(threadRandom()() % config_.initial_jitter.count());
-    interval_timer_->enable(first);
-  }
+  void start() { interval_timer_->enable(firstCheckDelay(config_, threadRandom()())); }
   // Carried over from the cluster version this one replaces.
   void carryOver(bool failed, bool pending) {
     failed_ = failed;
@@ -512,9 +534,7 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
   }
 
  private:
-  // Envoy's HealthTransition: whether this check changed the verdict, or
-  // moved toward changing it without reaching the threshold yet.
-  enum class Transition { Unchanged, Changed, ChangePending };
+  using Transition = HealthTransition;
 
   void onInterval() {
     in_flight_ = true;
@@ -767,26 +787,9 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
     if (was_in_flight) scheduleNext(false, transition);
   }
 
-  // Envoy's HealthCheckerImplBase::interval: before the cluster carried any
-  // traffic, the no-traffic intervals; then by this check's result, the edge
-  // intervals while a transition is pending (below its threshold).
   void scheduleNext(bool healthy, Transition transition) {
-    std::chrono::milliseconds base;
-    if (!parent_.cluster_->stats->upstream_cx_total.used()) {
-      base = healthy && transition != Transition::ChangePending ? config_.no_traffic_healthy_interval
-                                                                 : config_.no_traffic_interval;
-    } else if (healthy) {
-      base = transition == Transition::ChangePending ? config_.healthy_edge_interval : config_.interval;
-    } else {
-      base = transition == Transition::ChangePending ? config_.unhealthy_edge_interval : config_.unhealthy_interval;
-    }
-    int64_t ms = base.count();
-    if (config_.interval_jitter_percent > 0 && ms > 0) {
-      const int64_t span = ms * config_.interval_jitter_percent / 100;
-      if (span > 0) ms += threadRandom()() % span;
-    }
-    if (config_.interval_jitter.count() > 0) ms += threadRandom()() % config_.interval_jitter.count();
-    interval_timer_->enable(std::chrono::milliseconds(ms));
+    interval_timer_->enable(nextCheckDelay(config_, parent_.cluster_->stats->upstream_cx_total.used(), healthy,
+                                           transition, threadRandom()()));
   }
 
   HealthChecker& parent_;

@@ -80,6 +80,22 @@ struct HealthCheckConfig {
   network::TransportSocketFactoryConstSharedPtr transport_socket_factory;
 };
 
+// Envoy's HealthTransition: whether a check changed its entry's verdict on
+// a host, or moved toward changing it without reaching the threshold yet.
+enum class HealthTransition { Unchanged, Changed, ChangePending };
+
+// Envoy's HealthCheckerImplBase::interval: the wait before the next check
+// after one that passed (healthy) or failed. Before the cluster carried any
+// traffic: no_traffic_healthy_interval after a pass that is not a pending
+// transition, else no_traffic_interval. Then: the edge intervals while a
+// transition is pending, else interval (pass) or unhealthy_interval (fail).
+// Jitter: up to interval_jitter_percent of that, plus up to interval_jitter,
+// drawn from `random`.
+std::chrono::milliseconds nextCheckDelay(const HealthCheckConfig& config, bool had_traffic, bool healthy,
+                                         HealthTransition transition, uint64_t random);
+// The first check waits a random part of initial_jitter (none without it).
+std::chrono::milliseconds firstCheckDelay(const HealthCheckConfig& config, uint64_t random);
+
 // The cluster's health-check end shared with workers: the configs (one per
 // health_checks entry), and the way a worker hands the main thread's checker
 // a host whose response carried x-envoy-immediate-health-check-fail (rare, so

@@ -2,6 +2,8 @@
 // accepts or refuses, with errors naming the field path.
 #include "source/common/upstream/health_checker.h"
 
+#include <algorithm>
+#include <random>
 #include <string>
 
 #include "envoy/config/cluster/v3/cluster.pb.h"
@@ -177,6 +179,72 @@ TEST(HealthCheckParseTest, StillRefused) {
               HasSubstr("http_health_check.codec_client_type"));
   EXPECT_THAT(errorOf("[" + entry("custom_health_check: {name: redis}") + "]"),
               HasSubstr("clusters[0].health_checks[0].custom_health_check"));
+}
+
+// nextCheckDelay over a config with every interval distinct.
+class CheckDelayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto r = parse("[" + entry("no_traffic_interval: 60s, no_traffic_healthy_interval: 90s, unhealthy_interval: 5s, "
+                               "unhealthy_edge_interval: 0.3s, healthy_edge_interval: 0.4s, "
+                               "http_health_check: {path: /}") +
+                   "]");
+    ASSERT_TRUE(r.ok()) << r.status();
+    c_ = (*r)->configs()[0];
+  }
+  std::chrono::milliseconds delay(bool traffic, bool healthy, HealthTransition t, uint64_t random = 0) {
+    return nextCheckDelay(c_, traffic, healthy, t, random);
+  }
+  HealthCheckConfig c_;
+};
+
+TEST_F(CheckDelayTest, AfterTrafficTheIntervalFollowsTheResultAndPendingTransitions) {
+  using T = HealthTransition;
+  // Passing: interval, or healthy_edge_interval while below healthy_threshold.
+  EXPECT_EQ(delay(true, true, T::Unchanged), 2000ms);
+  EXPECT_EQ(delay(true, true, T::Changed), 2000ms);
+  EXPECT_EQ(delay(true, true, T::ChangePending), 400ms);
+  // Failing: unhealthy_interval, or unhealthy_edge_interval while below
+  // unhealthy_threshold.
+  EXPECT_EQ(delay(true, false, T::Unchanged), 5000ms);
+  EXPECT_EQ(delay(true, false, T::Changed), 5000ms);
+  EXPECT_EQ(delay(true, false, T::ChangePending), 300ms);
+}
+
+TEST_F(CheckDelayTest, WithoutTrafficTheNoTrafficIntervalsApply) {
+  using T = HealthTransition;
+  EXPECT_EQ(delay(false, true, T::Unchanged), 90000ms);
+  EXPECT_EQ(delay(false, true, T::Changed), 90000ms);
+  EXPECT_EQ(delay(false, true, T::ChangePending), 60000ms);
+  EXPECT_EQ(delay(false, false, T::Unchanged), 60000ms);
+  EXPECT_EQ(delay(false, false, T::ChangePending), 60000ms);
+}
+
+TEST_F(CheckDelayTest, JitterAddsWithinItsBounds) {
+  c_.interval_jitter_percent = 10;       // up to 200ms of the 2s interval
+  c_.interval_jitter = 50ms;             // plus up to 50ms
+  std::mt19937_64 random(7);
+  std::chrono::milliseconds lo = 1h, hi = 0ms;
+  for (int i = 0; i < 2000; ++i) {
+    const auto d = delay(true, true, HealthTransition::Unchanged, random());
+    lo = std::min(lo, d);
+    hi = std::max(hi, d);
+  }
+  EXPECT_GE(lo, 2000ms);
+  EXPECT_LT(hi, 2000ms + 200ms + 50ms);
+  // Spread over most of the range, not stuck at one end.
+  EXPECT_LT(lo, 2030ms);
+  EXPECT_GT(hi, 2200ms);
+  // A percentage of the base in use: 10% of unhealthy_interval's 5s.
+  EXPECT_LT(delay(true, false, HealthTransition::Unchanged, 499), 5000ms + 500ms + 50ms);
+  EXPECT_EQ(delay(true, false, HealthTransition::Unchanged, 499), 5000ms + 499ms);
+}
+
+TEST_F(CheckDelayTest, InitialJitterDelaysOnlyTheFirstCheck) {
+  EXPECT_EQ(firstCheckDelay(c_, 12345), 0ms);
+  c_.initial_jitter = 100ms;
+  EXPECT_EQ(firstCheckDelay(c_, 12345), 45ms);
+  for (uint64_t r : {0ull, 99ull, 100ull, ~0ull}) EXPECT_LT(firstCheckDelay(c_, r), 100ms);
 }
 
 }  // namespace
