@@ -653,6 +653,19 @@ TEST_F(TlsHealthIntegrationTest, TlsOptionsAlpnReplacesTheClustersList) {
   ASSERT_TRUE(waitFor([&] { return flags(front) == "healthy"; })) << flags(front) << front.log();
 }
 
+TEST(TlsHealthFailureTest, ATlsCheckAgainstAPlaintextUpstreamFailsWithoutHarm) {
+  ASSERT_TRUE(pki().ok) << pki().log;
+  // The upstream answers TLS hellos with plaintext HTTP errors.
+  TcpServer plain{namedUpstream("P")};
+  CourierProcess front;
+  ASSERT_TRUE(front.start(tlsFrontConfig(plain.port(), "http/1.1", ""))) << front.log();
+  ASSERT_TRUE(front.waitForStat("cluster.backend.health_check.network_failure", 3)) << front.log();
+  EXPECT_EQ(front.stat("cluster.backend.health_check.success").value_or(0), 0u);
+  EXPECT_EQ(front.stat("cluster.backend.ssl.handshake").value_or(0), 0u);
+  EXPECT_TRUE(front.running());
+  EXPECT_EQ(front.admin("/clusters").status, 200);
+}
+
 TEST(HealthConfigTest, MissingIntervalIsAnErrorNamingTheField) {
   const std::string dir = tempDir();
   const std::string path = dir + "/bad.yaml";
