@@ -22,7 +22,8 @@ AutoPool::AutoPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPt
       cluster_(cluster),
       address_(host.address),
       http1_(dispatcher, cluster, host),
-      http2_(dispatcher, cluster, host) {
+      http2_(dispatcher, cluster, host),
+      waiting_(*cluster_, cluster_->resources->pending_requests) {
   // Plaintext has no ALPN: HTTP/1.1, as Envoy.
   if (cluster_->transport_socket_factory == nullptr) protocol_ = Protocol::Http1;
   // A later connection that negotiates the other protocol (the server
@@ -41,7 +42,6 @@ AutoPool::AutoPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPt
 
 AutoPool::~AutoPool() {
   // The cluster's circuit-breaker counts outlive this pool.
-  for (size_t i = 0; i < waiting_.size(); ++i) cluster_->resources->pending_requests.dec();
   waiting_.clear();
   if (probe_ != nullptr) {
     cluster_->stats->upstream_cx_active.dec();
@@ -60,17 +60,8 @@ void AutoPool::newStream(PoolCallbacks& callbacks) {
     case Protocol::Unknown:
       break;
   }
-  if (!reservePending(*cluster_, callbacks)) return;
-  waiting_.push_back(&callbacks);
+  if (!waiting_.push(callbacks)) return;
   if (probe_ == nullptr) startProbe();
-}
-
-PoolCallbacks* AutoPool::popWaiter() {
-  if (waiting_.empty()) return nullptr;
-  PoolCallbacks* next = waiting_.front();
-  waiting_.pop_front();
-  cluster_->resources->pending_requests.dec();
-  return next;
 }
 
 void AutoPool::startProbe() {
@@ -96,7 +87,7 @@ void AutoPool::onHandshake() {
   } else {
     http1_.adopt(std::move(connection));
   }
-  while (PoolCallbacks* next = popWaiter()) newStream(*next);
+  while (PoolCallbacks* next = waiting_.pop()) newStream(*next);
   if (draining_) drainPools();
 }
 
@@ -119,14 +110,12 @@ void AutoPool::onProbeFailed(bool timeout) {
   holder->p = std::move(probe);
   dispatcher_.deferredDelete(std::move(holder));
   // The protocol stays unknown: the next request tries again.
-  while (PoolCallbacks* next = popWaiter()) next->onPoolFailure(PoolCallbacks::Failure::ConnectFailure);
+  while (PoolCallbacks* next = waiting_.pop()) next->onPoolFailure(PoolCallbacks::Failure::ConnectFailure);
   if (draining_) drainPools();
 }
 
 void AutoPool::cancel(PoolCallbacks& callbacks) {
-  const size_t before = waiting_.size();
-  waiting_.remove(&callbacks);
-  for (size_t i = waiting_.size(); i < before; ++i) cluster_->resources->pending_requests.dec();
+  waiting_.remove(callbacks);
   // Either pool forgets callbacks it does not know.
   http1_.cancel(callbacks);
   http2_.cancel(callbacks);

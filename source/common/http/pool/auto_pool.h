@@ -14,6 +14,7 @@
 #include "source/common/http/pool/conn_pool.h"
 #include "source/common/http/pool/http2_pool.h"
 #include "source/common/http/pool/pool.h"
+#include "source/common/http/pool/wait_queue.h"
 
 namespace courier::http::pool {
 
@@ -48,7 +49,6 @@ class AutoPool : public Pool {
   void startProbe();
   void onHandshake();
   void onProbeFailed(bool timeout);
-  PoolCallbacks* popWaiter();
   void drainPools();
 
   event::Dispatcher& dispatcher_;
@@ -58,8 +58,8 @@ class AutoPool : public Pool {
   Http2Pool http2_;
   Protocol protocol_ = Protocol::Unknown;
   std::unique_ptr<Probe> probe_;
-  // Requests waiting for the probe, counted against max_pending_requests.
-  std::list<PoolCallbacks*> waiting_;
+  // Requests waiting for the probe.
+  WaitQueue waiting_;
   bool draining_ = false;
   bool pools_draining_ = false;
   int pools_left_ = 0;

@@ -40,11 +40,13 @@ void PooledConnection::onBelowWriteBufferLowWatermark() { pool_.onWatermark(*thi
 void PooledConnection::onData(buffer::Buffer& data) { pool_.onData(*this, data); }
 
 ConnPool::ConnPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster, const upstream::Host& host)
-    : dispatcher_(dispatcher), cluster_(std::move(cluster)), address_(host.address) {}
+    : dispatcher_(dispatcher),
+      cluster_(std::move(cluster)),
+      address_(host.address),
+      waiting_(*cluster_, cluster_->resources->pending_requests) {}
 
 ConnPool::~ConnPool() {
   // The cluster's circuit-breaker counts outlive this pool.
-  for (size_t i = 0; i < waiting_.size(); ++i) cluster_->resources->pending_requests.dec();
   for (size_t i = 0; i < connections_.size(); ++i) cluster_->resources->connections.dec();
   waiting_.clear();
   owners_.clear();
@@ -61,17 +63,8 @@ void ConnPool::newStream(PoolCallbacks& callbacks) {
       return;
     }
   }
-  if (!reservePending(*cluster_, callbacks)) return;
-  waiting_.push_back(&callbacks);
+  if (!waiting_.push(callbacks)) return;
   connectForWaiters();
-}
-
-PoolCallbacks* ConnPool::popWaiter() {
-  if (waiting_.empty()) return nullptr;
-  PoolCallbacks* next = waiting_.front();
-  waiting_.pop_front();
-  cluster_->resources->pending_requests.dec();
-  return next;
 }
 
 size_t ConnPool::connecting() const {
@@ -91,9 +84,7 @@ void ConnPool::connectForWaiters() {
 }
 
 void ConnPool::cancel(PoolCallbacks& callbacks) {
-  const size_t before = waiting_.size();
-  waiting_.remove(&callbacks);
-  for (size_t i = waiting_.size(); i < before; ++i) cluster_->resources->pending_requests.dec();
+  waiting_.remove(callbacks);
   for (auto it = owners_.begin(); it != owners_.end(); ++it) {
     if (it->second == &callbacks) {
       // Mid-request: the connection's state is unknown, so it is not reused.
@@ -122,7 +113,7 @@ void ConnPool::release(UpstreamStream& stream, bool reusable) {
     return;
   }
   // Someone may be waiting for exactly this.
-  if (PoolCallbacks* next = popWaiter()) {
+  if (PoolCallbacks* next = waiting_.pop()) {
     c.busy_ = true;
     ++c.requests_;
     owners_[&c] = next;
@@ -166,7 +157,7 @@ PooledConnection& ConnPool::addConnection(std::unique_ptr<network::Connection> c
 void ConnPool::onConnected(PooledConnection& c) {
   c.connected_ = true;
   c.connect_timer_->disable();
-  PoolCallbacks* next = popWaiter();
+  PoolCallbacks* next = waiting_.pop();
   if (next == nullptr) {
     // Nobody is left to use it, and a draining pool keeps nothing idle.
     if (draining_) erase(c);
@@ -187,7 +178,7 @@ void ConnPool::onClosed(PooledConnection& c) {
   if (!was_connected) cluster_->stats->upstream_cx_connect_fail.inc();
   // The connect that was meant for the first waiter failed: that waiter is
   // told, and is no longer owed a connection.
-  PoolCallbacks* failed = (callbacks == nullptr && !was_connected) ? popWaiter() : nullptr;
+  PoolCallbacks* failed = (callbacks == nullptr && !was_connected) ? waiting_.pop() : nullptr;
   erase(c);
   if (callbacks != nullptr) {
     callbacks->onUpstreamClosed();

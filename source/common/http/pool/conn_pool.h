@@ -19,6 +19,7 @@
 #include "source/common/http/http1/client_codec.h"
 #include "source/common/http/http2/settings.h"
 #include "source/common/http/pool/pool.h"
+#include "source/common/http/pool/wait_queue.h"
 #include "source/common/network/connection.h"
 #include "source/common/upstream/cluster.h"
 
@@ -101,8 +102,6 @@ class ConnPool : public Pool {
   void createConnection();
   PooledConnection& addConnection(std::unique_ptr<network::Connection> connection);
   void erase(PooledConnection& c);
-  // Waiting requests, counted against the cluster's max_pending_requests.
-  PoolCallbacks* popWaiter();
   // More waiters than connections on their way: connect another, if the
   // cluster's max_connections allows (a pool with none may always have one).
   void connectForWaiters();
@@ -113,7 +112,7 @@ class ConnPool : public Pool {
   upstream::ClusterConstSharedPtr cluster_;
   const network::Address address_;
   std::list<std::unique_ptr<PooledConnection>> connections_;
-  std::list<PoolCallbacks*> waiting_;
+  WaitQueue waiting_;
   absl::flat_hash_map<PooledConnection*, PoolCallbacks*> owners_;
   bool draining_ = false;
   std::function<void()> on_drained_;

@@ -125,11 +125,11 @@ Http2Pool::Http2Pool(event::Dispatcher& dispatcher, upstream::ClusterConstShared
     : dispatcher_(dispatcher),
       cluster_(std::move(cluster)),
       address_(host.address),
+      waiting_(*cluster_, cluster_->resources->pending_requests),
       peer_stream_limit_(kAssumedConcurrency) {}
 
 Http2Pool::~Http2Pool() {
   // The cluster's circuit-breaker counts outlive this pool.
-  for (size_t i = 0; i < waiting_.size(); ++i) cluster_->resources->pending_requests.dec();
   for (const auto& c : connections_) {
     if (!c->erased_) cluster_->resources->connections.dec();
   }
@@ -145,8 +145,7 @@ void Http2Pool::newStream(PoolCallbacks& callbacks) {
       return;
     }
   }
-  if (!reservePending(*cluster_, callbacks)) return;
-  waiting_.push_back(&callbacks);
+  if (!waiting_.push(callbacks)) return;
   serveWaiters();
 }
 
@@ -169,10 +168,7 @@ void Http2Pool::serveWaiters() {
       }
     }
     if (room == nullptr) break;
-    PoolCallbacks* next = waiting_.front();
-    waiting_.pop_front();
-    cluster_->resources->pending_requests.dec();
-    attach(*room, *next);
+    attach(*room, *waiting_.pop());
   }
   if (waiting_.empty()) return;
   const uint32_t per_connection = expectedStreamsPerConnection();
@@ -269,11 +265,7 @@ void Http2Pool::onClosed(Http2PoolConnection& c) {
       if (!other->ready() && !other->erased_) coming += per_connection;
     }
     std::vector<PoolCallbacks*> failed;
-    while (waiting_.size() > coming) {
-      failed.push_back(waiting_.back());
-      waiting_.pop_back();
-      cluster_->resources->pending_requests.dec();
-    }
+    while (waiting_.size() > coming) failed.push_back(waiting_.popBack());
     for (auto it = failed.rbegin(); it != failed.rend(); ++it) {
       (*it)->onPoolFailure(PoolCallbacks::Failure::ConnectFailure);
     }
@@ -318,9 +310,7 @@ void Http2Pool::release(UpstreamStream& upstream, bool reusable) {
 }
 
 void Http2Pool::cancel(PoolCallbacks& callbacks) {
-  const size_t before = waiting_.size();
-  waiting_.remove(&callbacks);
-  for (size_t i = waiting_.size(); i < before; ++i) cluster_->resources->pending_requests.dec();
+  waiting_.remove(callbacks);
   auto it = streams_.find(&callbacks);
   if (it != streams_.end()) {
     release(*it->second, false);

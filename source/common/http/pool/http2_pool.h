@@ -15,6 +15,7 @@
 #include "source/common/event/dispatcher.h"
 #include "source/common/http/http2/client_codec.h"
 #include "source/common/http/pool/pool.h"
+#include "source/common/http/pool/wait_queue.h"
 #include "source/common/network/connection.h"
 #include "source/common/upstream/cluster.h"
 
@@ -143,7 +144,7 @@ class Http2Pool : public Pool {
   upstream::ClusterConstSharedPtr cluster_;
   const network::Address address_;
   std::list<std::unique_ptr<Http2PoolConnection>> connections_;
-  std::list<PoolCallbacks*> waiting_;
+  WaitQueue waiting_;
   absl::flat_hash_map<PoolCallbacks*, std::unique_ptr<Http2PoolStream>> streams_;
   // The stream limit the host's last ready connection advertised; the
   // estimate for connections still connecting (nghttp2's 100 before any).

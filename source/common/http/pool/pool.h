@@ -60,20 +60,6 @@ class PoolCallbacks {
   virtual void onUpstreamWatermark(bool above) { (void)above; }
 };
 
-// Takes a place for `callbacks` in the cluster's max_pending_requests circuit
-// breaker before a pool queues it; when the breaker is full it counts
-// upstream_rq_pending_overflow, fails the callbacks with Overflow and returns
-// false. The pool gives the place back when the request leaves its queue.
-inline bool reservePending(const upstream::Cluster& cluster, PoolCallbacks& callbacks) {
-  if (!cluster.resources->pending_requests.canCreate()) {
-    cluster.stats->upstream_rq_pending_overflow.inc();
-    callbacks.onPoolFailure(PoolCallbacks::Failure::Overflow);
-    return false;
-  }
-  cluster.resources->pending_requests.inc();
-  return true;
-}
-
 class Pool {
  public:
   virtual ~Pool() = default;
