@@ -17,13 +17,15 @@ void AutoPool::Probe::onEvent(network::ConnectionEvent event) {
   pool.onProbeFailed(false);
 }
 
-AutoPool::AutoPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster, const upstream::Host& host)
+AutoPool::AutoPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster, const upstream::Host& host,
+                   bool high_priority)
     : dispatcher_(dispatcher),
       cluster_(cluster),
       address_(host.address),
-      http1_(dispatcher, cluster, host),
-      http2_(dispatcher, cluster, host),
-      waiting_(*cluster_, cluster_->resources->pending_requests) {
+      http1_(dispatcher, cluster, host, high_priority),
+      http2_(dispatcher, cluster, host, high_priority),
+      waiting_(*cluster_, cluster_->resourcesFor(high_priority).pending_requests),
+      high_priority_(high_priority) {
   // Plaintext has no ALPN: HTTP/1.1, as Envoy.
   if (cluster_->transport_socket_factory == nullptr) protocol_ = Protocol::Http1;
   // A later connection that negotiates the other protocol (the server
@@ -45,7 +47,7 @@ AutoPool::~AutoPool() {
   waiting_.clear();
   if (probe_ != nullptr) {
     cluster_->stats->upstream_cx_active.dec();
-    cluster_->resources->connections.dec();
+    resources().connections.dec();
   }
 }
 
@@ -66,7 +68,7 @@ void AutoPool::newStream(PoolCallbacks& callbacks) {
 
 void AutoPool::startProbe() {
   probe_ = std::make_unique<Probe>(*this);
-  probe_->connection = connectUpstream(dispatcher_, *cluster_, address_);
+  probe_->connection = connectUpstream(dispatcher_, *cluster_, resources(), address_);
   probe_->connection->addConnectionCallbacks(*probe_);
   probe_->connection->setHandshakeCallback([this] { onHandshake(); });
   probe_->timer = dispatcher_.createTimer([this] { onProbeFailed(true); });
@@ -97,7 +99,7 @@ void AutoPool::onProbeFailed(bool timeout) {
   cluster_->stats->upstream_cx_connect_fail.inc();
   cluster_->stats->upstream_cx_active.dec();
   cluster_->stats->upstream_cx_destroy.inc();
-  cluster_->resources->connections.dec();
+  resources().connections.dec();
   probe->timer->disable();
   probe->connection->removeConnectionCallbacks(*probe);
   probe->connection->close(network::CloseType::NoFlush);

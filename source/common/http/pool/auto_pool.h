@@ -20,7 +20,10 @@ namespace courier::http::pool {
 
 class AutoPool : public Pool {
  public:
-  AutoPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster, const upstream::Host& host);
+  // high_priority: the probe, both pools and the waiters count against the
+  // cluster's HIGH thresholds (else DEFAULT's).
+  AutoPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster, const upstream::Host& host,
+           bool high_priority = false);
   ~AutoPool() override;
 
   void newStream(PoolCallbacks& callbacks) override;
@@ -50,6 +53,7 @@ class AutoPool : public Pool {
   void onHandshake();
   void onProbeFailed(bool timeout);
   void drainPools();
+  upstream::ResourceManager& resources() const { return cluster_->resourcesFor(high_priority_); }
 
   event::Dispatcher& dispatcher_;
   upstream::ClusterConstSharedPtr cluster_;
@@ -61,6 +65,7 @@ class AutoPool : public Pool {
   // Requests waiting for the probe.
   WaitQueue waiting_;
   bool draining_ = false;
+  const bool high_priority_;
   bool pools_draining_ = false;
   int pools_left_ = 0;
   std::function<void()> on_drained_;

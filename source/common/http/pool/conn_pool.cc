@@ -39,15 +39,17 @@ void PooledConnection::onBelowWriteBufferLowWatermark() { pool_.onWatermark(*thi
 
 void PooledConnection::onData(buffer::Buffer& data) { pool_.onData(*this, data); }
 
-ConnPool::ConnPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster, const upstream::Host& host)
+ConnPool::ConnPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster, const upstream::Host& host,
+                   bool high_priority)
     : dispatcher_(dispatcher),
       cluster_(std::move(cluster)),
       address_(host.address),
-      waiting_(*cluster_, cluster_->resources->pending_requests) {}
+      waiting_(*cluster_, cluster_->resourcesFor(high_priority).pending_requests),
+      high_priority_(high_priority) {}
 
 ConnPool::~ConnPool() {
   // The cluster's circuit-breaker counts outlive this pool.
-  for (size_t i = 0; i < connections_.size(); ++i) cluster_->resources->connections.dec();
+  for (size_t i = 0; i < connections_.size(); ++i) resources().connections.dec();
   waiting_.clear();
   owners_.clear();
   connections_.clear();
@@ -75,7 +77,7 @@ size_t ConnPool::connecting() const {
 
 void ConnPool::connectForWaiters() {
   if (waiting_.size() <= connecting()) return;
-  if (!cluster_->resources->connections.canCreate() && !connections_.empty()) {
+  if (!resources().connections.canCreate() && !connections_.empty()) {
     // The waiter stays queued until a connection of this pool frees up.
     cluster_->stats->upstream_cx_overflow.inc();
     return;
@@ -122,7 +124,7 @@ void ConnPool::release(UpstreamStream& stream, bool reusable) {
 }
 
 void ConnPool::createConnection() {
-  PooledConnection& c = addConnection(connectUpstream(dispatcher_, *cluster_, address_));
+  PooledConnection& c = addConnection(connectUpstream(dispatcher_, *cluster_, resources(), address_));
   if (!alpn_check_) return;
   PooledConnection* raw = &c;
   c.connection_->setHandshakeCallback([this, raw] {
@@ -206,7 +208,7 @@ void ConnPool::onWatermark(PooledConnection& c, bool above) {
 void ConnPool::erase(PooledConnection& c) {
   cluster_->stats->upstream_cx_active.dec();
   cluster_->stats->upstream_cx_destroy.inc();
-  cluster_->resources->connections.dec();
+  resources().connections.dec();
   auto it = c.self_;
   std::unique_ptr<PooledConnection> doomed = std::move(*it);
   connections_.erase(it);
@@ -228,7 +230,7 @@ void ConnPool::erase(PooledConnection& c) {
 }
 
 Pool& ConnPoolManager::pool(const upstream::ClusterConstSharedPtr& cluster, const upstream::Host& host,
-                            bool downstream_http2) {
+                            bool downstream_http2, bool high_priority) {
   // auto_config over TLS: one pool learns the protocol by ALPN.
   const bool by_alpn = cluster->auto_http && cluster->transport_socket_factory != nullptr;
   const bool http2 = !cluster->auto_http && cluster->http2_settings.has_value() &&
@@ -238,16 +240,16 @@ Pool& ConnPoolManager::pool(const upstream::ClusterConstSharedPtr& cluster, cons
   // A cluster made without a settings_id (tests) shares pools with no other version.
   const uint64_t settings =
       cluster->settings_id != 0 ? cluster->settings_id : reinterpret_cast<uintptr_t>(cluster.get());
-  const PoolKey key{settings, &host, http2};
+  const PoolKey key{settings, &host, http2, high_priority};
   auto it = pools_.find(key);
   if (it == pools_.end()) {
     std::unique_ptr<Pool> pool;
     if (by_alpn) {
-      pool = std::make_unique<AutoPool>(dispatcher_, cluster, host);
+      pool = std::make_unique<AutoPool>(dispatcher_, cluster, host, high_priority);
     } else if (http2) {
-      pool = std::make_unique<Http2Pool>(dispatcher_, cluster, host);
+      pool = std::make_unique<Http2Pool>(dispatcher_, cluster, host, high_priority);
     } else {
-      pool = std::make_unique<ConnPool>(dispatcher_, cluster, host);
+      pool = std::make_unique<ConnPool>(dispatcher_, cluster, host, high_priority);
     }
     it = pools_.emplace(key, std::move(pool)).first;
   }

@@ -1,7 +1,8 @@
 // Per-worker HTTP/1.1 connection pools to upstream hosts (and the manager
-// that picks the HTTP/1.1 or HTTP/2 pool for a cluster and host): keep-alive reuse of
-// idle connections, a new connection when none is idle, and connect
-// timeouts. One request at a time per connection (no upstream pipelining).
+// that picks the HTTP/1.1 or HTTP/2 pool for a cluster, host and routing
+// priority): keep-alive reuse of idle connections, a new connection when none
+// is idle, and connect timeouts. One request at a time per connection (no
+// upstream pipelining).
 #pragma once
 
 #include <chrono>
@@ -70,7 +71,10 @@ class PooledConnection : public network::ConnectionCallbacks, public UpstreamStr
 
 class ConnPool : public Pool {
  public:
-  ConnPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster, const upstream::Host& host);
+  // high_priority: the pool serves HIGH routes, and its connections and
+  // waiters count against the cluster's HIGH thresholds (else DEFAULT's).
+  ConnPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster, const upstream::Host& host,
+           bool high_priority = false);
   ~ConnPool();
 
   // Ready now (an idle connection) or later (a new one connecting). Returns a
@@ -107,6 +111,8 @@ class ConnPool : public Pool {
   void connectForWaiters();
   size_t connecting() const;
   void checkDrained();
+  // The circuit breakers of this pool's routing priority.
+  upstream::ResourceManager& resources() const { return cluster_->resourcesFor(high_priority_); }
 
   event::Dispatcher& dispatcher_;
   upstream::ClusterConstSharedPtr cluster_;
@@ -115,19 +121,26 @@ class ConnPool : public Pool {
   WaitQueue waiting_;
   absl::flat_hash_map<PooledConnection*, PoolCallbacks*> owners_;
   bool draining_ = false;
+  const bool high_priority_;  // in what would be padding
   std::function<void()> on_drained_;
   std::function<bool(std::string_view)> alpn_check_;
 };
 
-// The pools of one worker, by cluster and host address.
+// The pools of one worker, by cluster, host, protocol and routing priority.
+// A HIGH route's pools are made the first time one asks for them, so a
+// cluster only ever used by DEFAULT routes has no more pools than before.
 class ConnPoolManager {
  public:
   explicit ConnPoolManager(event::Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
   // Pools belong to one version of a cluster: a changed cluster gets new
   // pools with its new settings.
   // downstream_http2: the request came over HTTP/2 (for clusters with
-  // use_downstream_protocol_config).
-  Pool& pool(const upstream::ClusterConstSharedPtr& cluster, const upstream::Host& host, bool downstream_http2 = false);
+  // use_downstream_protocol_config). high_priority: the route's priority is
+  // HIGH; such requests get pools of their own whose connections and pending
+  // requests count against the cluster's HIGH circuit breakers, as Envoy keys
+  // its pools by priority.
+  Pool& pool(const upstream::ClusterConstSharedPtr& cluster, const upstream::Host& host, bool downstream_http2 = false,
+             bool high_priority = false);
   // After a cluster-set swap: pools whose cluster is no longer in the set
   // (removed, or replaced by a version with other settings) or whose host
   // left it (EDS) drain and are dropped when empty.
@@ -137,8 +150,9 @@ class ConnPoolManager {
  private:
   event::Dispatcher& dispatcher_;
   // By cluster settings (versions that differ only in hosts share them),
-  // host (a host lives as long as a cluster version holding it) and protocol.
-  using PoolKey = std::tuple<uint64_t, const upstream::Host*, bool>;
+  // host (a host lives as long as a cluster version holding it), protocol
+  // (HTTP/2) and priority (HIGH); the two flags fit where the tuple had padding.
+  using PoolKey = std::tuple<uint64_t, const upstream::Host*, bool, bool>;
   absl::flat_hash_map<PoolKey, std::unique_ptr<Pool>> pools_;
   absl::flat_hash_map<Pool*, std::unique_ptr<Pool>> draining_;
 };

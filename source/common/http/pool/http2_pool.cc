@@ -121,17 +121,18 @@ void Http2PoolStream::detach() {
 }
 
 Http2Pool::Http2Pool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster,
-                     const upstream::Host& host)
+                     const upstream::Host& host, bool high_priority)
     : dispatcher_(dispatcher),
       cluster_(std::move(cluster)),
       address_(host.address),
-      waiting_(*cluster_, cluster_->resources->pending_requests),
-      peer_stream_limit_(kAssumedConcurrency) {}
+      waiting_(*cluster_, cluster_->resourcesFor(high_priority).pending_requests),
+      peer_stream_limit_(kAssumedConcurrency),
+      high_priority_(high_priority) {}
 
 Http2Pool::~Http2Pool() {
   // The cluster's circuit-breaker counts outlive this pool.
   for (const auto& c : connections_) {
-    if (!c->erased_) cluster_->resources->connections.dec();
+    if (!c->erased_) resources().connections.dec();
   }
   waiting_.clear();
   streams_.clear();
@@ -181,7 +182,7 @@ void Http2Pool::serveWaiters() {
   if (peer_stream_limit_ == 0 && !connections_.empty()) return;
   // Every ready connection is full: open as many as the waiters need.
   while (waiting_.size() > coming) {
-    if (!cluster_->resources->connections.canCreate() && !connections_.empty()) {
+    if (!resources().connections.canCreate() && !connections_.empty()) {
       // The waiters stay queued until a stream slot or a connection frees up.
       cluster_->stats->upstream_cx_overflow.inc();
       return;
@@ -199,7 +200,7 @@ uint32_t Http2Pool::expectedStreamsPerConnection() const {
 }
 
 void Http2Pool::createConnection() {
-  Http2PoolConnection& c = addConnection(connectUpstream(dispatcher_, *cluster_, address_));
+  Http2PoolConnection& c = addConnection(connectUpstream(dispatcher_, *cluster_, resources(), address_));
   if (!alpn_check_) return;
   Http2PoolConnection* raw = &c;
   c.connection_->setHandshakeCallback([this, raw] {
@@ -342,7 +343,7 @@ void Http2Pool::erase(Http2PoolConnection& c) {
   if (c.connect_timer_) c.connect_timer_->disable();
   cluster_->stats->upstream_cx_active.dec();
   cluster_->stats->upstream_cx_destroy.inc();
-  cluster_->resources->connections.dec();
+  resources().connections.dec();
   auto it = c.self_;
   std::unique_ptr<Http2PoolConnection> doomed = std::move(*it);
   connections_.erase(it);

@@ -103,7 +103,10 @@ class Http2PoolStream : public UpstreamStream, public StreamCallbacks {
 
 class Http2Pool : public Pool {
  public:
-  Http2Pool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster, const upstream::Host& host);
+  // high_priority: connections and waiters count against the cluster's HIGH
+  // thresholds (else DEFAULT's).
+  Http2Pool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPtr cluster, const upstream::Host& host,
+            bool high_priority = false);
   ~Http2Pool() override;
 
   void newStream(PoolCallbacks& callbacks) override;
@@ -139,6 +142,8 @@ class Http2Pool : public Pool {
   void maybeRetire(Http2PoolConnection& c);
   void erase(Http2PoolConnection& c);
   void checkDrained();
+  // The circuit breakers of this pool's routing priority.
+  upstream::ResourceManager& resources() const { return cluster_->resourcesFor(high_priority_); }
 
   event::Dispatcher& dispatcher_;
   upstream::ClusterConstSharedPtr cluster_;
@@ -150,6 +155,7 @@ class Http2Pool : public Pool {
   // estimate for connections still connecting (nghttp2's 100 before any).
   uint32_t peer_stream_limit_;
   bool draining_ = false;
+  const bool high_priority_;  // in what would be padding
   std::function<void()> on_drained_;
   std::function<bool(std::string_view)> alpn_check_;
 };

@@ -1,7 +1,7 @@
 // Opening a pooled upstream connection, the same for the HTTP/1 and HTTP/2
 // pools: the cluster's buffer limit and byte counters, the connection counted
-// in the cluster's stats and max_connections breaker, and reads forwarded to
-// the pool's own connection object.
+// in the cluster's stats and in the max_connections breaker of the pool's
+// routing priority, and reads forwarded to the pool's own connection object.
 #pragma once
 
 #include <memory>
@@ -12,9 +12,11 @@
 
 namespace courier::http::pool {
 
-// The pool undoes the counts when the connection goes.
+// The pool undoes the counts when the connection goes. resources: the
+// cluster's thresholds for the pool's priority.
 inline std::unique_ptr<network::Connection> connectUpstream(event::Dispatcher& dispatcher,
                                                             const upstream::Cluster& cluster,
+                                                            upstream::ResourceManager& resources,
                                                             const network::Address& address) {
   auto conn = network::Connection::connect(dispatcher, address,
                                            cluster.transport_socket_factory != nullptr
@@ -24,7 +26,7 @@ inline std::unique_ptr<network::Connection> connectUpstream(event::Dispatcher& d
   conn->setConnectionStats({&cluster.stats->upstream_cx_rx_bytes_total, &cluster.stats->upstream_cx_tx_bytes_total});
   cluster.stats->upstream_cx_total.inc();
   cluster.stats->upstream_cx_active.inc();
-  cluster.resources->connections.inc();
+  resources.connections.inc();
   return conn;
 }
 

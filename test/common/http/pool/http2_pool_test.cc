@@ -126,7 +126,9 @@ struct Request : PoolCallbacks, ResponseDecoder {
 
 class Http2PoolTest : public ::testing::Test {
  protected:
-  void start(uint32_t server_limit, uint64_t max_connections = 1024) {
+  // high_priority: the pool serves HIGH routes; the HIGH thresholds get
+  // max_connections and DEFAULT's stay at Envoy's defaults.
+  void start(uint32_t server_limit, uint64_t max_connections = 1024, bool high_priority = false) {
     server_.settings.max_concurrent_streams = server_limit;
     upstream_ = std::make_unique<test::TcpServer>(server_.handler());
     auto cluster = std::make_shared<upstream::Cluster>();
@@ -134,10 +136,11 @@ class Http2PoolTest : public ::testing::Test {
     cluster->connect_timeout = 2000ms;
     cluster->http2_settings = http2::Http2Settings{};
     cluster->stats = &upstream::ClusterStats::of(store_, "h2");
-    cluster->resources = std::make_shared<upstream::ResourceManager>(max_connections);
+    (high_priority ? cluster->high_resources : cluster->resources) =
+        std::make_shared<upstream::ResourceManager>(max_connections);
     cluster_ = cluster;
     host_.address = *network::Address::fromIpPort("127.0.0.1", upstream_->port());
-    pool_ = std::make_unique<Http2Pool>(dispatcher_, cluster_, host_);
+    pool_ = std::make_unique<Http2Pool>(dispatcher_, cluster_, host_, high_priority);
   }
 
   void TearDown() override {
@@ -229,6 +232,22 @@ TEST_F(Http2PoolTest, RequestsWaitOnlyWhenTheConnectionBreakerIsFull) {
   ASSERT_TRUE(runUntil([&] { return allDone(requests); }));
   EXPECT_EQ(counter("upstream_cx_total"), 2u);
   EXPECT_EQ(cluster_->resources->pending_requests.count(), 0u);
+}
+
+TEST_F(Http2PoolTest, AHighPoolCountsConnectionsAndWaitersAgainstTheHighThresholds) {
+  start(/*server_limit=*/1, /*max_connections=*/2, /*high_priority=*/true);
+  auto requests = send(3);
+  ASSERT_TRUE(runUntil([&] { return server_.held == 2; }));
+  EXPECT_EQ(cluster_->high_resources->connections.count(), 2u);
+  EXPECT_EQ(cluster_->high_resources->pending_requests.count(), 1u);
+  EXPECT_EQ(cluster_->resources->connections.count(), 0u);
+  EXPECT_EQ(cluster_->resources->pending_requests.count(), 0u);
+  EXPECT_GE(counter("upstream_cx_overflow"), 1u);
+  server_.release = true;
+  ASSERT_TRUE(runUntil([&] { return allDone(requests); }));
+  EXPECT_EQ(cluster_->high_resources->pending_requests.count(), 0u);
+  pool_.reset();
+  EXPECT_EQ(cluster_->high_resources->connections.count(), 0u);
 }
 
 TEST_F(Http2PoolTest, AServerAdvertisingNoStreamsGetsNoMoreConnections) {

@@ -221,7 +221,8 @@ void RouterFilter::startUpstreamAttempt() {
   attempt_active_ = true;
   upstream_start_ = std::chrono::steady_clock::now();
   upstream_request_complete_ = false;
-  pool_ = &callbacks_->worker().http_pools.pool(cluster_, *host, callbacks_->streamInfo().protocol == "HTTP/2");
+  pool_ = &callbacks_->worker().http_pools.pool(cluster_, *host, callbacks_->streamInfo().protocol == "HTTP/2",
+                                                route_->high_priority);
   if (route_->retry_policy.has_value() && route_->retry_policy->per_try_timeout.has_value()) {
     per_try_timer_ = callbacks_->dispatcher().createTimer([this] { onPerTryTimeout(); });
     per_try_timer_->enable(*route_->retry_policy->per_try_timeout);
