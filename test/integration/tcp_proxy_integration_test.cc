@@ -298,3 +298,55 @@ TEST(TcpProxyHashTest, SourceIpHashPinsAClientToOneMaglevHost) {
 
 }  // namespace
 }  // namespace courier::test
+
+namespace courier::test {
+namespace {
+
+TEST(TcpProxyCircuitBreakerTest, ConnectionsOverDefaultMaxConnectionsAreClosedWithUO) {
+  TcpServer upstream(TcpServer::echo());
+  const std::string log_path = tempDir() + "/tcp.log";
+  const std::string extra = R"(          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: )" + log_path + R"(
+              log_format:
+                text_format_source:
+                  inline_string: "%BYTES_RECEIVED% %RESPONSE_FLAGS%\n"
+)";
+  // tcp_proxy has no routing priority: DEFAULT's limit applies, not HIGH's.
+  const std::string breakers =
+      "    circuit_breakers:\n      thresholds:\n      - {max_connections: 1}\n"
+      "      - {priority: HIGH, max_connections: 100}\n";
+  CourierProcess courier;
+  ASSERT_TRUE(courier.start(tcpProxyConfig({upstream.port()}, extra) + breakers,
+                            {"--concurrency", "1", "--file-flush-interval-msec", "20"}))
+      << courier.log();
+  const uint16_t port = courier.listenerPort("tcp");
+  auto text = [&] {
+    std::ifstream in(log_path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  {
+    TcpClient first(port);
+    ASSERT_TRUE(first.write("first"));
+    ASSERT_EQ(first.readExactly(5), "first");
+    // The only connection the breaker allows is in use: the next client is
+    // closed without an upstream connect.
+    TcpClient second(port);
+    EXPECT_TRUE(second.waitForClose());
+    EXPECT_TRUE(courier.waitForStat("cluster.backend.upstream_cx_overflow", 1));
+    EXPECT_EQ(upstream.acceptedCount(), 1);
+    EXPECT_EQ(courier.stat("cluster.backend.upstream_cx_total"), 1u);
+    EXPECT_TRUE(waitFor([&] { return text() == "0 UO\n"; })) << text();
+  }
+  // The first connection's place is given back when it closes.
+  ASSERT_TRUE(courier.waitForStat("cluster.backend.upstream_cx_active", 0));
+  TcpClient third(port);
+  ASSERT_TRUE(third.write("third"));
+  EXPECT_EQ(third.readExactly(5), "third");
+  EXPECT_EQ(courier.stat("cluster.backend.upstream_cx_overflow"), 1u);
+}
+
+}  // namespace
+}  // namespace courier::test

@@ -89,6 +89,15 @@ void TcpProxy::connectUpstream() {
     return;
   }
   cluster_ = cluster->shared();
+  // tcp_proxy has no routing priority: its connections count against the
+  // DEFAULT thresholds, as Envoy's. Checked before a host is picked, so a
+  // full breaker costs no connect.
+  if (!cluster_->resources->connections.canCreate()) {
+    info_.setResponseFlag(stream_info::kUpstreamOverflow);
+    cluster_->stats->upstream_cx_overflow.inc();
+    downstream.close(network::CloseType::NoFlush);
+    return;
+  }
   std::optional<uint64_t> hash;
   if (config_->hash_source_ip && info_.downstream_remote_address.valid()) {
     hash = upstream::xxHash64(info_.downstream_remote_address.ip());
@@ -117,6 +126,7 @@ void TcpProxy::connectUpstream() {
                                  &cluster_->stats->upstream_cx_tx_bytes_total});
   cluster_->stats->upstream_cx_total.inc();
   cluster_->stats->upstream_cx_active.inc();
+  cluster_->resources->connections.inc();
   connect_timer_ = worker_.dispatcher.createTimer([this] { onConnectTimeout(); });
   connect_timer_->enable(cluster_->connect_timeout);
 }
@@ -205,6 +215,7 @@ void TcpProxy::onConnectFailure() {
 
 void TcpProxy::releaseUpstream(bool local_close) {
   if (upstream_ == nullptr) return;
+  cluster_->resources->connections.dec();
   cluster_->stats->upstream_cx_active.dec();
   cluster_->stats->upstream_cx_destroy.inc();
   (local_close ? cluster_->stats->upstream_cx_destroy_local : cluster_->stats->upstream_cx_destroy_remote).inc();
