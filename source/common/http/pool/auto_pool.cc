@@ -24,7 +24,7 @@ AutoPool::AutoPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPt
       address_(host.address),
       http1_(dispatcher, cluster, host, high_priority),
       http2_(dispatcher, cluster, host, high_priority),
-      waiting_(*cluster_, cluster_->resourcesFor(high_priority).pending_requests),
+      waiting_(cluster_->resourcesFor(high_priority).pending_requests),
       high_priority_(high_priority) {
   // Plaintext has no ALPN: HTTP/1.1, as Envoy.
   if (cluster_->transport_socket_factory == nullptr) protocol_ = Protocol::Http1;
@@ -62,7 +62,7 @@ void AutoPool::newStream(PoolCallbacks& callbacks) {
     case Protocol::Unknown:
       break;
   }
-  if (!waiting_.push(callbacks)) return;
+  if (!waiting_.push(callbacks, cluster_->stats->upstream_rq_pending_overflow)) return;
   if (probe_ == nullptr) startProbe();
 }
 

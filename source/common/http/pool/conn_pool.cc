@@ -44,7 +44,7 @@ ConnPool::ConnPool(event::Dispatcher& dispatcher, upstream::ClusterConstSharedPt
     : dispatcher_(dispatcher),
       cluster_(std::move(cluster)),
       address_(host.address),
-      waiting_(*cluster_, cluster_->resourcesFor(high_priority).pending_requests),
+      waiting_(cluster_->resourcesFor(high_priority).pending_requests),
       high_priority_(high_priority) {}
 
 ConnPool::~ConnPool() {
@@ -65,7 +65,7 @@ void ConnPool::newStream(PoolCallbacks& callbacks) {
       return;
     }
   }
-  if (!waiting_.push(callbacks)) return;
+  if (!waiting_.push(callbacks, cluster_->stats->upstream_rq_pending_overflow)) return;
   connectForWaiters();
 }
 

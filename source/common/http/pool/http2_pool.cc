@@ -125,7 +125,7 @@ Http2Pool::Http2Pool(event::Dispatcher& dispatcher, upstream::ClusterConstShared
     : dispatcher_(dispatcher),
       cluster_(std::move(cluster)),
       address_(host.address),
-      waiting_(*cluster_, cluster_->resourcesFor(high_priority).pending_requests),
+      waiting_(cluster_->resourcesFor(high_priority).pending_requests),
       peer_stream_limit_(kAssumedConcurrency),
       high_priority_(high_priority) {}
 
@@ -146,7 +146,7 @@ void Http2Pool::newStream(PoolCallbacks& callbacks) {
       return;
     }
   }
-  if (!waiting_.push(callbacks)) return;
+  if (!waiting_.push(callbacks, cluster_->stats->upstream_rq_pending_overflow)) return;
   serveWaiters();
 }
 

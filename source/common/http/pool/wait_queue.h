@@ -9,26 +9,27 @@
 #include <list>
 
 #include "source/common/http/pool/pool.h"
-#include "source/common/upstream/cluster.h"
+#include "source/common/stats/stats.h"
 #include "source/common/upstream/resource_manager.h"
 
 namespace courier::http::pool {
 
 class WaitQueue {
  public:
-  // pending: the breaker of the pool's routing priority, one of cluster's.
-  // Both outlive the queue (the pool holds the cluster).
-  WaitQueue(const upstream::Cluster& cluster, upstream::ResourceLimit& pending) : cluster_(cluster), pending_(pending) {}
+  // pending: the max_pending_requests breaker of the pool's routing
+  // priority; it outlives the queue (the pool holds the cluster). One
+  // reference only: a pool per host per worker is kept small.
+  explicit WaitQueue(upstream::ResourceLimit& pending) : pending_(pending) {}
   ~WaitQueue() { clear(); }
   WaitQueue(const WaitQueue&) = delete;
   WaitQueue& operator=(const WaitQueue&) = delete;
 
   // Queues callbacks behind the others. When the breaker is full nothing is
-  // queued: the overflow is counted, callbacks fail with Overflow, and the
-  // answer is false.
-  bool push(PoolCallbacks& callbacks) {
+  // queued: `overflow` (the cluster's upstream_rq_pending_overflow) counts
+  // it, callbacks fail with Overflow, and the answer is false.
+  bool push(PoolCallbacks& callbacks, stats::Counter& overflow) {
     if (!pending_.canCreate()) {
-      cluster_.stats->upstream_rq_pending_overflow.inc();
+      overflow.inc();
       callbacks.onPoolFailure(PoolCallbacks::Failure::Overflow);
       return false;
     }
@@ -73,7 +74,6 @@ class WaitQueue {
 
  private:
   std::list<PoolCallbacks*> waiters_;
-  const upstream::Cluster& cluster_;
   upstream::ResourceLimit& pending_;
 };
 

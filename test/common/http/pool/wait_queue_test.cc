@@ -26,7 +26,8 @@ class WaitQueueTest : public ::testing::Test {
     cluster_.resources = std::make_shared<upstream::ResourceManager>(1024, /*max_pending_requests=*/2);
   }
   upstream::ResourceLimit& pending() { return cluster_.resources->pending_requests; }
-  uint64_t overflows() { return store_.counter("cluster.c.upstream_rq_pending_overflow").value(); }
+  stats::Counter& overflow() { return cluster_.stats->upstream_rq_pending_overflow; }
+  uint64_t overflows() { return overflow().value(); }
 
   stats::Store store_;
   upstream::Cluster cluster_;
@@ -34,9 +35,9 @@ class WaitQueueTest : public ::testing::Test {
 };
 
 TEST_F(WaitQueueTest, PushTakesAPlaceAndPopGivesItBackInArrivalOrder) {
-  WaitQueue q(cluster_, pending());
-  ASSERT_TRUE(q.push(a_));
-  ASSERT_TRUE(q.push(b_));
+  WaitQueue q(pending());
+  ASSERT_TRUE(q.push(a_, overflow()));
+  ASSERT_TRUE(q.push(b_, overflow()));
   EXPECT_EQ(pending().count(), 2u);
   EXPECT_EQ(q.pop(), &a_);
   EXPECT_EQ(pending().count(), 1u);
@@ -47,10 +48,10 @@ TEST_F(WaitQueueTest, PushTakesAPlaceAndPopGivesItBackInArrivalOrder) {
 }
 
 TEST_F(WaitQueueTest, AFullBreakerFailsThePushWithOverflowAndCountsIt) {
-  WaitQueue q(cluster_, pending());
-  ASSERT_TRUE(q.push(a_));
-  ASSERT_TRUE(q.push(b_));
-  EXPECT_FALSE(q.push(c_));
+  WaitQueue q(pending());
+  ASSERT_TRUE(q.push(a_, overflow()));
+  ASSERT_TRUE(q.push(b_, overflow()));
+  EXPECT_FALSE(q.push(c_, overflow()));
   ASSERT_TRUE(c_.failure.has_value());
   EXPECT_EQ(*c_.failure, PoolCallbacks::Failure::Overflow);
   EXPECT_FALSE(a_.failure.has_value());
@@ -60,9 +61,9 @@ TEST_F(WaitQueueTest, AFullBreakerFailsThePushWithOverflowAndCountsIt) {
 }
 
 TEST_F(WaitQueueTest, RemoveGivesBackOnlyAQueuedWaitersPlace) {
-  WaitQueue q(cluster_, pending());
-  ASSERT_TRUE(q.push(a_));
-  ASSERT_TRUE(q.push(b_));
+  WaitQueue q(pending());
+  ASSERT_TRUE(q.push(a_, overflow()));
+  ASSERT_TRUE(q.push(b_, overflow()));
   EXPECT_TRUE(q.remove(a_));
   EXPECT_EQ(pending().count(), 1u);
   EXPECT_FALSE(q.remove(a_));
@@ -72,9 +73,9 @@ TEST_F(WaitQueueTest, RemoveGivesBackOnlyAQueuedWaitersPlace) {
 }
 
 TEST_F(WaitQueueTest, PopBackTakesTheNewest) {
-  WaitQueue q(cluster_, pending());
-  ASSERT_TRUE(q.push(a_));
-  ASSERT_TRUE(q.push(b_));
+  WaitQueue q(pending());
+  ASSERT_TRUE(q.push(a_, overflow()));
+  ASSERT_TRUE(q.push(b_, overflow()));
   EXPECT_EQ(q.popBack(), &b_);
   EXPECT_EQ(pending().count(), 1u);
   EXPECT_EQ(q.popBack(), &a_);
@@ -84,24 +85,24 @@ TEST_F(WaitQueueTest, PopBackTakesTheNewest) {
 
 TEST_F(WaitQueueTest, ClearAndDestructionGiveBackEveryPlaceWithoutTellingTheWaiters) {
   {
-    WaitQueue q(cluster_, pending());
-    ASSERT_TRUE(q.push(a_));
-    ASSERT_TRUE(q.push(b_));
+    WaitQueue q(pending());
+    ASSERT_TRUE(q.push(a_, overflow()));
+    ASSERT_TRUE(q.push(b_, overflow()));
     q.clear();
     EXPECT_TRUE(q.empty());
     EXPECT_EQ(pending().count(), 0u);
-    ASSERT_TRUE(q.push(c_));
+    ASSERT_TRUE(q.push(c_, overflow()));
   }
   EXPECT_EQ(pending().count(), 0u);
   EXPECT_FALSE(a_.failure || b_.failure || c_.failure);
 }
 
 TEST_F(WaitQueueTest, QueuesOfDifferentBreakersCountApart) {
-  WaitQueue dflt(cluster_, pending());
-  WaitQueue high(cluster_, cluster_.high_resources->pending_requests);
-  ASSERT_TRUE(dflt.push(a_));
-  ASSERT_TRUE(dflt.push(b_));
-  ASSERT_TRUE(high.push(c_));
+  WaitQueue dflt(pending());
+  WaitQueue high(cluster_.high_resources->pending_requests);
+  ASSERT_TRUE(dflt.push(a_, overflow()));
+  ASSERT_TRUE(dflt.push(b_, overflow()));
+  ASSERT_TRUE(high.push(c_, overflow()));
   EXPECT_EQ(pending().count(), 2u);
   EXPECT_EQ(cluster_.high_resources->pending_requests.count(), 1u);
 }
