@@ -49,7 +49,7 @@ class ConnPoolPriorityTest : public ::testing::Test {
     auto cluster = std::make_shared<upstream::Cluster>();
     cluster->name = "c";
     cluster->connect_timeout = 2000ms;
-    cluster->stats = std::make_shared<upstream::ClusterStats>(store_, "c");
+    cluster->stats = &upstream::ClusterStats::of(store_, "c");
     // DEFAULT: one connection, one waiter; HIGH: two of each.
     cluster->resources = std::make_shared<upstream::ResourceManager>(1, 1);
     cluster->high_resources = std::make_shared<upstream::ResourceManager>(2, 2);

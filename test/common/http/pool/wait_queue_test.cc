@@ -22,7 +22,7 @@ struct Waiter : PoolCallbacks {
 class WaitQueueTest : public ::testing::Test {
  protected:
   WaitQueueTest() {
-    cluster_.stats = std::make_shared<upstream::ClusterStats>(store_, "c");
+    cluster_.stats = &upstream::ClusterStats::of(store_, "c");
     cluster_.resources = std::make_shared<upstream::ResourceManager>(1024, /*max_pending_requests=*/2);
   }
   upstream::ResourceLimit& pending() { return cluster_.resources->pending_requests; }
