@@ -141,6 +141,84 @@ TEST(ScopeTest, BuildsEnvoyStyleNames) {
             "cluster.backend.circuit_breakers.default.cx_open");
 }
 
+#define TEST_BLOCK_STATS(COUNTER, GAUGE, HISTOGRAM) \
+  COUNTER(requests)                                 \
+  GAUGE(active)                                     \
+  HISTOGRAM(latency)
+
+// A block as a component declares one.
+struct TestBlock {
+  explicit TestBlock(std::string_view prefix) : prefix_(prefix) {}
+  const std::string& prefix() const { return prefix_; }
+  template <class F>
+  void forEachStat(F&& f) {
+    TEST_BLOCK_STATS(COURIER_STAT_VISIT, COURIER_STAT_VISIT, COURIER_STAT_VISIT)
+  }
+
+ private:
+  const std::string prefix_;
+
+ public:
+  TEST_BLOCK_STATS(COURIER_STAT_MEMBER_COUNTER, COURIER_STAT_MEMBER_GAUGE, COURIER_STAT_MEMBER_HISTOGRAM)
+};
+
+struct OtherBlock {
+  explicit OtherBlock(std::string_view prefix) : prefix_(prefix) {}
+  const std::string& prefix() const { return prefix_; }
+  template <class F>
+  void forEachStat(F&& f) {
+    f(requests);
+  }
+
+ private:
+  const std::string prefix_;
+
+ public:
+  Counter requests{&prefix_, "other_requests"};
+};
+
+TEST(StoreBlockTest, OneBlockPerPrefixWhoseMembersAreListedStats) {
+  Store store;
+  TestBlock& a = store.block<TestBlock>("svc.a.");
+  EXPECT_EQ(&store.block<TestBlock>("svc.a."), &a);
+  TestBlock& b = store.block<TestBlock>("svc.b.");
+  EXPECT_NE(&a, &b);
+  a.requests.add(3);
+  a.active.set(2);
+  a.latency.recordValue(7);
+  // Found by name, as any stat.
+  EXPECT_EQ(&store.counter("svc.a.requests"), &a.requests);
+  EXPECT_EQ(&store.gauge("svc.a.active"), &a.active);
+  EXPECT_EQ(&store.histogram("svc.a.latency"), &a.latency);
+  EXPECT_EQ(store.counter("svc.a.requests").value(), 3u);
+  EXPECT_EQ(store.counter("svc.b.requests").value(), 0u);
+  std::vector<std::string> names;
+  for (Counter* c : store.counters()) names.push_back(c->name());
+  EXPECT_EQ(names, (std::vector<std::string>{"svc.a.requests", "svc.b.requests"}));
+  ASSERT_EQ(store.histograms().size(), 2u);
+  EXPECT_EQ(store.histograms()[0]->name(), "svc.a.latency");
+}
+
+TEST(StoreBlockTest, BlockTypesUnderOnePrefixAreSeparate) {
+  Store store;
+  TestBlock& a = store.block<TestBlock>("svc.a.");
+  OtherBlock& o = store.block<OtherBlock>("svc.a.");
+  EXPECT_NE(static_cast<void*>(&a), static_cast<void*>(&o));
+  EXPECT_EQ(o.requests.name(), "svc.a.other_requests");
+  EXPECT_EQ(&store.counter("svc.a.other_requests"), &o.requests);
+}
+
+TEST(StoreBlockTest, AStatMadeFirstKeepsItsName) {
+  Store store;
+  Counter& first = store.counter("svc.a.requests");
+  first.inc();
+  TestBlock& a = store.block<TestBlock>("svc.a.");
+  // The block's member is not listed twice; the one made first is shown.
+  EXPECT_EQ(&store.counter("svc.a.requests"), &first);
+  EXPECT_EQ(store.counters().size(), 1u);
+  EXPECT_EQ(&store.gauge("svc.a.active"), &a.active);
+}
+
 TEST(ScopeTest, TrailingDotIsNotDoubled) {
   Store store;
   EXPECT_EQ(Scope(store, "http.ingress.").statName("downstream_rq_total"), "http.ingress.downstream_rq_total");
