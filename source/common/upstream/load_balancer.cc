@@ -20,27 +20,25 @@ bool hasUnequalWeights(const Cluster& cluster) {
   return false;
 }
 
-RoundRobinLoadBalancer::RoundRobinLoadBalancer(const Cluster& cluster) : cluster_(cluster) {
-  for (const auto& h : cluster.hosts) total_weight_ += h->weight;
-  weighted_ = hasUnequalWeights(cluster);
-  if (weighted_) current_.assign(cluster.hosts.size(), 0);
+RoundRobinLoadBalancer::RoundRobinLoadBalancer(const Cluster& cluster)
+    : RoundRobinLoadBalancer(cluster, static_cast<uint32_t>(threadRandom()())) {}
+
+RoundRobinLoadBalancer::RoundRobinLoadBalancer(const Cluster& cluster, uint32_t offset) : cluster_(cluster) {
+  if (!hasUnequalWeights(cluster)) return;
+  const auto& hosts = cluster.hosts;
+  schedule_ = std::make_unique<WeightedRoundRobinSchedule>(
+      static_cast<uint32_t>(hosts.size()), [&hosts](uint32_t i) { return hosts[i]->weight; }, offset);
 }
+
+RoundRobinLoadBalancer::~RoundRobinLoadBalancer() = default;
 
 const Host* RoundRobinLoadBalancer::chooseHost(const LoadBalancerContext*) {
   const auto& hosts = cluster_.hosts;
+  if (schedule_ != nullptr) return hosts[schedule_->pick()].get();
   if (hosts.empty()) return nullptr;
-  if (!weighted_) {
-    const Host* h = hosts[next_].get();
-    next_ = (next_ + 1) % hosts.size();
-    return h;
-  }
-  size_t best = 0;
-  for (size_t i = 0; i < hosts.size(); ++i) {
-    current_[i] += hosts[i]->weight;
-    if (current_[i] > current_[best]) best = i;
-  }
-  current_[best] -= total_weight_;
-  return hosts[best].get();
+  const Host* h = hosts[next_].get();
+  if (++next_ >= hosts.size()) next_ = 0;
+  return h;
 }
 
 namespace {

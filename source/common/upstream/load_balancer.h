@@ -12,6 +12,7 @@
 
 #include "source/common/network/address.h"
 #include "source/common/upstream/cluster.h"
+#include "source/common/upstream/edf_scheduler.h"
 
 namespace courier::upstream {
 
@@ -92,20 +93,25 @@ class FastRandom {
   uint64_t state_;
 };
 
-// Plain rotation when weights are equal; smooth weighted round robin
-// (each pick raises every host by its weight and lowers the winner by the
-// total) when they differ, which spreads a heavy host's turns out.
+// Plain rotation when weights are equal; when they differ, an earliest-
+// deadline-first schedule (edf_scheduler.h) with exact proportions over each
+// cycle of sum(weights) picks and a heavy host's turns spread out, O(log n)
+// per pick. The schedule starts at a random point of its cycle per balancer,
+// so workers do not all send their first requests to the same host.
 class RoundRobinLoadBalancer : public LoadBalancer {
  public:
   explicit RoundRobinLoadBalancer(const Cluster& cluster);
+  // `offset` places a weighted schedule's start (WeightedRoundRobinSchedule).
+  RoundRobinLoadBalancer(const Cluster& cluster, uint32_t offset);
+  ~RoundRobinLoadBalancer() override;
   const Host* chooseHost(const LoadBalancerContext* context) override;
 
  private:
   const Cluster& cluster_;
-  bool weighted_ = false;
-  int64_t total_weight_ = 0;
-  std::vector<int64_t> current_;
   size_t next_ = 0;
+  // Only with unequal weights, so the equal-weight balancer every plain
+  // cluster has on every worker stays four words.
+  std::unique_ptr<WeightedRoundRobinSchedule> schedule_;
 };
 
 // Wraps a policy's balancer with host health: while every host is healthy a
