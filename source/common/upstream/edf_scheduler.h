@@ -5,20 +5,22 @@
 // O(log n) in the number of entries.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <utility>
 #include <vector>
 
 namespace courier::upstream {
 
-// The queue both weighted balancers share: a 4-ary min-heap on `Earlier`
-// (stateless; a strict total order, so equal deadlines resolve the same way every time).
-// A pick reads top(), moves its deadline later and calls topMovedLater(),
-// which restores the order with one pass down the heap (hole to the bottom
-// along the earliest children, then up to where the entry belongs: a moved
-// entry usually belongs near the bottom). Four children per node halve the
-// depth of a binary heap and, with 16-byte entries, share one cache line.
+// The queue both weighted balancers share: a 4-ary min-heap on `Earlier` (a
+// stateless strict total order, so equal deadlines resolve the same way every
+// time). A pick reads top(), moves its deadline later and calls
+// topMovedLater(), which restores the order in one pass (the hole goes to the
+// bottom along the earliest children, then the entry rises to its place: a
+// moved entry usually belongs near the bottom). Four children per node halve
+// a binary heap's depth, and so its cache misses on large host sets.
 template <class Entry, class Earlier>
 class EdfQueue {
  public:
@@ -153,6 +155,48 @@ class WeightedRoundRobinSchedule {
   };
 
   EdfQueue<Entry, Earlier> queue_;
+};
+
+// The schedule above as a balancer keeps it: when a whole cycle is short
+// (sum of weights at most 1024 and at most 16 per entry, so the table is at
+// most twice the heap's bytes and takes some tens of microseconds to list),
+// its turns are listed once and a pick is a table read; otherwise the heap.
+// Both give the same turns in the same order; the table starts at position
+// offset * W / 2^32.
+class WeightedRoundRobin {
+ public:
+  static constexpr uint64_t kMaxTableTurns = 1024;
+  static constexpr uint64_t kMaxTableTurnsPerEntry = 16;
+
+  template <class WeightOf>
+  WeightedRoundRobin(uint32_t n, WeightOf weight_of, uint32_t offset) {
+    const uint64_t limit = std::min(kMaxTableTurns, kMaxTableTurnsPerEntry * n);
+    uint64_t total = 0;
+    // Stops at the limit: a large host set is not walked twice.
+    for (uint32_t i = 0; i < n && total <= limit; ++i) total += weight_of(i) == 0 ? 1 : weight_of(i);
+    if (total > limit) {
+      schedule_.emplace(n, weight_of, offset);
+      return;
+    }
+    WeightedRoundRobinSchedule cycle(n, weight_of, 0);
+    table_.reserve(total);
+    for (uint64_t i = 0; i < total; ++i) table_.push_back(static_cast<uint16_t>(cycle.pick()));
+    next_ = static_cast<uint32_t>((uint64_t{offset} * total) >> 32);
+  }
+
+  // The index of the entry whose turn it is; there must be one.
+  uint32_t pick() {
+    if (schedule_.has_value()) return schedule_->pick();
+    const uint32_t index = table_[next_];
+    if (++next_ == table_.size()) next_ = 0;
+    return index;
+  }
+  bool tabled() const { return !schedule_.has_value(); }
+
+ private:
+  std::vector<uint16_t> table_;
+  uint32_t next_ = 0;
+  std::optional<WeightedRoundRobinSchedule> schedule_;
 };
 
 }  // namespace courier::upstream

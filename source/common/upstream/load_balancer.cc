@@ -21,24 +21,34 @@ bool hasUnequalWeights(const Cluster& cluster) {
 }
 
 RoundRobinLoadBalancer::RoundRobinLoadBalancer(const Cluster& cluster)
-    : RoundRobinLoadBalancer(cluster, static_cast<uint32_t>(threadRandom()())) {}
+    : cluster_(cluster), next_(kUndecided), offset_(0) {}
 
-RoundRobinLoadBalancer::RoundRobinLoadBalancer(const Cluster& cluster, uint32_t offset) : cluster_(cluster) {
-  if (!hasUnequalWeights(cluster)) return;
-  const auto& hosts = cluster.hosts;
-  schedule_ = std::make_unique<WeightedRoundRobinSchedule>(
-      static_cast<uint32_t>(hosts.size()), [&hosts](uint32_t i) { return hosts[i]->weight; }, offset);
-}
+RoundRobinLoadBalancer::RoundRobinLoadBalancer(const Cluster& cluster, uint32_t offset)
+    : cluster_(cluster), next_(kUndecidedWithOffset), offset_(offset) {}
 
 RoundRobinLoadBalancer::~RoundRobinLoadBalancer() = default;
 
 const Host* RoundRobinLoadBalancer::chooseHost(const LoadBalancerContext*) {
   const auto& hosts = cluster_.hosts;
   if (schedule_ != nullptr) return hosts[schedule_->pick()].get();
-  if (hosts.empty()) return nullptr;
+  if (next_ >= kUndecidedWithOffset) return firstPick();
   const Host* h = hosts[next_].get();
   if (++next_ >= hosts.size()) next_ = 0;
   return h;
+}
+
+const Host* RoundRobinLoadBalancer::firstPick() {
+  const auto& hosts = cluster_.hosts;
+  if (hosts.empty()) return nullptr;
+  if (!hasUnequalWeights(cluster_)) {
+    next_ = hosts.size() > 1 ? 1 : 0;
+    return hosts[0].get();
+  }
+  // A random start per balancer, so workers do not all begin on one host.
+  if (next_ == kUndecided) offset_ = static_cast<uint32_t>(threadRandom()());
+  schedule_ = std::make_unique<WeightedRoundRobin>(
+      static_cast<uint32_t>(hosts.size()), [&hosts](uint32_t i) { return hosts[i]->weight; }, offset_);
+  return hosts[schedule_->pick()].get();
 }
 
 namespace {

@@ -95,23 +95,33 @@ class FastRandom {
 
 // Plain rotation when weights are equal; when they differ, an earliest-
 // deadline-first schedule (edf_scheduler.h) with exact proportions over each
-// cycle of sum(weights) picks and a heavy host's turns spread out, O(log n)
-// per pick. The schedule starts at a random point of its cycle per balancer,
-// so workers do not all send their first requests to the same host.
+// cycle of sum(weights) picks and a heavy host's turns spread out: O(log n)
+// per pick, or a table read when the cycle is short. The schedule starts at a
+// random point of its cycle per balancer, so workers do not all send their
+// first requests to the same host.
 class RoundRobinLoadBalancer : public LoadBalancer {
  public:
   explicit RoundRobinLoadBalancer(const Cluster& cluster);
-  // `offset` places a weighted schedule's start (WeightedRoundRobinSchedule).
+  // `offset` places a weighted schedule's start (WeightedRoundRobin).
   RoundRobinLoadBalancer(const Cluster& cluster, uint32_t offset);
   ~RoundRobinLoadBalancer() override;
   const Host* chooseHost(const LoadBalancerContext* context) override;
 
  private:
+  // next_ before the first pick: the offset is still to draw, or given.
+  static constexpr uint32_t kUndecided = UINT32_MAX;
+  static constexpr uint32_t kUndecidedWithOffset = UINT32_MAX - 1;
+  const Host* firstPick();
+
   const Cluster& cluster_;
-  size_t next_ = 0;
-  // Only with unequal weights, so the equal-weight balancer every plain
-  // cluster has on every worker stays four words.
-  std::unique_ptr<WeightedRoundRobinSchedule> schedule_;
+  // Nothing is looked at until the first pick (a worker may never pick
+  // from most of 10k clusters): then the weights are compared, and unequal
+  // ones get their schedule. The equal-weight balancer every plain cluster
+  // has on every worker stays four words.
+  std::unique_ptr<WeightedRoundRobin> schedule_;
+  // Rotation position.
+  uint32_t next_;
+  uint32_t offset_;
 };
 
 // Wraps a policy's balancer with host health: while every host is healthy a

@@ -33,6 +33,23 @@ std::vector<size_t> pickSequence(LoadBalancer& lb, const Cluster& cluster, size_
   return out;
 }
 
+// Weighted picks two ways: through the balancer (whose short cycles are read
+// from a table) and from the EDF heap directly.
+using Picker = std::vector<size_t> (*)(const std::vector<uint32_t>& weights, uint32_t offset, size_t picks);
+std::vector<size_t> balancerPicks(const std::vector<uint32_t>& weights, uint32_t offset, size_t picks) {
+  auto cluster = makeCluster(weights);
+  RoundRobinLoadBalancer lb(*cluster, offset);
+  return pickSequence(lb, *cluster, picks);
+}
+std::vector<size_t> heapPicks(const std::vector<uint32_t>& weights, uint32_t offset, size_t picks) {
+  WeightedRoundRobinSchedule schedule(
+      static_cast<uint32_t>(weights.size()), [&](uint32_t i) { return weights[i]; }, offset);
+  std::vector<size_t> out;
+  for (size_t i = 0; i < picks; ++i) out.push_back(schedule.pick());
+  return out;
+}
+const std::pair<const char*, Picker> kPickers[] = {{"balancer", &balancerPicks}, {"heap", &heapPicks}};
+
 // Exact, not statistical: every window of W = sum(weights) consecutive picks
 // (so every k * W as well), from any starting offset, holds each host exactly
 // its weight's number of times.
@@ -41,21 +58,21 @@ TEST(RoundRobinLoadBalancerTest, EveryCycleOfPicksHoldsExactlyTheWeights) {
       {1, 2, 3}, {5, 1, 3, 7, 2}, {1, 1, 1, 1, 4}, {2, 4, 8, 16}, {1, 9}, {1000, 999, 1, 2}, {3, 3, 3, 1, 0},
   };
   FastRandom random(11);
-  for (const auto& weights : cases) {
-    auto cluster = makeCluster(weights);
-    size_t total = 0;
-    for (uint32_t w : weights) total += w == 0 ? 1 : w;  // weight 0 counts as 1
-    for (uint32_t offset : {0u, 1u, 0x80000000u, 0xffffffffu, uint32_t(random.next()), uint32_t(random.next())}) {
-      RoundRobinLoadBalancer lb(*cluster, offset);
-      const auto picks = pickSequence(lb, *cluster, 3 * total);
-      std::vector<uint64_t> window(weights.size(), 0);
-      for (size_t i = 0; i < picks.size(); ++i) {
-        ++window[picks[i]];
-        if (i >= total) --window[picks[i - total]];
-        if (i + 1 < total) continue;
-        for (size_t h = 0; h < weights.size(); ++h) {
-          ASSERT_EQ(window[h], weights[h] == 0 ? 1 : weights[h])
-              << "host " << h << " in the " << total << " picks ending at " << i << ", offset " << offset;
+  for (const auto& [how, picker] : kPickers) {
+    for (const auto& weights : cases) {
+      size_t total = 0;
+      for (uint32_t w : weights) total += w == 0 ? 1 : w;  // weight 0 counts as 1
+      for (uint32_t offset : {0u, 1u, 0x80000000u, 0xffffffffu, uint32_t(random.next()), uint32_t(random.next())}) {
+        const auto picks = picker(weights, offset, 3 * total);
+        std::vector<uint64_t> window(weights.size(), 0);
+        for (size_t i = 0; i < picks.size(); ++i) {
+          ++window[picks[i]];
+          if (i >= total) --window[picks[i - total]];
+          if (i + 1 < total) continue;
+          for (size_t h = 0; h < weights.size(); ++h) {
+            ASSERT_EQ(window[h], weights[h] == 0 ? 1 : weights[h])
+                << how << ": host " << h << " in the " << total << " picks ending at " << i << ", offset " << offset;
+          }
         }
       }
     }
@@ -77,20 +94,20 @@ TEST(RoundRobinLoadBalancerTest, ManyCyclesAtScaleStayExact) {
 // than ceil(w / (W - w)) + 1 picks in a row. (Deadlines without the per-host
 // phase would give {1, 1, 1, 1, 4} the run 4, 4, 4 at the start of a cycle.)
 TEST(RoundRobinLoadBalancerTest, HeavyHostsTurnsAreSpreadOut) {
-  for (const auto& weights :
-       std::vector<std::vector<uint32_t>>{{1, 1, 1, 1, 4}, {5, 1, 3, 7, 2}, {1, 2, 3}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 9}}) {
-    auto cluster = makeCluster(weights);
-    uint64_t total = 0;
-    for (uint32_t w : weights) total += w;
-    for (uint32_t offset : {0u, 0x40000000u, 0x9abcdef0u}) {
-      RoundRobinLoadBalancer lb(*cluster, offset);
-      const auto picks = pickSequence(lb, *cluster, 4 * total);
-      size_t run = 0;
-      for (size_t i = 0; i < picks.size(); ++i) {
-        run = i > 0 && picks[i] == picks[i - 1] ? run + 1 : 1;
-        const uint64_t w = weights[picks[i]];
-        const uint64_t bound = (w + (total - w) - 1) / (total - w) + 1;
-        ASSERT_LE(run, bound) << "host " << picks[i] << " at pick " << i << ", offset " << offset;
+  for (const auto& [how, picker] : kPickers) {
+    for (const auto& weights : std::vector<std::vector<uint32_t>>{
+             {1, 1, 1, 1, 4}, {5, 1, 3, 7, 2}, {1, 2, 3}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 9}}) {
+      uint64_t total = 0;
+      for (uint32_t w : weights) total += w;
+      for (uint32_t offset : {0u, 0x40000000u, 0x9abcdef0u}) {
+        const auto picks = picker(weights, offset, 4 * total);
+        size_t run = 0;
+        for (size_t i = 0; i < picks.size(); ++i) {
+          run = i > 0 && picks[i] == picks[i - 1] ? run + 1 : 1;
+          const uint64_t w = weights[picks[i]];
+          const uint64_t bound = (w + (total - w) - 1) / (total - w) + 1;
+          ASSERT_LE(run, bound) << how << ": host " << picks[i] << " at pick " << i << ", offset " << offset;
+        }
       }
     }
   }
@@ -109,18 +126,20 @@ TEST(RoundRobinLoadBalancerTest, OffsetsEnterTheSameCycleAtDifferentPoints) {
   const std::vector<uint32_t> weights{1, 2, 3, 4, 5, 6, 7, 8};
   const size_t total = 36;
   auto cluster = makeCluster(weights);
-  RoundRobinLoadBalancer canonical_lb(*cluster, 0);
-  const auto canonical = pickSequence(canonical_lb, *cluster, 2 * total);
-  std::set<size_t> starts;
-  for (uint32_t i = 0; i < 360; ++i) {
-    RoundRobinLoadBalancer lb(*cluster, uint32_t(i * (uint64_t{1} << 32) / 360));
-    const auto picks = pickSequence(lb, *cluster, total);
-    size_t at = 0;
-    while (at < total && !std::equal(picks.begin(), picks.end(), canonical.begin() + at)) ++at;
-    ASSERT_LT(at, total) << "offset step " << i << " is not a rotation of the cycle";
-    starts.insert(at);
+  // The table and the heap list the same cycle.
+  const auto canonical = heapPicks(weights, 0, 2 * total);
+  EXPECT_EQ(balancerPicks(weights, 0, 2 * total), canonical);
+  for (const auto& [how, picker] : kPickers) {
+    std::set<size_t> starts;
+    for (uint32_t i = 0; i < 360; ++i) {
+      const auto picks = picker(weights, uint32_t(i * (uint64_t{1} << 32) / 360), total);
+      size_t at = 0;
+      while (at < total && !std::equal(picks.begin(), picks.end(), canonical.begin() + at)) ++at;
+      ASSERT_LT(at, total) << how << ": offset step " << i << " is not a rotation of the cycle";
+      starts.insert(at);
+    }
+    EXPECT_EQ(starts.size(), total) << how;
   }
-  EXPECT_EQ(starts.size(), total);
   // The default constructor draws its offset.
   std::set<size_t> first;
   for (int i = 0; i < 32; ++i) {
@@ -128,6 +147,18 @@ TEST(RoundRobinLoadBalancerTest, OffsetsEnterTheSameCycleAtDifferentPoints) {
     first.insert(indexOf(*cluster, lb.chooseHost(nullptr)));
   }
   EXPECT_GE(first.size(), 3u);
+}
+
+TEST(RoundRobinLoadBalancerTest, ShortCyclesAreTabledLongOnesUseTheHeap) {
+  const auto tabled = [](std::vector<uint32_t> weights) {
+    return WeightedRoundRobin(
+               static_cast<uint32_t>(weights.size()), [&](uint32_t i) { return weights[i]; }, 0)
+        .tabled();
+  };
+  EXPECT_TRUE(tabled({1, 2, 3}));
+  EXPECT_TRUE(tabled({100, 1, 1, 1, 1, 1, 1, 1, 1, 1}));   // 109 turns; 16 per host allows 160
+  EXPECT_FALSE(tabled({200, 1, 1, 1, 1, 1, 1, 1, 1, 1}));  // 209 turns over 10 hosts: the heap
+  EXPECT_FALSE(tabled(std::vector<uint32_t>(1000, 5)));    // 5000 turns: over 4096
 }
 
 // Every plain cluster has one on every worker: the equal-weight balancer is
