@@ -9,11 +9,12 @@ LeastRequestLoadBalancer::LeastRequestLoadBalancer(const Cluster& cluster, const
                                                    uint64_t seed)
     : cluster_(cluster), config_(config), random_(seed == 0 ? FastRandom() : FastRandom(seed)) {
   if (!hasUnequalWeights(cluster)) return;
-  queue_.reserve(cluster.hosts.size());
+  std::vector<Entry> entries;
+  entries.reserve(cluster.hosts.size());
   for (uint32_t i = 0; i < cluster.hosts.size(); ++i) {
-    queue_.push_back({1.0 / effectiveWeight(*cluster.hosts[i]), order_++, i});
+    entries.push_back({1.0 / effectiveWeight(*cluster.hosts[i]), order_++, i});
   }
-  std::make_heap(queue_.begin(), queue_.end(), later);
+  queue_.assign(std::move(entries));
 }
 
 double LeastRequestLoadBalancer::effectiveWeight(const Host& host) const {
@@ -46,15 +47,14 @@ const Host* LeastRequestLoadBalancer::pickUnweighted() {
 }
 
 const Host* LeastRequestLoadBalancer::pickWeighted() {
-  std::pop_heap(queue_.begin(), queue_.end(), later);
-  Entry& e = queue_.back();
+  Entry& e = queue_.top();
   now_ = e.deadline;
   const Host* host = cluster_.hosts[e.host].get();
   // The next turn is re-weighed by the host's load now; the caller's
   // increment for this pick comes after, as in Envoy.
   e.deadline = now_ + 1.0 / effectiveWeight(*host);
   e.order = order_++;
-  std::push_heap(queue_.begin(), queue_.end(), later);
+  queue_.topMovedLater();
   return host;
 }
 

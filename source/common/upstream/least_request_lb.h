@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "source/common/upstream/edf_scheduler.h"
 #include "source/common/upstream/load_balancer.h"
 
 namespace courier::upstream {
@@ -27,9 +28,11 @@ class LeastRequestLoadBalancer : public LoadBalancer {
     uint64_t order;  // ties go to the host queued first, so equal hosts alternate
     uint32_t host;
   };
-  static bool later(const Entry& a, const Entry& b) {
-    return a.deadline > b.deadline || (a.deadline == b.deadline && a.order > b.order);
-  }
+  struct Earlier {
+    bool operator()(const Entry& a, const Entry& b) const {
+      return a.deadline < b.deadline || (a.deadline == b.deadline && a.order < b.order);
+    }
+  };
   double effectiveWeight(const Host& host) const;
   const Host* pickUnweighted();
   const Host* pickWeighted();
@@ -37,8 +40,8 @@ class LeastRequestLoadBalancer : public LoadBalancer {
   const Cluster& cluster_;
   const LeastRequestConfig config_;
   FastRandom random_;
-  // Weighted only: a min-heap on deadline (the EDF schedule).
-  std::vector<Entry> queue_;
+  // Weighted only: the EDF schedule.
+  EdfQueue<Entry, Earlier> queue_;
   double now_ = 0;
   uint64_t order_ = 0;
 };

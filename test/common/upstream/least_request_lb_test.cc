@@ -1,5 +1,7 @@
 #include "source/common/upstream/least_request_lb.h"
 
+#include <unordered_map>
+
 #include "gtest/gtest.h"
 #include "test/common/upstream/lb_test_util.h"
 
@@ -61,6 +63,23 @@ TEST(LeastRequestLoadBalancerTest, ZeroBiasIgnoresActiveRequests) {
   auto counts = countPicks(lb, *cluster, 4000);
   EXPECT_EQ(counts[0], 1000u);
   EXPECT_EQ(counts[1], 3000u);
+}
+
+// The EDF queue at a size where it is several levels deep: with pure weights
+// every host gets its share of many cycles, give or take a turn.
+TEST(LeastRequestLoadBalancerTest, ManyWeightedHostsGetTheirShare) {
+  std::vector<uint32_t> weights;
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < 300; ++i) total += weights.emplace_back(1 + (i * 7) % 5);
+  auto cluster = makeCluster(weights);
+  LeastRequestConfig config;
+  config.active_request_bias = 0.0;
+  LeastRequestLoadBalancer lb(*cluster, config, 42);
+  std::unordered_map<const Host*, uint64_t> counts;
+  for (uint64_t i = 0; i < 10 * total; ++i) ++counts[lb.chooseHost(nullptr)];
+  for (size_t i = 0; i < weights.size(); ++i) {
+    EXPECT_NEAR(double(counts[cluster->hosts[i].get()]), 10.0 * weights[i], 1.0) << i;
+  }
 }
 
 TEST(LeastRequestLoadBalancerTest, EmptyClusterGivesNoHost) {
