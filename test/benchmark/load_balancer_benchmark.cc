@@ -1,6 +1,7 @@
 // Cost of one host pick for each load balancer at 10, 1000 and 100000 hosts,
 // and the memory each costs per host (Host + its pointer + the balancer's own
 // per-host state, ring or table, divided by the host count).
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,13 +18,15 @@
 namespace courier::upstream {
 namespace {
 
-// `place` may set a host's priority and locality.
-std::shared_ptr<Cluster> makeCluster(size_t n, bool weighted, void (*place)(size_t, size_t, Host&) = nullptr) {
+// `weighted`: 0 = all weights 1; 1 = weights 1 to 4 in turn; 2 = skewed, one
+// host in 16 of weight 100 and the rest 1. `place` may set a host's priority
+// and locality.
+std::shared_ptr<Cluster> makeCluster(size_t n, int weighted, void (*place)(size_t, size_t, Host&) = nullptr) {
   auto cluster = std::make_shared<Cluster>();
   for (size_t i = 0; i < n; ++i) {
     auto host = std::make_shared<Host>();
     host->address = *network::Address::fromIpPort(absl::StrCat("10.", (i >> 16) & 255, ".", (i >> 8) & 255, ".", i & 255), 80);
-    host->weight = weighted ? 1 + i % 4 : 1;
+    host->weight = weighted == 1 ? 1 + i % 4 : weighted == 2 ? (i % 16 == 0 ? 100 : 1) : 1;
     if (place != nullptr) place(i, n, *host);
     cluster->hosts.push_back(std::move(host));
   }
@@ -51,11 +54,32 @@ void pickLoop(benchmark::State& state, LoadBalancer& lb) {
 
 void BM_RoundRobin(benchmark::State& state) {
   const size_t n = state.range(0);
-  const bool weighted = state.range(1);
+  const int weighted = state.range(1);
   auto cluster = makeCluster(n, weighted);
   RoundRobinLoadBalancer lb(*cluster);
   pickLoop(state, lb);
-  report(state, n, weighted ? n * sizeof(int64_t) : 0);
+  // A short cycle's table (a 16-bit host index per turn), else the EDF
+  // heap's entry per host: next turn, weight, host index.
+  uint64_t turns = 0;
+  for (const auto& h : cluster->hosts) turns += h->weight;
+  const bool tabled = turns <= std::min<uint64_t>(WeightedRoundRobin::kMaxTableTurns,
+                                                  WeightedRoundRobin::kMaxTableTurnsPerEntry * n);
+  const size_t schedule_bytes = tabled ? turns * sizeof(uint16_t) : n * (sizeof(uint64_t) + 2 * sizeof(uint32_t));
+  report(state, n, weighted ? schedule_bytes : 0);
+  state.counters["lb_object_bytes"] = sizeof(RoundRobinLoadBalancer);
+}
+
+// What a worker pays for its round-robin balancer of a cluster version and
+// the first pick from it (every cluster on every worker at every update
+// builds one; the per-host work waits for the first pick): the weights
+// compared, and when they differ the schedule built.
+void BM_RoundRobinCreate(benchmark::State& state) {
+  const size_t n = state.range(0);
+  auto cluster = makeCluster(n, state.range(1));
+  for (auto _ : state) {
+    RoundRobinLoadBalancer lb(*cluster);
+    benchmark::DoNotOptimize(lb.chooseHost(nullptr));
+  }
 }
 
 void BM_Random(benchmark::State& state) {
@@ -166,7 +190,8 @@ void BM_MaglevBuild(benchmark::State& state) {
 // Args: {hosts, weighted}.
 #define HOST_COUNTS(b) \
   b->ArgNames({"hosts", "weighted"})->Args({10, 0})->Args({1000, 0})->Args({100000, 0})->Args({10, 1})->Args({1000, 1})->Args({100000, 1})
-HOST_COUNTS(BENCHMARK(BM_RoundRobin));
+HOST_COUNTS(BENCHMARK(BM_RoundRobin))->Args({10, 2})->Args({1000, 2})->Args({100000, 2});
+BENCHMARK(BM_RoundRobinCreate)->ArgNames({"hosts", "weighted"})->ArgsProduct({{10, 1000, 100000}, {0, 1}});
 HOST_COUNTS(BENCHMARK(BM_Random));
 HOST_COUNTS(BENCHMARK(BM_LeastRequest));
 HOST_COUNTS(BENCHMARK(BM_RingHash));
