@@ -29,16 +29,17 @@ RoundRobinLoadBalancer::RoundRobinLoadBalancer(const Cluster& cluster, uint32_t 
 RoundRobinLoadBalancer::~RoundRobinLoadBalancer() = default;
 
 const Host* RoundRobinLoadBalancer::chooseHost(const LoadBalancerContext*) {
+  if (next_ >= kScheduled) return notRotating();
   const auto& hosts = cluster_.hosts;
-  if (schedule_ != nullptr) return hosts[schedule_->pick()].get();
-  if (next_ >= kUndecidedWithOffset) return firstPick();
   const Host* h = hosts[next_].get();
   if (++next_ >= hosts.size()) next_ = 0;
   return h;
 }
 
-const Host* RoundRobinLoadBalancer::firstPick() {
+const Host* RoundRobinLoadBalancer::notRotating() {
   const auto& hosts = cluster_.hosts;
+  if (next_ == kScheduled) return hosts[schedule_->pick()].get();
+  // The first pick.
   if (hosts.empty()) return nullptr;
   if (!hasUnequalWeights(cluster_)) {
     next_ = hosts.size() > 1 ? 1 : 0;
@@ -48,6 +49,7 @@ const Host* RoundRobinLoadBalancer::firstPick() {
   if (next_ == kUndecided) offset_ = static_cast<uint32_t>(threadRandom()());
   schedule_ = std::make_unique<WeightedRoundRobin>(
       static_cast<uint32_t>(hosts.size()), [&hosts](uint32_t i) { return hosts[i]->weight; }, offset_);
+  next_ = kScheduled;
   return hosts[schedule_->pick()].get();
 }
 

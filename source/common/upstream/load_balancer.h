@@ -108,10 +108,13 @@ class RoundRobinLoadBalancer : public LoadBalancer {
   const Host* chooseHost(const LoadBalancerContext* context) override;
 
  private:
-  // next_ before the first pick: the offset is still to draw, or given.
+  // next_ when not rotating: before the first pick (the offset still to
+  // draw, or given), or following the schedule. Plain rotation, the common
+  // case, then costs one comparison.
   static constexpr uint32_t kUndecided = UINT32_MAX;
   static constexpr uint32_t kUndecidedWithOffset = UINT32_MAX - 1;
-  const Host* firstPick();
+  static constexpr uint32_t kScheduled = UINT32_MAX - 2;
+  const Host* notRotating();
 
   const Cluster& cluster_;
   // Nothing is looked at until the first pick (a worker may never pick
@@ -119,7 +122,7 @@ class RoundRobinLoadBalancer : public LoadBalancer {
   // ones get their schedule. The equal-weight balancer every plain cluster
   // has on every worker stays four words.
   std::unique_ptr<WeightedRoundRobin> schedule_;
-  // Rotation position.
+  // Rotation position, or one of the states above.
   uint32_t next_;
   uint32_t offset_;
 };
