@@ -5,7 +5,9 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <mutex>
 
+#include "absl/container/flat_hash_map.h"
 #include "source/common/stats/tag_producer.h"
 
 namespace courier::stats {
@@ -61,11 +63,57 @@ const std::array<double, HistogramStatistics::kNumBuckets>& HistogramStatistics:
 
 HistogramStatistics::HistogramStatistics() { quantiles.fill(std::numeric_limits<double>::quiet_NaN()); }
 
+namespace {
+// The suffix table: written under its mutex when a new literal is first
+// seen; read without it, since a stat is shared (by the store's mutex or a
+// snapshot) only after its suffix was entered.
+constexpr uint32_t kMaxSuffixes = 65536;
+std::atomic<const char*> g_suffixes[kMaxSuffixes];
+std::mutex g_suffix_mutex;
+uint32_t g_suffix_count = 1;  // 0 is ""
+
+absl::flat_hash_map<const char*, uint16_t>& suffixIds() {
+  static auto* ids = new absl::flat_hash_map<const char*, uint16_t>();
+  return *ids;
+}
+}  // namespace
+
+// By address: the same literal in two places takes two entries, which is
+// fine for a table of literals. kMaxSuffixes is far above what the code has;
+// should it fill, the stat keeps its whole name instead (0 returned).
+uint16_t Metric::internSuffix(const char* static_suffix) {
+  if (static_suffix[0] == '\0') return 0;
+  std::lock_guard<std::mutex> lock(g_suffix_mutex);
+  auto [it, added] = suffixIds().try_emplace(static_suffix, 0);
+  if (!added) return it->second;
+  if (g_suffix_count == kMaxSuffixes) {
+    suffixIds().erase(it);
+    return 0;
+  }
+  const uint16_t id = static_cast<uint16_t>(g_suffix_count++);
+  g_suffixes[id].store(static_suffix, std::memory_order_release);
+  it->second = id;
+  return id;
+}
+
+const char* Metric::suffix(uint16_t id) {
+  if (id == 0) return "";
+  return g_suffixes[id].load(std::memory_order_acquire);
+}
+
+static_assert(sizeof(Metric) == 16, "a stat's name costs two words");
+
 Metric::Metric(std::string_view name)
-    : prefix_(new std::string(name)), suffix_(""), owns_prefix_(true), name_hash_(hashName(name, {})) {}
+    : prefix_(new std::string(name)), name_hash_(hashName(name, {})), flags_(kOwnsPrefix) {}
 
 Metric::Metric(const std::string* prefix, const char* static_suffix)
-    : prefix_(prefix), suffix_(static_suffix), name_hash_(hashName(*prefix, static_suffix)) {}
+    : prefix_(prefix), name_hash_(hashName(*prefix, static_suffix)), suffix_id_(internSuffix(static_suffix)) {
+  if (suffix_id_ == 0 && static_suffix[0] != '\0') {
+    // The table is full: own the whole name.
+    prefix_ = new std::string(*prefix + static_suffix);
+    flags_ = kOwnsPrefix;
+  }
+}
 
 uint32_t Metric::hashName(std::string_view prefix, std::string_view suffix) {
   // Byte-wise FNV-1a over both parts hashes the name the same whatever its
@@ -87,20 +135,21 @@ uint32_t Metric::hashName(std::string_view prefix, std::string_view suffix) {
 }
 
 Metric::~Metric() {
-  if (owns_prefix_) delete prefix_;
+  if ((flags_ & kOwnsPrefix) != 0) delete prefix_;
 }
 
 std::string Metric::name() const {
+  const char* suffix_chars = suffix(suffix_id_);
   std::string out;
-  out.reserve(prefix_->size() + std::strlen(suffix_));
+  out.reserve(prefix_->size() + std::strlen(suffix_chars));
   out += *prefix_;
-  out += suffix_;
+  out += suffix_chars;
   return out;
 }
 
 bool Metric::nameEquals(std::string_view prefix, std::string_view suffix) const {
   const std::string_view mine_prefix = *prefix_;
-  const std::string_view mine_suffix = suffix_;
+  const std::string_view mine_suffix = Metric::suffix(suffix_id_);
   if (mine_prefix.size() + mine_suffix.size() != prefix.size() + suffix.size()) return false;
   // Compare the concatenations piecewise: the split points may differ.
   auto part = [](std::string_view a, std::string_view b, size_t i) { return i < a.size() ? a[i] : b[i - a.size()]; };

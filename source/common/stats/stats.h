@@ -46,7 +46,7 @@ class Metric {
   std::string name() const;
   // The two parts, for hashing and comparing without building the name.
   std::string_view namePrefix() const { return *prefix_; }
-  std::string_view nameSuffix() const { return suffix_; }
+  std::string_view nameSuffix() const { return suffix(suffix_id_); }
   bool nameEquals(std::string_view prefix, std::string_view suffix) const;
   // A hash of the name's characters, the same whatever the split; computed
   // once at creation, so the store's table grows without reading names.
@@ -63,8 +63,8 @@ class Metric {
   bool used() const { return used_.load(std::memory_order_relaxed); }
 
   // A member of a block of stats (Store::block()), which destroys it.
-  bool inBlock() const { return in_block_; }
-  void setInBlock() { in_block_ = true; }
+  bool inBlock() const { return (flags_ & kInBlock) != 0; }
+  void setInBlock() { flags_ |= kInBlock; }
 
  protected:
   // Check before store: after the first write the cache line stays shared
@@ -74,14 +74,21 @@ class Metric {
   }
 
  private:
+  static constexpr uint8_t kOwnsPrefix = 1;
+  static constexpr uint8_t kInBlock = 2;
+  // Static suffixes are kept as a 16-bit number into a process-wide table
+  // (one entry per literal, a few hundred in all) rather than a pointer: a
+  // stat is then 16 bytes plus its value. 0 is "".
+  static uint16_t internSuffix(const char* static_suffix);
+  static const char* suffix(uint16_t id);
+
   // A raw pointer rather than a shared_ptr: 8 bytes less per stat and no
   // reference count traffic when a scope creates ~35 stats for a cluster.
   const std::string* prefix_;
-  const char* suffix_;
+  uint32_t name_hash_;
+  uint16_t suffix_id_ = 0;
   std::atomic<bool> used_{false};
-  bool owns_prefix_ = false;
-  bool in_block_ = false;
-  uint32_t name_hash_;  // in what would be padding
+  uint8_t flags_ = 0;  // set before the stat is shared
 };
 
 // Monotonic count of events (Envoy Counter). Only /reset_counters goes back.

@@ -77,10 +77,10 @@ TEST(StoreTest, StatsOutliveTheScopeThatNamedThem) {
   }
 }
 
-TEST(StoreTest, StatsStayFourWordsOrLess) {
+TEST(StoreTest, StatsStayThreeWordsOrLess) {
   // ~35 stats per cluster and 10k+ clusters: a word more per stat is ~3 MB.
-  EXPECT_LE(sizeof(Counter), 32u);
-  EXPECT_LE(sizeof(Gauge), 32u);
+  EXPECT_LE(sizeof(Counter), 24u);
+  EXPECT_LE(sizeof(Gauge), 24u);
   // Whatever the split, a name hashes the same.
   EXPECT_EQ(Metric::hashName("cluster.a.", "upstream_rq_total"), Metric::hashName("cluster.a.upstream_rq_total", ""));
   EXPECT_EQ(Counter("cluster.a.upstream_rq_total").nameHash(), Metric::hashName("cluster.", "a.upstream_rq_total"));
