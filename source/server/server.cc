@@ -641,10 +641,13 @@ std::string Server::clustersText(bool json) const {
   std::string out;
   for (const auto& [name, cluster] : set->clusters) {
     absl::StrAppend(&out, name, "::observability_name::", name, "\n");
-    for (const char* prio : {"default_priority", "high_priority"}) {
-      absl::StrAppend(&out, name, "::", prio, "::max_connections::1024\n", name, "::", prio,
-                      "::max_pending_requests::1024\n", name, "::", prio, "::max_requests::1024\n", name, "::",
-                      prio, "::max_retries::3\n");
+    for (const bool high : {false, true}) {
+      const upstream::ResourceManager& limits = cluster->resourcesFor(high);
+      const char* prio = high ? "high_priority" : "default_priority";
+      absl::StrAppend(&out, name, "::", prio, "::max_connections::", limits.connections.max(), "\n", name, "::", prio,
+                      "::max_pending_requests::", limits.pending_requests.max(), "\n", name, "::", prio,
+                      "::max_requests::", limits.requests.max(), "\n", name, "::", prio,
+                      "::max_retries::", limits.retries.max(), "\n");
     }
     const auto& entries = cluster_manager_->entries();
     auto entry = entries.find(name);

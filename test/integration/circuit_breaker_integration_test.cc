@@ -64,7 +64,8 @@ std::string config(uint16_t port, const std::string& default_thresholds, const s
           - name: envoy.access_loggers.file
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-              path: )" + log_path + R"(
+              path: )" +
+         log_path + R"(
               log_format:
                 text_format_source:
                   inline_string: "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS%\n"
@@ -83,8 +84,8 @@ std::string config(uint16_t port, const std::string& default_thresholds, const s
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:
 )" + staticCluster("shared", port) +
-         "    circuit_breakers:\n      thresholds:\n      - {" + default_thresholds +
-         "}\n      - {priority: HIGH, " + high_thresholds + "}\n";
+         "    circuit_breakers:\n      thresholds:\n      - {" + default_thresholds + "}\n      - {priority: HIGH, " +
+         high_thresholds + "}\n";
 }
 
 // Saturates one priority (max_connections 1, max_pending_requests 1) with
@@ -97,11 +98,18 @@ void saturateOnePriority(const std::string& busy_path, const std::string& other_
   const std::string roomy = "max_connections: 4, max_pending_requests: 4";
   const std::string log_path = tempDir() + "/access.log";
   CourierProcess courier;
-  ASSERT_TRUE(courier.start(config(server.port(), saturate_high ? roomy : tight, saturate_high ? tight : roomy,
-                                   log_path),
-                            {"--concurrency", "1", "--file-flush-interval-msec", "20"}))
+  ASSERT_TRUE(
+      courier.start(config(server.port(), saturate_high ? roomy : tight, saturate_high ? tight : roomy, log_path),
+                    {"--concurrency", "1", "--file-flush-interval-msec", "20"}))
       << courier.log();
   const uint16_t port = courier.listenerPort("http");
+  // /clusters shows each priority's own thresholds.
+  const std::string clusters = courier.admin("/clusters").body;
+  EXPECT_THAT(clusters, HasSubstr(std::string("shared::default_priority::max_connections::") +
+                                  (saturate_high ? "4" : "1") + "\n"));
+  EXPECT_THAT(clusters, HasSubstr(std::string("shared::high_priority::max_pending_requests::") +
+                                  (saturate_high ? "1" : "4") + "\n"));
+  EXPECT_THAT(clusters, HasSubstr("shared::high_priority::max_requests::1024\n"));
   // The first takes the saturated priority's only connection and is held.
   Raw first(port);
   ASSERT_TRUE(first.client.write(get("x", busy_path + "/1")));
