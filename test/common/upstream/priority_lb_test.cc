@@ -522,9 +522,9 @@ TEST(EdsPriorityTest, AssignmentsCarryPriorityLocalityAndFactorAndKeepHostsThatS
       "resources[0]", {});
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(first->overprovisioning_factor, 120u);
-  ASSERT_EQ(first->selectable.size(), 2u);
-  EXPECT_EQ(first->selectable[1]->priority, 1u);
-  EXPECT_EQ(first->localities[first->selectable[1]->locality].zone, "b");
+  ASSERT_EQ(first->hosts.size(), 2u);
+  EXPECT_EQ(first->hosts[1]->priority, 1u);
+  EXPECT_EQ(first->localities[first->hosts[1]->locality].zone, "b");
   stats::Store store;
   Cluster base;
   base.stats = std::make_shared<ClusterStats>(store, "s");
@@ -539,15 +539,132 @@ TEST(EdsPriorityTest, AssignmentsCarryPriorityLocalityAndFactorAndKeepHostsThatS
                  "{endpoint: {address: {socket_address: {address: 10.0.0.2, port_value: 80}}}}]}]}"),
       "resources[0]", first->all, first->localities);
   ASSERT_TRUE(second.ok()) << second.status();
-  EXPECT_EQ(second->selectable[0], first->selectable[0]);
-  EXPECT_NE(second->selectable[1], first->selectable[1]);
-  EXPECT_EQ(second->selectable[1]->priority, 0u);
+  EXPECT_EQ(second->hosts[0], first->hosts[0]);
+  EXPECT_NE(second->hosts[1], first->hosts[1]);
+  EXPECT_EQ(second->hosts[1]->priority, 0u);
   EXPECT_EQ(clusterWithAssignment(base, *second)->layout, nullptr);
 
   auto bad = hostsFromAssignment(assignment("{cluster_name: s, policy: {overprovisioning_factor: 0}}"),
                                  "resources[0]", {});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("resources[0].policy.overprovisioning_factor"), std::string::npos);
+}
+
+// An endpoint on 10.0.0.<host>:80 with a health_status.
+std::string edsEndpoint(int host, const std::string& health) {
+  return absl::StrCat("{endpoint: {address: {socket_address: {address: 10.0.0.", host,
+                      ", port_value: 80}}}, health_status: ", health, "}");
+}
+
+// P0 hosts 1-4 with the given statuses, P1 hosts 5-6 healthy.
+envoy::config::endpoint::v3::ClusterLoadAssignment twoLevelAssignment(const std::vector<std::string>& p0) {
+  std::string lbs;
+  for (size_t i = 0; i < p0.size(); ++i) lbs += (i == 0 ? "" : ", ") + edsEndpoint(static_cast<int>(i) + 1, p0[i]);
+  return assignment(absl::StrCat("{cluster_name: s, endpoints: [{lb_endpoints: [", lbs, "]}, {priority: 1, ",
+                                 "lb_endpoints: [", edsEndpoint(5, "HEALTHY"), ", ", edsEndpoint(6, "HEALTHY"),
+                                 "]}]}"));
+}
+
+class EdsHealthTest : public ::testing::Test {
+ protected:
+  EdsHealthTest() { base_.stats = std::make_shared<ClusterStats>(store_, "s"); }
+  ClusterConstSharedPtr apply(const envoy::config::endpoint::v3::ClusterLoadAssignment& cla) {
+    auto built = hostsFromAssignment(cla, "resources[0]", hosts_.all, hosts_.localities);
+    EXPECT_TRUE(built.ok()) << built.status();
+    hosts_ = std::move(*built);
+    return clusterWithAssignment(base_, hosts_);
+  }
+  static std::vector<uint64_t> picks(const Cluster& c, LoadBalancer& lb, uint64_t n) {
+    std::vector<uint64_t> counts(c.hosts.size(), 0);
+    for (uint64_t i = 0; i < n; ++i) {
+      const Host* h = lb.chooseHost(nullptr);
+      EXPECT_NE(h, nullptr);
+      if (h != nullptr) ++counts[testing::indexOf(c, h)];
+    }
+    return counts;
+  }
+
+  stats::Store store_;
+  Cluster base_;
+  EdsHosts hosts_;
+};
+
+TEST_F(EdsHealthTest, EveryStatusIsKeptWithEnvoysFlag) {
+  auto c = apply(assignment(absl::StrCat("{cluster_name: s, endpoints: [{lb_endpoints: [", edsEndpoint(1, "UNHEALTHY"),
+                                         ", ", edsEndpoint(2, "DRAINING"), ", ", edsEndpoint(3, "TIMEOUT"), ", ",
+                                         edsEndpoint(4, "DEGRADED"), ", ", edsEndpoint(5, "HEALTHY"), ", ",
+                                         edsEndpoint(6, "UNKNOWN"), "]}]}")));
+  ASSERT_EQ(c->hosts.size(), 6u);
+  const std::vector<uint32_t> want = {health_flag::kFailedEdsHealth, health_flag::kFailedEdsHealth,
+                                      health_flag::kFailedEdsHealth, health_flag::kDegradedEdsHealth, 0, 0};
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(c->hosts[i]->health_flags.load(), want[i]) << i;
+  EXPECT_EQ(c->unhealthy_hosts.load(), 4u);
+  EXPECT_EQ(c->degraded_hosts.load(), 1u);
+  EXPECT_EQ(c->stats->membership_total.value(), 6u);
+  EXPECT_EQ(c->stats->membership_healthy.value(), 2u);
+  // 2 healthy + 1 degraded of 6: 46 + 23 available, 50% usable (no panic):
+  // 67% healthy, 33% degraded, nothing to the failed three.
+  auto lb = createLoadBalancer(*c);
+  auto counts = picks(*c, *lb, 60000);
+  EXPECT_EQ(counts[0] + counts[1] + counts[2], 0u);
+  EXPECT_LT(chiSquared({counts[4] + counts[5], counts[3]}, {67, 33}), chiSquaredCritical001(1))
+      << counts[4] + counts[5] << " / " << counts[3];
+  EXPECT_EQ(c->stats->lb_healthy_panic.value(), 0u);
+}
+
+TEST_F(EdsHealthTest, APartlyUnhealthyPriorityZeroSpillsToPriorityOneAndTakesItBack) {
+  // Two of P0's four hosts UNHEALTHY: P0 is 50% healthy, 70% available;
+  // P1 takes the 30 left. The unhealthy hosts stay listed and get nothing.
+  auto c = apply(twoLevelAssignment({"HEALTHY", "UNHEALTHY", "HEALTHY", "UNHEALTHY"}));
+  ASSERT_NE(c->layout, nullptr);
+  ASSERT_EQ(c->hosts.size(), 6u);
+  EXPECT_EQ(c->layout->levels[0].all->unhealthy_hosts.load(), 2u);
+  PriorityLoadBalancer lb(*c);
+  const uint64_t n = 100000;
+  auto counts = picks(*c, lb, n);
+  EXPECT_EQ(lb.priorityLoad().load, (std::vector<uint32_t>{70, 30}));
+  EXPECT_EQ(counts[1] + counts[3], 0u);
+  EXPECT_LT(chiSquared({counts[0] + counts[2], counts[4] + counts[5]}, {70, 30}), chiSquaredCritical001(1))
+      << counts[0] + counts[2] << " / " << counts[4] + counts[5];
+  const Host* kept = c->hosts[1].get();
+
+  // Healthy again: the same host objects (their pools carry over), the flag
+  // cleared, the counts of the new version and its levels right, and all
+  // traffic back on P0.
+  auto next = apply(twoLevelAssignment({"HEALTHY", "HEALTHY", "HEALTHY", "DEGRADED"}));
+  ASSERT_EQ(next->hosts[1].get(), kept);
+  EXPECT_EQ(kept->health_flags.load(), 0u);
+  EXPECT_EQ(next->hosts[3]->health_flags.load(), health_flag::kDegradedEdsHealth);
+  EXPECT_EQ(next->unhealthy_hosts.load(), 1u);
+  EXPECT_EQ(next->degraded_hosts.load(), 1u);
+  EXPECT_EQ(next->layout->levels[0].all->unhealthy_hosts.load(), 1u);
+  EXPECT_EQ(next->layout->levels[0].all->degraded_hosts.load(), 1u);
+  EXPECT_EQ(next->stats->membership_healthy.value(), 5u);
+  PriorityLoadBalancer next_lb(*next);
+  counts = picks(*next, next_lb, 30000);
+  // 3 of 4 healthy at 140 hold all the load: the degraded host gets none.
+  EXPECT_EQ(next_lb.priorityLoad().load, (std::vector<uint32_t>{100, 0}));
+  EXPECT_EQ(counts[3] + counts[4] + counts[5], 0u);
+  for (size_t i : {0, 1, 2}) EXPECT_GT(counts[i], 0u) << i;
+
+  // And failed once more: the flag follows the status on the kept host.
+  auto third = apply(twoLevelAssignment({"HEALTHY", "TIMEOUT", "HEALTHY", "HEALTHY"}));
+  ASSERT_EQ(third->hosts[1].get(), kept);
+  EXPECT_EQ(kept->health_flags.load(), health_flag::kFailedEdsHealth);
+  EXPECT_EQ(third->hosts[3]->health_flags.load(), 0u);
+  EXPECT_EQ(third->unhealthy_hosts.load(), 1u);
+  EXPECT_EQ(third->degraded_hosts.load(), 0u);
+}
+
+TEST_F(EdsHealthTest, OtherFlagsOfAKeptHostSurviveAnEdsChange) {
+  auto c = apply(twoLevelAssignment({"HEALTHY", "HEALTHY", "HEALTHY", "HEALTHY"}));
+  setHealthFlag(*c, *c->hosts[0], health_flag::kFailedActiveHc, true);
+  auto next = apply(twoLevelAssignment({"UNHEALTHY", "HEALTHY", "HEALTHY", "HEALTHY"}));
+  ASSERT_EQ(next->hosts[0], c->hosts[0]);
+  EXPECT_EQ(next->hosts[0]->health_flags.load(), health_flag::kFailedActiveHc | health_flag::kFailedEdsHealth);
+  next = apply(twoLevelAssignment({"HEALTHY", "HEALTHY", "HEALTHY", "HEALTHY"}));
+  EXPECT_EQ(next->hosts[0]->health_flags.load(), health_flag::kFailedActiveHc);
+  EXPECT_EQ(next->unhealthy_hosts.load(), 1u);
 }
 
 }  // namespace
