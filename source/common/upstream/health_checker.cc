@@ -395,6 +395,8 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
     response_started_ = true;
     status_ = headers->status();
     immediate_fail_ = headers->has("x-envoy-immediate-health-check-fail");
+    // Envoy: an HTTP check answered with x-envoy-degraded passes degraded.
+    degraded_ = config_.type == HealthCheckConfig::Type::Http && headers->has("x-envoy-degraded");
     if (auto v = headers->get("grpc-status")) grpc_status_ = std::string(v->value());
     if (end_stream) onResponseComplete();
   }
@@ -429,6 +431,7 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
     response_started_ = false;
     status_ = 0;
     immediate_fail_ = false;
+    degraded_ = false;
     grpc_status_.clear();
     body_.clear();
     tcp_received_.clear();
@@ -611,6 +614,7 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
       }
     }
     setHealthFlag(*parent_.cluster_, host_, health_flag::kPendingActiveHc, false);
+    setHealthFlag(*parent_.cluster_, host_, health_flag::kDegradedActiveHc, degraded_);
     first_check_ = false;
     if (parent_.on_success_) parent_.on_success_(host_);
     scheduleNext(edge);
@@ -676,6 +680,7 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
   bool response_started_ = false;
   int status_ = 0;
   bool immediate_fail_ = false;
+  bool degraded_ = false;
   std::string grpc_status_;
   std::string body_;
   std::string tcp_received_;
@@ -698,7 +703,8 @@ HealthChecker::HealthChecker(ClusterConstSharedPtr cluster, const Cluster* previ
     auto it = before.find(h->address.asString());
     if (it != before.end()) {
       const uint32_t flags = it->second->health_flags.load(std::memory_order_relaxed) &
-                             (health_flag::kFailedActiveHc | health_flag::kPendingActiveHc);
+                             (health_flag::kFailedActiveHc | health_flag::kPendingActiveHc |
+                              health_flag::kDegradedActiveHc);
       if (flags != 0) setHealthFlag(*cluster_, *h, flags, true);
       if ((flags & health_flag::kPendingActiveHc) == 0) session->setFirstCheckDone();
       if ((flags & health_flag::kFailedActiveHc) == 0) ++healthy;
