@@ -77,6 +77,15 @@ const Host* HealthFilteringLoadBalancer::pickHealthy(const Host* first, uint32_t
   const auto hosts = static_cast<uint32_t>(cluster_.hosts.size());
   unhealthy = std::min(unhealthy, hosts);
   const uint32_t degraded = std::min(cluster_.degraded_hosts.load(), unhealthy);
+  if (degraded == 0) {
+    // Nothing degraded (the usual case): the panic test alone, one division
+    // while the level is not short of hosts.
+    if (inHealthyPanic(cluster_, hosts, unhealthy)) {
+      cluster_.stats->lb_healthy_panic.inc();
+      return first;
+    }
+    return first->healthy() ? first : redraw(context, HostHealth::kHealthy);
+  }
   const LevelShare share = singleLevelShare(LevelHealth{hosts, hosts - unhealthy, degraded},
                                             cluster_.overprovisioning_factor, cluster_.healthy_panic_threshold);
   if (share.panic) {
@@ -95,9 +104,7 @@ const Host* HealthFilteringLoadBalancer::pickHealthy(const Host* first, uint32_t
   if (hostHealthOf(first->health_flags.load(std::memory_order_relaxed)) == want) return first;
   const Host* host = redraw(context, want);
   // Counts a moment behind the flags: the other usable kind rather than none.
-  if (host == nullptr && degraded != 0) {
-    host = redraw(context, want_degraded ? HostHealth::kHealthy : HostHealth::kDegraded);
-  }
+  if (host == nullptr) host = redraw(context, want_degraded ? HostHealth::kHealthy : HostHealth::kDegraded);
   return host;
 }
 

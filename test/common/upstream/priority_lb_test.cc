@@ -168,6 +168,11 @@ TEST(PriorityLoadTest, SingleLevelShareAgreesWithTheGeneralRule) {
             const LevelShare share = singleLevelShare(level, factor, threshold);
             const std::string where = absl::StrCat(hosts, "/", healthy, "/", degraded, " at ", factor, ", ", threshold);
             EXPECT_EQ(share.panic, bool(general.panic[0])) << where;
+            // The plain balancer's shortcut test says the same.
+            Cluster c;
+            c.overprovisioning_factor = factor;
+            c.healthy_panic_threshold = threshold;
+            EXPECT_EQ(inHealthyPanic(c, hosts, hosts - healthy, degraded), share.panic) << where;
             if (!share.panic) {
               EXPECT_EQ(share.healthy_load, general.load[0]) << where;
               EXPECT_EQ(100 - share.healthy_load, general.degraded[0]) << where;
