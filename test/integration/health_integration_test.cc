@@ -178,6 +178,7 @@ TEST_F(HealthIntegrationTest, HttpCheckAnsweredWithXEnvoyDegradedMakesTheHostDeg
   EXPECT_THAT(bodies, HasSubstr("B"));
   EXPECT_EQ(stat("cluster.backend.lb_healthy_panic"), 0u);
   EXPECT_EQ(stat("cluster.backend.membership_healthy"), 0u);
+  EXPECT_EQ(stat("cluster.backend.membership_degraded"), 2u);
 }
 
 TEST_F(HealthIntegrationTest, HttpCheckFailingStatusTakesTheHostOutAndPassingBringsItBack) {

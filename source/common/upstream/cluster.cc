@@ -54,6 +54,7 @@ ClusterStats::ClusterStats(const stats::Scope& scope, bool zone_stats)
       upstream_rq_time(scope.histogram("upstream_rq_time")),
       COURIER_CLUSTER_GAUGE(membership_total),
       COURIER_CLUSTER_GAUGE(membership_healthy),
+      COURIER_CLUSTER_GAUGE(membership_degraded),
       COURIER_CLUSTER_COUNTER(lb_healthy_panic) {
   if (zone_stats) zone = std::make_unique<Zone>(scope);
 }
@@ -83,7 +84,10 @@ bool setHealthFlag(const Cluster& cluster, const Host& host, uint32_t flag, bool
   cluster.degraded_hosts.add(degraded_delta);
   cluster.health_generation.add(1);
   if (cluster.layout != nullptr) cluster.layout->onHealthChange(host, unhealthy_delta, degraded_delta);
-  if (cluster.stats) cluster.stats->membership_healthy.set(cluster.hosts.size() - cluster.unhealthy_hosts.load());
+  if (cluster.stats) {
+    cluster.stats->membership_healthy.set(cluster.hosts.size() - cluster.unhealthy_hosts.load());
+    cluster.stats->membership_degraded.set(cluster.degraded_hosts.load());
+  }
   return true;
 }
 
@@ -99,7 +103,10 @@ void recountHealth(const Cluster& cluster) {
   cluster.degraded_hosts.set(degraded);
   cluster.health_generation.add(1);
   if (cluster.layout != nullptr) cluster.layout->recount();
-  if (cluster.stats) cluster.stats->membership_healthy.set(cluster.hosts.size() - unhealthy);
+  if (cluster.stats) {
+    cluster.stats->membership_healthy.set(cluster.hosts.size() - unhealthy);
+    cluster.stats->membership_degraded.set(degraded);
+  }
 }
 
 }  // namespace courier::upstream

@@ -141,6 +141,7 @@ struct ClusterStats {
   stats::Histogram& upstream_rq_time;
   stats::Gauge& membership_total;
   stats::Gauge& membership_healthy;
+  stats::Gauge& membership_degraded;
   stats::Counter& lb_healthy_panic;
   // Zone-aware routing (zone_aware_lb.h), Envoy's names; null unless the
   // cluster may route by zone.
@@ -272,10 +273,11 @@ uint64_t nextClusterSettingsId();
 using ClusterConstSharedPtr = std::shared_ptr<const Cluster>;
 
 // Main thread only: sets or clears `flag` on a host of `cluster`, keeping the
-// cluster's unhealthy and degraded counts and membership_healthy in step.
+// cluster's unhealthy and degraded counts and membership_healthy/_degraded in
+// step.
 // True if the host's coarse health (hostHealthOf) changed.
 bool setHealthFlag(const Cluster& cluster, const Host& host, uint32_t flag, bool on);
-// Recounts unhealthy_hosts, degraded_hosts and membership_healthy from the
+// Recounts unhealthy_hosts, degraded_hosts and membership_healthy/_degraded from the
 // host flags (after a new host list was built with flags already set).
 void recountHealth(const Cluster& cluster);
 // Envoy's panic test for a cluster with one priority level: panic needs the

@@ -335,6 +335,7 @@ TEST_P(PriorityPolicyTest, DegradedHostsOfOneLevelTakeTheThirtyPercentHealthyOne
   EXPECT_EQ(c->unhealthy_hosts.load(), 2u);
   EXPECT_EQ(c->degraded_hosts.load(), 2u);
   EXPECT_EQ(c->stats->membership_healthy.value(), 2u);
+  EXPECT_EQ(c->stats->membership_degraded.value(), 2u);
   auto lb = createLoadBalancer(*c);
   const uint64_t n = 100000;
   auto counts = picks(*c, *lb, n);
@@ -607,6 +608,7 @@ TEST_F(EdsHealthTest, EveryStatusIsKeptWithEnvoysFlag) {
   EXPECT_EQ(c->degraded_hosts.load(), 1u);
   EXPECT_EQ(c->stats->membership_total.value(), 6u);
   EXPECT_EQ(c->stats->membership_healthy.value(), 2u);
+  EXPECT_EQ(c->stats->membership_degraded.value(), 1u);
   // 2 healthy + 1 degraded of 6: 46 + 23 available, 50% usable (no panic):
   // 67% healthy, 33% degraded, nothing to the failed three.
   auto lb = createLoadBalancer(*c);
@@ -659,6 +661,7 @@ TEST_F(EdsHealthTest, APartlyUnhealthyPriorityZeroSpillsToPriorityOneAndTakesItB
   EXPECT_EQ(third->hosts[3]->health_flags.load(), 0u);
   EXPECT_EQ(third->unhealthy_hosts.load(), 1u);
   EXPECT_EQ(third->degraded_hosts.load(), 0u);
+  EXPECT_EQ(third->stats->membership_degraded.value(), 0u);
 }
 
 TEST_F(EdsHealthTest, OtherFlagsOfAKeptHostSurviveAnEdsChange) {
