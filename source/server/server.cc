@@ -586,6 +586,8 @@ std::string healthFlagsText(uint32_t flags) {
   if (flags & upstream::health_flag::kFailedActiveHc) out += "/failed_active_hc";
   if (flags & upstream::health_flag::kFailedOutlierCheck) out += "/failed_outlier_check";
   if (flags & upstream::health_flag::kFailedEdsHealth) out += "/failed_eds_health";
+  if (flags & upstream::health_flag::kDegradedActiveHc) out += "/degraded_active_hc";
+  if (flags & upstream::health_flag::kDegradedEdsHealth) out += "/degraded_eds_health";
   if (flags & upstream::health_flag::kPendingActiveHc) out += "/pending_active_hc";
   return out;
 }
@@ -620,9 +622,11 @@ std::string Server::clustersText(bool json) const {
         health->set_failed_active_health_check(flags & upstream::health_flag::kFailedActiveHc);
         health->set_failed_outlier_check(flags & upstream::health_flag::kFailedOutlierCheck);
         health->set_pending_active_hc(flags & upstream::health_flag::kPendingActiveHc);
-        health->set_eds_health_status((flags & upstream::health_flag::kFailedEdsHealth)
-                                          ? envoy::config::core::v3::UNHEALTHY
-                                          : envoy::config::core::v3::HEALTHY);
+        health->set_failed_active_degraded_check(flags & upstream::health_flag::kDegradedActiveHc);
+        auto eds_health = envoy::config::core::v3::HEALTHY;
+        if (flags & upstream::health_flag::kDegradedEdsHealth) eds_health = envoy::config::core::v3::DEGRADED;
+        if (flags & upstream::health_flag::kFailedEdsHealth) eds_health = envoy::config::core::v3::UNHEALTHY;
+        health->set_eds_health_status(eds_health);
         const double rate = detector != nullptr ? detector->successRate(*host) : -1;
         if (rate >= 0) hs->mutable_success_rate()->set_value(rate);
         const double local_rate = detector != nullptr ? detector->localOriginSuccessRate(*host) : -1;

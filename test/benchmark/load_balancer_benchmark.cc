@@ -152,7 +152,8 @@ void BM_HealthFiltered(benchmark::State& state) {
 // robin: args {hosts, shape}: 0 = one priority level, all healthy (the fast
 // path every plain cluster takes); 1 = two levels, all healthy; 2 = two
 // levels with 40% of level 0 unhealthy (58% stays, 42% spills); 3 = one
-// level, four weighted localities (locality_weighted_lb_config).
+// level, four weighted localities (locality_weighted_lb_config); 4 = one
+// level with 40% of its hosts degraded (84% of picks healthy, 16% degraded).
 void BM_ClusterPick(benchmark::State& state) {
   const size_t n = state.range(0);
   const int shape = state.range(1);
@@ -170,6 +171,12 @@ void BM_ClusterPick(benchmark::State& state) {
     for (size_t i = 0; i < n / 2; i += 5) {
       setHealthFlag(*cluster, *cluster->hosts[i], health_flag::kFailedActiveHc, true);
       setHealthFlag(*cluster, *cluster->hosts[i + 1], health_flag::kFailedActiveHc, true);
+    }
+  }
+  if (shape == 4) {
+    for (size_t i = 0; i < n; i += 5) {
+      setHealthFlag(*cluster, *cluster->hosts[i], health_flag::kDegradedEdsHealth, true);
+      setHealthFlag(*cluster, *cluster->hosts[i + 1], health_flag::kDegradedEdsHealth, true);
     }
   }
   auto lb = createLoadBalancer(*cluster);
@@ -197,7 +204,7 @@ HOST_COUNTS(BENCHMARK(BM_LeastRequest));
 HOST_COUNTS(BENCHMARK(BM_RingHash));
 HOST_COUNTS(BENCHMARK(BM_Maglev));
 BENCHMARK(BM_HealthFiltered)->ArgNames({"hosts", "policy", "unhealthy_pct"})->ArgsProduct({{10, 1000, 100000}, {0, 1, 2, 3, 4}, {0, 10}});
-BENCHMARK(BM_ClusterPick)->ArgNames({"hosts", "shape"})->ArgsProduct({{10, 1000, 100000}, {0, 1, 2, 3}});
+BENCHMARK(BM_ClusterPick)->ArgNames({"hosts", "shape"})->ArgsProduct({{10, 1000, 100000}, {0, 1, 2, 3, 4}});
 BENCHMARK(BM_RingHashBuild)->Arg(10)->Arg(1000)->Arg(100000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MaglevBuild)->Arg(10)->Arg(1000)->Arg(100000)->Unit(benchmark::kMillisecond);
 

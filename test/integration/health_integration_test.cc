@@ -24,6 +24,7 @@ struct Control {
   std::atomic<bool> immediate_fail{false};
   std::atomic<bool> close_after_response{false};  // keep-alive reply, then close
   std::atomic<int> checks{0};                     // /healthz requests seen
+  std::atomic<bool> degraded{false};              // health checks answered with x-envoy-degraded
   std::mutex mu;
   std::string last_check;  // the last health-check request (head and body)
   // Health-check answers: the body (empty: the upstream's name) and an
@@ -63,6 +64,7 @@ TcpServer::Handler controlledUpstream(std::string name, Control& c) {
         }
       }
       if (!hc && c.immediate_fail) extra = "x-envoy-immediate-health-check-fail: true\r\n";
+      if (hc && c.degraded) extra += "x-envoy-degraded: true\r\n";
       sendAll(fd, "HTTP/1.1 " + std::to_string(code) + " X\r\ncontent-length: " + std::to_string(body.size()) +
                       "\r\n" + extra + "\r\n" + body);
       if (c.close_after_response) return;
@@ -163,6 +165,40 @@ class HealthIntegrationTest : public ::testing::Test {
   CourierProcess courier_;
   uint16_t port_ = 0;
 };
+
+TEST_F(HealthIntegrationTest, HttpCheckAnsweredWithXEnvoyDegradedMakesTheHostDegraded) {
+  ca_.degraded = true;
+  start(kHttpHealthCheck);
+  ASSERT_TRUE(waitForFlags(a_.port(), "/degraded_active_hc")) << flags(a_.port()) << courier_.log();
+  ASSERT_TRUE(waitForFlags(b_.port(), "healthy")) << flags(b_.port());
+  EXPECT_THAT(courier_.admin("/clusters?format=json").body, HasSubstr("\"failed_active_degraded_check\": true"));
+  EXPECT_EQ(stat("cluster.backend.membership_healthy"), 1u);
+  // One healthy and one degraded host at 140%: B takes its 70% of the load,
+  // A the 30% left (Envoy's degraded load), with no panic.
+  const int n = 200;
+  int to_a = 0;
+  for (int i = 0; i < n; ++i) to_a += httpRequest(port_, "GET", "/x").body == "A" ? 1 : 0;
+  EXPECT_GT(to_a, 25) << "expected about 60 of " << n;
+  EXPECT_LT(to_a, 100) << "expected about 60 of " << n;
+  EXPECT_EQ(stat("cluster.backend.lb_healthy_panic"), 0u);
+
+  // A check without the header makes A healthy again; both degraded share
+  // everything between them.
+  ca_.degraded = false;
+  ASSERT_TRUE(waitForFlags(a_.port(), "healthy")) << flags(a_.port());
+  EXPECT_THAT(courier_.admin("/clusters?format=json").body,
+              ::testing::Not(HasSubstr("\"failed_active_degraded_check\": true")));
+  ca_.degraded = true;
+  cb_.degraded = true;
+  ASSERT_TRUE(waitForFlags(a_.port(), "/degraded_active_hc"));
+  ASSERT_TRUE(waitForFlags(b_.port(), "/degraded_active_hc"));
+  const std::string bodies = requests(8);
+  EXPECT_THAT(bodies, HasSubstr("A"));
+  EXPECT_THAT(bodies, HasSubstr("B"));
+  EXPECT_EQ(stat("cluster.backend.lb_healthy_panic"), 0u);
+  EXPECT_EQ(stat("cluster.backend.membership_healthy"), 0u);
+  EXPECT_EQ(stat("cluster.backend.membership_degraded"), 2u);
+}
 
 TEST_F(HealthIntegrationTest, HttpCheckFailingStatusTakesTheHostOutAndPassingBringsItBack) {
   start(kHttpHealthCheck);

@@ -277,11 +277,15 @@ TEST_P(XdsRdsEdsIntegrationTest, UnhealthyEndpointsAreNotPickedAndWeightsAreHono
   ASSERT_TRUE(courier_.start(bootstrap(), {"--concurrency", "1"})) << courier_.log();
   size_t cursor = 0;
   serveInitial(cursor);
-  ASSERT_TRUE(push(0, kEndpointType, "e2",
-                   endpoints({{a_.port(), "UNHEALTHY"}, {c_.port()}, {b_.port(), "DRAINING"}})));
+  // Two of three healthy: 93% available, no panic (one of three would be,
+  // as Envoy's, and then every host serves).
+  ASSERT_TRUE(push(0, kEndpointType, "e2", endpoints({{a_.port(), "DRAINING"}, {c_.port()}, {b_.port()}})));
   ASSERT_TRUE(courier_.waitForStat("cluster.web.membership_total", 3)) << courier_.log();
-  EXPECT_EQ(courier_.stat("cluster.web.membership_healthy"), 1u);
-  for (int i = 0; i < 4; ++i) EXPECT_EQ(fetch(), "200 c");
+  EXPECT_EQ(courier_.stat("cluster.web.membership_healthy"), 2u);
+  std::map<std::string, int> spread;
+  for (int i = 0; i < 6; ++i) ++spread[fetch()];
+  EXPECT_EQ(spread["200 b"], 3);
+  EXPECT_EQ(spread["200 c"], 3);
 
   ASSERT_TRUE(push(0, kEndpointType, "e3", endpoints({{a_.port(), "HEALTHY", 3}, {c_.port(), "HEALTHY", 1}})));
   ASSERT_TRUE(courier_.waitForStat("cluster.web.membership_total", 2)) << courier_.log();
@@ -289,6 +293,62 @@ TEST_P(XdsRdsEdsIntegrationTest, UnhealthyEndpointsAreNotPickedAndWeightsAreHono
   for (int i = 0; i < 8; ++i) ++seen[fetch()];
   EXPECT_EQ(seen["200 a"], 6);
   EXPECT_EQ(seen["200 c"], 2);
+}
+
+// The host's health_flags line in /clusters ("" when not listed).
+std::string healthFlags(const std::string& clusters, const std::string& cluster, uint16_t port) {
+  const std::string key = cluster + "::127.0.0.1:" + std::to_string(port) + "::health_flags::";
+  const size_t at = clusters.find(key);
+  if (at == std::string::npos) return "";
+  const size_t start = at + key.size();
+  return clusters.substr(start, clusters.find('\n', start) - start);
+}
+
+TEST_P(XdsRdsEdsIntegrationTest, AnEdsUnhealthyHostStaysListedGetsNoTrafficAndReturnsOnItsPooledConnection) {
+  ASSERT_TRUE(courier_.start(bootstrap(), {"--concurrency", "1"})) << courier_.log();
+  size_t cursor = 0;
+  serveInitial(cursor);
+  // update_success counts a version once the worker balances over it: e1
+  // was the first.
+  ASSERT_TRUE(push(0, kEndpointType, "e2", endpoints({{a_.port()}, {c_.port()}})));
+  ASSERT_TRUE(courier_.waitForStat("cluster.web.update_success", 2)) << courier_.log();
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 4; ++i) ++seen[fetch()];
+  EXPECT_EQ(seen["200 a"], 2);
+  EXPECT_EQ(seen["200 c"], 2);
+  ASSERT_EQ(a_.acceptedCount(), 1);
+
+  // EDS fails a: it stays in /clusters, flagged, and gets nothing.
+  ASSERT_TRUE(push(0, kEndpointType, "e3", endpoints({{a_.port(), "UNHEALTHY"}, {c_.port()}})));
+  ASSERT_TRUE(courier_.waitForStat("cluster.web.update_success", 3)) << courier_.log();
+  EXPECT_EQ(courier_.stat("cluster.web.membership_total"), 2u);
+  EXPECT_EQ(courier_.stat("cluster.web.membership_healthy"), 1u);
+  const std::string clusters = courier_.admin("/clusters").body;
+  EXPECT_EQ(healthFlags(clusters, "web", a_.port()), "/failed_eds_health") << clusters;
+  EXPECT_EQ(healthFlags(clusters, "web", c_.port()), "healthy") << clusters;
+  EXPECT_THAT(courier_.admin("/clusters?format=json").body, HasSubstr("\"eds_health_status\": \"UNHEALTHY\""));
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(fetch(), "200 c");
+
+  // Healthy again: a serves at once, over the connection it had (its pool
+  // stayed with the host, which never left the cluster).
+  ASSERT_TRUE(push(0, kEndpointType, "e4", endpoints({{a_.port()}, {c_.port()}})));
+  ASSERT_TRUE(courier_.waitForStat("cluster.web.update_success", 4)) << courier_.log();
+  EXPECT_EQ(healthFlags(courier_.admin("/clusters").body, "web", a_.port()), "healthy");
+  EXPECT_EQ(courier_.stat("cluster.web.membership_healthy"), 2u);
+  seen.clear();
+  for (int i = 0; i < 6; ++i) ++seen[fetch()];
+  EXPECT_EQ(seen["200 a"], 3);
+  EXPECT_EQ(seen["200 c"], 3);
+  EXPECT_EQ(a_.acceptedCount(), 1);
+  EXPECT_EQ(c_.acceptedCount(), 1);
+
+  // DEGRADED: listed as such; with a healthy host beside it at 140% (70%
+  // available each), it still serves a share.
+  ASSERT_TRUE(push(0, kEndpointType, "e5", endpoints({{a_.port(), "DEGRADED"}, {c_.port()}})));
+  ASSERT_TRUE(courier_.waitForStat("cluster.web.update_success", 5)) << courier_.log();
+  EXPECT_EQ(healthFlags(courier_.admin("/clusters").body, "web", a_.port()), "/degraded_eds_health");
+  EXPECT_THAT(courier_.admin("/clusters?format=json").body, HasSubstr("\"eds_health_status\": \"DEGRADED\""));
+  EXPECT_EQ(courier_.stat("cluster.web.membership_healthy"), 1u);
 }
 
 TEST_P(XdsRdsEdsIntegrationTest, BadAssignmentIsNackedAndTheOldEndpointsServe) {

@@ -26,21 +26,38 @@ bool setHealthFlag(const Cluster& cluster, const Host& host, uint32_t flag, bool
   const uint32_t now = on ? (old | flag) : (old & ~flag);
   if (old == now) return false;
   host.health_flags.store(now, std::memory_order_relaxed);
-  if ((old == 0) == (now == 0)) return false;
-  cluster.unhealthy_hosts.add(now == 0 ? -1 : 1);
+  const HostHealth before = hostHealthOf(old);
+  const HostHealth after = hostHealthOf(now);
+  if (before == after) return false;
+  const int32_t unhealthy_delta = (after != HostHealth::kHealthy ? 1 : 0) - (before != HostHealth::kHealthy ? 1 : 0);
+  const int32_t degraded_delta = (after == HostHealth::kDegraded ? 1 : 0) - (before == HostHealth::kDegraded ? 1 : 0);
+  cluster.unhealthy_hosts.add(unhealthy_delta);
+  cluster.degraded_hosts.add(degraded_delta);
   cluster.health_generation.add(1);
-  if (cluster.layout != nullptr) cluster.layout->onHealthChange(host, now == 0 ? -1 : 1);
-  if (cluster.stats) cluster.stats->membership_healthy.set(cluster.hosts.size() - cluster.unhealthy_hosts.load());
+  if (cluster.layout != nullptr) cluster.layout->onHealthChange(host, unhealthy_delta, degraded_delta);
+  if (cluster.stats) {
+    cluster.stats->membership_healthy.set(cluster.hosts.size() - cluster.unhealthy_hosts.load());
+    cluster.stats->membership_degraded.set(cluster.degraded_hosts.load());
+  }
   return true;
 }
 
 void recountHealth(const Cluster& cluster) {
   uint32_t unhealthy = 0;
-  for (const auto& h : cluster.hosts) unhealthy += h->healthy() ? 0 : 1;
+  uint32_t degraded = 0;
+  for (const auto& h : cluster.hosts) {
+    const HostHealth health = hostHealthOf(h->health_flags.load(std::memory_order_relaxed));
+    unhealthy += health != HostHealth::kHealthy ? 1 : 0;
+    degraded += health == HostHealth::kDegraded ? 1 : 0;
+  }
   cluster.unhealthy_hosts.set(unhealthy);
+  cluster.degraded_hosts.set(degraded);
   cluster.health_generation.add(1);
   if (cluster.layout != nullptr) cluster.layout->recount();
-  if (cluster.stats) cluster.stats->membership_healthy.set(cluster.hosts.size() - unhealthy);
+  if (cluster.stats) {
+    cluster.stats->membership_healthy.set(cluster.hosts.size() - unhealthy);
+    cluster.stats->membership_degraded.set(degraded);
+  }
 }
 
 }  // namespace courier::upstream

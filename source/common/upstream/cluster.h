@@ -21,15 +21,30 @@
 
 namespace courier::upstream {
 
-// Why a host is not used for traffic (Envoy's Host::HealthFlag names, the
-// subset we set). Zero means healthy.
+// Why a host is not used for traffic, or only as a last resort (Envoy's
+// Host::HealthFlag names, the subset we set). Zero means healthy.
 namespace health_flag {
 inline constexpr uint32_t kFailedActiveHc = 0x1;
 inline constexpr uint32_t kFailedOutlierCheck = 0x2;
+// EDS health_status UNHEALTHY, DRAINING or TIMEOUT.
 inline constexpr uint32_t kFailedEdsHealth = 0x4;
 // Set with kFailedActiveHc until the first active check finished.
 inline constexpr uint32_t kPendingActiveHc = 0x8;
+// Degraded, not failed: the last active HTTP check's response carried
+// x-envoy-degraded, or EDS said DEGRADED. A host whose only flags are these
+// takes the load healthy hosts cannot (Envoy's degraded priority load).
+inline constexpr uint32_t kDegradedActiveHc = 0x10;
+inline constexpr uint32_t kDegradedEdsHealth = 0x20;
+inline constexpr uint32_t kDegradedMask = kDegradedActiveHc | kDegradedEdsHealth;
 }  // namespace health_flag
+
+// Envoy's coarse health of a host from its flags: any failure flag makes it
+// unhealthy, else a degraded flag degraded.
+enum class HostHealth : uint8_t { kHealthy, kDegraded, kUnhealthy };
+inline HostHealth hostHealthOf(uint32_t flags) {
+  if (flags == 0) return HostHealth::kHealthy;
+  return (flags & ~health_flag::kDegradedMask) != 0 ? HostHealth::kUnhealthy : HostHealth::kDegraded;
+}
 
 // Per-host request outcomes that workers count for outlier detection
 // (outlier_detection.h); the main thread reads and resets them. Consecutive
@@ -66,6 +81,8 @@ struct Host {
   std::string hostname;
   mutable HostOutlierCounters outlier;
   bool healthy() const { return health_flags.load(std::memory_order_relaxed) == 0; }
+  // Only degraded flags set.
+  bool degraded() const { return hostHealthOf(health_flags.load(std::memory_order_relaxed)) == HostHealth::kDegraded; }
 };
 using HostConstSharedPtr = std::shared_ptr<const Host>;
 
@@ -121,6 +138,7 @@ struct LocalityEntry {
   HISTOGRAM(upstream_rq_time)                            \
   GAUGE(membership_total)                                \
   GAUGE(membership_healthy)                              \
+  GAUGE(membership_degraded)                             \
   COUNTER(lb_healthy_panic)
 
 // Zone-aware routing (zone_aware_lb.h), Envoy's names.
@@ -266,9 +284,12 @@ class Cluster {
   // balancers only; plain ones ignore it.
   // Whoever replaces `hosts` rebuilds it with buildPriorityLayout().
   std::shared_ptr<const PriorityLayout> layout;
-  // Hosts with any health flag set; kept by setHealthFlag() (main thread),
-  // read by balancers to skip the health scan while everything is healthy.
+  // Hosts with any health flag set (degraded ones included); kept by
+  // setHealthFlag() (main thread), read by balancers to skip the health scan
+  // while everything is healthy.
   mutable HostCount unhealthy_hosts;
+  // Of those, the hosts with only degraded flags (HostHealth::kDegraded).
+  mutable HostCount degraded_hosts;
   // Bumped by setHealthFlag() and recountHealth() whenever a host's health
   // changed: balancers that derive state from health (zone routing) redo it
   // when this moved.
@@ -288,20 +309,28 @@ uint64_t nextClusterSettingsId();
 using ClusterConstSharedPtr = std::shared_ptr<const Cluster>;
 
 // Main thread only: sets or clears `flag` on a host of `cluster`, keeping the
-// cluster's unhealthy count and membership_healthy in step. True if the
-// host's overall health (flags zero or not) changed.
+// cluster's unhealthy and degraded counts and membership_healthy/_degraded in
+// step.
+// True if the host's coarse health (hostHealthOf) changed.
 bool setHealthFlag(const Cluster& cluster, const Host& host, uint32_t flag, bool on);
-// Recounts unhealthy_hosts and membership_healthy from the host flags (after
-// a new host list was built with flags already set).
+// Recounts unhealthy_hosts, degraded_hosts and membership_healthy/_degraded from the
+// host flags (after a new host list was built with flags already set).
 void recountHealth(const Cluster& cluster);
 // Envoy's panic test for a cluster with one priority level: panic needs the
-// level to be short of hosts (healthy share times the overprovisioning
-// factor below 100%) and its plain healthy share below the threshold.
-inline bool inHealthyPanic(const Cluster& cluster, size_t host_count, uint32_t unhealthy) {
+// level to be short of hosts (healthy plus degraded availability, each share
+// times the overprovisioning factor, below 100%) and its healthy plus
+// degraded share below the threshold. `unhealthy` counts degraded hosts too
+// (as Cluster::unhealthy_hosts does); `degraded` is how many of them are.
+inline bool inHealthyPanic(const Cluster& cluster, size_t host_count, uint32_t unhealthy, uint32_t degraded = 0) {
   if (host_count == 0) return false;
   const uint64_t healthy = host_count - unhealthy;
-  if (uint64_t{cluster.overprovisioning_factor} * healthy / host_count >= 100) return false;
-  return 100.0 * static_cast<double>(healthy) / static_cast<double>(host_count) < cluster.healthy_panic_threshold;
+  const uint64_t factor = cluster.overprovisioning_factor;
+  if (std::min<uint64_t>(100, factor * healthy / host_count) + std::min<uint64_t>(100, factor * degraded / host_count) >=
+      100) {
+    return false;
+  }
+  return 100.0 * static_cast<double>(healthy + degraded) / static_cast<double>(host_count) <
+         cluster.healthy_panic_threshold;
 }
 
 struct ClusterSet {

@@ -139,8 +139,7 @@ class ClusterManager::EdsSubscription : public config::SubscriptionCallbacks {
     assignment = *cla;
     has_assignment = true;
     last_updated = google::protobuf::util::TimeUtil::GetCurrentTime();
-    spdlog::info("eds: cluster '{}' has {} endpoint(s), {} selectable (version '{}')", cluster_, hosts.total,
-                 hosts.selectable.size(), version);
+    spdlog::info("eds: cluster '{}' has {} endpoint(s) (version '{}')", cluster_, hosts.total, version);
     // Success is counted once every worker balances over the new hosts.
     parent_.onEndpoints(*this, [this, alive = alive_] {
       if (*alive) update_success_.inc();
@@ -303,8 +302,6 @@ void ClusterManager::onEndpoints(EdsSubscription& eds, std::function<void()> on_
   entry.cluster = clusterWithAssignment(*entry.cluster, eds.hosts);
   // Health checks and outlier state follow the new host set (by address).
   entry.health = startHealth(entry.cluster, previous.get());
-  entry.cluster->stats->membership_total.set(eds.hosts.total);
-  entry.cluster->stats->membership_healthy.set(eds.hosts.healthy);
   if (eds.warming) {
     eds.warming = false;
     entry.serving_while_warming.reset();
@@ -482,8 +479,6 @@ absl::Status ClusterManager::apply(const std::vector<config::DecodedResource>& a
     } else if (auto& current = eds_[change.name]; !current->warming) {
       // Same endpoints source: the new settings serve the hosts it has.
       change.entry.cluster = clusterWithAssignment(*change.entry.cluster, current->hosts);
-      change.entry.cluster->stats->membership_total.set(current->hosts.total);
-      change.entry.cluster->stats->membership_healthy.set(current->hosts.healthy);
     }
     {
       // Health checks follow the version that serves (with EDS's hosts).

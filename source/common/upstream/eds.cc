@@ -84,22 +84,25 @@ absl::StatusOr<EdsHosts> hostsFromAssignment(const envoy::config::endpoint::v3::
         host = std::move(fresh);
       }
       out.all.emplace(key, host);
+      out.hosts.push_back(host);
+      out.eds_flags.push_back(edsHealthFlag(lb.health_status()));
       ++out.total;
-      switch (lb.health_status()) {
-        case HealthStatus::UNHEALTHY:
-        case HealthStatus::DRAINING:
-        case HealthStatus::TIMEOUT:
-          break;
-        case HealthStatus::DEGRADED:
-          out.selectable.push_back(host);
-          break;
-        default:
-          ++out.healthy;
-          out.selectable.push_back(host);
-      }
     }
   }
   return out;
+}
+
+uint32_t edsHealthFlag(envoy::config::core::v3::HealthStatus status) {
+  switch (status) {
+    case HealthStatus::UNHEALTHY:
+    case HealthStatus::DRAINING:
+    case HealthStatus::TIMEOUT:
+      return health_flag::kFailedEdsHealth;
+    case HealthStatus::DEGRADED:
+      return health_flag::kDegradedEdsHealth;
+    default:
+      return 0;
+  }
 }
 
 ClusterConstSharedPtr clusterWithHosts(const Cluster& cluster, std::vector<HostConstSharedPtr> hosts) {
@@ -112,11 +115,27 @@ ClusterConstSharedPtr clusterWithHosts(const Cluster& cluster, std::vector<HostC
 
 ClusterConstSharedPtr clusterWithAssignment(const Cluster& cluster, const EdsHosts& hosts) {
   auto next = std::make_shared<Cluster>(cluster);
-  next->hosts = hosts.selectable;
+  next->hosts = hosts.hosts;
   next->localities = hosts.localities;
   next->overprovisioning_factor = hosts.overprovisioning_factor;
   if (cluster.lb_factory != nullptr) next->lb_factory = cluster.lb_factory->forHosts(*next);
   buildPriorityLayout(*next);
+  // The assignment's health onto its hosts. A kept host is shared with the
+  // version still serving, whose counts then lag its flags until workers
+  // move to this version: a pick there may still land on a host EDS just
+  // failed (as it would have a moment earlier), and a scan for a usable
+  // host reads the flags themselves, so nothing breaks meanwhile.
+  constexpr uint32_t kEdsFlags = health_flag::kFailedEdsHealth | health_flag::kDegradedEdsHealth;
+  for (size_t i = 0; i < next->hosts.size() && i < hosts.eds_flags.size(); ++i) {
+    const Host& host = *next->hosts[i];
+    const uint32_t flags = host.health_flags.load(std::memory_order_relaxed);
+    const uint32_t wanted = (flags & ~kEdsFlags) | hosts.eds_flags[i];
+    if (wanted != flags) host.health_flags.store(wanted, std::memory_order_relaxed);
+  }
+  // This version's counts (and its groups') from the flags, whatever the
+  // version it was copied from counted.
+  recountHealth(*next);
+  if (next->stats != nullptr) next->stats->membership_total.set(next->hosts.size());
   return next;
 }
 

@@ -18,11 +18,12 @@ struct EdsHosts {
   // Every endpoint (all priorities) by "address:port", including those
   // not picked: the identities the next assignment reuses.
   absl::flat_hash_map<std::string, HostConstSharedPtr> all;
-  // The endpoints the balancer may pick: not UNHEALTHY, DRAINING or TIMEOUT.
-  std::vector<HostConstSharedPtr> selectable;
+  // Every endpoint in assignment order, whatever its health_status (as
+  // Envoy keeps them), and the EDS health flag each is to carry
+  // (edsHealthFlag()): clusterWithAssignment() sets them on the hosts.
+  std::vector<HostConstSharedPtr> hosts;
+  std::vector<uint32_t> eds_flags;
   size_t total = 0;
-  // HEALTHY or UNKNOWN, as Envoy's membership_healthy counts them.
-  size_t healthy = 0;
   // The localities hosts name (Host::locality indexes it) and the policy's
   // overprovisioning factor.
   std::vector<LocalityEntry> localities;
@@ -48,11 +49,18 @@ absl::StatusOr<EdsHosts> hostsFromAssignment(const envoy::config::endpoint::v3::
                                              const absl::flat_hash_map<std::string, HostConstSharedPtr>& previous,
                                              const std::vector<LocalityEntry>& previous_localities = {});
 
+// The health flag an lb_endpoint's health_status gives its host, as Envoy's:
+// kFailedEdsHealth for UNHEALTHY, DRAINING and TIMEOUT, kDegradedEdsHealth
+// for DEGRADED, none for HEALTHY and UNKNOWN.
+uint32_t edsHealthFlag(envoy::config::core::v3::HealthStatus status);
+
 // A new version of `cluster` serving `hosts`, with the same settings (and
 // settings_id) and a load-balancer factory rebuilt for the hosts.
 ClusterConstSharedPtr clusterWithHosts(const Cluster& cluster, std::vector<HostConstSharedPtr> hosts);
-// The same for an assignment: its selectable hosts, localities and
-// overprovisioning factor.
+// The same for an assignment: its hosts, localities and overprovisioning
+// factor. Sets each host's EDS health flags (hosts kept from the version it
+// replaces included, so a kept host's flag follows its health_status) and
+// recounts the new version's health and membership gauges.
 ClusterConstSharedPtr clusterWithAssignment(const Cluster& cluster, const EdsHosts& hosts);
 
 }  // namespace courier::upstream

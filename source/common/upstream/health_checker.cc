@@ -427,13 +427,15 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
 
   void start() { interval_timer_->enable(firstCheckDelay(config_, threadRandom()())); }
   // Carried over from the cluster version this one replaces.
-  void carryOver(bool failed, bool pending) {
+  void carryOver(bool failed, bool pending, bool degraded) {
     failed_ = failed;
     pending_ = pending;
     first_check_ = pending;
+    degraded_verdict_ = degraded;
   }
   bool failed() const { return failed_; }
   bool pending() const { return pending_; }
+  bool degraded() const { return degraded_verdict_; }
   void immediateFailure() {
     // A probe in flight is abandoned: its connection cannot carry the next.
     if (in_flight_) closeWire();
@@ -503,6 +505,8 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
     response_started_ = true;
     status_ = headers->status();
     immediate_fail_ = headers->has("x-envoy-immediate-health-check-fail");
+    // Envoy: an HTTP check answered with x-envoy-degraded passes degraded.
+    degraded_ = config_.type == HealthCheckConfig::Type::Http && headers->has("x-envoy-degraded");
     if (auto v = headers->get("grpc-status")) grpc_status_ = std::string(v->value());
     if (auto v = headers->get("x-envoy-upstream-healthchecked-cluster")) {
       healthchecked_cluster_ = std::string(v->value());
@@ -541,6 +545,7 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
     response_started_ = false;
     status_ = 0;
     immediate_fail_ = false;
+    degraded_ = false;
     grpc_status_.clear();
     healthchecked_cluster_.reset();
     body_.clear();
@@ -750,6 +755,8 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
         transition = Transition::ChangePending;
       }
     }
+    // The last passing answer's x-envoy-degraded (updateHost() sets the flag).
+    degraded_verdict_ = degraded_;
     first_check_ = false;
     pending_ = false;
     parent_.updateHost(index_);
@@ -810,6 +817,8 @@ class HealthChecker::Session : public network::ConnectionCallbacks,
   bool response_started_ = false;
   int status_ = 0;
   bool immediate_fail_ = false;
+  bool degraded_ = false;
+  bool degraded_verdict_ = false;
   std::string grpc_status_;
   std::optional<std::string> healthchecked_cluster_;
   std::string body_;
@@ -829,6 +838,7 @@ HealthChecker::HealthChecker(ClusterConstSharedPtr cluster, const Cluster* previ
   const auto& configs = cluster_->health_check->configs();
   sessions_.resize(configs.size());
   uint32_t healthy = 0;
+  uint32_t degraded = 0;
   for (size_t i = 0; i < cluster_->hosts.size(); ++i) {
     const Host& h = *cluster_->hosts[i];
     uint32_t flags = health_flag::kFailedActiveHc | health_flag::kPendingActiveHc;
@@ -838,18 +848,21 @@ HealthChecker::HealthChecker(ClusterConstSharedPtr cluster, const Cluster* previ
     // failed host is failed by every entry until each passes its threshold.
     if (it != before.end()) {
       flags = it->second->health_flags.load(std::memory_order_relaxed) &
-              (health_flag::kFailedActiveHc | health_flag::kPendingActiveHc);
+              (health_flag::kFailedActiveHc | health_flag::kPendingActiveHc | health_flag::kDegradedActiveHc);
     }
     for (size_t e = 0; e < configs.size(); ++e) {
       auto session = std::make_unique<Session>(*this, configs[e], h, i);
-      session->carryOver((flags & health_flag::kFailedActiveHc) != 0, (flags & health_flag::kPendingActiveHc) != 0);
+      session->carryOver((flags & health_flag::kFailedActiveHc) != 0, (flags & health_flag::kPendingActiveHc) != 0,
+                         (flags & health_flag::kDegradedActiveHc) != 0);
       sessions_[e].push_back(std::move(session));
     }
     // Envoy: a host under active checks is failed until its first check.
     if (flags != 0) setHealthFlag(*cluster_, h, flags, true);
     if ((flags & health_flag::kFailedActiveHc) == 0) ++healthy;
+    if ((flags & health_flag::kDegradedActiveHc) != 0) ++degraded;
   }
   stats_.healthy.set(healthy);
+  stats_.degraded.set(degraded);
   immediate_ = std::make_shared<HealthCheckSink::Callback>([this](const Host* host) { onImmediateFailure(host); });
   cluster_->health_check->bind(&main, immediate_);
   for (auto& entry : sessions_) {
@@ -862,14 +875,24 @@ HealthChecker::~HealthChecker() { cluster_->health_check->bind(nullptr, nullptr)
 void HealthChecker::updateHost(size_t i) {
   bool failed = false;
   bool pending = false;
+  bool degraded = false;
   for (const auto& entry : sessions_) {
     failed |= entry[i]->failed();
     pending |= entry[i]->pending();
+    degraded |= entry[i]->degraded();
   }
   const Host& host = *cluster_->hosts[i];
   const uint32_t flags = host.health_flags.load(std::memory_order_relaxed);
   if (((flags & health_flag::kPendingActiveHc) != 0) != pending) {
     setHealthFlag(*cluster_, host, health_flag::kPendingActiveHc, pending);
+  }
+  if (((flags & health_flag::kDegradedActiveHc) != 0) != degraded) {
+    setHealthFlag(*cluster_, host, health_flag::kDegradedActiveHc, degraded);
+    if (degraded) {
+      stats_.degraded.inc();
+    } else {
+      stats_.degraded.dec();
+    }
   }
   if (((flags & health_flag::kFailedActiveHc) != 0) == failed) return;
   setHealthFlag(*cluster_, host, health_flag::kFailedActiveHc, failed);

@@ -2,6 +2,7 @@
 
 #include "source/common/common/random.h"
 #include "source/common/upstream/priority_lb.h"
+#include "source/common/upstream/priority_set.h"
 
 namespace courier::upstream {
 
@@ -83,29 +84,58 @@ class RehashedContext : public LoadBalancerContext {
 
 const Host* HealthFilteringLoadBalancer::pickHealthy(const Host* first, uint32_t unhealthy,
                                                      const LoadBalancerContext* context) {
-  const auto& hosts = cluster_.hosts;
-  if (inHealthyPanic(cluster_, hosts.size(), std::min<size_t>(unhealthy, hosts.size()))) {
+  const auto hosts = static_cast<uint32_t>(cluster_.hosts.size());
+  unhealthy = std::min(unhealthy, hosts);
+  const uint32_t degraded = std::min(cluster_.degraded_hosts.load(), unhealthy);
+  if (degraded == 0) {
+    // Nothing degraded (the usual case): the panic test alone, one division
+    // while the level is not short of hosts.
+    if (inHealthyPanic(cluster_, hosts, unhealthy)) {
+      cluster_.stats->lb_healthy_panic.inc();
+      return first;
+    }
+    return first->healthy() ? first : redraw(context, HostHealth::kHealthy);
+  }
+  const LevelShare share = singleLevelShare(LevelHealth{hosts, hosts - unhealthy, degraded},
+                                            cluster_.overprovisioning_factor, cluster_.healthy_panic_threshold);
+  if (share.panic) {
     cluster_.stats->lb_healthy_panic.inc();
     return first;
   }
-  if (first->healthy()) return first;
-  return redraw(context);
+  // Healthy or degraded hosts by their shares, drawn as Envoy draws the
+  // priority: from the request's hash when it has one.
+  bool want_degraded = false;
+  if (share.healthy_load < 100) {
+    std::optional<uint64_t> hash;
+    if (context != nullptr) hash = context->hashKey();
+    want_degraded = (hash.has_value() ? *hash : random_.next()) % 100 + 1 > share.healthy_load;
+  }
+  const HostHealth want = want_degraded ? HostHealth::kDegraded : HostHealth::kHealthy;
+  if (hostHealthOf(first->health_flags.load(std::memory_order_relaxed)) == want) return first;
+  const Host* host = redraw(context, want);
+  // Counts a moment behind the flags: the other usable kind rather than none.
+  if (host == nullptr) host = redraw(context, want_degraded ? HostHealth::kHealthy : HostHealth::kDegraded);
+  return host;
 }
 
-const Host* HealthFilteringLoadBalancer::redraw(const LoadBalancerContext* context) {
+const Host* HealthFilteringLoadBalancer::redraw(const LoadBalancerContext* context, HostHealth want) {
   const auto& hosts = cluster_.hosts;
-  // Redraws keep the policy's distribution over the healthy hosts; a bounded
-  // number of them, then a scan from a random start finds any healthy host.
+  const auto matches = [want](const Host* host) {
+    return hostHealthOf(host->health_flags.load(std::memory_order_relaxed)) == want;
+  };
+  // Redraws keep the policy's distribution over the wanted hosts; a bounded
+  // number of them, then a scan from a random start finds any such host.
   constexpr uint64_t kRedraws = 8;
   for (uint64_t attempt = 1; attempt <= kRedraws; ++attempt) {
     RehashedContext rehashed(context, attempt);
     const Host* host = inner_->chooseHost(&rehashed);
-    if (host != nullptr && host->healthy()) return host;
+    if (host != nullptr && matches(host)) return host;
   }
+  if (hosts.empty()) return nullptr;
   const size_t start = random_.below(hosts.size());
   for (size_t i = 0; i < hosts.size(); ++i) {
     const Host* host = hosts[(start + i) % hosts.size()].get();
-    if (host->healthy()) return host;
+    if (matches(host)) return host;
   }
   return nullptr;
 }

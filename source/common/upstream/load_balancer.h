@@ -130,9 +130,11 @@ class RoundRobinLoadBalancer : public LoadBalancer {
 // Wraps a policy's balancer with host health: while every host is healthy a
 // pick costs one extra relaxed load; otherwise a pick that lands on an
 // unhealthy host is redrawn (hash policies with a rehashed key, so the
-// choice stays consistent per key), then scanned for. When too few hosts are
-// healthy (Cluster::healthy_panic_threshold) all hosts serve, as Envoy's
-// panic mode, counted in lb_healthy_panic.
+// choice stays consistent per key), then scanned for. Degraded hosts
+// (health_flag::kDegradedMask) take only the share of picks healthy hosts
+// cannot, by Envoy's arithmetic for one priority level (singleLevelShare()).
+// When too few hosts are healthy or degraded (Cluster::healthy_panic_threshold)
+// all hosts serve, as Envoy's panic mode, counted in lb_healthy_panic.
 class HealthFilteringLoadBalancer : public LoadBalancer {
  public:
   HealthFilteringLoadBalancer(const Cluster& cluster, std::unique_ptr<LoadBalancer> inner)
@@ -144,20 +146,27 @@ class HealthFilteringLoadBalancer : public LoadBalancer {
     if (unhealthy == 0) return host;
     return pickHealthy(host, unhealthy, context);
   }
-  // For a caller that decides panic itself (priority levels): a healthy
-  // host only (nullptr if none), or any host.
+  // For a caller that decides panic and degraded load itself (priority
+  // levels): a healthy host only (nullptr if none), a degraded host only,
+  // or any host.
   const Host* chooseHealthy(const LoadBalancerContext* context) {
     const Host* host = inner_->chooseHost(context);
     // The count first: while all are healthy the host itself is not read.
     if (host == nullptr || cluster_.unhealthy_hosts.load() == 0 || host->healthy()) return host;
-    return redraw(context);
+    return redraw(context, HostHealth::kHealthy);
+  }
+  const Host* chooseDegraded(const LoadBalancerContext* context) {
+    const Host* host = inner_->chooseHost(context);
+    if (host == nullptr || host->degraded()) return host;
+    return redraw(context, HostHealth::kDegraded);
   }
   const Host* chooseAny(const LoadBalancerContext* context) { return inner_->chooseHost(context); }
   LoadBalancer& inner() { return *inner_; }
 
  private:
   const Host* pickHealthy(const Host* first, uint32_t unhealthy, const LoadBalancerContext* context);
-  const Host* redraw(const LoadBalancerContext* context);
+  // A host of coarse health `want` by redraws, then a scan; nullptr if none.
+  const Host* redraw(const LoadBalancerContext* context, HostHealth want);
 
   const Cluster& cluster_;
   std::unique_ptr<LoadBalancer> inner_;

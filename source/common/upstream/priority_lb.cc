@@ -14,8 +14,13 @@ std::shared_ptr<const Cluster> makeView(const Cluster& parent, std::vector<HostC
   view->hosts = std::move(hosts);
   if (parent.lb_factory != nullptr) view->lb_factory = parent.lb_factory->forHosts(*view);
   uint32_t unhealthy = 0;
-  for (const auto& h : view->hosts) unhealthy += h->healthy() ? 0 : 1;
+  uint32_t degraded = 0;
+  for (const auto& h : view->hosts) {
+    unhealthy += h->healthy() ? 0 : 1;
+    degraded += h->degraded() ? 1 : 0;
+  }
   view->unhealthy_hosts.set(unhealthy);
+  view->degraded_hosts.set(degraded);
   return view;
 }
 
@@ -66,6 +71,7 @@ PriorityLoadBalancer::PriorityLoadBalancer(const Cluster& cluster) : cluster_(cl
       balancers_[p].localities.push_back(createHealthFilteringLoadBalancer(*view));
     }
     balancers_[p].cumulative.resize(level.localities.size());
+    balancers_[p].degraded_cumulative.resize(level.localities.size());
   }
 }
 
@@ -74,18 +80,23 @@ void PriorityLoadBalancer::recompute(uint32_t generation) {
   seen_generation_ = generation;
   const auto healthyOf = [](const Cluster& view) {
     const auto hosts = static_cast<uint32_t>(view.hosts.size());
-    return LevelHealth{hosts, hosts - std::min(hosts, view.unhealthy_hosts.load())};
+    const uint32_t unhealthy = std::min(hosts, view.unhealthy_hosts.load());
+    return LevelHealth{hosts, hosts - unhealthy, std::min(unhealthy, view.degraded_hosts.load())};
   };
   std::vector<LevelHealth> levels(layout_.levels.size());
   for (size_t p = 0; p < levels.size(); ++p) {
     const auto& level = layout_.levels[p];
     levels[p] = healthyOf(*level.all);
     double total = 0;
+    double degraded_total = 0;
     for (size_t i = 0; i < level.localities.size(); ++i) {
       const LevelHealth h = healthyOf(*level.localities[i]);
       const uint32_t weight = cluster_.localities[level.locality_index[i]].weight;
       total += effectiveLocalityWeight(weight, h.hosts, h.healthy, cluster_.overprovisioning_factor);
       balancers_[p].cumulative[i] = total;
+      // Picks for degraded hosts weigh localities by their degraded share.
+      degraded_total += effectiveLocalityWeight(weight, h.hosts, h.degraded, cluster_.overprovisioning_factor);
+      balancers_[p].degraded_cumulative[i] = degraded_total;
     }
   }
   load_ = computePriorityLoad(levels, cluster_.overprovisioning_factor, cluster_.healthy_panic_threshold);
@@ -95,28 +106,29 @@ const Host* PriorityLoadBalancer::chooseHost(const LoadBalancerContext* context)
   refresh();
   std::optional<uint64_t> hash;
   if (context != nullptr) hash = context->hashKey();
-  const uint32_t priority = choosePriority(load_.load, hash.has_value() ? *hash : random_.next());
-  if (priority >= balancers_.size()) return nullptr;
-  return chooseInLevel(priority, context);
+  const PriorityChoice choice = choosePriority(load_, hash.has_value() ? *hash : random_.next());
+  if (choice.priority >= balancers_.size()) return nullptr;
+  return chooseInLevel(choice.priority, choice.degraded, context);
 }
 
-const Host* PriorityLoadBalancer::chooseInLevel(uint32_t priority, const LoadBalancerContext* context) {
+const Host* PriorityLoadBalancer::chooseInLevel(uint32_t priority, bool degraded, const LoadBalancerContext* context) {
   auto& lbs = balancers_[priority];
   // A locality by weight times availability; none available falls through
   // to the level's own rules, as Envoy's.
-  if (!lbs.cumulative.empty() && lbs.cumulative.back() > 0) {
-    const double draw = static_cast<double>(random_.next() >> 11) * 0x1.0p-53 * lbs.cumulative.back();
+  const std::vector<double>& cumulative = degraded ? lbs.degraded_cumulative : lbs.cumulative;
+  if (!cumulative.empty() && cumulative.back() > 0) {
+    const double draw = static_cast<double>(random_.next() >> 11) * 0x1.0p-53 * cumulative.back();
     // The first running total above the draw; a locality of weight zero
     // never is (its total equals the one before it).
-    size_t chosen = std::upper_bound(lbs.cumulative.begin(), lbs.cumulative.end(), draw) - lbs.cumulative.begin();
-    if (chosen >= lbs.cumulative.size()) chosen = lbs.cumulative.size() - 1;
-    return lbs.localities[chosen]->chooseHealthy(context);
+    size_t chosen = std::upper_bound(cumulative.begin(), cumulative.end(), draw) - cumulative.begin();
+    if (chosen >= cumulative.size()) chosen = cumulative.size() - 1;
+    return degraded ? lbs.localities[chosen]->chooseDegraded(context) : lbs.localities[chosen]->chooseHealthy(context);
   }
   if (load_.panic[priority]) {
     if (cluster_.stats != nullptr) cluster_.stats->lb_healthy_panic.inc();
     return lbs.all->chooseAny(context);
   }
-  return lbs.all->chooseHealthy(context);
+  return degraded ? lbs.all->chooseDegraded(context) : lbs.all->chooseHealthy(context);
 }
 
 }  // namespace courier::upstream

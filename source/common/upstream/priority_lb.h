@@ -1,7 +1,8 @@
 // Picks over a cluster with priority levels or locality weighting: first a
-// level by Envoy's priority load (priority_set.h), then a locality in it by
-// weight times availability when locality weighting is on, then a host with
-// the cluster's policy inside that group.
+// level by Envoy's priority load (priority_set.h) and whether its healthy or
+// its degraded hosts serve, then a locality in it by weight times
+// availability when locality weighting is on, then a host with the cluster's
+// policy inside that group.
 #pragma once
 
 #include <memory>
@@ -30,8 +31,10 @@ class PriorityLoadBalancer : public LoadBalancer {
   struct LevelBalancers {
     std::unique_ptr<HealthFilteringLoadBalancer> all;
     std::vector<std::unique_ptr<HealthFilteringLoadBalancer>> localities;
-    // Running totals of the localities' effective weights.
+    // Running totals of the localities' effective weights, by healthy and by
+    // degraded hosts.
     std::vector<double> cumulative;
+    std::vector<double> degraded_cumulative;
   };
   // Recomputes the loads and locality weights when health changed.
   void refresh() {
@@ -40,7 +43,7 @@ class PriorityLoadBalancer : public LoadBalancer {
     recompute(generation);
   }
   void recompute(uint32_t generation);
-  const Host* chooseInLevel(uint32_t priority, const LoadBalancerContext* context);
+  const Host* chooseInLevel(uint32_t priority, bool degraded, const LoadBalancerContext* context);
 
   const Cluster& cluster_;
   const PriorityLayout& layout_;

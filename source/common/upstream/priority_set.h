@@ -12,30 +12,56 @@
 
 namespace courier::upstream {
 
-// One priority level's host counts.
+// One priority level's host counts: all of them, the healthy ones and the
+// degraded ones (the rest are unhealthy).
 struct LevelHealth {
   uint32_t hosts = 0;
   uint32_t healthy = 0;
+  uint32_t degraded = 0;
 };
 
 struct PriorityLoad {
-  // Percent of picks per level; sums to 100.
+  // Percent of picks per level that go to its healthy hosts, and to its
+  // degraded hosts; together they sum to 100.
   std::vector<uint32_t> load;
+  std::vector<uint32_t> degraded;
   // Per level: picks there use every host of the level, healthy or not.
   std::vector<bool> panic;
 };
 
-// Envoy's rules: a level's availability is min(100, factor * healthy / hosts)
-// (integer percent); levels take load in order, each its availability scaled
-// by the normalised total (capped at 100), until 100 is handed out; rounding
-// leftovers go to the first available level. Panic counts only while the
-// normalised total is below 100, for levels whose healthy share is below the
-// threshold; when every level is in panic, load follows host counts instead.
+// Envoy's rules (LoadBalancerBase::recalculatePriorityLoad and friends): a
+// level's healthy availability is min(100, factor * healthy / hosts) and its
+// degraded availability min(100, factor * degraded / hosts) (integer
+// percent); their sum over all levels, capped at 100, normalises them. The
+// 100 percent goes first to healthy hosts, level by level in order, each its
+// availability scaled by the normalised total, until it is handed out; what
+// is left goes the same way to degraded hosts; rounding leftovers go to the
+// first level with healthy availability (else with degraded). Panic counts
+// only while the normalised total is below 100, for levels whose healthy plus
+// degraded share is below the threshold; when every level is in panic, load
+// follows host counts instead (all of it on the healthy side).
 PriorityLoad computePriorityLoad(const std::vector<LevelHealth>& levels, uint32_t overprovisioning_factor,
                                  double panic_threshold);
 
 // The level owning `draw` (reduced modulo 100), as Envoy's choosePriority.
 uint32_t choosePriority(const std::vector<uint32_t>& load, uint64_t draw);
+// The same over healthy then degraded loads: the level and whether the pick
+// goes to its degraded hosts.
+struct PriorityChoice {
+  uint32_t priority = 0;
+  bool degraded = false;
+};
+PriorityChoice choosePriority(const PriorityLoad& load, uint64_t draw);
+
+// The single-level case without allocation, for the plain balancer's slow
+// path: the percent of picks for healthy hosts (the rest go to degraded
+// ones) and whether the level is in panic. Agrees with computePriorityLoad
+// for one level.
+struct LevelShare {
+  uint32_t healthy_load = 100;
+  bool panic = false;
+};
+LevelShare singleLevelShare(const LevelHealth& level, uint32_t overprovisioning_factor, double panic_threshold);
 
 // A locality's weight scaled by its availability, capped at 1:
 // weight * min(1, factor/100 * healthy / hosts).
@@ -43,8 +69,8 @@ double effectiveLocalityWeight(uint32_t weight, uint32_t hosts, uint32_t healthy
 
 // Immutable grouping built with a cluster version on the main thread. Each
 // group is a view: a Cluster with the parent's settings and stats holding only
-// the group's hosts, with its own balancer state and unhealthy count (which
-// setHealthFlag() keeps in step through onHealthChange()).
+// the group's hosts, with its own balancer state and unhealthy and degraded
+// counts (which setHealthFlag() keeps in step through onHealthChange()).
 class PriorityLayout {
  public:
   struct Level {
@@ -66,8 +92,9 @@ class PriorityLayout {
   // when it moved.
   mutable HostCount generation;
 
-  // Main thread: `host` became unhealthy (+1) or healthy again (-1).
-  void onHealthChange(const Host& host, int32_t delta) const;
+  // Main thread: `host`'s coarse health changed; the deltas of its group's
+  // unhealthy (degraded included) and degraded counts.
+  void onHealthChange(const Host& host, int32_t unhealthy_delta, int32_t degraded_delta) const;
   // Main thread: recount every group from its hosts' flags.
   void recount() const;
 };

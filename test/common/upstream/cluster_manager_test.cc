@@ -293,7 +293,7 @@ TEST_F(EdsClusterManagerTest, HostsThatStayKeepTheirObjectAndTheClusterItsSettin
   EXPECT_EQ(third->hosts[1], second->hosts[1]);
 }
 
-TEST_F(EdsClusterManagerTest, UnhealthyDrainingAndTimedOutHostsAreNotPicked) {
+TEST_F(EdsClusterManagerTest, UnhealthyDrainingAndTimedOutHostsAreListedWithTheirFlags) {
   ASSERT_TRUE(manager_.onConfigUpdate(resources({edsClusterYaml("web")}), "c1").ok());
   ASSERT_TRUE(eds_->onConfigUpdate(assignment("svc", endpoint(1, ", health_status: UNHEALTHY") + "," +
                                                          endpoint(2, ", health_status: DRAINING") + "," +
@@ -302,12 +302,20 @@ TEST_F(EdsClusterManagerTest, UnhealthyDrainingAndTimedOutHostsAreNotPicked) {
                                                          endpoint(5, ", health_status: HEALTHY") + "," + endpoint(6)),
                                    "e1")
                   .ok());
-  ASSERT_EQ(web()->hosts.size(), 3u);
-  EXPECT_EQ(web()->hosts[0]->address.port(), 4);
-  EXPECT_EQ(web()->hosts[1]->address.port(), 5);
-  EXPECT_EQ(web()->hosts[2]->address.port(), 6);
+  // Every endpoint stays listed (as Envoy's), the failed ones flagged.
+  ASSERT_EQ(web()->hosts.size(), 6u);
+  for (size_t i : {0, 1, 2}) EXPECT_EQ(web()->hosts[i]->health_flags.load(), health_flag::kFailedEdsHealth) << i;
+  EXPECT_EQ(web()->hosts[3]->health_flags.load(), health_flag::kDegradedEdsHealth);
+  EXPECT_TRUE(web()->hosts[4]->healthy());
+  EXPECT_TRUE(web()->hosts[5]->healthy());
   EXPECT_EQ(gauge("cluster.web.membership_total"), 6u);
   EXPECT_EQ(gauge("cluster.web.membership_healthy"), 2u);
+  auto lb = createLoadBalancer(*web());
+  for (int i = 0; i < 300; ++i) {
+    const Host* h = lb->chooseHost(nullptr);
+    ASSERT_NE(h, nullptr);
+    EXPECT_GE(h->address.port(), 4) << "picked a failed host";
+  }
 }
 
 TEST_F(EdsClusterManagerTest, BadAssignmentIsRejectedNamingTheFieldAndHostsStay) {

@@ -95,6 +95,95 @@ TEST(PriorityLoadTest, ChoosePriorityMapsDrawsOntoTheShares) {
   EXPECT_EQ(choosePriority(shares, 100), 0u);
 }
 
+TEST(PriorityLoadTest, DegradedHostsTakeWhatHealthyOnesCannot) {
+  // 2 healthy and 2 degraded of 4 at 140: 70% each available; healthy hosts
+  // take their 70, degraded ones the 30 left.
+  auto l = load({{4, 2, 2}});
+  EXPECT_EQ(l.load, (std::vector<uint32_t>{70}));
+  EXPECT_EQ(l.degraded, (std::vector<uint32_t>{30}));
+  EXPECT_EQ(l.panic, (std::vector<bool>{false}));
+  // Healthy hosts of a lower level come before degraded ones of a higher.
+  l = load({{4, 2, 2}, {4, 4, 0}});
+  EXPECT_EQ(l.load, (std::vector<uint32_t>{70, 30}));
+  EXPECT_EQ(l.degraded, (std::vector<uint32_t>{0, 0}));
+}
+
+TEST(PriorityLoadTest, EnvoysThreeLevelHealthyAndDegradedExample) {
+  // Envoy's comment: 10/20/10% healthy and 20/10/0% degraded availability
+  // give 16/28/14% healthy load (the first takes the rounding) and 28/14/0%
+  // degraded load. Factor 100, ten hosts a level.
+  auto l = load({{10, 1, 2}, {10, 2, 1}, {10, 1, 0}}, 100, 0);
+  EXPECT_EQ(l.load, (std::vector<uint32_t>{16, 28, 14}));
+  EXPECT_EQ(l.degraded, (std::vector<uint32_t>{28, 14, 0}));
+}
+
+TEST(PriorityLoadTest, AllDegradedTakesEverythingWithoutPanic) {
+  auto l = load({{4, 0, 4}});
+  EXPECT_EQ(l.load, (std::vector<uint32_t>{0}));
+  EXPECT_EQ(l.degraded, (std::vector<uint32_t>{100}));
+  EXPECT_EQ(l.panic, (std::vector<bool>{false}));
+  // Rounding leftovers go to the first degraded level when none is healthy.
+  l = load({{3, 0, 1}, {3, 0, 1}, {3, 0, 1}}, 100, 0);
+  EXPECT_EQ(l.load, (std::vector<uint32_t>{0, 0, 0}));
+  EXPECT_EQ(l.degraded, (std::vector<uint32_t>{34, 33, 33}));
+}
+
+TEST(PriorityLoadTest, DegradedHostsCountTowardThePanicThreshold) {
+  // 1 healthy + 4 degraded of 10: 50% usable, no panic; 14 + 56 = 70
+  // available: 20% healthy, 80% degraded.
+  auto l = load({{10, 1, 4}});
+  EXPECT_EQ(l.load, (std::vector<uint32_t>{20}));
+  EXPECT_EQ(l.degraded, (std::vector<uint32_t>{80}));
+  EXPECT_EQ(l.panic, (std::vector<bool>{false}));
+  // 1 healthy + 2 degraded of 10: 30% usable, panic over every host.
+  l = load({{10, 1, 2}});
+  EXPECT_EQ(l.load, (std::vector<uint32_t>{100}));
+  EXPECT_EQ(l.degraded, (std::vector<uint32_t>{0}));
+  EXPECT_EQ(l.panic, (std::vector<bool>{true}));
+}
+
+TEST(PriorityLoadTest, ChoosePriorityGoesToDegradedHostsAfterEveryHealthyShare) {
+  // At factor 100: 50 + 50 available in P0, 25 in P1: healthy 50 and 25,
+  // P0's degraded hosts the 25 left.
+  PriorityLoad l = load({{4, 2, 2}, {4, 1, 0}}, 100);
+  ASSERT_EQ(l.load, (std::vector<uint32_t>{50, 25}));
+  ASSERT_EQ(l.degraded, (std::vector<uint32_t>{25, 0}));
+  EXPECT_EQ(choosePriority(l, 49).priority, 0u);
+  EXPECT_FALSE(choosePriority(l, 49).degraded);
+  EXPECT_EQ(choosePriority(l, 50).priority, 1u);
+  EXPECT_FALSE(choosePriority(l, 74).degraded);
+  EXPECT_EQ(choosePriority(l, 75).priority, 0u);
+  EXPECT_TRUE(choosePriority(l, 75).degraded);
+  EXPECT_TRUE(choosePriority(l, 99).degraded);
+}
+
+TEST(PriorityLoadTest, SingleLevelShareAgreesWithTheGeneralRule) {
+  for (uint32_t factor : {100u, 140u, 200u}) {
+    for (double threshold : {0.0, 50.0}) {
+      for (uint32_t hosts = 1; hosts <= 12; ++hosts) {
+        for (uint32_t healthy = 0; healthy <= hosts; ++healthy) {
+          for (uint32_t degraded = 0; healthy + degraded <= hosts; ++degraded) {
+            const LevelHealth level{hosts, healthy, degraded};
+            const PriorityLoad general = computePriorityLoad({level}, factor, threshold);
+            const LevelShare share = singleLevelShare(level, factor, threshold);
+            const std::string where = absl::StrCat(hosts, "/", healthy, "/", degraded, " at ", factor, ", ", threshold);
+            EXPECT_EQ(share.panic, bool(general.panic[0])) << where;
+            // The plain balancer's shortcut test says the same.
+            Cluster c;
+            c.overprovisioning_factor = factor;
+            c.healthy_panic_threshold = threshold;
+            EXPECT_EQ(inHealthyPanic(c, hosts, hosts - healthy, degraded), share.panic) << where;
+            if (!share.panic) {
+              EXPECT_EQ(share.healthy_load, general.load[0]) << where;
+              EXPECT_EQ(100 - share.healthy_load, general.degraded[0]) << where;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(LocalityWeightTest, MatchesEnvoysDocumentedTable) {
   // Locality X (weight 1) against a healthy Y (weight 2): X's share as its
   // healthy endpoints drop (Envoy's table, rounded to whole percents).
@@ -149,6 +238,9 @@ class PriorityClusterTest : public ::testing::Test {
   }
   static void setUnhealthy(const Cluster& c, std::vector<size_t> hosts) {
     for (size_t i : hosts) setHealthFlag(c, *c.hosts[i], health_flag::kFailedActiveHc, true);
+  }
+  static void setDegraded(const Cluster& c, std::vector<size_t> hosts) {
+    for (size_t i : hosts) setHealthFlag(c, *c.hosts[i], health_flag::kDegradedEdsHealth, true);
   }
   // Picks per host index.
   static std::vector<uint64_t> picks(const Cluster& c, LoadBalancer& lb, uint64_t n) {
@@ -232,6 +324,73 @@ TEST_P(PriorityPolicyTest, WhenEveryLevelPanicsHostCountsShareTheLoad) {
   EXPECT_LT(chiSquared({sum(counts, 0, 4), sum(counts, 4, 16)}, {25, 75}), chiSquaredCritical001(1));
   EXPECT_GT(counts[15], 0u);  // unhealthy hosts serve in panic
   EXPECT_EQ(c->stats->lb_healthy_panic.value(), 100000u);
+}
+
+TEST_P(PriorityPolicyTest, DegradedHostsOfOneLevelTakeTheThirtyPercentHealthyOnesCannot) {
+  // One level, no layout: the plain balancer's slow path. 2 healthy and 2
+  // degraded of 4 at 140: 70% healthy, 30% degraded.
+  auto c = mustBuild({{0, {1, 1, 1, 1}, "a"}}, "", GetParam());
+  ASSERT_EQ(c->layout, nullptr);
+  setDegraded(*c, {2, 3});
+  EXPECT_EQ(c->unhealthy_hosts.load(), 2u);
+  EXPECT_EQ(c->degraded_hosts.load(), 2u);
+  EXPECT_EQ(c->stats->membership_healthy.value(), 2u);
+  EXPECT_EQ(c->stats->membership_degraded.value(), 2u);
+  auto lb = createLoadBalancer(*c);
+  const uint64_t n = 100000;
+  auto counts = picks(*c, *lb, n);
+  EXPECT_LT(chiSquared({sum(counts, 0, 2), sum(counts, 2, 4)}, {70, 30}), chiSquaredCritical001(1))
+      << sum(counts, 0, 2) << " / " << sum(counts, 2, 4);
+  EXPECT_GT(counts[2], 0u);
+  EXPECT_GT(counts[3], 0u);
+  EXPECT_EQ(c->stats->lb_healthy_panic.value(), 0u);
+}
+
+TEST_P(PriorityPolicyTest, DegradedHostsOfALevelTakeOnlyWhatHealthyLevelsLeave) {
+  // P0 2 healthy + 2 degraded (70% healthy), P1 one of two healthy (70%):
+  // normalised 100, healthy P0 70 and P1 30; nothing left for the degraded.
+  // With P1 fully down, P0's degraded hosts take the 30.
+  auto c = mustBuild({{0, {1, 1, 1, 1}, "a"}, {1, {1, 1}, "a"}}, "", GetParam());
+  setDegraded(*c, {2, 3});
+  setUnhealthy(*c, {5});
+  auto lb = createLoadBalancer(*c);
+  auto counts = picks(*c, *lb, 50000);
+  EXPECT_EQ(counts[2] + counts[3] + counts[5], 0u);
+  EXPECT_LT(chiSquared({sum(counts, 0, 2), counts[4]}, {70, 30}), chiSquaredCritical001(1));
+  setUnhealthy(*c, {4});
+  counts = picks(*c, *lb, 50000);
+  EXPECT_EQ(sum(counts, 4, 6), 0u);
+  EXPECT_LT(chiSquared({sum(counts, 0, 2), sum(counts, 2, 4)}, {70, 30}), chiSquaredCritical001(1));
+}
+
+TEST_P(PriorityPolicyTest, AllDegradedServesEveryHostWithoutPanic) {
+  auto c = mustBuild({{0, {1, 1, 1, 1}, "a"}}, "", GetParam());
+  setDegraded(*c, {0, 1, 2, 3});
+  auto lb = createLoadBalancer(*c);
+  auto counts = picks(*c, *lb, 40000);
+  for (size_t i = 0; i < 4; ++i) EXPECT_GT(counts[i], 0u) << i;
+  EXPECT_EQ(c->stats->lb_healthy_panic.value(), 0u);
+}
+
+TEST_P(PriorityPolicyTest, DegradedAndPanic) {
+  // 1 healthy + 2 degraded + 7 unhealthy of 10: 30% usable, below 50: every
+  // host serves, counted as panic. With 4 degraded (50% usable) there is no
+  // panic: 20% healthy, 80% degraded, nothing to the unhealthy.
+  auto c = mustBuild({{0, std::vector<uint32_t>(10, 1), "a"}}, "", GetParam());
+  setDegraded(*c, {1, 2});
+  setUnhealthy(*c, {3, 4, 5, 6, 7, 8, 9});
+  auto lb = createLoadBalancer(*c);
+  const uint64_t n = 50000;
+  auto counts = picks(*c, *lb, n);
+  EXPECT_GT(sum(counts, 3, 10), n / 2);
+  EXPECT_EQ(c->stats->lb_healthy_panic.value(), n);
+  for (size_t i : {3, 4}) setHealthFlag(*c, *c->hosts[i], health_flag::kFailedActiveHc, false);
+  setDegraded(*c, {3, 4});
+  counts = picks(*c, *lb, n);
+  EXPECT_EQ(c->stats->lb_healthy_panic.value(), n);
+  EXPECT_EQ(sum(counts, 5, 10), 0u);
+  EXPECT_LT(chiSquared({counts[0], sum(counts, 1, 5)}, {20, 80}), chiSquaredCritical001(1))
+      << counts[0] << " / " << sum(counts, 1, 5);
 }
 
 INSTANTIATE_TEST_SUITE_P(Policies, PriorityPolicyTest,
@@ -369,9 +528,9 @@ TEST(EdsPriorityTest, AssignmentsCarryPriorityLocalityAndFactorAndKeepHostsThatS
       "resources[0]", {});
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(first->overprovisioning_factor, 120u);
-  ASSERT_EQ(first->selectable.size(), 2u);
-  EXPECT_EQ(first->selectable[1]->priority, 1u);
-  EXPECT_EQ(first->localities[first->selectable[1]->locality].zone, "b");
+  ASSERT_EQ(first->hosts.size(), 2u);
+  EXPECT_EQ(first->hosts[1]->priority, 1u);
+  EXPECT_EQ(first->localities[first->hosts[1]->locality].zone, "b");
   stats::Store store;
   Cluster base;
   base.stats = &ClusterStats::of(store, "s");
@@ -386,15 +545,134 @@ TEST(EdsPriorityTest, AssignmentsCarryPriorityLocalityAndFactorAndKeepHostsThatS
                  "{endpoint: {address: {socket_address: {address: 10.0.0.2, port_value: 80}}}}]}]}"),
       "resources[0]", first->all, first->localities);
   ASSERT_TRUE(second.ok()) << second.status();
-  EXPECT_EQ(second->selectable[0], first->selectable[0]);
-  EXPECT_NE(second->selectable[1], first->selectable[1]);
-  EXPECT_EQ(second->selectable[1]->priority, 0u);
+  EXPECT_EQ(second->hosts[0], first->hosts[0]);
+  EXPECT_NE(second->hosts[1], first->hosts[1]);
+  EXPECT_EQ(second->hosts[1]->priority, 0u);
   EXPECT_EQ(clusterWithAssignment(base, *second)->layout, nullptr);
 
   auto bad = hostsFromAssignment(assignment("{cluster_name: s, policy: {overprovisioning_factor: 0}}"),
                                  "resources[0]", {});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("resources[0].policy.overprovisioning_factor"), std::string::npos);
+}
+
+// An endpoint on 10.0.0.<host>:80 with a health_status.
+std::string edsEndpoint(int host, const std::string& health) {
+  return absl::StrCat("{endpoint: {address: {socket_address: {address: 10.0.0.", host,
+                      ", port_value: 80}}}, health_status: ", health, "}");
+}
+
+// P0 hosts 1-4 with the given statuses, P1 hosts 5-6 healthy.
+envoy::config::endpoint::v3::ClusterLoadAssignment twoLevelAssignment(const std::vector<std::string>& p0) {
+  std::string lbs;
+  for (size_t i = 0; i < p0.size(); ++i) lbs += (i == 0 ? "" : ", ") + edsEndpoint(static_cast<int>(i) + 1, p0[i]);
+  return assignment(absl::StrCat("{cluster_name: s, endpoints: [{lb_endpoints: [", lbs, "]}, {priority: 1, ",
+                                 "lb_endpoints: [", edsEndpoint(5, "HEALTHY"), ", ", edsEndpoint(6, "HEALTHY"),
+                                 "]}]}"));
+}
+
+class EdsHealthTest : public ::testing::Test {
+ protected:
+  EdsHealthTest() { base_.stats = &ClusterStats::of(store_, "s"); }
+  ClusterConstSharedPtr apply(const envoy::config::endpoint::v3::ClusterLoadAssignment& cla) {
+    auto built = hostsFromAssignment(cla, "resources[0]", hosts_.all, hosts_.localities);
+    EXPECT_TRUE(built.ok()) << built.status();
+    hosts_ = std::move(*built);
+    return clusterWithAssignment(base_, hosts_);
+  }
+  static std::vector<uint64_t> picks(const Cluster& c, LoadBalancer& lb, uint64_t n) {
+    std::vector<uint64_t> counts(c.hosts.size(), 0);
+    for (uint64_t i = 0; i < n; ++i) {
+      const Host* h = lb.chooseHost(nullptr);
+      EXPECT_NE(h, nullptr);
+      if (h != nullptr) ++counts[testing::indexOf(c, h)];
+    }
+    return counts;
+  }
+
+  stats::Store store_;
+  Cluster base_;
+  EdsHosts hosts_;
+};
+
+TEST_F(EdsHealthTest, EveryStatusIsKeptWithEnvoysFlag) {
+  auto c = apply(assignment(absl::StrCat("{cluster_name: s, endpoints: [{lb_endpoints: [", edsEndpoint(1, "UNHEALTHY"),
+                                         ", ", edsEndpoint(2, "DRAINING"), ", ", edsEndpoint(3, "TIMEOUT"), ", ",
+                                         edsEndpoint(4, "DEGRADED"), ", ", edsEndpoint(5, "HEALTHY"), ", ",
+                                         edsEndpoint(6, "UNKNOWN"), "]}]}")));
+  ASSERT_EQ(c->hosts.size(), 6u);
+  const std::vector<uint32_t> want = {health_flag::kFailedEdsHealth, health_flag::kFailedEdsHealth,
+                                      health_flag::kFailedEdsHealth, health_flag::kDegradedEdsHealth, 0, 0};
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(c->hosts[i]->health_flags.load(), want[i]) << i;
+  EXPECT_EQ(c->unhealthy_hosts.load(), 4u);
+  EXPECT_EQ(c->degraded_hosts.load(), 1u);
+  EXPECT_EQ(c->stats->membership_total.value(), 6u);
+  EXPECT_EQ(c->stats->membership_healthy.value(), 2u);
+  EXPECT_EQ(c->stats->membership_degraded.value(), 1u);
+  // 2 healthy + 1 degraded of 6: 46 + 23 available, 50% usable (no panic):
+  // 67% healthy, 33% degraded, nothing to the failed three.
+  auto lb = createLoadBalancer(*c);
+  auto counts = picks(*c, *lb, 60000);
+  EXPECT_EQ(counts[0] + counts[1] + counts[2], 0u);
+  EXPECT_LT(chiSquared({counts[4] + counts[5], counts[3]}, {67, 33}), chiSquaredCritical001(1))
+      << counts[4] + counts[5] << " / " << counts[3];
+  EXPECT_EQ(c->stats->lb_healthy_panic.value(), 0u);
+}
+
+TEST_F(EdsHealthTest, APartlyUnhealthyPriorityZeroSpillsToPriorityOneAndTakesItBack) {
+  // Two of P0's four hosts UNHEALTHY: P0 is 50% healthy, 70% available;
+  // P1 takes the 30 left. The unhealthy hosts stay listed and get nothing.
+  auto c = apply(twoLevelAssignment({"HEALTHY", "UNHEALTHY", "HEALTHY", "UNHEALTHY"}));
+  ASSERT_NE(c->layout, nullptr);
+  ASSERT_EQ(c->hosts.size(), 6u);
+  EXPECT_EQ(c->layout->levels[0].all->unhealthy_hosts.load(), 2u);
+  PriorityLoadBalancer lb(*c);
+  const uint64_t n = 100000;
+  auto counts = picks(*c, lb, n);
+  EXPECT_EQ(lb.priorityLoad().load, (std::vector<uint32_t>{70, 30}));
+  EXPECT_EQ(counts[1] + counts[3], 0u);
+  EXPECT_LT(chiSquared({counts[0] + counts[2], counts[4] + counts[5]}, {70, 30}), chiSquaredCritical001(1))
+      << counts[0] + counts[2] << " / " << counts[4] + counts[5];
+  const Host* kept = c->hosts[1].get();
+
+  // Healthy again: the same host objects (their pools carry over), the flag
+  // cleared, the counts of the new version and its levels right, and all
+  // traffic back on P0.
+  auto next = apply(twoLevelAssignment({"HEALTHY", "HEALTHY", "HEALTHY", "DEGRADED"}));
+  ASSERT_EQ(next->hosts[1].get(), kept);
+  EXPECT_EQ(kept->health_flags.load(), 0u);
+  EXPECT_EQ(next->hosts[3]->health_flags.load(), health_flag::kDegradedEdsHealth);
+  EXPECT_EQ(next->unhealthy_hosts.load(), 1u);
+  EXPECT_EQ(next->degraded_hosts.load(), 1u);
+  EXPECT_EQ(next->layout->levels[0].all->unhealthy_hosts.load(), 1u);
+  EXPECT_EQ(next->layout->levels[0].all->degraded_hosts.load(), 1u);
+  EXPECT_EQ(next->stats->membership_healthy.value(), 5u);
+  PriorityLoadBalancer next_lb(*next);
+  counts = picks(*next, next_lb, 30000);
+  // 3 of 4 healthy at 140 hold all the load: the degraded host gets none.
+  EXPECT_EQ(next_lb.priorityLoad().load, (std::vector<uint32_t>{100, 0}));
+  EXPECT_EQ(counts[3] + counts[4] + counts[5], 0u);
+  for (size_t i : {0, 1, 2}) EXPECT_GT(counts[i], 0u) << i;
+
+  // And failed once more: the flag follows the status on the kept host.
+  auto third = apply(twoLevelAssignment({"HEALTHY", "TIMEOUT", "HEALTHY", "HEALTHY"}));
+  ASSERT_EQ(third->hosts[1].get(), kept);
+  EXPECT_EQ(kept->health_flags.load(), health_flag::kFailedEdsHealth);
+  EXPECT_EQ(third->hosts[3]->health_flags.load(), 0u);
+  EXPECT_EQ(third->unhealthy_hosts.load(), 1u);
+  EXPECT_EQ(third->degraded_hosts.load(), 0u);
+  EXPECT_EQ(third->stats->membership_degraded.value(), 0u);
+}
+
+TEST_F(EdsHealthTest, OtherFlagsOfAKeptHostSurviveAnEdsChange) {
+  auto c = apply(twoLevelAssignment({"HEALTHY", "HEALTHY", "HEALTHY", "HEALTHY"}));
+  setHealthFlag(*c, *c->hosts[0], health_flag::kFailedActiveHc, true);
+  auto next = apply(twoLevelAssignment({"UNHEALTHY", "HEALTHY", "HEALTHY", "HEALTHY"}));
+  ASSERT_EQ(next->hosts[0], c->hosts[0]);
+  EXPECT_EQ(next->hosts[0]->health_flags.load(), health_flag::kFailedActiveHc | health_flag::kFailedEdsHealth);
+  next = apply(twoLevelAssignment({"HEALTHY", "HEALTHY", "HEALTHY", "HEALTHY"}));
+  EXPECT_EQ(next->hosts[0]->health_flags.load(), health_flag::kFailedActiveHc);
+  EXPECT_EQ(next->unhealthy_hosts.load(), 1u);
 }
 
 }  // namespace
