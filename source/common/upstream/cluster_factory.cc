@@ -212,6 +212,8 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
       host->hostname = lb.endpoint().hostname();
       host->priority = place->priority;
       host->locality = place->locality;
+      // As Envoy, an endpoint's health_status counts for any cluster type.
+      host->health_flags.store(edsHealthFlag(lb.health_status()), std::memory_order_relaxed);
       cluster->hosts.push_back(std::move(host));
     }
   }
@@ -317,7 +319,7 @@ absl::StatusOr<ClusterConstSharedPtr> createCluster(const ProtoCluster& config, 
   // Group views copy the settings above, stats included.
   buildPriorityLayout(*cluster);
   cluster->stats->membership_total.set(cluster->hosts.size());
-  cluster->stats->membership_healthy.set(cluster->hosts.size());
+  recountHealth(*cluster);
   return ClusterConstSharedPtr(std::move(cluster));
 }
 

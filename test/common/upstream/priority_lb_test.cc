@@ -595,6 +595,36 @@ class EdsHealthTest : public ::testing::Test {
   EdsHosts hosts_;
 };
 
+// As Envoy, a STATIC cluster's endpoints carry their health_status too.
+TEST_F(EdsHealthTest, StaticClusterEndpointsTakeTheirHealthStatus) {
+  envoy::config::cluster::v3::Cluster proto;
+  ASSERT_TRUE(protobuf::loadFromYamlString(
+                  absl::StrCat("{name: st, load_assignment: {endpoints: [{lb_endpoints: [", edsEndpoint(1, "HEALTHY"),
+                               ", ", edsEndpoint(2, "UNHEALTHY"), ", ", edsEndpoint(3, "DEGRADED"), ", ",
+                               edsEndpoint(4, "HEALTHY"), "]}]}}"),
+                  proto)
+                  .ok());
+  auto c = createCluster(proto, "clusters[0]", store_);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const Cluster& cluster = **c;
+  ASSERT_EQ(cluster.hosts.size(), 4u);
+  EXPECT_EQ(cluster.hosts[0]->health_flags.load(), 0u);
+  EXPECT_EQ(cluster.hosts[1]->health_flags.load(), health_flag::kFailedEdsHealth);
+  EXPECT_EQ(cluster.hosts[2]->health_flags.load(), health_flag::kDegradedEdsHealth);
+  EXPECT_EQ(cluster.unhealthy_hosts.load(), 2u);
+  EXPECT_EQ(cluster.degraded_hosts.load(), 1u);
+  EXPECT_EQ(cluster.stats->membership_total.value(), 4u);
+  EXPECT_EQ(cluster.stats->membership_healthy.value(), 2u);
+  EXPECT_EQ(cluster.stats->membership_degraded.value(), 1u);
+  // Two healthy hosts of four at factor 140 take 70% of the load, the
+  // degraded one the other 30%; the unhealthy one nothing.
+  auto lb = createLoadBalancer(cluster);
+  const auto counts = picks(cluster, *lb, 10000);
+  EXPECT_EQ(counts[1], 0u);
+  EXPECT_LT(testing::chiSquared({counts[0] + counts[3], counts[2]}, {70, 30}), testing::chiSquaredCritical001(1))
+      << counts[0] + counts[3] << " / " << counts[2];
+}
+
 TEST_F(EdsHealthTest, EveryStatusIsKeptWithEnvoysFlag) {
   auto c = apply(assignment(absl::StrCat("{cluster_name: s, endpoints: [{lb_endpoints: [", edsEndpoint(1, "UNHEALTHY"),
                                          ", ", edsEndpoint(2, "DRAINING"), ", ", edsEndpoint(3, "TIMEOUT"), ", ",
