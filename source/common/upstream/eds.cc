@@ -48,6 +48,11 @@ absl::StatusOr<EdsHosts> hostsFromAssignment(const envoy::config::endpoint::v3::
   auto factor = overprovisioningFactor(cla, path);
   if (!factor.ok()) return factor.status();
   out.overprovisioning_factor = *factor;
+  // Exactly sized: the host vector is what the cluster keeps.
+  size_t endpoint_count = 0;
+  for (const auto& locality : cla.endpoints()) endpoint_count += locality.lb_endpoints_size();
+  out.hosts.reserve(endpoint_count);
+  out.eds_flags.reserve(endpoint_count);
   for (int i = 0; i < cla.endpoints_size(); ++i) {
     const auto& locality = cla.endpoints(i);
     const std::string lpath = absl::StrCat(path, ".endpoints[", i, "]");
