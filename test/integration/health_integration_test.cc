@@ -3,7 +3,10 @@
 #include <atomic>
 #include <mutex>
 #include <string>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test/integration/configs.h"
@@ -65,8 +68,8 @@ TcpServer::Handler controlledUpstream(std::string name, Control& c) {
       }
       if (!hc && c.immediate_fail) extra = "x-envoy-immediate-health-check-fail: true\r\n";
       if (hc && c.degraded) extra += "x-envoy-degraded: true\r\n";
-      sendAll(fd, "HTTP/1.1 " + std::to_string(code) + " X\r\ncontent-length: " + std::to_string(body.size()) +
-                      "\r\n" + extra + "\r\n" + body);
+      sendAll(fd, "HTTP/1.1 " + std::to_string(code) + " X\r\ncontent-length: " + std::to_string(body.size()) + "\r\n" +
+                      extra + "\r\n" + body);
       if (c.close_after_response) return;
     }
   };
@@ -96,7 +99,8 @@ std::string twoHostCluster(uint16_t a, uint16_t b, const std::string& extra) {
   return R"(  - name: backend
     connect_timeout: 1s
     type: STATIC
-)" + extra + R"(    load_assignment:
+)" + extra +
+         R"(    load_assignment:
       cluster_name: backend
       endpoints:
       - lb_endpoints:
@@ -123,14 +127,22 @@ std::string config(const std::string& clusters) {
 )" + clusters;
 }
 
-const char* kHttpHealthCheck = R"(    health_checks:
-    - timeout: 1s
-      interval: 0.05s
-      no_traffic_interval: 0.05s
-      unhealthy_threshold: 2
-      healthy_threshold: 2
-      http_health_check: {path: /healthz}
-)";
+// One health_checks entry that checks every 50 ms, with or without traffic:
+// `check` is its checker ("http_health_check: {path: /healthz}"), `extra`
+// more lines of the entry.
+std::string fastCheck(int unhealthy_threshold, int healthy_threshold, const std::string& check,
+                      const std::string& extra = "") {
+  return absl::StrCat("    - timeout: 1s\n      interval: 0.05s\n      no_traffic_interval: 0.05s\n", extra,
+                      "      unhealthy_threshold: ", unhealthy_threshold,
+                      "\n      healthy_threshold: ", healthy_threshold, "\n      ", check, "\n");
+}
+
+// A cluster's health_checks list of the given entries.
+std::string healthChecks(const std::vector<std::string>& entries) {
+  return absl::StrCat("    health_checks:\n", absl::StrJoin(entries, ""));
+}
+
+const std::string kHttpHealthCheck = healthChecks({fastCheck(2, 2, "http_health_check: {path: /healthz}")});
 
 class HealthIntegrationTest : public ::testing::Test {
  protected:
@@ -243,17 +255,9 @@ TEST_F(HealthIntegrationTest, UpstreamClosingIdleCheckConnectionsIsNotAFailure) 
 }
 
 TEST_F(HealthIntegrationTest, RetriableStatusNeedsTheUnhealthyThresholdAndExpectedStatusesWiden) {
-  start(R"(    health_checks:
-    - timeout: 1s
-      interval: 0.05s
-      no_traffic_interval: 0.05s
-      unhealthy_threshold: 1000
-      healthy_threshold: 1
-      http_health_check:
-        path: /healthz
-        expected_statuses: [{start: 200, end: 300}]
-        retriable_statuses: [{start: 429, end: 430}]
-)");
+  start(healthChecks({fastCheck(1000, 1,
+                                "http_health_check: {path: /healthz, expected_statuses: [{start: 200, end: 300}], "
+                                "retriable_statuses: [{start: 429, end: 430}]}")}));
   ca_.health_status = 204;
   ASSERT_TRUE(waitForFlags(a_.port(), "healthy"));
   ca_.health_status = 429;
@@ -265,17 +269,9 @@ TEST_F(HealthIntegrationTest, RetriableStatusNeedsTheUnhealthyThresholdAndExpect
 }
 
 TEST_F(HealthIntegrationTest, HttpCheckSendsHostUserAgentAndAddedHeaders) {
-  start(R"(    health_checks:
-    - timeout: 1s
-      interval: 0.05s
-      no_traffic_interval: 0.05s
-      unhealthy_threshold: 2
-      healthy_threshold: 2
-      http_health_check:
-        path: /healthz
-        host: hc.example
-        request_headers_to_add: [{header: {key: x-probe, value: "1"}}]
-)");
+  start(healthChecks({fastCheck(
+      2, 2,
+      R"(http_health_check: {path: /healthz, host: hc.example, request_headers_to_add: [{header: {key: x-probe, value: "1"}}]})")}));
   ASSERT_TRUE(waitFor([&] { return !ca_.lastCheck().empty(); }));
   const std::string request = ca_.lastCheck();
   EXPECT_THAT(request, ::testing::StartsWith("GET /healthz HTTP/1.1\r\n"));
@@ -297,8 +293,7 @@ TEST_F(HealthIntegrationTest, TcpCheckSendsAndExpectsPayloads) {
       tcp_health_check:
         send: {text: "50494E47"}
         receive: [{text: "504F4E47"}]
-)"))))
-      << courier_.log();
+)")))) << courier_.log();
   ASSERT_TRUE(waitForFlags(p.port(), "healthy")) << flags(p.port());
   ASSERT_TRUE(waitForFlags(q.port(), "healthy"));
   cp.down = true;
@@ -356,14 +351,7 @@ TEST_F(HealthIntegrationTest, WithPanicDisabledNoHealthyHostMeans503) {
 }
 
 TEST_F(HealthIntegrationTest, ImmediateHealthCheckFailHeaderMarksTheHostAtOnce) {
-  start(R"(    health_checks:
-    - timeout: 1s
-      interval: 0.05s
-      no_traffic_interval: 0.05s
-      unhealthy_threshold: 100
-      healthy_threshold: 1000
-      http_health_check: {path: /healthz}
-)");
+  start(healthChecks({fastCheck(100, 1000, "http_health_check: {path: /healthz}")}));
   ASSERT_TRUE(waitForFlags(a_.port(), "healthy"));
   ASSERT_TRUE(waitForFlags(b_.port(), "healthy"));
   ca_.immediate_fail = true;
@@ -393,20 +381,8 @@ TEST_F(HealthIntegrationTest, AdminHealthcheckFailAndOkArePostOnly) {
 
 TEST_F(HealthIntegrationTest, WithTwoCheckersEitherFailingTakesTheHostOut) {
   // The first checks /healthz (health_status), the second /ready (status).
-  start(R"(    health_checks:
-    - timeout: 1s
-      interval: 0.05s
-      no_traffic_interval: 0.05s
-      unhealthy_threshold: 2
-      healthy_threshold: 2
-      http_health_check: {path: /healthz}
-    - timeout: 1s
-      interval: 0.05s
-      no_traffic_interval: 0.05s
-      unhealthy_threshold: 2
-      healthy_threshold: 1
-      http_health_check: {path: /ready}
-)");
+  start(healthChecks(
+      {fastCheck(2, 2, "http_health_check: {path: /healthz}"), fastCheck(2, 1, "http_health_check: {path: /ready}")}));
   ASSERT_TRUE(waitForFlags(a_.port(), "healthy")) << flags(a_.port()) << courier_.log();
   ASSERT_TRUE(waitForFlags(b_.port(), "healthy"));
   EXPECT_EQ(stat("cluster.backend.health_check.healthy"), 2u);
@@ -437,15 +413,7 @@ TEST_F(HealthIntegrationTest, WithTwoCheckersEitherFailingTakesTheHostOut) {
 }
 
 TEST_F(HealthIntegrationTest, UnhealthyIntervalSlowsTheChecksOfAFailedHostOnceTrafficFlowed) {
-  start(R"(    health_checks:
-    - timeout: 1s
-      interval: 0.05s
-      no_traffic_interval: 0.05s
-      unhealthy_interval: 60s
-      unhealthy_threshold: 2
-      healthy_threshold: 1
-      http_health_check: {path: /healthz}
-)");
+  start(healthChecks({fastCheck(2, 1, "http_health_check: {path: /healthz}", "      unhealthy_interval: 60s\n")}));
   ASSERT_TRUE(waitForFlags(a_.port(), "healthy")) << courier_.log();
   ASSERT_TRUE(waitForFlags(b_.port(), "healthy"));
   requests(2);  // the cluster has carried traffic: the traffic intervals apply
@@ -459,15 +427,8 @@ TEST_F(HealthIntegrationTest, UnhealthyIntervalSlowsTheChecksOfAFailedHostOnceTr
 
 TEST_F(HealthIntegrationTest, WithoutTrafficHealthyHostsUseTheNoTrafficHealthyInterval) {
   ca_.health_status = 503;
-  start(R"(    health_checks:
-    - timeout: 1s
-      interval: 0.05s
-      no_traffic_interval: 0.05s
-      no_traffic_healthy_interval: 60s
-      unhealthy_threshold: 2
-      healthy_threshold: 1
-      http_health_check: {path: /healthz}
-)");
+  start(healthChecks(
+      {fastCheck(2, 1, "http_health_check: {path: /healthz}", "      no_traffic_healthy_interval: 60s\n")}));
   ASSERT_TRUE(waitForFlags(b_.port(), "healthy")) << courier_.log();
   // A keeps failing and is checked every 50ms; B, healthy, waits 60s.
   ASSERT_TRUE(waitFor([&] { return ca_.checks >= 20; }));
@@ -476,20 +437,8 @@ TEST_F(HealthIntegrationTest, WithoutTrafficHealthyHostsUseTheNoTrafficHealthyIn
 }
 
 TEST_F(HealthIntegrationTest, ImmediateHealthCheckFailHeaderWorksWithTwoCheckers) {
-  start(R"(    health_checks:
-    - timeout: 1s
-      interval: 0.05s
-      no_traffic_interval: 0.05s
-      unhealthy_threshold: 100
-      healthy_threshold: 1000
-      http_health_check: {path: /healthz}
-    - timeout: 1s
-      interval: 0.05s
-      no_traffic_interval: 0.05s
-      unhealthy_threshold: 100
-      healthy_threshold: 1000
-      tcp_health_check: {}
-)");
+  start(healthChecks(
+      {fastCheck(100, 1000, "http_health_check: {path: /healthz}"), fastCheck(100, 1000, "tcp_health_check: {}")}));
   ASSERT_TRUE(waitForFlags(a_.port(), "healthy")) << courier_.log();
   ASSERT_TRUE(waitForFlags(b_.port(), "healthy"));
   ca_.immediate_fail = true;
@@ -503,16 +452,8 @@ TEST_F(HealthIntegrationTest, ImmediateHealthCheckFailHeaderWorksWithTwoCheckers
 TEST_F(HealthIntegrationTest, ServiceNameMatcherChecksTheUpstreamsClusterHeader) {
   ca_.setHealthAnswer("", "backend-prod");
   cb_.setHealthAnswer("", "other-prod");
-  start(R"(    health_checks:
-    - timeout: 1s
-      interval: 0.05s
-      no_traffic_interval: 0.05s
-      unhealthy_threshold: 2
-      healthy_threshold: 1
-      http_health_check:
-        path: /healthz
-        service_name_matcher: {prefix: backend}
-)");
+  start(
+      healthChecks({fastCheck(2, 1, "http_health_check: {path: /healthz, service_name_matcher: {prefix: backend}}")}));
   ASSERT_TRUE(waitForFlags(a_.port(), "healthy")) << courier_.log();
   ASSERT_TRUE(courier_.waitForStat("cluster.backend.health_check.verify_cluster", 4));
   EXPECT_EQ(flags(b_.port()), "/failed_active_hc");
@@ -528,18 +469,9 @@ TEST_F(HealthIntegrationTest, ServiceNameMatcherChecksTheUpstreamsClusterHeader)
 TEST_F(HealthIntegrationTest, HttpCheckSendsTheBodyAndMatchesTheResponseBody) {
   ca_.setHealthAnswer("status: ok, load: 3", "");
   cb_.setHealthAnswer("status: degraded-but-up", "");
-  start(R"(    health_checks:
-    - timeout: 1s
-      interval: 0.05s
-      no_traffic_interval: 0.05s
-      unhealthy_threshold: 2
-      healthy_threshold: 1
-      http_health_check:
-        path: /healthz
-        method: POST
-        send: {text: "7b2270696e67223a317d"}
-        receive: [{text: "737461747573"}, {text: "6f6b"}]
-)");
+  start(healthChecks({fastCheck(
+      2, 1,
+      R"(http_health_check: {path: /healthz, method: POST, send: {text: "7b2270696e67223a317d"}, receive: [{text: "737461747573"}, {text: "6f6b"}]})")}));
   ASSERT_TRUE(waitForFlags(a_.port(), "healthy")) << courier_.log();
   // "status" then "ok" in order: B's body has "status" but no "ok" after it.
   ASSERT_TRUE(courier_.waitForStat("cluster.backend.health_check.failure", 2));
@@ -559,17 +491,8 @@ TEST_F(HealthIntegrationTest, HttpCheckSendsTheBodyAndMatchesTheResponseBody) {
 TEST_F(HealthIntegrationTest, ResponseBodyBeyondTheBufferSizeIsNotSearched) {
   ca_.setHealthAnswer(std::string(40, '.') + "ok", "");
   cb_.setHealthAnswer("ok" + std::string(40, '.'), "");
-  start(R"(    health_checks:
-    - timeout: 1s
-      interval: 0.05s
-      no_traffic_interval: 0.05s
-      unhealthy_threshold: 2
-      healthy_threshold: 1
-      http_health_check:
-        path: /healthz
-        receive: [{text: "6f6b"}]
-        response_buffer_size: 16
-)");
+  start(healthChecks({fastCheck(
+      2, 1, R"(http_health_check: {path: /healthz, receive: [{text: "6f6b"}], response_buffer_size: 16})")}));
   ASSERT_TRUE(waitForFlags(b_.port(), "healthy")) << courier_.log();
   ASSERT_TRUE(waitForFlags(a_.port(), "/failed_active_hc"));
 }
@@ -633,9 +556,11 @@ std::string tlsFrontConfig(uint16_t port, const std::string& alpn, const std::st
         "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
         sni: courier.test
         common_tls_context:
-          alpn_protocols: [)" + alpn + R"(]
+          alpn_protocols: [)" +
+                alpn + R"(]
           validation_context:
-            trusted_ca: {filename: )" + pki().path("ca.pem") + R"(}
+            trusted_ca: {filename: )" +
+                pki().path("ca.pem") + R"(}
     load_assignment:
       cluster_name: backend
       endpoints:
@@ -737,8 +662,9 @@ TEST(TcpProxyOutlierTest, RefusedConnectsEjectTheHostAndTrafficStaysOnTheLiveOne
   std::string cfg = tcpProxyConfig({live.port(), dead});
   const std::string type = "    type: STATIC\n";
   cfg.replace(cfg.find(type), type.size(),
-              type + "    outlier_detection: {consecutive_5xx: 2, interval: 10s, base_ejection_time: 30s, "
-                     "max_ejection_percent: 100}\n");
+              type +
+                  "    outlier_detection: {consecutive_5xx: 2, interval: 10s, base_ejection_time: 30s, "
+                  "max_ejection_percent: 100}\n");
   CourierProcess courier;
   ASSERT_TRUE(courier.start(cfg)) << courier.log();
   const uint16_t port = courier.listenerPort("tcp");
@@ -756,13 +682,13 @@ TEST(TcpProxyOutlierTest, RefusedConnectsEjectTheHostAndTrafficStaysOnTheLiveOne
   }
 }
 
-
 // A in priority 0, B in priority 1.
 std::string twoPriorityCluster(uint16_t a, uint16_t b, const std::string& extra) {
   return R"(  - name: backend
     connect_timeout: 1s
     type: STATIC
-)" + extra + R"(    load_assignment:
+)" + extra +
+         R"(    load_assignment:
       cluster_name: backend
       endpoints:
       - lb_endpoints:
