@@ -42,7 +42,7 @@ bool setHealthFlag(const Cluster& cluster, const Host& host, uint32_t flag, bool
   return true;
 }
 
-void recountHealth(const Cluster& cluster) {
+void recountHostCounts(const Cluster& cluster) {
   uint32_t unhealthy = 0;
   uint32_t degraded = 0;
   for (const auto& h : cluster.hosts) {
@@ -52,11 +52,15 @@ void recountHealth(const Cluster& cluster) {
   }
   cluster.unhealthy_hosts.set(unhealthy);
   cluster.degraded_hosts.set(degraded);
+}
+
+void recountHealth(const Cluster& cluster) {
+  recountHostCounts(cluster);
   cluster.health_generation.add(1);
   if (cluster.layout != nullptr) cluster.layout->recount();
   if (cluster.stats) {
-    cluster.stats->membership_healthy.set(cluster.hosts.size() - unhealthy);
-    cluster.stats->membership_degraded.set(degraded);
+    cluster.stats->membership_healthy.set(cluster.hosts.size() - cluster.unhealthy_hosts.load());
+    cluster.stats->membership_degraded.set(cluster.degraded_hosts.load());
   }
 }
 

@@ -313,6 +313,9 @@ using ClusterConstSharedPtr = std::shared_ptr<const Cluster>;
 // step.
 // True if the host's coarse health (hostHealthOf) changed.
 bool setHealthFlag(const Cluster& cluster, const Host& host, uint32_t flag, bool on);
+// Sets unhealthy_hosts and degraded_hosts of `cluster` (or of a group view
+// of it) from its hosts' flags; nothing else.
+void recountHostCounts(const Cluster& cluster);
 // Recounts unhealthy_hosts, degraded_hosts and membership_healthy/_degraded from the
 // host flags (after a new host list was built with flags already set).
 void recountHealth(const Cluster& cluster);
@@ -325,7 +328,8 @@ inline bool inHealthyPanic(const Cluster& cluster, size_t host_count, uint32_t u
   if (host_count == 0) return false;
   const uint64_t healthy = host_count - unhealthy;
   const uint64_t factor = cluster.overprovisioning_factor;
-  if (std::min<uint64_t>(100, factor * healthy / host_count) + std::min<uint64_t>(100, factor * degraded / host_count) >=
+  if (std::min<uint64_t>(100, factor * healthy / host_count) +
+          std::min<uint64_t>(100, factor * degraded / host_count) >=
       100) {
     return false;
   }

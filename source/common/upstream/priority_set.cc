@@ -155,25 +155,11 @@ void PriorityLayout::onHealthChange(const Host& host, int32_t unhealthy_delta, i
   }
 }
 
-namespace {
-void recountView(const Cluster& view) {
-  uint32_t unhealthy = 0;
-  uint32_t degraded = 0;
-  for (const auto& h : view.hosts) {
-    const HostHealth health = hostHealthOf(h->health_flags.load(std::memory_order_relaxed));
-    unhealthy += health != HostHealth::kHealthy ? 1 : 0;
-    degraded += health == HostHealth::kDegraded ? 1 : 0;
-  }
-  view.unhealthy_hosts.set(unhealthy);
-  view.degraded_hosts.set(degraded);
-}
-}  // namespace
-
 void PriorityLayout::recount() const {
   generation.add(1);
   for (const auto& level : levels) {
-    recountView(*level.all);
-    for (const auto& l : level.localities) recountView(*l);
+    recountHostCounts(*level.all);
+    for (const auto& l : level.localities) recountHostCounts(*l);
   }
 }
 
