@@ -543,14 +543,8 @@ std::string tlsFrontConfig(uint16_t port, const std::string& alpn, const std::st
   return config(R"(  - name: backend
     connect_timeout: 1s
     type: STATIC
-    health_checks:
-    - timeout: 1s
-      interval: 0.05s
-      no_traffic_interval: 0.05s
-      unhealthy_threshold: 2
-      healthy_threshold: 1
-      http_health_check: {path: /healthz}
-)" + hc_extra + R"(    transport_socket:
+)" + healthChecks({fastCheck(2, 1, "http_health_check: {path: /healthz}", hc_extra)}) +
+                R"(    transport_socket:
       name: envoy.transport_sockets.tls
       typed_config:
         "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
