@@ -14,10 +14,10 @@ ClusterConstSharedPtr withHosts(const Cluster& base, std::vector<HostConstShared
   next->hosts = std::move(hosts);
   if (next->lb_factory != nullptr) next->lb_factory = next->lb_factory->forHosts(*next);
   buildPriorityLayout(*next);
-  if (next->stats != nullptr) {
-    next->stats->membership_total.set(next->hosts.size());
-    next->stats->membership_healthy.set(next->hosts.size());
-  }
+  if (next->stats != nullptr) next->stats->membership_total.set(next->hosts.size());
+  // Hosts that stay keep their flags (active checks, outlier ejection): the
+  // counts come from them, not from the previous version.
+  recountHealth(*next);
   return next;
 }
 
