@@ -13,14 +13,7 @@ std::shared_ptr<const Cluster> makeView(const Cluster& parent, std::vector<HostC
   view->localities = {};
   view->hosts = std::move(hosts);
   if (parent.lb_factory != nullptr) view->lb_factory = parent.lb_factory->forHosts(*view);
-  uint32_t unhealthy = 0;
-  uint32_t degraded = 0;
-  for (const auto& h : view->hosts) {
-    unhealthy += h->healthy() ? 0 : 1;
-    degraded += h->degraded() ? 1 : 0;
-  }
-  view->unhealthy_hosts.set(unhealthy);
-  view->degraded_hosts.set(degraded);
+  recountHostCounts(*view);
   return view;
 }
 
