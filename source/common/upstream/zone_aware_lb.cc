@@ -175,12 +175,12 @@ const Host* ZoneAwareLoadBalancer::chooseHost(const LoadBalancerContext* context
   refresh();
   const auto& config = *cluster_.zone_aware;
   const uint32_t unhealthy = cluster_.unhealthy_hosts.load();
-  if (unhealthy != 0 && inHealthyPanic(cluster_, cluster_.hosts.size(), unhealthy) && config.fail_traffic_on_panic) {
+  const bool panic = unhealthy != 0 && inHealthyPanic(cluster_, cluster_.hosts.size(), unhealthy);
+  if (panic && config.fail_traffic_on_panic) {
     if (cluster_.stats != nullptr) cluster_.stats->lb_healthy_panic.inc();
     return nullptr;
   }
-  if (routing_.mode == ZoneRouting::Mode::kNone) return plain(context);
-  if (unhealthy != 0 && inHealthyPanic(cluster_, cluster_.hosts.size(), unhealthy)) return plain(context);
+  if (panic || routing_.mode == ZoneRouting::Mode::kNone) return plain(context);
   if (config.routing_enabled < 100 && random_.below(100) >= config.routing_enabled) return plain(context);
   if (local_panic_) {
     if (zoneStats() != nullptr) zoneStats()->lb_local_cluster_not_ok.inc();
