@@ -89,7 +89,7 @@ class ClusterManager::EdsSubscription : public config::SubscriptionCallbacks {
   void onConfigUpdateFailed(config::UpdateFailureReason reason, const absl::Status& error) override {
     update_attempt_.inc();
     (reason == config::UpdateFailureReason::UpdateRejected ? update_rejected_ : update_failure_).inc();
-    spdlog::warn("eds: cluster '{}': update failed, keeping {} endpoint(s): {}", cluster_, hosts.total,
+    spdlog::warn("eds: cluster '{}': update failed, keeping {} endpoint(s): {}", cluster_, hosts.hosts.size(),
                  std::string(error.message()));
     // Envoy: a fetch that failed or timed out ends warming, with no hosts.
     if (warming) parent_.onEndpoints(*this, nullptr);
@@ -139,7 +139,7 @@ class ClusterManager::EdsSubscription : public config::SubscriptionCallbacks {
     assignment = *cla;
     has_assignment = true;
     last_updated = google::protobuf::util::TimeUtil::GetCurrentTime();
-    spdlog::info("eds: cluster '{}' has {} endpoint(s) (version '{}')", cluster_, hosts.total, version);
+    spdlog::info("eds: cluster '{}' has {} endpoint(s) (version '{}')", cluster_, hosts.hosts.size(), version);
     // Success is counted once every worker balances over the new hosts.
     parent_.onEndpoints(*this, [this, alive = alive_] {
       if (*alive) update_success_.inc();

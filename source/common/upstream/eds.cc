@@ -91,7 +91,6 @@ absl::StatusOr<EdsHosts> hostsFromAssignment(const envoy::config::endpoint::v3::
       out.all.emplace(key, host);
       out.hosts.push_back(host);
       out.eds_flags.push_back(edsHealthFlag(lb.health_status()));
-      ++out.total;
     }
   }
   return out;
@@ -108,14 +107,6 @@ uint32_t edsHealthFlag(envoy::config::core::v3::HealthStatus status) {
     default:
       return 0;
   }
-}
-
-ClusterConstSharedPtr clusterWithHosts(const Cluster& cluster, std::vector<HostConstSharedPtr> hosts) {
-  auto next = std::make_shared<Cluster>(cluster);
-  next->hosts = std::move(hosts);
-  if (cluster.lb_factory != nullptr) next->lb_factory = cluster.lb_factory->forHosts(*next);
-  buildPriorityLayout(*next);
-  return next;
 }
 
 ClusterConstSharedPtr clusterWithAssignment(const Cluster& cluster, const EdsHosts& hosts) {

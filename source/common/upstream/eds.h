@@ -23,7 +23,6 @@ struct EdsHosts {
   // (edsHealthFlag()): clusterWithAssignment() sets them on the hosts.
   std::vector<HostConstSharedPtr> hosts;
   std::vector<uint32_t> eds_flags;
-  size_t total = 0;
   // The localities hosts name (Host::locality indexes it) and the policy's
   // overprovisioning factor.
   std::vector<LocalityEntry> localities;
@@ -54,11 +53,9 @@ absl::StatusOr<EdsHosts> hostsFromAssignment(const envoy::config::endpoint::v3::
 // for DEGRADED, none for HEALTHY and UNKNOWN.
 uint32_t edsHealthFlag(envoy::config::core::v3::HealthStatus status);
 
-// A new version of `cluster` serving `hosts`, with the same settings (and
-// settings_id) and a load-balancer factory rebuilt for the hosts.
-ClusterConstSharedPtr clusterWithHosts(const Cluster& cluster, std::vector<HostConstSharedPtr> hosts);
-// The same for an assignment: its hosts, localities and overprovisioning
-// factor. Sets each host's EDS health flags (hosts kept from the version it
+// A new version of `cluster` serving an assignment (its hosts, localities
+// and overprovisioning factor), with the same settings (and settings_id) and
+// a load-balancer factory rebuilt for the hosts. Sets each host's EDS health flags (hosts kept from the version it
 // replaces included, so a kept host's flag follows its health_status) and
 // recounts the new version's health and membership gauges.
 ClusterConstSharedPtr clusterWithAssignment(const Cluster& cluster, const EdsHosts& hosts);
