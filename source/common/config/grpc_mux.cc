@@ -445,7 +445,7 @@ absl::Status GrpcMux::deliverDelta(TypeState& state, std::vector<DecodedResource
       if (wants(*watch, resource.name)) mine_added.push_back(takeOrCopy(resource, watches, w));
     }
     for (const std::string& name : removed) {
-      if (watch->names.empty() || watch->names.contains(name)) mine_removed.push_back(name);
+      if (wants(*watch, name)) mine_removed.push_back(name);
     }
     // Nothing for a watch that named its resources: not its update.
     if (!watch->names.empty() && mine_added.empty() && mine_removed.empty()) continue;
