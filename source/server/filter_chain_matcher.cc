@@ -7,9 +7,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "source/common/common/field_error.h"
+#include "source/common/protobuf/deterministic.h"
 
 namespace courier::server {
 
@@ -229,17 +228,10 @@ absl::StatusOr<FilterChainMatcher> FilterChainMatcher::create(const std::vector<
   for (size_t i = 0; i < matches.size(); ++i) {
     const FilterChainMatch& m = matches[i] != nullptr ? *matches[i] : empty;
     const std::string mpath = absl::StrCat(path, "[", i, "].filter_chain_match");
-    std::string bytes;
-    {
-      google::protobuf::io::StringOutputStream stream(&bytes);
-      google::protobuf::io::CodedOutputStream coded(&stream);
-      coded.SetSerializationDeterministic(true);
-      m.SerializeToCodedStream(&coded);
-    }
-    auto [same, inserted] = seen.emplace(std::move(bytes), i);
+    auto [same, inserted] = seen.emplace(protobuf::deterministicBytes(m), i);
     if (!inserted) {
-      return fieldError(mpath, absl::StrCat("multiple filter chains with the same matching rules are defined (",
-                                            path, "[", same->second, "] has the same filter_chain_match)"));
+      return fieldError(mpath, absl::StrCat("multiple filter chains with the same matching rules are defined (", path,
+                                            "[", same->second, "] has the same filter_chain_match)"));
     }
     auto keys = keysOf(m, mpath);
     if (!keys.ok()) return keys.status();
@@ -253,8 +245,7 @@ absl::StatusOr<FilterChainMatcher> FilterChainMatcher::create(const std::vector<
     for (const Cidr& dip : keys->destination_ips) {
       ServerNames& names = dips.table.insert(dip);
       for (const std::string& name : keys->server_names) {
-        TransportProtocols& tps =
-            absl::StartsWith(name, "*.") ? names.wildcard[name.substr(1)] : names.exact[name];
+        TransportProtocols& tps = absl::StartsWith(name, "*.") ? names.wildcard[name.substr(1)] : names.exact[name];
         AppProtocols& aps = tps.by_protocol[keys->transport_protocol];
         for (const std::string& ap : keys->application_protocols) {
           DirectSources& directs = aps.by_protocol[ap];

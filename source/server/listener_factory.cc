@@ -1,13 +1,12 @@
 #include "source/server/listener_factory.h"
-#include "source/common/common/field_error.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/time_util.h"
-#include "spdlog/spdlog.h"
+#include "source/common/common/field_error.h"
+#include "source/common/protobuf/deterministic.h"
 #include "source/extensions/extensions.h"
+#include "spdlog/spdlog.h"
 
 namespace courier::server {
 namespace {
@@ -35,12 +34,11 @@ absl::StatusOr<network::TransportSocketFactoryConstSharedPtr> createTransportSoc
   const auto& registry = extensions::Registry::get();
   TransportSocketConfigFactory* factory = registry.transportSocket(type, config.name());
   if (factory == nullptr) {
-    return fieldError(config.has_typed_config() ? path + ".typed_config" : path + ".name",
-                      absl::StrCat("no transport socket for ",
-                                   type.empty() ? absl::StrCat("name \"", config.name(), "\"")
-                                                : absl::StrCat("type \"", type, "\""),
-                                   " (available: ", kRawBufferName, ", ",
-                                   absl::StrJoin(registry.transportSocketNames(), ", "), ")"));
+    return fieldError(
+        config.has_typed_config() ? path + ".typed_config" : path + ".name",
+        absl::StrCat("no transport socket for ",
+                     type.empty() ? absl::StrCat("name \"", config.name(), "\"") : absl::StrCat("type \"", type, "\""),
+                     " (available: ", kRawBufferName, ", ", absl::StrJoin(registry.transportSocketNames(), ", "), ")"));
   }
   if (!config.has_typed_config()) return fieldError(path + ".typed_config", "is required");
   return factory->createDownstreamFactory(config.typed_config(), context, stat_prefix, path + ".typed_config");
@@ -52,12 +50,7 @@ absl::StatusOr<std::shared_ptr<const FilterChain>> createFilterChain(
   auto chain = std::make_shared<FilterChain>();
   chain->name = config.name();
   // Deterministic bytes, so the same chain config always gives the same key.
-  {
-    google::protobuf::io::StringOutputStream stream(&chain->config_key);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    config.SerializeToCodedStream(&coded);
-  }
+  chain->config_key = protobuf::deterministicBytes(config);
   if (config.has_transport_socket()) {
     auto factory = createTransportSocket(config.transport_socket(), path + ".transport_socket", context, stat_prefix);
     if (!factory.ok()) return factory.status();
@@ -124,8 +117,9 @@ absl::StatusOr<ListenerFilterPredicate> createPredicate(
       if (p.start > p.end) return fieldError(path + ".destination_port_range", "start must not be after end");
       break;
     default:
-      return fieldError(path, "one of or_match, and_match, not_match, any_match or destination_port_range is "
-                              "required");
+      return fieldError(path,
+                        "one of or_match, and_match, not_match, any_match or destination_port_range is "
+                        "required");
   }
   return p;
 }
@@ -201,9 +195,10 @@ absl::StatusOr<ListenerConfigConstSharedPtr> createListener(const Listener& conf
   if (listener->matcher.needsTlsInspector() && !has_tls_inspector) {
     // As Envoy: chains that match on SNI, ALPN or "tls" get a tls_inspector
     // even when the listener does not list one.
-    spdlog::warn("{}: filter_chain_match uses server_names, application_protocols or transport_protocol \"tls\" "
-                 "without a tls_inspector listener filter; adding one",
-                 path);
+    spdlog::warn(
+        "{}: filter_chain_match uses server_names, application_protocols or transport_protocol \"tls\" "
+        "without a tls_inspector listener filter; adding one",
+        path);
     ListenerFilterConfigFactory* factory = registry.listenerFilter("", kTlsInspectorName);
     if (factory != nullptr) {
       auto created = factory->createFilter(google::protobuf::Any(), context, path + ".listener_filters");
@@ -212,8 +207,8 @@ absl::StatusOr<ListenerConfigConstSharedPtr> createListener(const Listener& conf
     }
   }
   if (config.has_default_filter_chain()) {
-    auto chain = createFilterChain(config.default_filter_chain(), path + ".default_filter_chain", context,
-                                   stat_prefix + ".");
+    auto chain =
+        createFilterChain(config.default_filter_chain(), path + ".default_filter_chain", context, stat_prefix + ".");
     if (!chain.ok()) return chain.status();
     listener->default_filter_chain = std::move(*chain);
   }

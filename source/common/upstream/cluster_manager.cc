@@ -4,10 +4,9 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
+#include "source/common/protobuf/deterministic.h"
 #include "source/common/upstream/cluster_factory.h"
 #include "source/common/upstream/cluster_health.h"
 #include "source/common/upstream/eds.h"
@@ -184,14 +183,7 @@ ProtoCluster ClusterManager::Entry::proto() const {
 
 std::string ClusterManager::Entry::serialize(const ProtoCluster& proto) {
   // Deterministic, so that the same cluster always compares equal.
-  std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
-  google::protobuf::io::CodedOutputStream coded(&stream);
-  coded.SetSerializationDeterministic(true);
-  proto.SerializeToCodedStream(&coded);
-  coded.Trim();
-  out.shrink_to_fit();
-  return out;
+  return protobuf::deterministicBytes(proto);
 }
 
 ClusterManager::ClusterManager(stats::Store& stats, thread_local_::SnapshotSlot<ClusterSet>& slot,
